@@ -1,0 +1,261 @@
+#!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
+# Side-by-side throughput of basalt and redis-server, measured with redis-benchmark.
+#
+# Both servers run at once, same settings, persistence off, each pinned to CPU $SERVER_CPU
+# (default 0); redis-benchmark runs pinned to CPU $CLIENT_CPU (default 1). Each test is run
+# on one server and then at once on the other (the one that goes first alternates), so a
+# slow stretch of a shared machine hits both alike; each figure is the median of ROUNDS.
+#
+# Usage: scripts/compare-redis.sh [--quick] [--rounds N] [--requests N] [--tests LIST] [--out FILE]
+#
+# Environment (flags above override it):
+#   BASALT        basalt binary (default target/release/basalt; built if missing)
+#   BASALT_ARGS   extra basalt arguments (default "--shards 1"; set to "" for none)
+#   REDIS_SERVER  redis-server binary (default: redis-server on PATH)
+#   REDIS_ARGS    extra redis-server arguments (default none)
+#   COMMON_ARGS   arguments given to both (default "--bind 127.0.0.1")
+#   TESTS         redis-benchmark -t list (default set,get,incr,mset; the list of
+#                 redis-benchmark test names: ping_inline,ping_mbulk,set,get,incr,lpush,rpush,
+#                 lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100,lrange_300,lrange_500,
+#                 lrange_600,mset)
+#   PIPELINES     pipeline depths, space separated (default "1 16")
+#   REQUESTS      requests per test per run (default 100000)
+#   ROUNDS        rounds per server (default 3)
+#   CLIENTS       connections (default 50)
+#   KEYSPACE      redis-benchmark -r (default unset: every command hits the same key, as
+#                 plain redis-benchmark does)
+#   DATA_SIZE     redis-benchmark -d (default unset: 3 bytes)
+#   SERVER_CPU / CLIENT_CPU   pinning (default 0 / 1; unpinned when unavailable)
+#   BENCH_TIMEOUT seconds one redis-benchmark run may take (default 600)
+#   QUICK=1       smoke mode for CI: 2000 requests, 1 round, no warm-up (~5 s)
+#   OUT=file      also write the table as Markdown
+#
+# Calibration: BASALT=$(command -v redis-server) BASALT_ARGS="" scripts/compare-redis.sh
+# compares redis with itself; its ratios show the noise of the machine.
+
+set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+usage() { sed -n '3,/^$/{s/^# \{0,1\}//;p}' "$0"; }
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) QUICK=1 ;;
+        --rounds) ROUNDS="$2"; shift ;;
+        --requests) REQUESTS="$2"; shift ;;
+        --tests) TESTS="$2"; shift ;;
+        --out) OUT="$2"; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) usage >&2; die "unknown argument: $1" ;;
+    esac
+    shift
+done
+
+QUICK="${QUICK:-0}"
+[ "$QUICK" = "0" ] && QUICK=""
+if [ -n "$QUICK" ]; then
+    REQUESTS="${REQUESTS:-2000}"
+    ROUNDS="${ROUNDS:-1}"
+    WARMUP="${WARMUP:-0}"
+fi
+REQUESTS="${REQUESTS:-100000}"
+ROUNDS="${ROUNDS:-3}"
+WARMUP="${WARMUP:-1}"
+TESTS="${TESTS:-set,get,incr,mset}"
+PIPELINES="${PIPELINES:-1 16}"
+CLIENTS="${CLIENTS:-50}"
+KEYSPACE="${KEYSPACE:-}"
+DATA_SIZE="${DATA_SIZE:-}"
+SERVER_CPU="${SERVER_CPU:-0}"
+CLIENT_CPU="${CLIENT_CPU:-1}"
+BENCH_TIMEOUT="${BENCH_TIMEOUT:-600}"
+OUT="${OUT:-}"
+REDIS_SERVER="${REDIS_SERVER:-redis-server}"
+REDIS_BENCHMARK="${REDIS_BENCHMARK:-redis-benchmark}"
+BASALT_ARGS="${BASALT_ARGS-"--shards 1"}"
+REDIS_ARGS="${REDIS_ARGS-}"
+COMMON_ARGS="${COMMON_ARGS-"--bind 127.0.0.1"}"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+BASALT="${BASALT:-$TARGET_DIR/release/basalt}"
+
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
+[[ "$REQUESTS" =~ ^[1-9][0-9]*$ ]] || die "REQUESTS must be a positive integer"
+for tool in "$REDIS_SERVER" "$REDIS_BENCHMARK" redis-cli; do
+    command -v "$tool" >/dev/null || die "$tool not found (apt-get install redis-server redis-tools)"
+done
+if [ ! -x "$BASALT" ]; then
+    if [ "$BASALT" = "$TARGET_DIR/release/basalt" ]; then
+        log "building basalt (cargo build --release -p basalt)"
+        (cd "$ROOT" && cargo build --release -p basalt --bin basalt) >&2 || die "cargo build failed"
+    fi
+    [ -x "$BASALT" ] || die "basalt binary $BASALT not found"
+fi
+
+if ! command -v taskset >/dev/null || [ "$(cpu_usable "$SERVER_CPU")" = 0 ] || [ "$(cpu_usable "$CLIENT_CPU")" = 0 ]; then
+    log "warning: cannot pin to CPUs $SERVER_CPU/$CLIENT_CPU; running unpinned (figures will be noisier)"
+    SERVER_CPU=""
+    CLIENT_CPU=""
+fi
+if [ -n "$SERVER_CPU" ] && [ "$SERVER_CPU" = "$CLIENT_CPU" ]; then
+    log "warning: server and benchmark share CPU $SERVER_CPU"
+fi
+
+lib_init
+read -ra basalt_extra <<<"$BASALT_ARGS"
+read -ra redis_extra <<<"$REDIS_ARGS"
+read -ra common <<<"$COMMON_ARGS"
+
+redis_port=$(free_port)
+basalt_port=$(free_port)
+start_server redis "$redis_port" "$SERVER_CPU" "$REDIS_SERVER" --port "$redis_port" --save '' --appendonly no \
+    "${common[@]}" "${redis_extra[@]}"
+redis_pid=$SERVER_PID
+start_server basalt "$basalt_port" "$SERVER_CPU" "$BASALT" --port "$basalt_port" --save '' --appendonly no \
+    "${common[@]}" "${basalt_extra[@]}"
+basalt_pid=$SERVER_PID
+wait_for_ping "$redis_port" redis 10 "$redis_pid" || die "redis-server did not start"
+wait_for_ping "$basalt_port" basalt 20 "$basalt_pid" || die "basalt did not start"
+
+port_of() { if [ "$1" = redis ]; then echo "$redis_port"; else echo "$basalt_port"; fi; }
+pid_of() { if [ "$1" = redis ]; then echo "$redis_pid"; else echo "$basalt_pid"; fi; }
+
+RESULTS="$LIB_TMP/results.txt" # server pipeline round test rps p99_ms
+: >"$RESULTS"
+
+# bench SERVER PIPELINE REQUESTS OUTFILE [TESTS]: one redis-benchmark run, CSV into OUTFILE.
+bench() {
+    local server="$1" p="$2" n="$3" out="$4" tests="${5:-$TESTS}" pin=() extra=()
+    [ -n "$CLIENT_CPU" ] && pin=(taskset -c "$CLIENT_CPU")
+    [ -n "$KEYSPACE" ] && extra+=(-r "$KEYSPACE")
+    [ -n "$DATA_SIZE" ] && extra+=(-d "$DATA_SIZE")
+    if ! run_child timeout "$BENCH_TIMEOUT" "${pin[@]}" "$REDIS_BENCHMARK" -h 127.0.0.1 -p "$(port_of "$server")" \
+        -q -c "$CLIENTS" -n "$n" -P "$p" -t "$tests" --csv "${extra[@]}" >"$out" 2>"$out.err"; then
+        log "redis-benchmark against $server (P=$p) failed:"
+        cat "$out.err" >&2
+        kill -0 "$(pid_of "$server")" 2>/dev/null || { log "$server is gone; its log:"; tail -n 30 "$LIB_TMP/$server.log" >&2; }
+        exit 1
+    fi
+    kill -0 "$(pid_of "$server")" 2>/dev/null || { tail -n 30 "$LIB_TMP/$server.log" >&2; die "$server died"; }
+}
+
+# redis-benchmark 7.0 --csv: "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms",
+# "p95_latency_ms","p99_latency_ms","max_latency_ms". Test names are normalised
+# ("MSET (10 keys)" -> MSET) and the LPUSH that fills the list for LRANGE is dropped.
+parse_csv() {
+    local server="$1" p="$2" round="$3" file="$4"
+    awk -F, -v s="$server" -v p="$p" -v r="$round" '
+        { for (i = 1; i <= NF; i++) gsub(/"/, "", $i) }
+        NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+        $1 ~ /needed to benchmark/ { next }
+        { name = $1; sub(/ .*/, "", name); print s, p, r, name, $col["rps"], $col["p99_latency_ms"] }
+    ' "$file"
+}
+
+n_tests=$(tr ',' '\n' <<<"$TESTS" | grep -c .)
+log "settings: $CLIENTS clients, $REQUESTS requests, pipelines {$PIPELINES}, tests $TESTS, $ROUNDS rounds${KEYSPACE:+, -r $KEYSPACE}${DATA_SIZE:+, -d $DATA_SIZE}"
+
+if [ "$WARMUP" != 0 ]; then
+    warm=$((REQUESTS / 10 < 1000 ? 1000 : REQUESTS / 10))
+    for server in redis basalt; do
+        bench "$server" 16 "$warm" "$LIB_TMP/warmup.csv"
+    done
+    log "warm-up done"
+fi
+
+IFS=, read -ra test_list <<<"$TESTS"
+turn=0
+for ((round = 1; round <= ROUNDS; round++)); do
+    for p in $PIPELINES; do
+        for t in "${test_list[@]}"; do
+            if ((turn++ % 2)); then order=(basalt redis); else order=(redis basalt); fi
+            for server in "${order[@]}"; do
+                f="$LIB_TMP/$server.P$p.r$round.$t.csv"
+                bench "$server" "$p" "$REQUESTS" "$f" "$t"
+                parse_csv "$server" "$p" "$round" "$f" >>"$RESULTS"
+            done
+        done
+        for server in redis basalt; do
+            got=$(awk -v s="$server" -v p="$p" -v r="$round" '$1 == s && $2 == p && $3 == r' "$RESULTS" | wc -l)
+            [ "$got" -ge "$n_tests" ] || die "$server P=$p round $round: expected $n_tests results, got $got"
+            log "round $round/$ROUNDS P=$p $(printf '%-6s' "$server"): $(awk -v s="$server" -v p="$p" -v r="$round" \
+                '$1 == s && $2 == p && $3 == r { printf "%s=%.0f ", $4, $5 }' "$RESULTS")"
+        done
+    done
+done
+
+# Medians per (test, pipeline, server), in the order redis-benchmark printed the tests.
+TABLE="$LIB_TMP/table.txt" # test p redis_rps basalt_rps ratio redis_p99 basalt_p99
+awk '
+    function med(key,   n, i, j, t, a) {
+        n = split(vals[key], a, " ")
+        for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
+        return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    {
+        row = $4 SUBSEP $2
+        if (!(row in seen)) { seen[row] = 1; order[++rows] = row }
+        vals[row SUBSEP $1 SUBSEP "rps"] = vals[row SUBSEP $1 SUBSEP "rps"] " " $5
+        vals[row SUBSEP $1 SUBSEP "p99"] = vals[row SUBSEP $1 SUBSEP "p99"] " " $6
+    }
+    END {
+        for (i = 1; i <= rows; i++) {
+            split(order[i], k, SUBSEP)
+            rr = med(order[i] SUBSEP "redis" SUBSEP "rps"); br = med(order[i] SUBSEP "basalt" SUBSEP "rps")
+            rp = med(order[i] SUBSEP "redis" SUBSEP "p99"); bp = med(order[i] SUBSEP "basalt" SUBSEP "p99")
+            printf "%s %s %.0f %.0f %.2f %.3f %.3f\n", k[1], k[2], rr, br, (rr > 0 ? br / rr : 0), rp, bp
+        }
+    }
+' "$RESULTS" | sort -s -k2,2n >"$TABLE"
+
+# Round-to-round spread ((max - min) / median of req/s), the noise floor of these figures.
+spread() {
+    awk -v s="$1" '
+        $1 == s { k = $4 SUBSEP $2; n[k]++; v[k, n[k]] = $5 }
+        END {
+            worst = 0
+            for (k in n) {
+                if (n[k] < 2) continue
+                lo = hi = v[k, 1]; m = n[k]
+                for (i = 2; i <= m; i++) { if (v[k, i] < lo) lo = v[k, i]; if (v[k, i] > hi) hi = v[k, i] }
+                # median
+                for (i = 1; i <= m; i++) a[i] = v[k, i]
+                for (i = 2; i <= m; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+                med = (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+                if (med > 0 && (hi - lo) / med > worst) worst = (hi - lo) / med
+            }
+            printf "%.0f%%", worst * 100
+        }' "$RESULTS"
+}
+
+header=(test P "redis req/s" "basalt req/s" "basalt/redis" "redis p99 ms" "basalt p99 ms")
+{
+    printf '\n%-12s %3s %13s %13s %13s %13s %13s\n' "${header[@]}"
+    while read -r t p rr br ratio rp bp; do
+        printf '%-12s %3s %13s %13s %13s %13s %13s\n' "$t" "$p" "$rr" "$br" "$ratio" "$rp" "$bp"
+    done <"$TABLE"
+    if [ "$ROUNDS" -gt 1 ]; then
+        printf '\nmedians of %s rounds; largest round-to-round spread of req/s: redis %s, basalt %s\n' \
+            "$ROUNDS" "$(spread redis)" "$(spread basalt)"
+    fi
+}
+
+if [ -n "$OUT" ]; then
+    {
+        echo "## basalt vs redis-server ($(date -u '+%Y-%m-%d %H:%M UTC'))"
+        echo
+        echo "- redis: \`$REDIS_SERVER${REDIS_ARGS:+ $REDIS_ARGS}\` ($("$REDIS_SERVER" --version | awk '{print $3}'))"
+        echo "- basalt: \`$BASALT${BASALT_ARGS:+ $BASALT_ARGS}\`$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null | sed 's/^/ at /')"
+        echo "- both: \`--save '' --appendonly no $COMMON_ARGS\`, pinned to CPU ${SERVER_CPU:-(unpinned)}; redis-benchmark on CPU ${CLIENT_CPU:-(unpinned)}"
+        echo "- \`redis-benchmark -q -c $CLIENTS -n $REQUESTS -P {${PIPELINES// /,}} -t $TESTS --csv${KEYSPACE:+ -r $KEYSPACE}${DATA_SIZE:+ -d $DATA_SIZE}\`, median of $ROUNDS alternating rounds"
+        [ "$ROUNDS" -gt 1 ] && echo "- largest round-to-round spread of req/s: redis $(spread redis), basalt $(spread basalt)"
+        echo
+        echo "| test | P | redis req/s | basalt req/s | basalt/redis | redis p99 ms | basalt p99 ms |"
+        echo "|---|---:|---:|---:|---:|---:|---:|"
+        while read -r t p rr br ratio rp bp; do
+            echo "| $t | $p | $rr | $br | $ratio | $rp | $bp |"
+        done <"$TABLE"
+    } >"$OUT"
+    log "wrote $OUT"
+fi

@@ -1,0 +1,203 @@
+//! The argument cursor and number parsing with Redis's rules, so handlers never do index
+//! arithmetic or hand-rolled parsing: they ask for the next argument of a type and get
+//! Redis's error when it does not fit.
+
+use bytes::Bytes;
+
+use crate::error::CmdError;
+use crate::store::value::parse_canonical_i64;
+
+/// A command's arguments; `args[0]` is the command name as the client sent it.
+#[derive(Clone, Debug, Default)]
+pub struct Args {
+    v: Vec<Bytes>,
+}
+
+impl Args {
+    pub fn new(v: Vec<Bytes>) -> Args {
+        Args { v }
+    }
+
+    pub fn len(&self) -> usize {
+        self.v.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.v.is_empty()
+    }
+
+    pub fn bytes(&self, i: usize) -> &Bytes {
+        &self.v[i]
+    }
+
+    pub fn as_slice(&self) -> &[Bytes] {
+        &self.v
+    }
+
+    pub fn into_vec(self) -> Vec<Bytes> {
+        self.v
+    }
+
+    /// Argument `i` as an integer (Redis's string2ll: canonical decimal only).
+    pub fn int(&self, i: usize) -> Result<i64, CmdError> {
+        parse_i64(&self.v[i]).ok_or(CmdError::NotInteger)
+    }
+
+    pub fn float(&self, i: usize) -> Result<f64, CmdError> {
+        parse_f64(&self.v[i]).ok_or(CmdError::NotFloat)
+    }
+
+    /// Case-insensitive comparison of argument `i` with an ASCII keyword.
+    pub fn is(&self, i: usize, keyword: &str) -> bool {
+        self.v.get(i).is_some_and(|a| a.eq_ignore_ascii_case(keyword.as_bytes()))
+    }
+
+    /// A cursor over the arguments from position `start`.
+    pub fn cursor(&self, start: usize) -> Cursor<'_> {
+        Cursor { args: self, pos: start }
+    }
+}
+
+impl std::ops::Index<usize> for Args {
+    type Output = [u8];
+    fn index(&self, i: usize) -> &[u8] {
+        &self.v[i]
+    }
+}
+
+/// Walks the optional arguments of a command.
+pub struct Cursor<'a> {
+    args: &'a Args,
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    pub fn remaining(&self) -> usize {
+        self.args.len().saturating_sub(self.pos)
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.pos >= self.args.len()
+    }
+
+    pub fn peek(&self) -> Option<&'a [u8]> {
+        self.args.v.get(self.pos).map(|b| &b[..])
+    }
+
+    pub fn next_arg(&mut self) -> Option<&'a [u8]> {
+        let a = self.args.v.get(self.pos)?;
+        self.pos += 1;
+        Some(&a[..])
+    }
+
+    /// The next argument, or a syntax error if there is none.
+    pub fn value(&mut self) -> Result<&'a [u8], CmdError> {
+        self.next_arg().ok_or(CmdError::Syntax)
+    }
+
+    pub fn int(&mut self) -> Result<i64, CmdError> {
+        parse_i64(self.value()?).ok_or(CmdError::NotInteger)
+    }
+
+    /// Consumes the next argument if it is `keyword` (case-insensitive).
+    pub fn eat(&mut self, keyword: &str) -> bool {
+        if self.args.is(self.pos, keyword) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+pub fn parse_i64(s: &[u8]) -> Option<i64> {
+    parse_canonical_i64(s)
+}
+
+/// Redis's string2d-like parse for scores and floats: strtod's grammar, but no leading
+/// space, no trailing bytes, and NaN refused.
+pub fn parse_f64(s: &[u8]) -> Option<f64> {
+    if s.is_empty() || s.len() > 5000 || s[0].is_ascii_whitespace() {
+        return None;
+    }
+    let text = std::str::from_utf8(s).ok()?;
+    let v = match text.parse::<f64>() {
+        Ok(v) => v,
+        Err(_) => parse_hex_float(text)?,
+    };
+    if v.is_nan() {
+        return None;
+    }
+    Some(v)
+}
+
+/// strtod also accepts hexadecimal floats ("0x1p3", "0x10"); Rust's parser does not.
+fn parse_hex_float(text: &str) -> Option<f64> {
+    let (neg, rest) = match text.as_bytes().first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let rest = rest.strip_prefix("0x").or_else(|| rest.strip_prefix("0X"))?;
+    let (mant, exp) = match rest.find(['p', 'P']) {
+        Some(i) => (&rest[..i], rest[i + 1..].parse::<i32>().ok()?),
+        None => (rest, 0),
+    };
+    let (int_part, frac_part) = match mant.find('.') {
+        Some(i) => (&mant[..i], &mant[i + 1..]),
+        None => (mant, ""),
+    };
+    if int_part.is_empty() && frac_part.is_empty() {
+        return None;
+    }
+    let mut v = 0f64;
+    for c in int_part.chars() {
+        v = v * 16.0 + c.to_digit(16)? as f64;
+    }
+    let mut scale = 1.0 / 16.0;
+    for c in frac_part.chars() {
+        v += c.to_digit(16)? as f64 * scale;
+        scale /= 16.0;
+    }
+    let v = v * 2f64.powi(exp);
+    Some(if neg { -v } else { v })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: &[&str]) -> Args {
+        Args::new(v.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect())
+    }
+
+    #[test]
+    fn cursor_walks_options() {
+        let a = args(&["set", "k", "v", "nx", "EX", "10"]);
+        let mut c = a.cursor(3);
+        assert!(c.eat("NX"));
+        assert!(!c.eat("XX"));
+        assert!(c.eat("ex"));
+        assert_eq!(c.int().unwrap(), 10);
+        assert!(c.is_done());
+        assert!(matches!(c.value(), Err(CmdError::Syntax)));
+    }
+
+    #[test]
+    fn floats_follow_strtod_with_redis_checks() {
+        assert_eq!(parse_f64(b"1.5"), Some(1.5));
+        assert_eq!(parse_f64(b"-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_f64(b"+inf"), Some(f64::INFINITY));
+        assert_eq!(parse_f64(b"1e3"), Some(1000.0));
+        assert_eq!(parse_f64(b".5"), Some(0.5));
+        assert_eq!(parse_f64(b"0x10"), Some(16.0));
+        assert_eq!(parse_f64(b"0x1p3"), Some(8.0));
+        for bad in [&b""[..], b" 1", b"1 ", b"nan", b"abc", b"1.5x"] {
+            assert_eq!(parse_f64(bad), None, "{:?}", bad);
+        }
+    }
+}

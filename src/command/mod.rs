@@ -1,0 +1,289 @@
+//! Commands are data. Every command is one [`CommandSpec`], declared in its family's file
+//! next to its handler; the table is their concatenation. That one table drives dispatch,
+//! arity errors, key extraction (and so shard routing), ACL categories, `COMMAND`,
+//! `COMMAND INFO|DOCS|COUNT|LIST|GETKEYS` and `INFO commandstats`.
+
+pub mod args;
+pub mod keys;
+pub mod table;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use bytes::Bytes;
+
+use crate::error::CmdError;
+use crate::persist::Effects;
+use crate::resp::Reply;
+use crate::server::client::Client;
+use crate::store::{Db, Store};
+
+pub use args::Args;
+pub use keys::{Begin, Find, KeySpec};
+
+/// Command flags, with the names `COMMAND INFO` reports (Redis's CMD_* flags).
+pub mod flags {
+    pub const WRITE: u32 = 1 << 0;
+    pub const READONLY: u32 = 1 << 1;
+    pub const DENYOOM: u32 = 1 << 2;
+    pub const ADMIN: u32 = 1 << 3;
+    pub const PUBSUB: u32 = 1 << 4;
+    pub const NOSCRIPT: u32 = 1 << 5;
+    pub const BLOCKING: u32 = 1 << 6;
+    pub const LOADING: u32 = 1 << 7;
+    pub const STALE: u32 = 1 << 8;
+    pub const SKIP_MONITOR: u32 = 1 << 9;
+    pub const SKIP_SLOWLOG: u32 = 1 << 10;
+    pub const FAST: u32 = 1 << 11;
+    pub const NO_AUTH: u32 = 1 << 12;
+    pub const MAY_REPLICATE: u32 = 1 << 13;
+    pub const NO_MANDATORY_KEYS: u32 = 1 << 14;
+    pub const NO_ASYNC_LOADING: u32 = 1 << 15;
+    pub const NO_MULTI: u32 = 1 << 16;
+    pub const ALLOW_BUSY: u32 = 1 << 17;
+    /// Not a Redis flag: reported as `movablekeys` when key positions depend on arguments.
+    pub const MOVABLEKEYS: u32 = 1 << 18;
+
+    /// In the order Redis prints them.
+    pub const NAMES: &[(u32, &str)] = &[
+        (WRITE, "write"),
+        (READONLY, "readonly"),
+        (DENYOOM, "denyoom"),
+        (ADMIN, "admin"),
+        (PUBSUB, "pubsub"),
+        (NOSCRIPT, "noscript"),
+        (BLOCKING, "blocking"),
+        (LOADING, "loading"),
+        (STALE, "stale"),
+        (SKIP_MONITOR, "skip_monitor"),
+        (SKIP_SLOWLOG, "skip_slowlog"),
+        (FAST, "fast"),
+        (NO_AUTH, "no_auth"),
+        (MAY_REPLICATE, "may_replicate"),
+        (NO_MANDATORY_KEYS, "no_mandatory_keys"),
+        (NO_ASYNC_LOADING, "no_async_loading"),
+        (NO_MULTI, "no_multi"),
+        (MOVABLEKEYS, "movablekeys"),
+        (ALLOW_BUSY, "allow_busy"),
+    ];
+}
+
+/// ACL categories (Redis's ACLCommandCategories, in its order: COMMAND INFO prints them so).
+pub mod acl {
+    pub const KEYSPACE: u32 = 1 << 0;
+    pub const READ: u32 = 1 << 1;
+    pub const WRITE: u32 = 1 << 2;
+    pub const SET: u32 = 1 << 3;
+    pub const SORTEDSET: u32 = 1 << 4;
+    pub const LIST: u32 = 1 << 5;
+    pub const HASH: u32 = 1 << 6;
+    pub const STRING: u32 = 1 << 7;
+    pub const BITMAP: u32 = 1 << 8;
+    pub const HYPERLOGLOG: u32 = 1 << 9;
+    pub const GEO: u32 = 1 << 10;
+    pub const STREAM: u32 = 1 << 11;
+    pub const PUBSUB: u32 = 1 << 12;
+    pub const ADMIN: u32 = 1 << 13;
+    pub const FAST: u32 = 1 << 14;
+    pub const SLOW: u32 = 1 << 15;
+    pub const BLOCKING: u32 = 1 << 16;
+    pub const DANGEROUS: u32 = 1 << 17;
+    pub const CONNECTION: u32 = 1 << 18;
+    pub const TRANSACTION: u32 = 1 << 19;
+    pub const SCRIPTING: u32 = 1 << 20;
+
+    pub const NAMES: &[(u32, &str)] = &[
+        (KEYSPACE, "keyspace"),
+        (READ, "read"),
+        (WRITE, "write"),
+        (SET, "set"),
+        (SORTEDSET, "sortedset"),
+        (LIST, "list"),
+        (HASH, "hash"),
+        (STRING, "string"),
+        (BITMAP, "bitmap"),
+        (HYPERLOGLOG, "hyperloglog"),
+        (GEO, "geo"),
+        (STREAM, "stream"),
+        (PUBSUB, "pubsub"),
+        (ADMIN, "admin"),
+        (FAST, "fast"),
+        (SLOW, "slow"),
+        (BLOCKING, "blocking"),
+        (DANGEROUS, "dangerous"),
+        (CONNECTION, "connection"),
+        (TRANSACTION, "transaction"),
+        (SCRIPTING, "scripting"),
+    ];
+}
+
+/// A keyed command's handler: a synchronous operation over the keyspace its keys live in,
+/// writing its reply. It runs on the shard that owns its keys, or (keys on several shards)
+/// on the coordinator with those shards' keyspaces reserved.
+pub type KeyedFn = fn(&mut Exec<'_>, &Args) -> Result<(), CmdError>;
+
+/// A boxed future borrowing the client.
+pub type LocalFuture<'a> = Pin<Box<dyn Future<Output = Result<(), CmdError>> + 'a>>;
+
+/// A connection-level handler: runs on the client's home shard, may hop to other shards.
+pub type ConnFn = for<'a> fn(&'a mut Client, Args) -> LocalFuture<'a>;
+
+/// What to do with a keyed command whose keys live on several shards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Multi {
+    /// Reserve the shards (ascending order), run the handler over their keyspaces, release.
+    Atomic,
+    /// Independent keys: run per shard in parallel, reply = sum of the integer replies.
+    SplitSum,
+    /// Independent keys: run per shard in parallel, reply = array with one element per key, in key order.
+    SplitArray,
+}
+
+#[derive(Clone, Copy)]
+pub enum Run {
+    Keyed(KeyedFn, Multi),
+    Conn(ConnFn),
+    /// A container command (CONFIG, CLIENT, ...): dispatch goes to the subcommand named by
+    /// the first argument.
+    Container,
+}
+
+pub struct CommandSpec {
+    /// Lower case; subcommands carry their own name ("get" under "config").
+    pub name: &'static str,
+    /// Redis arity: positive = exact argument count (name included), negative = at least.
+    pub arity: i32,
+    pub flags: u32,
+    /// ACL categories beyond the ones implied by the flags (e.g. acl::STRING).
+    pub acl: u32,
+    pub key_specs: &'static [KeySpec],
+    pub group: &'static str,
+    pub since: &'static str,
+    pub summary: &'static str,
+    pub complexity: &'static str,
+    /// The argument grammar as Redis's docs write it ("key value [NX | XX] ..."): COMMAND DOCS reads it.
+    pub syntax: &'static str,
+    pub tips: &'static [&'static str],
+    pub run: Run,
+    pub subcommands: &'static [CommandSpec],
+}
+
+impl CommandSpec {
+    /// Defaults for `..CommandSpec::DEFAULT` in declarations.
+    pub const DEFAULT: CommandSpec = CommandSpec {
+        name: "",
+        arity: 0,
+        flags: 0,
+        acl: 0,
+        key_specs: &[],
+        group: "generic",
+        since: "1.0.0",
+        summary: "",
+        complexity: "O(1)",
+        syntax: "",
+        tips: &[],
+        run: Run::Container,
+        subcommands: &[],
+    };
+
+    pub fn has(&self, flag: u32) -> bool {
+        self.flags & flag != 0
+    }
+
+    /// The ACL categories COMMAND INFO reports: implied by flags, plus declared ones.
+    pub fn acl_categories(&self) -> u32 {
+        let mut c = self.acl;
+        if self.has(flags::WRITE) {
+            c |= acl::WRITE;
+        }
+        if self.has(flags::READONLY) && c & acl::SCRIPTING == 0 {
+            c |= acl::READ;
+        }
+        if self.has(flags::ADMIN) {
+            c |= acl::ADMIN | acl::DANGEROUS;
+        }
+        if self.has(flags::PUBSUB) {
+            c |= acl::PUBSUB;
+        }
+        if self.has(flags::FAST) {
+            c |= acl::FAST;
+        }
+        if self.has(flags::BLOCKING) {
+            c |= acl::BLOCKING;
+        }
+        if c & acl::FAST == 0 {
+            c |= acl::SLOW;
+        }
+        c
+    }
+
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let a = self.arity;
+        (a >= 0 && argc == a as usize) || (a < 0 && argc >= (-a) as usize)
+    }
+
+    pub fn is_keyed(&self) -> bool {
+        matches!(self.run, Run::Keyed(..))
+    }
+}
+
+/// Where a keyed handler finds its databases.
+pub enum Keyspace<'a> {
+    /// The command runs on the shard that owns all its keys.
+    Local(&'a mut Store),
+    /// The coordinator holds the reservation of every shard the command touches.
+    Lent(&'a mut crate::shard::Lent),
+}
+
+impl Keyspace<'_> {
+    pub fn db(&mut self, db: usize, key: &[u8]) -> &mut Db {
+        match self {
+            Keyspace::Local(store) => &mut store.dbs[db],
+            Keyspace::Lent(lent) => lent.db(db, key),
+        }
+    }
+}
+
+/// The context of a keyed command's execution.
+pub struct Exec<'a> {
+    pub ks: Keyspace<'a>,
+    /// The client's selected database.
+    pub db: usize,
+    /// Milliseconds since the epoch, fixed for the whole command (Redis's commandTimeSnapshot).
+    pub now: u64,
+    pub out: &'a mut Reply,
+    /// Write effects for the persistence core (and later replication).
+    pub effects: &'a mut Effects,
+    /// Keys changed (rdb_changes_since_last_save).
+    pub dirty: u64,
+    /// `CLIENT NO-TOUCH` is on for the issuing client.
+    pub no_touch: bool,
+    /// `databases`: for commands naming a database (MOVE, COPY DB).
+    pub databases: usize,
+}
+
+impl<'a> Exec<'a> {
+    /// The selected database's slice that holds `key`.
+    pub fn db(&mut self, key: &[u8]) -> &mut Db {
+        let db = self.db;
+        self.ks.db(db, key)
+    }
+
+    pub fn touch(&self) -> crate::store::Touch {
+        if self.no_touch {
+            crate::store::Touch::No
+        } else {
+            crate::store::Touch::Yes
+        }
+    }
+
+    /// Records a write effect in the selected database.
+    pub fn propagate(&mut self, args: &[&[u8]]) {
+        self.effects.push(self.db, args);
+    }
+}
+
+/// The name of a command as clients typed it, for error texts.
+pub fn display_name(arg: &Bytes) -> String {
+    String::from_utf8_lossy(arg).into_owned()
+}

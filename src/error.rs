@@ -1,0 +1,111 @@
+//! The two kinds of failure. A [`ProtocolError`](crate::resp::ProtocolError) closes the
+//! connection that sent the garbage; a [`CmdError`] is an error reply and the connection
+//! goes on. Every error text clients can see is built here, from an enum, because clients
+//! match on Redis's exact strings.
+
+use std::fmt;
+
+pub use crate::resp::ProtocolError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CmdError {
+    WrongType,
+    Syntax,
+    NotInteger,
+    NotFloat,
+    Overflow,
+    NoSuchKey,
+    DbIndexOutOfRange,
+    NoAuth,
+    WrongPass,
+    Oom,
+    /// `wrong number of arguments for '<name>' command` (name as Redis prints it: "config|get").
+    WrongArity(String),
+    UnknownCommand { name: String, args: String },
+    /// `unknown subcommand '<sub>'. Try <CMD> HELP.`
+    UnknownSubcommand { sub: String, cmd: String },
+    /// `invalid expire time in '<cmd>' command`
+    InvalidExpire(String),
+    /// Any other error: the whole line after '-', prefix included ("ERR ...").
+    Static(&'static str),
+    Custom(String),
+}
+
+impl CmdError {
+    /// An "ERR <msg>" error with a dynamic message.
+    pub fn err(msg: impl Into<String>) -> CmdError {
+        CmdError::Custom(format!("ERR {}", msg.into()))
+    }
+
+    /// Redis's unknown-command text: the name and the first arguments, each capped so the
+    /// whole stays short (processCommand in server.c).
+    pub fn unknown_command(argv: &[bytes::Bytes]) -> CmdError {
+        let name = String::from_utf8_lossy(&argv[0][..argv[0].len().min(128)]).into_owned();
+        let mut args = String::new();
+        for a in &argv[1..] {
+            if args.len() >= 128 {
+                break;
+            }
+            let room = 128 - args.len();
+            let shown = &a[..a.len().min(room)];
+            args.push('\'');
+            args.push_str(&String::from_utf8_lossy(shown));
+            args.push_str("' ");
+        }
+        CmdError::UnknownCommand { name, args }
+    }
+
+    /// The first word of the error line, for `INFO errorstats` (errorstat_ERR, ...).
+    pub fn code(&self) -> String {
+        let line = self.to_string();
+        line.split(' ').next().unwrap_or("ERR").to_string()
+    }
+}
+
+impl fmt::Display for CmdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CmdError::WrongType => f.write_str("WRONGTYPE Operation against a key holding the wrong kind of value"),
+            CmdError::Syntax => f.write_str("ERR syntax error"),
+            CmdError::NotInteger => f.write_str("ERR value is not an integer or out of range"),
+            CmdError::NotFloat => f.write_str("ERR value is not a valid float"),
+            CmdError::Overflow => f.write_str("ERR increment or decrement would overflow"),
+            CmdError::NoSuchKey => f.write_str("ERR no such key"),
+            CmdError::DbIndexOutOfRange => f.write_str("ERR DB index is out of range"),
+            CmdError::NoAuth => f.write_str("NOAUTH Authentication required."),
+            CmdError::WrongPass => {
+                f.write_str("WRONGPASS invalid username-password pair or user is disabled.")
+            }
+            CmdError::Oom => f.write_str("OOM command not allowed when used memory > 'maxmemory'."),
+            CmdError::WrongArity(name) => write!(f, "ERR wrong number of arguments for '{name}' command"),
+            CmdError::UnknownCommand { name, args } => {
+                write!(f, "ERR unknown command '{name}', with args beginning with: {args}")
+            }
+            CmdError::UnknownSubcommand { sub, cmd } => {
+                write!(f, "ERR unknown subcommand '{sub}'. Try {cmd} HELP.")
+            }
+            CmdError::InvalidExpire(cmd) => write!(f, "ERR invalid expire time in '{cmd}' command"),
+            CmdError::Static(s) => f.write_str(s),
+            CmdError::Custom(s) => f.write_str(s),
+        }
+    }
+}
+
+impl std::error::Error for CmdError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn texts_are_redis_texts() {
+        assert_eq!(CmdError::WrongArity("get".into()).to_string(), "ERR wrong number of arguments for 'get' command");
+        assert_eq!(CmdError::WrongType.code(), "WRONGTYPE");
+        let argv: Vec<Bytes> = ["foo", "a", "b"].iter().map(|s| Bytes::from(*s)).collect();
+        assert_eq!(
+            CmdError::unknown_command(&argv).to_string(),
+            "ERR unknown command 'foo', with args beginning with: 'a' 'b' "
+        );
+    }
+}

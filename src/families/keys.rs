@@ -1,0 +1,5 @@
+//! Keys: the generic keyspace commands.
+
+use crate::command::CommandSpec;
+
+pub static COMMANDS: &[CommandSpec] = &[];

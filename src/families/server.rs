@@ -1,0 +1,5 @@
+//! Server commands.
+
+use crate::command::CommandSpec;
+
+pub static COMMANDS: &[CommandSpec] = &[];

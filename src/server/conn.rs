@@ -1,0 +1,278 @@
+//! One connection's life on its home shard: read, parse every complete request, run them
+//! (the pipeline keeps replies in request order), write all replies with one write.
+
+use std::cell::{Cell, RefCell};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+
+use bytes::BytesMut;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+
+use crate::command::table::Cmd;
+use crate::command::{flags, Args};
+use crate::resp::{parse_request, Parsed};
+use crate::server::client::{Client, ClientHandle};
+use crate::server::dispatch::Pipeline;
+use crate::server::{unix_ms, unix_us};
+use crate::shard::Shard;
+
+/// Reads start at this size and double while reads fill the buffer, up to MAX_READ.
+const MIN_READ: usize = 4096;
+const MAX_READ: usize = 256 * 1024;
+
+pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
+    let local = &shard.local;
+    let shared = local.shared.clone();
+    let _ = stream.set_nodelay(true);
+    let (Ok(addr), Ok(laddr)) = (stream.peer_addr(), stream.local_addr()) else { return };
+    let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
+    let now = unix_ms();
+    let handle = Rc::new(ClientHandle {
+        id,
+        fd: stream.as_raw_fd(),
+        addr,
+        laddr,
+        created_ms: now,
+        last_ms: Cell::new(now),
+        db: Cell::new(0),
+        name: RefCell::new(None),
+        lib_name: RefCell::new(None),
+        lib_ver: RefCell::new(None),
+        last_cmd: Cell::new("NULL"),
+        resp: Cell::new(2),
+        monitor: Cell::new(false),
+        no_evict: Cell::new(false),
+        no_touch: Cell::new(false),
+        killed: Cell::new(false),
+        qbuf: Cell::new(0),
+        omem: Cell::new(0),
+        monitor_feed: RefCell::new(Vec::new()),
+        monitor_wake: RefCell::new(None),
+    });
+    local.stats.borrow_mut().connections_received += 1;
+    let connected = shared.connected_clients.fetch_add(1, Ordering::SeqCst) + 1;
+    local.refresh_config();
+    let (maxclients, authenticated) = {
+        let cfg = local.cfg.borrow();
+        (cfg.maxclients, cfg.requirepass.is_none())
+    };
+    if connected > maxclients {
+        local.stats.borrow_mut().rejected_connections += 1;
+        let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+        shared.connected_clients.fetch_sub(1, Ordering::SeqCst);
+        return;
+    }
+    local.clients.borrow_mut().clients.insert(id, handle.clone());
+    let mut client = Client::new(shard.clone(), handle.clone(), authenticated);
+    serve_client(&mut client, &mut stream).await;
+    if handle.monitor.get() {
+        local.clients.borrow_mut().monitors.retain(|h| h.id != id);
+        shared.monitors.fetch_sub(1, Ordering::SeqCst);
+    }
+    local.clients.borrow_mut().clients.remove(&id);
+    shared.connected_clients.fetch_sub(1, Ordering::SeqCst);
+}
+
+async fn serve_client(client: &mut Client, stream: &mut TcpStream) {
+    let shard = client.shard.clone();
+    let local = &shard.local;
+    let handle = client.handle.clone();
+    let mut inbuf = BytesMut::with_capacity(MIN_READ);
+    let mut pipeline = Pipeline::default();
+    let mut chunk = MIN_READ;
+    let mut need = 0usize;
+    loop {
+        let start = inbuf.len();
+        let want = chunk.max(need.saturating_sub(start)).min(MAX_READ.max(chunk));
+        inbuf.resize(start + want, 0);
+        let n = match stream.read(&mut inbuf[start..]).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        inbuf.truncate(start + n);
+        if n == want && chunk < MAX_READ {
+            chunk *= 2;
+        } else if n < MIN_READ {
+            chunk = MIN_READ;
+        }
+        if handle.killed.get() || local.shared.is_shutting_down() && handle.killed.get() {
+            return;
+        }
+        local.refresh_config();
+        let (limits, qbuf_limit) = {
+            let cfg = local.cfg.borrow();
+            (cfg.limits.clone(), cfg.query_buffer_limit)
+        };
+        {
+            let mut stats = local.stats.borrow_mut();
+            stats.net_input_bytes += n as u64;
+        }
+        handle.last_ms.set(unix_ms());
+
+        let mut requests = Vec::new();
+        let mut protocol_error = None;
+        need = 0;
+        loop {
+            match parse_request(&mut inbuf, &limits) {
+                Ok(Parsed::Request(args)) => {
+                    if !args.is_empty() {
+                        requests.push(args);
+                    }
+                }
+                Ok(Parsed::Incomplete { need: n }) => {
+                    need = n;
+                    if n > inbuf.capacity() {
+                        inbuf.reserve(n - inbuf.len());
+                    }
+                    break;
+                }
+                Err(e) => {
+                    protocol_error = Some(e);
+                    break;
+                }
+            }
+        }
+        handle.qbuf.set(inbuf.len());
+        if inbuf.len() > qbuf_limit {
+            tracing::warn!(client = %handle.addr, "closing client that reached max query buffer length ({} bytes)", inbuf.len());
+            return;
+        }
+        if !requests.is_empty() {
+            pipeline.run(client, requests).await;
+        }
+        if let Some(e) = protocol_error {
+            tracing::debug!(client = %handle.addr, "protocol error: {e}");
+            client.out.error(&format!("ERR {e}"));
+            client.close_after_reply = true;
+        }
+        if !client.out.is_empty() {
+            let out = client.out.take();
+            local.stats.borrow_mut().net_output_bytes += out.len() as u64;
+            if stream.write_all(&out).await.is_err() {
+                return;
+            }
+            client.out.buf = reuse(out);
+        }
+        if client.close_after_reply || handle.killed.get() {
+            return;
+        }
+        if handle.monitor.get() {
+            monitor_loop(stream, &handle).await;
+            return;
+        }
+    }
+}
+
+/// Gives the reply buffer back for the next batch if nothing else holds it.
+fn reuse(mut buf: BytesMut) -> BytesMut {
+    buf.clear();
+    if buf.capacity() > 1024 * 1024 {
+        BytesMut::with_capacity(16 * 1024)
+    } else {
+        buf
+    }
+}
+
+/// A MONITOR client: write the lines other connections feed it until it goes away. A
+/// second reader on a duplicate of the socket notices the disconnect.
+async fn monitor_loop(stream: &mut TcpStream, handle: &Rc<ClientHandle>) {
+    // SAFETY: dup returns a new descriptor we own and hand to the reader stream.
+    let fd2 = unsafe { libc::dup(stream.as_raw_fd()) };
+    if fd2 >= 0 {
+        let mut reader = unsafe { TcpStream::from_raw_fd(fd2) };
+        let h = handle.clone();
+        glommio::spawn_local(async move {
+            let mut buf = [0u8; 512];
+            loop {
+                match reader.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+            h.kill();
+        })
+        .detach();
+    }
+    loop {
+        let lines = std::future::poll_fn(|cx| {
+            if handle.killed.get() {
+                return std::task::Poll::Ready(None);
+            }
+            let mut feed = handle.monitor_feed.borrow_mut();
+            if feed.is_empty() {
+                *handle.monitor_wake.borrow_mut() = Some(cx.waker().clone());
+                std::task::Poll::Pending
+            } else {
+                std::task::Poll::Ready(Some(std::mem::take(&mut *feed)))
+            }
+        })
+        .await;
+        match lines {
+            Some(bytes) => {
+                if stream.write_all(&bytes).await.is_err() {
+                    return;
+                }
+            }
+            None => return,
+        }
+    }
+}
+
+/// Appends `b` to `out` as Redis's sdscatrepr does: quoted, with C-style escapes.
+pub fn repr(out: &mut Vec<u8>, b: &[u8]) {
+    out.push(b'"');
+    for &c in b {
+        match c {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            7 => out.extend_from_slice(b"\\a"),
+            8 => out.extend_from_slice(b"\\b"),
+            c if c.is_ascii_graphic() || c == b' ' => out.push(c),
+            c => out.extend_from_slice(format!("\\x{c:02x}").as_bytes()),
+        }
+    }
+    out.push(b'"');
+}
+
+/// Sends a command's MONITOR line to every monitor on every shard.
+pub async fn feed_monitors(client: &Client, cmd: &Cmd, args: &Args) {
+    if cmd.spec.has(flags::SKIP_MONITOR) || cmd.spec.has(flags::ADMIN) {
+        return;
+    }
+    let us = unix_us();
+    let mut line = format!("+{}.{:06} [{} {}]", us / 1_000_000, us % 1_000_000, client.db, client.handle.addr).into_bytes();
+    for a in args.as_slice() {
+        line.push(b' ');
+        repr(&mut line, a);
+    }
+    line.extend_from_slice(b"\r\n");
+    let line = std::sync::Arc::new(line);
+    let _ = client
+        .shard
+        .hop_all(move |sh| {
+            for m in sh.local.clients.borrow().monitors.iter() {
+                m.monitor_feed.borrow_mut().extend_from_slice(&line);
+                if let Some(w) = m.monitor_wake.borrow_mut().take() {
+                    w.wake();
+                }
+            }
+        })
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::repr;
+
+    #[test]
+    fn repr_escapes_like_sdscatrepr() {
+        let mut out = Vec::new();
+        repr(&mut out, b"a\"b\\c\n\x01 ");
+        assert_eq!(out, b"\"a\\\"b\\\\c\\n\\x01 \"".to_vec());
+    }
+}

@@ -1,0 +1,475 @@
+//! Dispatch: from parsed requests to replies, in request order.
+//!
+//! Checks come first, in Redis's order (processCommand): unknown command or subcommand,
+//! arity, authentication, memory. Then each command goes where its keys live:
+//!
+//! - keys on the home shard, gate open: run inline, no message;
+//! - keys on one other shard: appended to a run of consecutive commands for that shard,
+//!   which travels as one message (pipelines batch; a shard change or a connection-level
+//!   command flushes the run, so commands still execute in the order they were sent);
+//! - keys on several shards: split per shard and merged, or run atomically under a
+//!   reservation of those shards, as the command's spec says;
+//! - connection-level commands (no keys, or keys they route themselves): run here, may hop.
+
+use std::rc::Rc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::command::keys::key_positions;
+use crate::command::table::{self, Cmd};
+use crate::command::{flags, Args, Exec, Keyspace, Multi, Run};
+use crate::error::CmdError;
+use crate::persist::Effects;
+use crate::resp::{skip_value, parse_int_reply, Proto, Reply};
+use crate::server::client::{Client, ReplyMode};
+use crate::server::unix_ms;
+use crate::shard::{shard_of, Shard};
+use crate::store::Store;
+
+/// Where a checked command goes.
+enum Route {
+    Keyed { cmd: &'static Cmd, shard: usize },
+    MultiShard { cmd: &'static Cmd, shards: Vec<usize>, positions: Vec<usize> },
+    Conn(&'static Cmd),
+}
+
+/// Per-command context that travels with a batch to another shard.
+#[derive(Clone, Copy)]
+pub struct BatchCtx {
+    pub db: usize,
+    pub proto: Proto,
+    pub no_touch: bool,
+}
+
+/// Resolves a request to its command (or subcommand) and runs Redis's pre-execution checks.
+fn check(client: &Client, args: &Args) -> Result<Route, CmdError> {
+    let top = table::lookup(&args[0]).ok_or_else(|| CmdError::unknown_command(args.as_slice()))?;
+    let cmd = if top.spec.subcommands.is_empty() {
+        top
+    } else if args.len() < 2 {
+        return Err(CmdError::WrongArity(top.full_name.clone()));
+    } else {
+        table::lookup_sub(top, &args[1]).ok_or_else(|| CmdError::UnknownSubcommand {
+            sub: String::from_utf8_lossy(&args[1]).into_owned(),
+            cmd: top.spec.name.to_ascii_uppercase(),
+        })?
+    };
+    if !cmd.spec.arity_ok(args.len()) {
+        return Err(CmdError::WrongArity(cmd.full_name.clone()));
+    }
+    let local = &client.shard.local;
+    let cfg = local.cfg.borrow();
+    if !client.authenticated && cfg.requirepass.is_some() && !cmd.spec.has(flags::NO_AUTH) {
+        return Err(CmdError::NoAuth);
+    }
+    if cfg.maxmemory > 0 && cmd.spec.has(flags::DENYOOM) && !client.handle.no_evict.get() {
+        let used = local.shared.used_memory.load(std::sync::atomic::Ordering::Relaxed);
+        if used > cfg.maxmemory {
+            return Err(CmdError::Oom);
+        }
+    }
+    drop(cfg);
+    match cmd.spec.run {
+        Run::Keyed(..) => {
+            let n = client.shard.nshards;
+            let mut positions = Vec::new();
+            key_positions(cmd.spec.key_specs, args, &mut positions).map_err(|_| CmdError::Syntax)?;
+            let first = positions.first().map(|&p| shard_of(&args[p], n)).unwrap_or(client.shard.id);
+            if positions.iter().all(|&p| shard_of(&args[p], n) == first) {
+                Ok(Route::Keyed { cmd, shard: first })
+            } else {
+                let mut shards: Vec<usize> = positions.iter().map(|&p| shard_of(&args[p], n)).collect();
+                shards.sort_unstable();
+                shards.dedup();
+                Ok(Route::MultiShard { cmd, shards, positions })
+            }
+        }
+        Run::Conn(_) => Ok(Route::Conn(cmd)),
+        Run::Container => Err(CmdError::WrongArity(cmd.full_name.clone())),
+    }
+}
+
+/// Runs a keyed command's handler over this shard's store, recording stats. Synchronous:
+/// called inline on the home shard or inside an op on the owning shard.
+pub fn exec_keyed(sh: &Shard, cmd: &Cmd, args: &Args, ctx: BatchCtx, out: &mut Reply) {
+    let Run::Keyed(f, _) = cmd.spec.run else {
+        unreachable!("exec_keyed on a non-keyed command")
+    };
+    let start = Instant::now();
+    let now = unix_ms();
+    let mut effects = sh.local.effects.borrow_mut();
+    let databases = sh.local.cfg.borrow().databases;
+    let (result, dirty) = sh.with_store(|store| {
+        let mut ex = Exec {
+            ks: Keyspace::Local(store),
+            db: ctx.db,
+            now,
+            out,
+            effects: &mut effects,
+            dirty: 0,
+            no_touch: ctx.no_touch,
+            databases,
+        };
+        let r = f(&mut ex, args);
+        let dirty = ex.dirty;
+        (r, dirty)
+    });
+    sh.with_store(|store| drain_expired(store, &mut effects));
+    drop(effects);
+    if let Err(e) = &result {
+        out.error(&e.to_string());
+    }
+    record(sh, cmd, start, result.as_ref().err(), dirty, args);
+}
+
+/// Turns keys that expired during a command into DEL effects, before the command's own.
+pub fn drain_expired(store: &mut Store, effects: &mut Effects) {
+    for (i, db) in store.dbs.iter_mut().enumerate() {
+        if !db.expired.is_empty() {
+            for k in db.expired.drain(..) {
+                effects.push(i, &[b"DEL", &k]);
+            }
+        }
+    }
+}
+
+/// Counts a command in commandstats/errorstats and the slow log.
+fn record(sh: &Shard, cmd: &Cmd, start: Instant, err: Option<&CmdError>, dirty: u64, args: &Args) {
+    let us = start.elapsed().as_micros() as u64;
+    {
+        let mut stats = sh.local.stats.borrow_mut();
+        stats.total_commands += 1;
+        stats.dirty += dirty;
+        let s = &mut stats.commands[cmd.id];
+        s.calls += 1;
+        s.usec += us;
+        if let Some(e) = err {
+            s.failed += 1;
+            stats.error(&e.code());
+        }
+    }
+    let slower = sh.local.cfg.borrow().slowlog_slower_than;
+    if slower >= 0 && us >= slower as u64 && !cmd.spec.has(flags::SKIP_SLOWLOG) {
+        let max = sh.local.shared.config.read().slowlog_max_len as usize;
+        if let Ok(mut log) = sh.local.shared.slowlog.lock() {
+            log.push(args.as_slice(), us, unix_ms() / 1000, String::new(), String::new(), max);
+        }
+    }
+}
+
+/// A rejected command: counts it and writes the error.
+fn reject(client: &mut Client, cmd: Option<&Cmd>, err: &CmdError) {
+    {
+        let mut stats = client.shard.local.stats.borrow_mut();
+        if let Some(cmd) = cmd {
+            stats.commands[cmd.id].rejected += 1;
+        }
+        stats.error(&err.code());
+    }
+    client.out.error(&err.to_string());
+}
+
+/// Consecutive commands bound for one shard.
+struct PendingRun {
+    target: usize,
+    cmds: Vec<(&'static Cmd, Args)>,
+}
+
+pub struct Pipeline {
+    run: PendingRun,
+}
+
+impl Default for Pipeline {
+    fn default() -> Self {
+        Pipeline { run: PendingRun { target: usize::MAX, cmds: Vec::new() } }
+    }
+}
+
+impl Pipeline {
+    /// Runs a batch of requests read together, appending replies to `client.out` in order.
+    pub async fn run(&mut self, client: &mut Client, requests: Vec<Vec<Bytes>>) {
+        for argv in requests {
+            if client.close_after_reply {
+                break;
+            }
+            let args = Args::new(argv);
+            self.one(client, args).await;
+        }
+        self.flush(client).await;
+    }
+
+    async fn one(&mut self, client: &mut Client, args: Args) {
+        let mark = client.out.len();
+        let route = check(client, &args);
+        if client.shard.local.shared.monitors.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+            if let Ok(Route::Keyed { cmd, .. } | Route::MultiShard { cmd, .. } | Route::Conn(cmd)) = &route {
+                super::conn::feed_monitors(client, cmd, &args).await;
+            }
+        }
+        match route {
+            Err(e) => {
+                self.flush(client).await;
+                let cmd = table::lookup(&args[0]);
+                reject(client, cmd, &e);
+            }
+            Ok(Route::Keyed { cmd, shard }) => {
+                client.handle.last_cmd.set(cmd.full_name.as_str());
+                if shard == client.shard.id && self.run.cmds.is_empty() && client.shard.is_open() {
+                    let ctx = self.ctx(client);
+                    let sh = client.shard.clone();
+                    exec_keyed(&sh, cmd, &args, ctx, &mut client.out);
+                    sh.flush_effects();
+                } else {
+                    if shard != self.run.target && !self.run.cmds.is_empty() {
+                        self.flush(client).await;
+                    }
+                    self.run.target = shard;
+                    self.run.cmds.push((cmd, args));
+                    return;
+                }
+            }
+            Ok(Route::MultiShard { cmd, shards, positions }) => {
+                self.flush(client).await;
+                client.handle.last_cmd.set(cmd.full_name.as_str());
+                multi_shard(client, cmd, args, shards, positions).await;
+            }
+            Ok(Route::Conn(cmd)) => {
+                self.flush(client).await;
+                client.handle.last_cmd.set(cmd.full_name.as_str());
+                let Run::Conn(f) = cmd.spec.run else { unreachable!() };
+                let start = Instant::now();
+                let record_args = args.clone();
+                let result = f(client, args).await;
+                if let Err(e) = &result {
+                    client.out.error(&e.to_string());
+                }
+                let sh = client.shard.clone();
+                record(&sh, cmd, start, result.as_ref().err(), 0, &record_args);
+            }
+        }
+        apply_reply_mode(client, mark);
+    }
+
+    fn ctx(&self, client: &Client) -> BatchCtx {
+        BatchCtx { db: client.db, proto: client.proto, no_touch: client.handle.no_touch.get() }
+    }
+
+    /// Sends the pending run to its shard and appends the replies.
+    async fn flush(&mut self, client: &mut Client) {
+        if self.run.cmds.is_empty() {
+            return;
+        }
+        let cmds = std::mem::take(&mut self.run.cmds);
+        let target = self.run.target;
+        self.run.target = usize::MAX;
+        let ctx = self.ctx(client);
+        let n = cmds.len();
+        let marks_needed = client.reply_mode != ReplyMode::On;
+        let result = client
+            .shard
+            .hop(target, move |sh| {
+                let mut out = Reply::with_capacity(ctx.proto, 64 * n);
+                let mut ends = Vec::new();
+                for (cmd, args) in &cmds {
+                    exec_keyed(sh, cmd, args, ctx, &mut out);
+                    if marks_needed {
+                        ends.push(out.len());
+                    }
+                }
+                sh.flush_effects();
+                (out.take(), ends)
+            })
+            .await;
+        match result {
+            Ok((bytes, ends)) => {
+                if marks_needed {
+                    // CLIENT REPLY OFF/SKIP: replies are dropped one by one, so split them.
+                    let mut start = 0;
+                    for end in ends {
+                        let mark = client.out.len();
+                        client.out.raw(&bytes[start..end]);
+                        apply_reply_mode(client, mark);
+                        start = end;
+                    }
+                } else {
+                    client.out.raw(&bytes);
+                }
+            }
+            Err(e) => {
+                for _ in 0..n {
+                    client.out.error(&e.to_string());
+                }
+            }
+        }
+    }
+}
+
+/// CLIENT REPLY OFF|SKIP: drop what the last command wrote.
+fn apply_reply_mode(client: &mut Client, mark: usize) {
+    match client.reply_mode {
+        ReplyMode::On => {}
+        ReplyMode::Off => client.out.buf.truncate(mark),
+        ReplyMode::SkipNext => client.reply_mode = ReplyMode::Skip,
+        ReplyMode::Skip => {
+            client.out.buf.truncate(mark);
+            client.reply_mode = ReplyMode::On;
+        }
+    }
+}
+
+/// A keyed command whose keys live on several shards.
+async fn multi_shard(client: &mut Client, cmd: &'static Cmd, args: Args, shards: Vec<usize>, positions: Vec<usize>) {
+    let Run::Keyed(f, multi) = cmd.spec.run else { unreachable!() };
+    let start = Instant::now();
+    let sh = client.shard.clone();
+    let result = match multi {
+        Multi::Atomic => atomic(client, f, &args, &shards).await,
+        Multi::SplitSum | Multi::SplitArray => split(client, cmd, &args, &positions, multi).await,
+    };
+    if let Err(e) = &result {
+        client.out.error(&e.to_string());
+    }
+    record(&sh, cmd, start, result.as_ref().err(), 0, &args);
+}
+
+/// Reserve the shards, run the handler over their keyspaces on this thread, release.
+async fn atomic(client: &mut Client, f: crate::command::KeyedFn, args: &Args, shards: &[usize]) -> Result<(), CmdError> {
+    let sh = client.shard.clone();
+    let mut lent = sh.reserve(shards).await?;
+    let databases = sh.local.cfg.borrow().databases;
+    let mut effects = Effects::new(sh.local.effects.borrow().is_enabled());
+    let (result, dirty) = {
+        let mut ex = Exec {
+            ks: Keyspace::Lent(&mut lent),
+            db: client.db,
+            now: unix_ms(),
+            out: &mut client.out,
+            effects: &mut effects,
+            dirty: 0,
+            no_touch: client.handle.no_touch.get(),
+            databases,
+        };
+        let r = f(&mut ex, args);
+        let dirty = ex.dirty;
+        for s in shards {
+            drain_expired(lent.store(*s), &mut effects);
+        }
+        (r, dirty)
+    };
+    sh.local.stats.borrow_mut().dirty += dirty;
+    // The effects are enqueued as one MULTI/EXEC record before the shards are released, so
+    // the file order is a valid order.
+    sh.send_effects_atomic(effects).await;
+    sh.release(lent).await;
+    result
+}
+
+/// Independent keys: each shard runs the command over its own keys; replies are merged.
+async fn split(client: &mut Client, cmd: &'static Cmd, args: &Args, positions: &[usize], multi: Multi) -> Result<(), CmdError> {
+    let n = client.shard.nshards;
+    let step = match cmd.spec.key_specs.first().map(|k| k.find) {
+        Some(crate::command::Find::Range { step, .. }) => step.max(1),
+        _ => 1,
+    };
+    // Per shard: the sub-command's arguments, and which original key each of its keys is.
+    let mut per: Vec<(Vec<Bytes>, Vec<usize>)> = (0..n).map(|_| (Vec::new(), Vec::new())).collect();
+    for (key_index, &p) in positions.iter().enumerate() {
+        let s = shard_of(&args[p], n);
+        let entry = &mut per[s];
+        if entry.0.is_empty() {
+            entry.0.extend(args.as_slice()[..positions[0]].iter().cloned());
+        }
+        entry.0.extend(args.as_slice()[p..(p + step).min(args.len())].iter().cloned());
+        entry.1.push(key_index);
+    }
+    let targets: Vec<usize> = (0..n).filter(|&s| !per[s].1.is_empty()).collect();
+    let ctx = BatchCtx { db: client.db, proto: client.proto, no_touch: client.handle.no_touch.get() };
+    let mut pending = Vec::with_capacity(targets.len());
+    for &t in &targets {
+        let sub = Args::new(std::mem::take(&mut per[t].0));
+        let sh = client.shard.clone();
+        pending.push(glommio::spawn_local(async move {
+            sh.hop(t, move |sh| {
+                let mut out = Reply::new(ctx.proto);
+                exec_keyed(sh, cmd, &sub, ctx, &mut out);
+                sh.flush_effects();
+                out.take()
+            })
+            .await
+        }));
+    }
+    let mut replies = Vec::with_capacity(pending.len());
+    for p in pending {
+        replies.push(p.await?);
+    }
+    if let Some(err) = replies.iter().find(|r| r.first() == Some(&b'-')) {
+        client.out.raw(err);
+        return Ok(());
+    }
+    match multi {
+        Multi::SplitSum => {
+            let total: i64 = replies.iter().map(|r| parse_int_reply(r).unwrap_or(0)).sum();
+            client.out.int(total);
+        }
+        _ => {
+            let mut elems: Vec<&[u8]> = vec![&[]; positions.len()];
+            for (r, &t) in replies.iter().zip(&targets) {
+                // Skip the array header, then one element per key of that shard.
+                let Some(mut pos) = memchr::memchr(b'\n', r).map(|i| i + 1) else { continue };
+                for &ki in &per[t].1 {
+                    let end = skip_value(r, pos).unwrap_or(r.len());
+                    elems[ki] = &r[pos..end];
+                    pos = end;
+                }
+            }
+            client.out.array(elems.len());
+            for e in elems {
+                client.out.raw(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Shard {
+    /// Sends this shard's pending effects to the persistence core.
+    pub fn flush_effects(self: &Rc<Self>) {
+        let record = self.local.effects.borrow_mut().take(self.id);
+        if let (Some(record), Some(tx)) = (record, self.local.persist.as_ref()) {
+            if let Err(record) = tx.try_send(record) {
+                // Full channel: hand it to a task that waits for room; nothing is dropped.
+                let sh = self.clone();
+                glommio::spawn_local(async move {
+                    if let (Some(tx), Some(record)) = (sh.local.persist.as_ref(), into_record(record)) {
+                        let _ = tx.send(record).await;
+                    }
+                })
+                .detach();
+            }
+        }
+    }
+
+    /// Sends a multi-shard command's effects as one MULTI ... EXEC record.
+    pub async fn send_effects_atomic(self: &Rc<Self>, mut effects: Effects) {
+        if effects.is_empty() {
+            return;
+        }
+        let Some(tx) = self.local.persist.as_ref() else { return };
+        let Some(inner) = effects.take(self.id) else { return };
+        let mut bytes = bytes::BytesMut::new();
+        bytes.extend_from_slice(b"*1\r\n$5\r\nMULTI\r\n");
+        bytes.extend_from_slice(&inner.bytes);
+        bytes.extend_from_slice(b"*1\r\n$4\r\nEXEC\r\n");
+        let record = crate::persist::Record { shard: self.id, bytes: bytes.freeze(), commands: inner.commands + 2 };
+        let _ = tx.send(record).await;
+    }
+}
+
+/// The record inside a failed send, if the channel gave it back.
+fn into_record(e: glommio::GlommioError<crate::persist::Record>) -> Option<crate::persist::Record> {
+    match e {
+        glommio::GlommioError::Closed(glommio::ResourceType::Channel(r)) | glommio::GlommioError::WouldBlock(glommio::ResourceType::Channel(r)) => Some(r),
+        _ => None,
+    }
+}

@@ -1,0 +1,199 @@
+//! The server layer: listeners, connections, dispatch, the client registry, INFO and stats.
+
+pub mod client;
+pub mod conn;
+pub mod dispatch;
+pub mod info;
+pub mod listener;
+pub mod memory;
+pub mod stats;
+
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crate::config::SharedConfig;
+use crate::persist::{Effects, PersistStats, RecordSender};
+use crate::resp::Limits;
+
+pub use client::Client;
+
+/// State shared by every thread. Atomics and rarely-taken locks only: nothing here is on a
+/// command's data path.
+pub struct ServerShared {
+    pub config: SharedConfig,
+    pub nshards: usize,
+    pub started: Instant,
+    pub started_unix: u64,
+    pub run_id: String,
+    pub next_client_id: AtomicU64,
+    pub connected_clients: AtomicUsize,
+    pub monitors: AtomicUsize,
+    pub shutting_down: AtomicBool,
+    /// The exit code once shutdown was requested.
+    pub exit_code: AtomicUsize,
+    pub persist: PersistStats,
+    pub lastsave: AtomicU64,
+    pub slowlog: Mutex<stats::SlowLog>,
+    /// Bytes allocated, refreshed by the cron (see memory.rs).
+    pub used_memory: AtomicU64,
+    pub used_memory_peak: AtomicU64,
+    /// The TCP port actually bound (when `port 0` asks the kernel to pick).
+    pub port: AtomicUsize,
+    pub placement: String,
+    pub executable: String,
+    pub config_file: String,
+}
+
+impl ServerShared {
+    pub fn new(config: SharedConfig, nshards: usize, placement: String) -> ServerShared {
+        let (port, config_file) = {
+            let c = config.read();
+            (c.port as usize, c.config_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default())
+        };
+        ServerShared {
+            config,
+            nshards,
+            started: Instant::now(),
+            started_unix: unix_ms() / 1000,
+            run_id: random_hex(40),
+            next_client_id: AtomicU64::new(1),
+            connected_clients: AtomicUsize::new(0),
+            monitors: AtomicUsize::new(0),
+            shutting_down: AtomicBool::new(false),
+            exit_code: AtomicUsize::new(0),
+            persist: PersistStats::default(),
+            lastsave: AtomicU64::new(unix_ms() / 1000),
+            slowlog: Mutex::new(stats::SlowLog::default()),
+            used_memory: AtomicU64::new(0),
+            used_memory_peak: AtomicU64::new(0),
+            port: AtomicUsize::new(port),
+            placement,
+            executable: std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
+            config_file,
+        }
+    }
+
+    pub fn request_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Relaxed)
+    }
+}
+
+/// The configuration values a shard reads on its hot path, refreshed when the shared
+/// configuration's generation changes.
+#[derive(Clone)]
+pub struct CachedConfig {
+    pub generation: u64,
+    pub requirepass: Option<Vec<u8>>,
+    pub maxmemory: u64,
+    pub noeviction: bool,
+    pub limits: Limits,
+    pub query_buffer_limit: usize,
+    pub databases: usize,
+    pub slowlog_slower_than: i64,
+    pub maxclients: usize,
+    pub hz: u64,
+    pub appendonly: bool,
+}
+
+impl CachedConfig {
+    pub fn load(shared: &SharedConfig) -> CachedConfig {
+        let generation = shared.generation();
+        let c = shared.read();
+        CachedConfig {
+            generation,
+            requirepass: c.requirepass.clone(),
+            maxmemory: c.maxmemory,
+            noeviction: c.maxmemory_policy == crate::config::MaxmemoryPolicy::NoEviction,
+            limits: Limits {
+                max_bulk_len: c.proto_max_bulk_len as usize,
+                ..Limits::default()
+            },
+            query_buffer_limit: c.client_query_buffer_limit as usize,
+            databases: c.databases,
+            slowlog_slower_than: c.slowlog_log_slower_than,
+            maxclients: c.maxclients as usize,
+            hz: (c.hz as u64).clamp(1, 500),
+            appendonly: c.appendonly,
+        }
+    }
+}
+
+/// What a shard owns beyond its keyspace. Single-threaded: `Cell`/`RefCell` only.
+pub struct ShardLocal {
+    pub shared: Arc<ServerShared>,
+    pub cfg: RefCell<CachedConfig>,
+    pub stats: RefCell<stats::Stats>,
+    pub clients: RefCell<client::Registry>,
+    pub effects: RefCell<Effects>,
+    pub persist: Option<RecordSender>,
+    rng: Cell<u64>,
+}
+
+impl ShardLocal {
+    pub fn new(shared: Arc<ServerShared>, persist: Option<RecordSender>, seed: u64) -> ShardLocal {
+        let cfg = CachedConfig::load(&shared.config);
+        let effects = Effects::new(cfg.appendonly);
+        ShardLocal {
+            shared,
+            cfg: RefCell::new(cfg),
+            stats: RefCell::new(stats::Stats::new(crate::command::table::len())),
+            clients: RefCell::new(client::Registry::default()),
+            effects: RefCell::new(effects),
+            persist,
+            rng: Cell::new(seed | 1),
+        }
+    }
+
+    /// Re-reads the cached configuration if it changed. Cheap when it did not.
+    pub fn refresh_config(&self) {
+        let generation = self.shared.config.generation();
+        if generation != self.cfg.borrow().generation {
+            let cfg = CachedConfig::load(&self.shared.config);
+            self.effects.borrow_mut().set_enabled(cfg.appendonly);
+            *self.cfg.borrow_mut() = cfg;
+        }
+    }
+
+    /// xorshift64*: RANDOMKEY, sampling and SCAN need speed, not cryptographic quality.
+    pub fn rand(&self) -> u64 {
+        let mut x = self.rng.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng.set(x);
+        x.wrapping_mul(0x2545F4914F6CDD1D)
+    }
+}
+
+pub fn unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+pub fn unix_us() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+/// Random hex from the kernel's generator (run ids), falling back to time-seeded bits.
+pub fn random_hex(len: usize) -> String {
+    let mut bytes = vec![0u8; len.div_ceil(2)];
+    // SAFETY: getrandom writes at most bytes.len() bytes into the buffer we own.
+    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    if n != bytes.len() as isize {
+        let mut x = unix_us() | 1;
+        for b in &mut bytes {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+    }
+    let mut s: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    s.truncate(len);
+    s
+}

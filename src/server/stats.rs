@@ -1,0 +1,193 @@
+//! Per-shard counters (summed across shards by INFO) and the slow log.
+
+use std::collections::{HashMap, VecDeque};
+
+#[derive(Default, Clone, Copy, Debug)]
+pub struct CmdStat {
+    pub calls: u64,
+    pub usec: u64,
+    pub rejected: u64,
+    pub failed: u64,
+}
+
+impl CmdStat {
+    pub fn add(&mut self, o: &CmdStat) {
+        self.calls += o.calls;
+        self.usec += o.usec;
+        self.rejected += o.rejected;
+        self.failed += o.failed;
+    }
+}
+
+/// Samples of the operation counter for `instantaneous_ops_per_sec` (Redis's STATS_METRIC_SAMPLES).
+const OPS_SAMPLES: usize = 16;
+
+#[derive(Clone)]
+pub struct Stats {
+    /// Indexed by the command table's ids.
+    pub commands: Vec<CmdStat>,
+    pub errors: HashMap<String, u64>,
+    pub total_commands: u64,
+    pub connections_received: u64,
+    pub rejected_connections: u64,
+    pub net_input_bytes: u64,
+    pub net_output_bytes: u64,
+    pub expire_cycle_us: u64,
+    pub dirty: u64,
+    pub total_error_replies: u64,
+    ops_samples: [u64; OPS_SAMPLES],
+    ops_idx: usize,
+    ops_last: (u64, u64),
+}
+
+impl Stats {
+    pub fn new(ncommands: usize) -> Stats {
+        Stats {
+            commands: vec![CmdStat::default(); ncommands],
+            errors: HashMap::new(),
+            total_commands: 0,
+            connections_received: 0,
+            rejected_connections: 0,
+            net_input_bytes: 0,
+            net_output_bytes: 0,
+            expire_cycle_us: 0,
+            dirty: 0,
+            total_error_replies: 0,
+            ops_samples: [0; OPS_SAMPLES],
+            ops_idx: 0,
+            ops_last: (0, 0),
+        }
+    }
+
+    pub fn error(&mut self, code: &str) {
+        self.total_error_replies += 1;
+        match self.errors.get_mut(code) {
+            Some(n) => *n += 1,
+            None => {
+                // Redis caps distinct error codes at 128 to bound memory.
+                if self.errors.len() < 128 {
+                    self.errors.insert(code.to_string(), 1);
+                }
+            }
+        }
+    }
+
+    /// Called from the cron: records the ops/sec since the last sample.
+    pub fn sample_ops(&mut self, now_ms: u64) {
+        let (t, ops) = self.ops_last;
+        if t != 0 && now_ms > t {
+            let rate = (self.total_commands - ops) * 1000 / (now_ms - t);
+            self.ops_samples[self.ops_idx] = rate;
+            self.ops_idx = (self.ops_idx + 1) % OPS_SAMPLES;
+        }
+        self.ops_last = (now_ms, self.total_commands);
+    }
+
+    pub fn instantaneous_ops(&self) -> u64 {
+        self.ops_samples.iter().sum::<u64>() / OPS_SAMPLES as u64
+    }
+
+    /// Adds another shard's counters (INFO sums shards).
+    pub fn merge(&mut self, o: &Stats) {
+        for (a, b) in self.commands.iter_mut().zip(&o.commands) {
+            a.add(b);
+        }
+        for (k, v) in &o.errors {
+            *self.errors.entry(k.clone()).or_default() += v;
+        }
+        self.total_commands += o.total_commands;
+        self.connections_received += o.connections_received;
+        self.rejected_connections += o.rejected_connections;
+        self.net_input_bytes += o.net_input_bytes;
+        self.net_output_bytes += o.net_output_bytes;
+        self.expire_cycle_us += o.expire_cycle_us;
+        self.dirty += o.dirty;
+        self.total_error_replies += o.total_error_replies;
+        for (a, b) in self.ops_samples.iter_mut().zip(&o.ops_samples) {
+            *a += b;
+        }
+    }
+
+    pub fn reset(&mut self) {
+        let n = self.commands.len();
+        let dirty = self.dirty;
+        *self = Stats::new(n);
+        self.dirty = dirty;
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct SlowEntry {
+    pub id: u64,
+    pub time: u64,
+    pub duration_us: u64,
+    pub args: Vec<Vec<u8>>,
+    pub addr: String,
+    pub name: String,
+}
+
+/// Redis's slow log: newest first, capped at slowlog-max-len, arguments truncated as Redis does.
+#[derive(Default)]
+pub struct SlowLog {
+    pub entries: VecDeque<SlowEntry>,
+    pub next_id: u64,
+}
+
+/// SLOWLOG_ENTRY_MAX_ARGC and SLOWLOG_ENTRY_MAX_STRING.
+const MAX_ARGC: usize = 32;
+const MAX_STRING: usize = 128;
+
+impl SlowLog {
+    pub fn push(&mut self, args: &[bytes::Bytes], duration_us: u64, time: u64, addr: String, name: String, max_len: usize) {
+        let argc = args.len().min(MAX_ARGC);
+        let mut v = Vec::with_capacity(argc);
+        for (i, a) in args.iter().take(argc).enumerate() {
+            if argc != args.len() && i == argc - 1 {
+                v.push(format!("... ({} more arguments)", args.len() - argc + 1).into_bytes());
+            } else if a.len() > MAX_STRING {
+                let mut s = a[..MAX_STRING].to_vec();
+                s.extend_from_slice(format!("... ({} more bytes)", a.len() - MAX_STRING).as_bytes());
+                v.push(s);
+            } else {
+                v.push(a.to_vec());
+            }
+        }
+        self.entries.push_front(SlowEntry { id: self.next_id, time, duration_us, args: v, addr, name });
+        self.next_id += 1;
+        self.entries.truncate(max_len);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slowlog_truncates_like_redis() {
+        let mut log = SlowLog::default();
+        let args: Vec<bytes::Bytes> = (0..40).map(|i| bytes::Bytes::from(format!("a{i}"))).collect();
+        log.push(&args, 10, 1, String::new(), String::new(), 2);
+        assert_eq!(log.entries[0].args.len(), 32);
+        assert_eq!(log.entries[0].args[31], b"... (9 more arguments)".to_vec());
+        let big = [bytes::Bytes::from(vec![b'x'; 200])];
+        log.push(&big, 10, 1, String::new(), String::new(), 2);
+        log.push(&big, 10, 1, String::new(), String::new(), 2);
+        assert_eq!(log.entries.len(), 2);
+        assert!(log.entries[0].args[0].ends_with(b"... (72 more bytes)"));
+        assert_eq!(log.entries[0].id, 2);
+    }
+
+    #[test]
+    fn merge_and_ops() {
+        let mut a = Stats::new(2);
+        a.total_commands = 100;
+        a.sample_ops(1000);
+        a.total_commands = 200;
+        a.sample_ops(2000);
+        assert_eq!(a.instantaneous_ops(), 100 / 16);
+        let mut b = Stats::new(2);
+        b.error("ERR");
+        a.merge(&b);
+        assert_eq!(a.errors["ERR"], 1);
+    }
+}

@@ -1,0 +1,280 @@
+//! Shards: one glommio executor per shard, each owning its slice of every database.
+//!
+//! The hop API is how work crosses shards. Every message is an [`Op`], a closure run on the
+//! target shard's thread with that shard; results come back on a oneshot channel.
+//!
+//! - [`Shard::hop`]: run on one shard.
+//! - [`Shard::hop_all`] / [`Shard::hop_many`]: run on several shards in parallel, results in shard order.
+//! - [`Shard::reserve`] / [`Shard::release`]: the coordinated multi-shard step. The
+//!   coordinator reserves the shards' keyspaces in ascending shard order (so two
+//!   coordinators never deadlock), runs its steps directly over them, then releases them.
+//!
+//! Every shard has a gate. While a coordinator holds it, ops that want the shard's data wait
+//! in the gate's queue (in arrival order) and run when it is released; ops of the holder pass.
+//! A reserved shard's thread does not touch its keyspace, so the coordinator's thread may:
+//! the hand-over and hand-back are channel messages, which order the two threads' accesses.
+
+pub mod runtime;
+pub mod slot;
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures_channel::oneshot;
+use glommio::channels::channel_mesh::Senders;
+
+use crate::error::CmdError;
+use crate::store::{Db, Store};
+
+pub use slot::{key_slot, shard_of};
+
+/// Work sent to a shard: run on its thread, with the shard.
+pub type Op = Box<dyn FnOnce(&Rc<Shard>) + Send>;
+
+pub struct Msg {
+    /// The reservation this op belongs to (0: none). Ops of the gate's holder pass the gate.
+    txn: u64,
+    op: Op,
+}
+
+static NEXT_TXN: AtomicU64 = AtomicU64::new(1);
+
+fn shard_gone() -> CmdError {
+    CmdError::Static("ERR shard unavailable: the server is shutting down")
+}
+
+/// A pointer to a reserved shard's store. Sent from the shard to its coordinator.
+struct StorePtr(*mut Store);
+// SAFETY: the pointer is only dereferenced by the coordinator while it holds the shard's
+// reservation, during which the owning thread does not touch the store (see module doc).
+unsafe impl Send for StorePtr {}
+
+/// The keyspaces of the shards a coordinator has reserved.
+pub struct Lent {
+    txn: u64,
+    nshards: usize,
+    stores: Vec<Option<StorePtr>>,
+}
+
+impl Lent {
+    /// The database slice holding `key`. Panics if its shard was not reserved: the
+    /// coordinator reserves the shards of every key it will touch, so that is a bug.
+    pub fn db(&mut self, db: usize, key: &[u8]) -> &mut Db {
+        let shard = shard_of(key, self.nshards);
+        &mut self.store(shard).dbs[db]
+    }
+
+    /// A reserved shard's whole store.
+    pub fn store(&mut self, shard: usize) -> &mut Store {
+        let ptr = self.stores[shard].as_ref().expect("key on a shard the coordinator did not reserve");
+        // SAFETY: we hold the reservation (see StorePtr); `&mut self` makes this the only
+        // live reference handed out.
+        unsafe { &mut *ptr.0 }
+    }
+
+    pub fn shards(&self) -> impl Iterator<Item = usize> + '_ {
+        self.stores.iter().enumerate().filter(|(_, s)| s.is_some()).map(|(i, _)| i)
+    }
+}
+
+#[derive(Default)]
+struct Gate {
+    holder: Cell<u64>,
+    queue: RefCell<VecDeque<Msg>>,
+}
+
+impl Gate {
+    fn admits(&self, txn: u64) -> bool {
+        let h = self.holder.get();
+        h == 0 || h == txn
+    }
+}
+
+/// One shard: its keyspace, its gate and its endpoints. Lives on its own thread behind an `Rc`.
+pub struct Shard {
+    pub id: usize,
+    pub nshards: usize,
+    store: RefCell<Store>,
+    gate: Gate,
+    mesh: Senders<Msg>,
+    /// Everything else a shard owns (clients, stats, config cache, effects): the server layer.
+    pub local: crate::server::ShardLocal,
+}
+
+impl Shard {
+    pub fn new(id: usize, nshards: usize, store: Store, mesh: Senders<Msg>, local: crate::server::ShardLocal) -> Shard {
+        Shard { id, nshards, store: RefCell::new(store), gate: Gate::default(), mesh, local }
+    }
+
+    /// True when no coordinator holds this shard: local work may touch the store directly.
+    pub fn is_open(&self) -> bool {
+        self.gate.holder.get() == 0
+    }
+
+    /// Runs `f` over this shard's store. Callers check [`Shard::is_open`] first, or run inside
+    /// an op (which the gate admitted).
+    pub fn with_store<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
+        debug_assert!(self.is_open(), "store touched while lent to a coordinator");
+        f(&mut self.store.borrow_mut())
+    }
+
+    /// Delivers an op that arrived for this shard (from the mesh or from this shard itself).
+    pub fn submit(self: &Rc<Self>, msg: Msg) {
+        if self.gate.admits(msg.txn) {
+            (msg.op)(self);
+            self.drain();
+        } else {
+            self.gate.queue.borrow_mut().push_back(msg);
+        }
+    }
+
+    /// Runs queued ops while the gate is open (a queued reservation closes it again).
+    fn drain(self: &Rc<Self>) {
+        while self.is_open() {
+            let next = self.gate.queue.borrow_mut().pop_front();
+            match next {
+                Some(msg) => (msg.op)(self),
+                None => break,
+            }
+        }
+    }
+
+    async fn send(self: &Rc<Self>, target: usize, msg: Msg) -> Result<(), CmdError> {
+        if target == self.id {
+            self.submit(msg);
+            Ok(())
+        } else {
+            self.mesh.send_to(target, msg).await.map_err(|_| shard_gone())
+        }
+    }
+
+    /// Runs `f` on shard `target` (here, if it is this shard) once its gate admits it.
+    pub async fn hop<R, F>(self: &Rc<Self>, target: usize, f: F) -> Result<R, CmdError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Rc<Shard>) -> R + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let op: Op = Box::new(move |sh| {
+            let _ = tx.send(f(sh));
+        });
+        self.send(target, Msg { txn: 0, op }).await?;
+        rx.await.map_err(|_| shard_gone())
+    }
+
+    /// Runs `f` on each of `targets` in parallel; results in the order of `targets`.
+    pub async fn hop_many<R, F>(self: &Rc<Self>, targets: &[usize], f: F) -> Result<Vec<R>, CmdError>
+    where
+        R: Send + 'static,
+        F: Fn(&Rc<Shard>) -> R + Send + Sync + Clone + 'static,
+    {
+        let mut rxs = Vec::with_capacity(targets.len());
+        for &t in targets {
+            let (tx, rx) = oneshot::channel();
+            let f = f.clone();
+            let op: Op = Box::new(move |sh| {
+                let _ = tx.send(f(sh));
+            });
+            self.send(t, Msg { txn: 0, op }).await?;
+            rxs.push(rx);
+        }
+        let mut out = Vec::with_capacity(rxs.len());
+        for rx in rxs {
+            out.push(rx.await.map_err(|_| shard_gone())?);
+        }
+        Ok(out)
+    }
+
+    /// Runs `f` on every shard in parallel; results indexed by shard.
+    pub async fn hop_all<R, F>(self: &Rc<Self>, f: F) -> Result<Vec<R>, CmdError>
+    where
+        R: Send + 'static,
+        F: Fn(&Rc<Shard>) -> R + Send + Sync + Clone + 'static,
+    {
+        let all: Vec<usize> = (0..self.nshards).collect();
+        self.hop_many(&all, f).await
+    }
+
+    /// Runs `f` over shard `target`'s store.
+    pub async fn hop_store<R, F>(self: &Rc<Self>, target: usize, f: F) -> Result<R, CmdError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Store) -> R + Send + 'static,
+    {
+        self.hop(target, move |sh| sh.with_store(f)).await
+    }
+
+    /// Reserves the keyspaces of `shards` (any order, duplicates allowed) for a coordinated
+    /// step: ascending order, one at a time, so coordinators never deadlock.
+    pub async fn reserve(self: &Rc<Self>, shards: &[usize]) -> Result<Lent, CmdError> {
+        let mut order: Vec<usize> = shards.to_vec();
+        order.sort_unstable();
+        order.dedup();
+        let txn = NEXT_TXN.fetch_add(1, Ordering::Relaxed);
+        let mut lent = Lent { txn, nshards: self.nshards, stores: (0..self.nshards).map(|_| None).collect() };
+        for s in order {
+            let (tx, rx) = oneshot::channel::<StorePtr>();
+            let op: Op = Box::new(move |sh| {
+                sh.gate.holder.set(txn);
+                if tx.send(StorePtr(sh.store.as_ptr())).is_err() {
+                    // The coordinator is gone: give the shard back at once.
+                    sh.gate.holder.set(0);
+                }
+            });
+            let got = match self.send(s, Msg { txn: 0, op }).await {
+                Ok(()) => rx.await.map_err(|_| shard_gone()),
+                Err(e) => Err(e),
+            };
+            match got {
+                Ok(ptr) => lent.stores[s] = Some(ptr),
+                Err(e) => {
+                    self.release(lent).await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(lent)
+    }
+
+    /// Gives reserved shards back; their queued ops run.
+    pub async fn release(self: &Rc<Self>, lent: Lent) {
+        let txn = lent.txn;
+        for s in lent.shards().collect::<Vec<_>>() {
+            let op: Op = Box::new(move |sh| sh.gate.holder.set(0));
+            // A shard that is gone (shutdown) has nothing left to release.
+            let _ = self.send(s, Msg { txn, op }).await;
+        }
+    }
+
+    /// Runs `f` on this shard's store now if the gate is open, else waits its turn.
+    pub async fn local<R, F>(self: &Rc<Self>, f: F) -> Result<R, CmdError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Store) -> R + Send + 'static,
+    {
+        if self.is_open() {
+            Ok(self.with_store(f))
+        } else {
+            self.hop_store(self.id, f).await
+        }
+    }
+}
+
+/// The op loop: delivers the ops other shards send to this one.
+pub async fn serve_mesh(shard: Rc<Shard>, mut receivers: glommio::channels::channel_mesh::Receivers<Msg>) {
+    let streams = receivers.streams();
+    let mut tasks = Vec::new();
+    for (_, rx) in streams {
+        let shard = shard.clone();
+        tasks.push(glommio::spawn_local(async move {
+            while let Some(msg) = rx.recv().await {
+                shard.submit(msg);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await;
+    }
+}

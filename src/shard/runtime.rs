@@ -1,0 +1,411 @@
+//! Start-up: checks that the machine can run us (io_uring, locked memory), decides the
+//! shard count and placement, binds the listeners, wires the channel mesh and the
+//! persistence channels, and runs one executor per shard plus the persistence executor.
+
+use std::os::fd::{FromRawFd, RawFd};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::channels::shared_channel;
+use glommio::net::TcpListener;
+use glommio::{LocalExecutorBuilder, Placement};
+
+use crate::config::{Config, Placement as PlacementCfg, SharedConfig};
+use crate::persist::{self, Record};
+use crate::server::{listener, ServerShared, ShardLocal};
+use crate::shard::{serve_mesh, Msg, Shard};
+use crate::store::Store;
+
+/// Bytes of io memory per executor: glommio registers it with io_uring for file I/O. Kept
+/// small so that every executor's registration fits in a default 8 MiB RLIMIT_MEMLOCK.
+const IO_MEMORY: usize = 256 * 1024;
+/// glommio refuses to start below this RLIMIT_MEMLOCK.
+const MIN_MEMLOCK: u64 = 512 * 1024;
+const MESH_CAPACITY: usize = 1024;
+
+/// Why the server could not start: printed as one short message, no backtrace.
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Probes io_uring with a tiny ring, so a blocked or disabled io_uring is reported with
+/// its cause and fix instead of failing deep inside the runtime.
+pub fn check_io_uring() -> Result<(), StartError> {
+    let mut params = [0u8; 120]; // struct io_uring_params
+    // SAFETY: io_uring_setup with 1 entry and a zeroed params struct of the kernel's size.
+    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 1u32, params.as_mut_ptr()) };
+    if fd >= 0 {
+        // SAFETY: closing the ring we just created.
+        unsafe { libc::close(fd as i32) };
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled").map(|s| s.trim().to_string()).unwrap_or_default();
+    let why = match err.raw_os_error() {
+        Some(libc::ENOSYS) => "this kernel has no io_uring (Linux 5.8 or newer is needed), or a seccomp profile hides it".to_string(),
+        Some(libc::EPERM) | Some(libc::EACCES) if disabled != "0" && !disabled.is_empty() => {
+            format!("io_uring is disabled by sysctl kernel.io_uring_disabled={disabled}: set it to 0 (sysctl -w kernel.io_uring_disabled=0)")
+        }
+        Some(libc::EPERM) | Some(libc::EACCES) => {
+            "io_uring is blocked by a seccomp profile (Docker's default profile blocks it): run the container with a profile that allows io_uring_setup, io_uring_enter and io_uring_register (e.g. --security-opt seccomp=unconfined)".to_string()
+        }
+        _ => format!("io_uring_setup failed: {err}"),
+    };
+    Err(StartError(format!("basalt needs io_uring and cannot use it: {why}")))
+}
+
+/// Makes sure RLIMIT_MEMLOCK is large enough for glommio, raising the soft limit if the
+/// hard limit allows.
+pub fn check_memlock() -> Result<(), StartError> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) != 0 {
+            return Ok(());
+        }
+        if lim.rlim_cur >= MIN_MEMLOCK {
+            return Ok(());
+        }
+        if lim.rlim_max >= MIN_MEMLOCK {
+            let raised = libc::rlimit { rlim_cur: lim.rlim_max.min(64 << 20), rlim_max: lim.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_MEMLOCK, &raised) == 0 {
+                return Ok(());
+            }
+        }
+    }
+    Err(StartError(format!(
+        "RLIMIT_MEMLOCK is {} KiB and basalt's io_uring runtime needs at least {} KiB: raise it (`ulimit -l 8192`, or Docker's `--ulimit memlock=8388608:8388608`)",
+        lim.rlim_cur / 1024,
+        MIN_MEMLOCK / 1024
+    )))
+}
+
+/// The CPUs this process may run on (sched_getaffinity: taskset, cpusets), cut down to the
+/// cgroup CPU quota when one is set.
+pub fn usable_cpus() -> Vec<usize> {
+    let mut cpus = Vec::new();
+    // SAFETY: sched_getaffinity into a zeroed cpu_set_t of the right size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+            for i in 0..libc::CPU_SETSIZE as usize {
+                if libc::CPU_ISSET(i, &set) {
+                    cpus.push(i);
+                }
+            }
+        }
+    }
+    if cpus.is_empty() {
+        cpus.push(0);
+    }
+    if let Some(quota) = cgroup_cpu_quota() {
+        cpus.truncate(quota.max(1));
+    }
+    cpus
+}
+
+/// cgroup v2 `cpu.max` ("max 100000" or "<quota> <period>"), rounded up to whole CPUs.
+fn cgroup_cpu_quota() -> Option<usize> {
+    let s = std::fs::read_to_string("/sys/fs/cgroup/cpu.max").ok()?;
+    let mut it = s.split_whitespace();
+    let quota: f64 = it.next()?.parse().ok()?;
+    let period: f64 = it.next()?.parse().ok()?;
+    if period <= 0.0 {
+        return None;
+    }
+    Some((quota / period).ceil() as usize)
+}
+
+/// This build keeps data in memory only. Asking for the append-only file is refused rather
+/// than silently not persisting; RDB save points are only warned about, because every
+/// redis.conf carries them by default.
+pub fn check_persistence(config: &Config) -> Result<(), StartError> {
+    if config.appendonly {
+        return Err(StartError(
+            "appendonly yes: this build of basalt does not write an append-only file yet, and refuses to start rather than lose writes you expect to be persisted. Start with appendonly no to run in memory only.".into(),
+        ));
+    }
+    if !config.save.is_empty() {
+        tracing::warn!("RDB snapshots are not written by this build: the save points ({} configured) are ignored and data lives in memory only", config.save.len());
+    }
+    Ok(())
+}
+
+/// How many shards and where they run.
+pub struct Plan {
+    pub shards: usize,
+    /// CPU of each shard, then the persistence executor's; None = unpinned.
+    pub cpus: Option<Vec<usize>>,
+    pub description: String,
+}
+
+pub fn plan(config: &Config) -> Result<Plan, StartError> {
+    let cpus = usable_cpus();
+    let shards = config.shards.unwrap_or(cpus.len().saturating_sub(1)).max(1);
+    let fits = shards < cpus.len();
+    let pinned = match config.placement {
+        PlacementCfg::Pinned if !fits => {
+            return Err(StartError(format!(
+                "placement pinned needs {} usable CPUs ({} shards + persistence), this process may use {}",
+                shards + 1,
+                shards,
+                cpus.len()
+            )))
+        }
+        PlacementCfg::Pinned => true,
+        PlacementCfg::Unpinned => false,
+        PlacementCfg::Auto => fits,
+    };
+    if pinned {
+        let mut assigned: Vec<usize> = cpus[..shards].to_vec();
+        assigned.push(cpus[cpus.len() - 1]);
+        let description = format!("pinned: shards on CPUs {:?}, persistence on CPU {}", &assigned[..shards], assigned[shards]);
+        Ok(Plan { shards, cpus: Some(assigned), description })
+    } else {
+        let description = format!("unpinned: {} shards and persistence share {} usable CPUs", shards, cpus.len());
+        Ok(Plan { shards, cpus: None, description })
+    }
+}
+
+fn placement(plan: &Plan, i: usize) -> Placement {
+    match &plan.cpus {
+        Some(cpus) => Placement::Fixed(cpus[i]),
+        None => Placement::Unbound,
+    }
+}
+
+/// Blocks SIGINT/SIGTERM in every thread and turns them into a shutdown request on a
+/// dedicated thread; ignores SIGPIPE (a client that goes away is an error return, not a signal).
+fn install_signals(shared: Arc<ServerShared>) {
+    // SAFETY: signal mask manipulation before any other thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || loop {
+                let mut sig: libc::c_int = 0;
+                if libc::sigwait(&set, &mut sig) == 0 {
+                    let name = if sig == libc::SIGINT { "SIGINT" } else { "SIGTERM" };
+                    if shared.is_shutting_down() {
+                        tracing::warn!("{name} received again while shutting down; exiting now");
+                        std::process::exit(1);
+                    }
+                    tracing::warn!("Received {name} scheduling shutdown...");
+                    shared.request_shutdown();
+                }
+            })
+            .expect("spawn signal thread");
+    }
+}
+
+/// Runs the server until shutdown. Returns the process exit code.
+pub fn start(config: Config) -> Result<i32, StartError> {
+    check_persistence(&config)?;
+    check_io_uring()?;
+    check_memlock()?;
+    let plan = plan(&config)?;
+    let nshards = plan.shards;
+
+    // Bind every address once per shard, in this thread, so `port 0` resolves to one port.
+    let backlog = config.tcp_backlog as i32;
+    let mut port = config.port;
+    let mut fds: Vec<Vec<RawFd>> = vec![Vec::new(); nshards];
+    for spec in &config.bind {
+        let bind = listener::parse_bind(spec).map_err(StartError)?;
+        let mut bound = Vec::new();
+        for _ in 0..nshards {
+            match listener::listen(std::net::SocketAddr::new(bind.ip, port), backlog) {
+                Ok(fd) => {
+                    if port == 0 {
+                        port = listener::local_port(fd).map_err(|e| StartError(e.to_string()))?;
+                    }
+                    bound.push(fd);
+                }
+                Err(e) => {
+                    for fd in bound.drain(..) {
+                        // SAFETY: closing descriptors we created above.
+                        unsafe { libc::close(fd) };
+                    }
+                    if bind.optional {
+                        tracing::warn!("Warning: Could not create server TCP listening socket {spec}:{port}: {e}");
+                        break;
+                    }
+                    return Err(StartError(format!("Could not create server TCP listening socket {spec}:{port}: {e}")));
+                }
+            }
+        }
+        for (i, fd) in bound.into_iter().enumerate() {
+            fds[i].push(fd);
+        }
+    }
+    if fds[0].is_empty() {
+        return Err(StartError("Failed listening on any address (check the bind setting)".into()));
+    }
+
+    let databases = config.databases;
+    let appendonly = config.appendonly;
+    let shared_config = SharedConfig::new(config);
+    let shared = Arc::new(ServerShared::new(shared_config, nshards, plan.description.clone()));
+    shared.port.store(port as usize, Ordering::SeqCst);
+    install_signals(shared.clone());
+    crate::server::memory::refresh(&shared);
+
+    tracing::info!(
+        "basalt {} (git:{}) starting: pid={}, port={}, shards={}, {}, persistence={}",
+        env!("CARGO_PKG_VERSION"),
+        option_env!("BASALT_GIT").unwrap_or("unknown"),
+        std::process::id(),
+        port,
+        nshards,
+        plan.description,
+        if appendonly { "appendonly" } else { "off" }
+    );
+
+    let mesh = MeshBuilder::<Msg, _>::full(nshards, MESH_CAPACITY);
+    let mut record_senders = Vec::new();
+    let mut record_receivers = Vec::new();
+    for _ in 0..nshards {
+        let (tx, rx) = shared_channel::new_bounded::<Record>(MESH_CAPACITY);
+        record_senders.push(tx);
+        record_receivers.push(rx);
+    }
+
+    let persist_shared = shared.clone();
+    let persist = LocalExecutorBuilder::new(placement(&plan, nshards))
+        .name("persistence")
+        .io_memory(IO_MEMORY)
+        .spawn(move || async move {
+            let mut receivers = Vec::new();
+            for rx in record_receivers {
+                receivers.push(rx.connect().await);
+            }
+            persist::run(receivers, persist_shared).await;
+        })
+        .map_err(|e| StartError(format!("cannot start the persistence executor: {e}")))?;
+
+    let ready = Arc::new(AtomicUsize::new(0));
+    let mut handles = Vec::new();
+    for (i, (listen_fds, record_tx)) in fds.into_iter().zip(record_senders).enumerate() {
+        let mesh = mesh.clone();
+        let shared = shared.clone();
+        let ready = ready.clone();
+        let h = LocalExecutorBuilder::new(placement(&plan, i))
+            .name(&format!("shard-{i}"))
+            .io_memory(IO_MEMORY)
+            .spawn(move || async move {
+                shard_main(i, nshards, databases, mesh, record_tx, shared, listen_fds, ready).await;
+            })
+            .map_err(|e| StartError(format!("cannot start shard {i}: {e}")))?;
+        handles.push(h);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ready.load(Ordering::SeqCst) < nshards && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    tracing::info!("Ready to accept connections tcp");
+
+    let mut failed = false;
+    for h in handles {
+        failed |= h.join().is_err();
+    }
+    failed |= persist.join().is_err();
+    if failed {
+        return Err(StartError("an executor failed; see the log above".into()));
+    }
+    tracing::info!("basalt is now ready to exit, bye bye...");
+    Ok(shared.exit_code.load(Ordering::SeqCst) as i32)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn shard_main(
+    id: usize,
+    nshards: usize,
+    databases: usize,
+    mesh: MeshBuilder<Msg, glommio::channels::channel_mesh::Full>,
+    record_tx: shared_channel::SharedSender<Record>,
+    shared: Arc<ServerShared>,
+    listen_fds: Vec<RawFd>,
+    ready: Arc<AtomicUsize>,
+) {
+    let (senders, receivers) = match mesh.join().await {
+        Ok(x) => x,
+        Err(_) => {
+            tracing::error!("shard {id}: cannot join the channel mesh");
+            return;
+        }
+    };
+    let record_tx = record_tx.connect().await;
+    let seed = crate::server::unix_us() ^ ((id as u64 + 1) << 32);
+    let local = ShardLocal::new(shared.clone(), Some(record_tx), seed);
+    let shard = Rc::new(Shard::new(id, nshards, Store::new(databases), senders, local));
+
+    let mesh_task = glommio::spawn_local(serve_mesh(shard.clone(), receivers));
+    let mut accepts = Vec::new();
+    for fd in listen_fds {
+        // SAFETY: a listening socket created by `listener::listen`, owned from here on.
+        let l = unsafe { TcpListener::from_raw_fd(fd) };
+        let shard = shard.clone();
+        accepts.push(glommio::spawn_local(async move {
+            loop {
+                match l.accept().await {
+                    Ok(stream) => {
+                        glommio::spawn_local(crate::server::conn::serve(shard.clone(), stream)).detach();
+                    }
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        glommio::timer::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+        }));
+    }
+    let expire_task = glommio::spawn_local(crate::server::info::expire_loop(shard.clone()));
+    ready.fetch_add(1, Ordering::SeqCst);
+
+    // The cron: housekeeping at `hz`, and the watch for shutdown.
+    while !shared.is_shutting_down() {
+        crate::server::info::cron(&shard);
+        let hz = shard.local.cfg.borrow().hz;
+        glommio::timer::sleep(Duration::from_millis(1000 / hz)).await;
+    }
+
+    // Shutdown: stop accepting, let connections finish what they are running, then close.
+    for a in accepts {
+        a.cancel().await;
+    }
+    let handles: Vec<_> = shard.local.clients.borrow().clients.values().cloned().collect();
+    for h in &handles {
+        // SAFETY: shutdown(SHUT_RD) on a registered client's socket: its pending read
+        // returns end-of-file; replies already computed are still written.
+        unsafe { libc::shutdown(h.fd, libc::SHUT_RD) };
+        if let Some(w) = h.monitor_wake.borrow_mut().take() {
+            h.killed.set(true);
+            w.wake();
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !shard.local.clients.borrow().clients.is_empty() && Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+    expire_task.cancel().await;
+    shard.flush_effects();
+    if let Some(tx) = shard.local.persist.as_ref() {
+        tx.close();
+    }
+    // Other shards may still hop here while they shut down; serve them a little longer.
+    glommio::timer::sleep(Duration::from_millis(50)).await;
+    mesh_task.cancel().await;
+}

@@ -1,0 +1,392 @@
+//! One database's slice of the keyspace on one shard: the keys, their expiry deadlines
+//! (a second table holding only keys with a TTL, as Redis's `expires` dict, so that the
+//! active cycle samples only keys that can expire), lazy expiry on access and the
+//! adaptive active expiry cycle.
+
+use super::dict::Dict;
+use super::value::Value;
+
+pub type Key = Box<[u8]>;
+
+#[derive(Debug)]
+pub struct Entry {
+    pub value: Value,
+    /// Seconds clock of the last access (Redis's 24-bit LRU field), for OBJECT IDLETIME.
+    pub lru: u32,
+}
+
+/// Keys sampled per round of the active cycle (ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP).
+pub const EXPIRE_KEYS_PER_LOOP: usize = 20;
+/// Another round runs while more than this percentage of a sample was expired
+/// (ACTIVE_EXPIRE_CYCLE_ACCEPTABLE_STALE).
+pub const EXPIRE_ACCEPTABLE_STALE: usize = 10;
+
+#[derive(Default, Debug, Clone, Copy)]
+pub struct DbStats {
+    pub expired_keys: u64,
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
+}
+
+#[derive(Default)]
+pub struct Db {
+    keys: Dict<Key, Entry>,
+    expires: Dict<Key, u64>,
+    pub stats: DbStats,
+    /// Keys removed by expiry since the owner last drained them: the shard turns them into
+    /// `DEL` effects for the AOF and keyspace notifications.
+    pub expired: Vec<Key>,
+    /// The LRU clock value stamped on access; the shard refreshes it once per batch.
+    pub lru_clock: u32,
+}
+
+/// How a lookup treats the key's access metadata (`CLIENT NO-TOUCH`, `OBJECT`, `TTL` and
+/// `TYPE` do not touch it in Redis).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Touch {
+    Yes,
+    No,
+}
+
+pub fn lru_clock(now_ms: u64) -> u32 {
+    ((now_ms / 1000) & ((1 << 24) - 1)) as u32
+}
+
+impl Db {
+    pub fn new() -> Db {
+        Db::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub fn expires_len(&self) -> usize {
+        self.expires.len()
+    }
+
+    /// True when the key exists but its deadline has passed (it is deleted on next access).
+    fn is_expired(&self, key: &[u8], now: u64) -> bool {
+        !self.expires.is_empty() && matches!(self.expires.get(key), Some(&at) if at <= now)
+    }
+
+    fn expire_now(&mut self, key: &[u8]) {
+        if let Some((k, _)) = self.keys.remove(key) {
+            self.expires.remove(key);
+            self.stats.expired_keys += 1;
+            self.expired.push(k);
+        }
+    }
+
+    /// Looks a key up for a command: expired keys are deleted first (lazy expiry) and the
+    /// access is counted as a hit or miss.
+    pub fn lookup(&mut self, key: &[u8], now: u64, touch: Touch) -> Option<&mut Entry> {
+        if self.is_expired(key, now) {
+            self.expire_now(key);
+        }
+        let clock = self.lru_clock;
+        match self.keys.get_mut(key) {
+            Some(e) => {
+                self.stats.keyspace_hits += 1;
+                if touch == Touch::Yes {
+                    e.lru = clock;
+                }
+                Some(e)
+            }
+            None => {
+                self.stats.keyspace_misses += 1;
+                None
+            }
+        }
+    }
+
+    /// Like `lookup`, for a write: no hit/miss accounting (Redis counts only reads).
+    pub fn lookup_write(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
+        if self.is_expired(key, now) {
+            self.expire_now(key);
+        }
+        let clock = self.lru_clock;
+        let e = self.keys.get_mut(key)?;
+        e.lru = clock;
+        Some(e)
+    }
+
+    /// Existence without side effects other than lazy expiry.
+    pub fn contains(&mut self, key: &[u8], now: u64) -> bool {
+        if self.is_expired(key, now) {
+            self.expire_now(key);
+            return false;
+        }
+        self.keys.contains_key(key)
+    }
+
+    /// Stores `value` under `key`, replacing any old value. The TTL is cleared unless
+    /// `keep_ttl` (SET's default clears it; KEEPTTL and in-place updates keep it).
+    pub fn set(&mut self, key: &[u8], value: Value, keep_ttl: bool) {
+        let clock = self.lru_clock;
+        let (slot, inserted) = self.keys.get_or_insert_with(
+            key,
+            || key.into(),
+            || Entry { value: Value::Str(super::value::Str::Int(0)), lru: clock },
+        );
+        slot.value = value;
+        slot.lru = clock;
+        if !inserted && !keep_ttl && !self.expires.is_empty() {
+            self.expires.remove(key);
+        }
+    }
+
+    /// Inserts a whole entry (RENAME, MOVE, COPY keep the value's metadata).
+    pub fn insert_entry(&mut self, key: &[u8], entry: Entry, expire_at: Option<u64>) {
+        self.keys.insert(key.into(), entry);
+        match expire_at {
+            Some(at) => {
+                self.expires.insert(key.into(), at);
+            }
+            None => {
+                if !self.expires.is_empty() {
+                    self.expires.remove(key);
+                }
+            }
+        }
+    }
+
+    /// Removes a key (expired or not: callers that must not see expired keys call
+    /// `contains`/`lookup` first). Returns the entry and its deadline.
+    pub fn remove(&mut self, key: &[u8]) -> Option<(Entry, Option<u64>)> {
+        let (_, entry) = self.keys.remove(key)?;
+        let at = if self.expires.is_empty() { None } else { self.expires.remove(key).map(|(_, at)| at) };
+        Some((entry, at))
+    }
+
+    /// The deadline of a live key.
+    pub fn expire_at(&self, key: &[u8]) -> Option<u64> {
+        if self.expires.is_empty() {
+            None
+        } else {
+            self.expires.get(key).copied()
+        }
+    }
+
+    /// Sets the deadline of an existing key. Returns false if the key does not exist.
+    pub fn set_expire(&mut self, key: &[u8], at: u64) -> bool {
+        if !self.keys.contains_key(key) {
+            return false;
+        }
+        let (slot, _) = self.expires.get_or_insert_with(key, || key.into(), || at);
+        *slot = at;
+        true
+    }
+
+    /// Removes the deadline. Returns true if there was one.
+    pub fn persist(&mut self, key: &[u8]) -> bool {
+        !self.expires.is_empty() && self.expires.remove(key).is_some()
+    }
+
+    pub fn clear(&mut self) -> usize {
+        let n = self.keys.len();
+        self.keys = Dict::new();
+        self.expires = Dict::new();
+        n
+    }
+
+    /// Moves all contents out (SWAPDB, FLUSHALL ASYNC hand-off).
+    pub fn take(&mut self) -> Db {
+        let mut taken = Db::new();
+        std::mem::swap(&mut taken.keys, &mut self.keys);
+        std::mem::swap(&mut taken.expires, &mut self.expires);
+        taken
+    }
+
+    /// Swaps the data of two databases (SWAPDB): stats and pending effects stay in place.
+    pub fn swap_data(&mut self, other: &mut Db) {
+        std::mem::swap(&mut self.keys, &mut other.keys);
+        std::mem::swap(&mut self.expires, &mut other.expires);
+    }
+
+    /// One step of SCAN over this database: calls `f` for each live key in the buckets the
+    /// cursor names and returns the next cursor (0 when done).
+    pub fn scan(&self, cursor: u64, now: u64, mut f: impl FnMut(&[u8], &Entry)) -> u64 {
+        let expires = &self.expires;
+        self.keys.scan(cursor, |k, e| {
+            let expired = !expires.is_empty() && matches!(expires.get(&k[..]), Some(&at) if at <= now);
+            if !expired {
+                f(k, e)
+            }
+        })
+    }
+
+    /// Every live key (KEYS). Expired keys found on the way are not returned.
+    pub fn for_each_key(&self, now: u64, mut f: impl FnMut(&[u8], &Entry)) {
+        let expires = &self.expires;
+        for (k, e) in self.keys.iter() {
+            let expired = !expires.is_empty() && matches!(expires.get(&k[..]), Some(&at) if at <= now);
+            if !expired {
+                f(k, e)
+            }
+        }
+    }
+
+    /// RANDOMKEY: a random live key; expired keys met on the way are deleted, as Redis does.
+    pub fn random_key(&mut self, now: u64, rand: &mut impl FnMut() -> u64) -> Option<Key> {
+        // Bounded like Redis's dbRandomKey: if every key sampled is expired, give up after
+        // a while rather than loop (the active cycle reclaims them).
+        for _ in 0..100 {
+            let key: Key = self.keys.random_entry(rand).map(|(k, _)| k.clone())?;
+            if self.is_expired(&key, now) {
+                self.expire_now(&key);
+                continue;
+            }
+            return Some(key);
+        }
+        None
+    }
+
+    /// One database's share of the active expiry cycle: sample keys with a TTL, delete
+    /// the expired ones, repeat while more than 10% of a sample was expired and `budget`
+    /// (called between rounds) allows. Returns the number of keys reclaimed.
+    pub fn active_expire(
+        &mut self,
+        now: u64,
+        rand: &mut impl FnMut() -> u64,
+        mut budget: impl FnMut() -> bool,
+    ) -> usize {
+        let mut reclaimed = 0;
+        let mut victims: Vec<Key> = Vec::with_capacity(EXPIRE_KEYS_PER_LOOP);
+        loop {
+            if self.expires.is_empty() {
+                break;
+            }
+            self.expires.rehash_steps(1);
+            let sample = EXPIRE_KEYS_PER_LOOP.min(self.expires.len());
+            let mut sampled = 0;
+            victims.clear();
+            self.expires.sample_keys(sample, rand, |k, &at| {
+                sampled += 1;
+                if at <= now {
+                    victims.push(k.clone());
+                }
+            });
+            let expired = victims.len();
+            for k in victims.drain(..) {
+                self.expire_now(&k);
+            }
+            reclaimed += expired;
+            if sampled == 0 || expired * 100 / sampled <= EXPIRE_ACCEPTABLE_STALE || !budget() {
+                break;
+            }
+        }
+        reclaimed
+    }
+
+    /// Cron housekeeping: incremental rehash and shrinking of sparse tables.
+    pub fn cron(&mut self) {
+        self.keys.rehash_steps(100);
+        self.expires.rehash_steps(100);
+        self.keys.shrink_if_sparse();
+        self.expires.shrink_if_sparse();
+    }
+
+    pub fn table_bytes(&self) -> usize {
+        self.keys.table_bytes() + self.expires.table_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::value::Str;
+
+    fn s(v: &[u8]) -> Value {
+        Value::Str(Str::from_set(v))
+    }
+
+    fn rng() -> impl FnMut() -> u64 {
+        let mut x = 0x9E3779B97F4A7C15u64;
+        move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        }
+    }
+
+    #[test]
+    fn set_clears_ttl_unless_kept() {
+        let mut db = Db::new();
+        db.set(b"k", s(b"v"), false);
+        assert!(db.set_expire(b"k", 1000));
+        db.set(b"k", s(b"w"), true);
+        assert_eq!(db.expire_at(b"k"), Some(1000));
+        db.set(b"k", s(b"x"), false);
+        assert_eq!(db.expire_at(b"k"), None);
+        assert!(!db.set_expire(b"missing", 5));
+    }
+
+    #[test]
+    fn lazy_expiry_deletes_and_records() {
+        let mut db = Db::new();
+        db.set(b"k", s(b"v"), false);
+        db.set_expire(b"k", 100);
+        assert!(db.lookup(b"k", 99, Touch::Yes).is_some());
+        assert!(db.lookup(b"k", 100, Touch::Yes).is_none());
+        assert_eq!(db.len(), 0);
+        assert_eq!(db.expires_len(), 0);
+        assert_eq!(db.stats.expired_keys, 1);
+        assert_eq!(db.expired, vec![Key::from(&b"k"[..])]);
+    }
+
+    #[test]
+    fn active_cycle_reclaims_without_touching_live_keys() {
+        let mut db = Db::new();
+        for i in 0..1000u32 {
+            let k = format!("k{i}");
+            db.set(k.as_bytes(), s(b"v"), false);
+            db.set_expire(k.as_bytes(), if i % 2 == 0 { 10 } else { 10_000 });
+        }
+        for i in 0..1000u32 {
+            db.set(format!("p{i}").as_bytes(), s(b"v"), false);
+        }
+        let mut r = rng();
+        let mut total = 0;
+        for _ in 0..200 {
+            total += db.active_expire(20, &mut r, || true);
+        }
+        assert_eq!(total, 500);
+        assert_eq!(db.len(), 1500);
+        assert_eq!(db.expires_len(), 500);
+    }
+
+    #[test]
+    fn scan_skips_expired() {
+        let mut db = Db::new();
+        db.set(b"a", s(b"1"), false);
+        db.set(b"b", s(b"1"), false);
+        db.set_expire(b"b", 5);
+        let mut seen = vec![];
+        let mut cursor = 0;
+        loop {
+            cursor = db.scan(cursor, 10, |k, _| seen.push(k.to_vec()));
+            if cursor == 0 {
+                break;
+            }
+        }
+        assert_eq!(seen, vec![b"a".to_vec()]);
+    }
+
+    #[test]
+    fn random_key_skips_and_deletes_expired() {
+        let mut db = Db::new();
+        db.set(b"a", s(b"1"), false);
+        db.set_expire(b"a", 5);
+        let mut r = rng();
+        assert_eq!(db.random_key(10, &mut r), None);
+        assert_eq!(db.len(), 0);
+        db.set(b"b", s(b"1"), false);
+        assert_eq!(db.random_key(10, &mut r).as_deref(), Some(&b"b"[..]));
+    }
+}
