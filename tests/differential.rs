@@ -1,9 +1,12 @@
 //! Differential tests: basalt against the reference `redis-server`.
 //!
 //! Both servers are started on free 127.0.0.1 ports with persistence off
-//! (`--save "" --appendonly no`) and `--enable-debug-command local` (for DEBUG SLEEP 0).
-//! Every case in `tests/diff/*.txt` is run on both, in lock step, on a fresh connection after `FLUSHALL`,
-//! and the replies are compared byte for byte (unless a directive says otherwise).
+//! (`--save "" --appendonly no`) and `--enable-debug-command local` (for DEBUG SLEEP 0); the
+//! candidate also gets `--shards 4`, so cross-shard paths run even on a 2-core machine.
+//! Every case in `tests/diff/*.txt` is run on both, in lock step, on a fresh connection after
+//! `FLUSHALL`, and the replies are compared byte for byte (unless a directive says otherwise).
+//! Each server's output goes to a log file in a temp directory, printed if it fails to start
+//! (or the candidate dies) and kept when a case fails.
 //!
 //! Run: `cargo test --test differential`. The report (failures, skipped cases, the final
 //! "N passed, M failed" line) is written straight to stderr, so it shows without
@@ -21,7 +24,8 @@
 //!
 //! Case file format (one command per line, arguments split like redis-cli input, i.e.
 //! Redis's `sdssplitargs`: whitespace separated, `"double quotes"` with `\xHH \n \r \t \"
-//! \\` escapes, `'single quotes'` with `\'`):
+//! \\` escapes, `'single quotes'` with `\'`; unquoted backslashes are literal; leading and
+//! trailing whitespace of a line is ignored; blank lines too):
 //!
 //! ```text
 //! # case: name            starts a case; other lines starting with '#' are comments
@@ -881,7 +885,10 @@ fn parse_file(file: &str, text: &str) -> Result<Vec<Case>, String> {
                     }
                     action = Some(Action::Scan(parts));
                 }
-                "@conn" => action = Some(Action::Conn(num("@conn")? as usize)),
+                "@conn" => match num("@conn")? {
+                    0 => return Err(err("connections are numbered from 1")),
+                    n => action = Some(Action::Conn(n as usize)),
+                },
                 "@reconnect" => action = Some(Action::Reconnect),
                 _ => return Err(err("unknown directive")),
             }

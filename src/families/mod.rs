@@ -3,13 +3,15 @@
 //! the `COMMANDS` of every family listed in [`ALL`].
 
 pub mod connection;
+pub mod introspection;
 pub mod keys;
 pub mod server;
 pub mod strings;
 
 use crate::command::CommandSpec;
 
-pub static ALL: &[&[CommandSpec]] = &[connection::COMMANDS, strings::COMMANDS, keys::COMMANDS, server::COMMANDS];
+pub static ALL: &[&[CommandSpec]] =
+    &[connection::COMMANDS, strings::COMMANDS, keys::COMMANDS, server::COMMANDS, introspection::COMMANDS];
 
 /// `Box::pin` for connection-level handlers: `fn h(c: &mut Client, a: Args) -> LocalFuture<'_> { boxed(async move { .. }) }`.
 pub fn boxed<'a>(f: impl std::future::Future<Output = Result<(), crate::error::CmdError>> + 'a) -> crate::command::LocalFuture<'a> {
