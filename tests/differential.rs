@@ -15,8 +15,8 @@
 //! Environment:
 //! - `REDIS_SERVER`   the oracle binary (default `redis-server` on `PATH`).
 //! - `BASALT_BIN`     the candidate binary (default: the `basalt` binary Cargo built).
-//! - `BASALT_ARGS`    extra candidate arguments (default `--shards 4`; empty when the
-//!                    candidate's file name contains `redis-server`, for testing the runner).
+//! - `BASALT_ARGS`    extra candidate arguments (default `--shards 4`; none when the
+//!   candidate's file name contains `redis-server`, for checking the runner itself).
 //! - `DIFF_FILTER`    only run cases whose `file:name` contains this substring.
 //! - `DIFF_DIR`       directory of case files (default `tests/diff` of this crate).
 //! - `DIFF_DUMP=1`    print every command and the oracle's reply (for writing cases).
@@ -163,14 +163,17 @@ fn split_args(line: &[u8]) -> Result<Vec<Vec<u8>>, String> {
 // A small backtracking regex over bytes, for @mask.
 // ---------------------------------------------------------------------------------------
 
+/// Inclusive byte ranges of a character class.
+type Ranges = Vec<(u8, u8)>;
+
 #[derive(Clone, Debug)]
 enum Atom {
     Byte(u8),
     Any,
-    Class(Vec<(u8, u8)>, bool), // ranges, negated
-    Group(Vec<Vec<Node>>),      // alternatives
-    Start,                      // ^
-    End,                        // $
+    Class(Ranges, bool),   // ranges, negated
+    Group(Vec<Vec<Node>>), // alternatives
+    Start,                 // ^
+    End,                   // $
 }
 
 #[derive(Clone, Debug)]
@@ -281,7 +284,7 @@ impl Regex {
     }
 
     /// One (possibly escaped) character inside or outside a class; `\d \w \s` give a class.
-    fn parse_class_char(b: &[u8], pos: &mut usize) -> Result<(u8, Option<Vec<(u8, u8)>>), String> {
+    fn parse_class_char(b: &[u8], pos: &mut usize) -> Result<(u8, Option<Ranges>), String> {
         let c = b[*pos];
         *pos += 1;
         if c != b'\\' {
@@ -294,7 +297,10 @@ impl Regex {
         *pos += 1;
         Ok(match e {
             b'd' => (0, Some(vec![(b'0', b'9')])),
-            b'w' => (0, Some(vec![(b'0', b'9'), (b'a', b'z'), (b'A', b'Z'), (b'_', b'_')])),
+            b'w' => (
+                0,
+                Some(vec![(b'0', b'9'), (b'a', b'z'), (b'A', b'Z'), (b'_', b'_')]),
+            ),
             b's' => (0, Some(vec![(b' ', b' '), (b'\t', b'\r')])),
             b'r' => (b'\r', None),
             b'n' => (b'\n', None),
@@ -327,8 +333,18 @@ impl Regex {
     fn match_seq(nodes: &[Node], t: &[u8], pos: usize, k: &mut dyn FnMut(usize) -> bool) -> bool {
         match nodes.split_first() {
             None => k(pos),
-            Some((Node { atom: Atom::Start, .. }, rest)) => pos == 0 && Self::match_seq(rest, t, pos, k),
-            Some((Node { atom: Atom::End, .. }, rest)) => pos == t.len() && Self::match_seq(rest, t, pos, k),
+            Some((
+                Node {
+                    atom: Atom::Start, ..
+                },
+                rest,
+            )) => pos == 0 && Self::match_seq(rest, t, pos, k),
+            Some((
+                Node {
+                    atom: Atom::End, ..
+                },
+                rest,
+            )) => pos == t.len() && Self::match_seq(rest, t, pos, k),
             Some((node, rest)) => Self::match_rep(node, 0, rest, t, pos, k),
         }
     }
@@ -612,7 +628,12 @@ impl Conn {
         let stream = TcpStream::connect(("127.0.0.1", port))?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(READ_TIMEOUT))?;
-        Ok(Conn { stream, buf: Vec::new(), pos: 0, dead: None })
+        Ok(Conn {
+            stream,
+            buf: Vec::new(),
+            pos: 0,
+            dead: None,
+        })
     }
 
     fn send(&mut self, bytes: &[u8]) {
@@ -823,7 +844,9 @@ fn parse_file(file: &str, text: &str) -> Result<Vec<Case>, String> {
         if let Some(rest) = line.strip_prefix('#') {
             if let Some(name) = rest.trim_start().strip_prefix("case:") {
                 if pending_line != 0 {
-                    return Err(format!("{file}:{pending_line}: modifier not followed by a command"));
+                    return Err(format!(
+                        "{file}:{pending_line}: modifier not followed by a command"
+                    ));
                 }
                 let name = name.trim();
                 if name.is_empty() {
@@ -843,7 +866,9 @@ fn parse_file(file: &str, text: &str) -> Result<Vec<Case>, String> {
             }
             continue;
         }
-        let case = cases.last_mut().ok_or_else(|| err("line before the first '# case:'"))?;
+        let case = cases
+            .last_mut()
+            .ok_or_else(|| err("line before the first '# case:'"))?;
         let (word, rest) = match line.find(char::is_whitespace) {
             Some(p) => (&line[..p], line[p..].trim_start()),
             None => (line, ""),
@@ -851,12 +876,17 @@ fn parse_file(file: &str, text: &str) -> Result<Vec<Case>, String> {
         let mut action = None;
         if word.starts_with('@') {
             let num = |what: &str| -> Result<u64, String> {
-                rest.parse::<u64>().map_err(|_| err(&format!("{what} needs a number")))
+                rest.parse::<u64>()
+                    .map_err(|_| err(&format!("{what} needs a number")))
             };
             match word {
                 "@resp3" => case.resp3 = true,
                 "@skip" => {
-                    case.skip = Some(if rest.is_empty() { "no reason given".into() } else { rest.into() })
+                    case.skip = Some(if rest.is_empty() {
+                        "no reason given".into()
+                    } else {
+                        rest.into()
+                    })
                 }
                 "@replies" => pending.replies = Some(num("@replies")? as usize),
                 "@noreply" => pending.replies = Some(0),
@@ -864,8 +894,10 @@ fn parse_file(file: &str, text: &str) -> Result<Vec<Case>, String> {
                 "@sort" => pending.sort = true,
                 "@sortpairs" => pending.sortpairs = true,
                 "@approx" => {
-                    pending.approx =
-                        Some(rest.parse::<f64>().map_err(|_| err("@approx needs a number"))?)
+                    pending.approx = Some(
+                        rest.parse::<f64>()
+                            .map_err(|_| err("@approx needs a number"))?,
+                    )
                 }
                 "@mask" => pending.masks.push(Regex::new(rest).map_err(|e| err(&e))?),
                 "@repeat" => pending.repeat = Some(num("@repeat")? as usize),
@@ -878,9 +910,14 @@ fn parse_file(file: &str, text: &str) -> Result<Vec<Case>, String> {
                 "@sleep" => action = Some(Action::Sleep(num("@sleep")?)),
                 "@scan" => {
                     let parts = split_args(rest.as_bytes()).map_err(|e| err(&e))?;
-                    let cmd = parts.first().map(|p| p.to_ascii_uppercase()).unwrap_or_default();
+                    let cmd = parts
+                        .first()
+                        .map(|p| p.to_ascii_uppercase())
+                        .unwrap_or_default();
                     let min = if cmd == b"SCAN" { 1 } else { 2 };
-                    if !matches!(&cmd[..], b"SCAN" | b"SSCAN" | b"HSCAN" | b"ZSCAN") || parts.len() < min {
+                    if !matches!(&cmd[..], b"SCAN" | b"SSCAN" | b"HSCAN" | b"ZSCAN")
+                        || parts.len() < min
+                    {
                         return Err(err("@scan needs SCAN|SSCAN|HSCAN|ZSCAN [key] [args]"));
                     }
                     action = Some(Action::Scan(parts));
@@ -914,7 +951,9 @@ fn parse_file(file: &str, text: &str) -> Result<Vec<Case>, String> {
         pending_line = 0;
     }
     if pending_line != 0 {
-        return Err(format!("{file}:{pending_line}: modifier not followed by a command"));
+        return Err(format!(
+            "{file}:{pending_line}: modifier not followed by a command"
+        ));
     }
     Ok(cases)
 }
@@ -932,14 +971,22 @@ struct Side {
 
 impl Side {
     fn new(port: u16, resp3: bool) -> Side {
-        Side { port, resp3, conns: Vec::new(), cur: 1 }
+        Side {
+            port,
+            resp3,
+            conns: Vec::new(),
+            cur: 1,
+        }
     }
 
     /// Open a connection with the case's handshake; Err describes a setup failure.
     fn open(&self, flush: bool) -> Result<Conn, String> {
         let mut c = Conn::open(self.port).map_err(|e| format!("connect: {e}"))?;
         let hello = if self.resp3 { "3" } else { "2" };
-        c.send(&encode_command(&[b"HELLO".to_vec(), hello.as_bytes().to_vec()]));
+        c.send(&encode_command(&[
+            b"HELLO".to_vec(),
+            hello.as_bytes().to_vec(),
+        ]));
         match c.read_reply() {
             Reply::Val(v) if !v.is_error() => {}
             other => return Err(format!("HELLO {hello} failed: {}", other.render())),
@@ -969,7 +1016,9 @@ impl Side {
         if mods.eof {
             return vec![c.read_until_eof()];
         }
-        (0..mods.replies.unwrap_or(default)).map(|_| c.read_reply()).collect()
+        (0..mods.replies.unwrap_or(default))
+            .map(|_| c.read_reply())
+            .collect()
     }
 
     fn run(&mut self, step: &Step) -> Vec<Reply> {
@@ -1168,7 +1217,12 @@ fn log_tail(path: &Path) -> String {
     lines[lines.len().saturating_sub(60)..].join("\n")
 }
 
-fn start_server(name: &'static str, bin: &str, extra: &[String], dir: &Path) -> Result<Server, String> {
+fn start_server(
+    name: &'static str,
+    bin: &str,
+    extra: &[String],
+    dir: &Path,
+) -> Result<Server, String> {
     let port = free_port();
     let work = dir.join(name);
     std::fs::create_dir_all(&work).map_err(|e| format!("mkdir {}: {e}", work.display()))?;
@@ -1201,7 +1255,7 @@ fn start_server(name: &'static str, bin: &str, extra: &[String], dir: &Path) -> 
         if let Ok(Some(status)) = server.child.try_wait() {
             return Err(format!(
                 "{name} ({bin} {}) exited with {status} before accepting connections; log {}:\n{}",
-                args.join(" "),
+                show_args(&args),
                 server.log.display(),
                 log_tail(&server.log)
             ));
@@ -1217,13 +1271,26 @@ fn start_server(name: &'static str, bin: &str, extra: &[String], dir: &Path) -> 
         if Instant::now() > deadline {
             return Err(format!(
                 "{name} ({bin} {}) did not answer PING on port {port} within 15s; log {}:\n{}",
-                args.join(" "),
+                show_args(&args),
                 server.log.display(),
                 log_tail(&server.log)
             ));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+fn show_args(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            if a.is_empty() {
+                "\"\"".to_string()
+            } else {
+                a.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn on_path(bin: &str) -> Option<PathBuf> {
@@ -1302,7 +1369,13 @@ fn run_case(case: &Case, oport: u16, cport: u16, dump: bool) -> Option<String> {
         }
     }
     if dump {
-        out(&format!("== {}:{} {}{}", case.file, case.line, case.name, if case.resp3 { " (resp3)" } else { "" }));
+        out(&format!(
+            "== {}:{} {}{}",
+            case.file,
+            case.line,
+            case.name,
+            if case.resp3 { " (resp3)" } else { "" }
+        ));
     }
     for step in &case.steps {
         if let Action::Sleep(ms) = step.action {
@@ -1325,8 +1398,16 @@ fn run_case(case: &Case, oport: u16, cport: u16, dump: bool) -> Option<String> {
             if ab != bb {
                 mismatches += 1;
                 if mismatches <= 5 {
-                    let which = if n > 1 { format!(" (reply {} of {n})", i + 1) } else { String::new() };
-                    let _ = writeln!(report, "  {}:{}: {}{which}", case.file, step.line, step.text);
+                    let which = if n > 1 {
+                        format!(" (reply {} of {n})", i + 1)
+                    } else {
+                        String::new()
+                    };
+                    let _ = writeln!(
+                        report,
+                        "  {}:{}: {}{which}",
+                        case.file, step.line, step.text
+                    );
                     let (ra, rb) = (clip(a.render()), clip(b.render()));
                     let _ = writeln!(report, "    oracle:    {ra}");
                     let _ = writeln!(report, "    candidate: {rb}");
@@ -1339,7 +1420,11 @@ fn run_case(case: &Case, oport: u16, cport: u16, dump: bool) -> Option<String> {
         }
     }
     if mismatches > 5 {
-        let _ = writeln!(report, "  ... and {} more mismatches in this case", mismatches - 5);
+        let _ = writeln!(
+            report,
+            "  ... and {} more mismatches in this case",
+            mismatches - 5
+        );
     }
     (mismatches > 0).then_some(report)
 }
@@ -1365,9 +1450,10 @@ fn differential() {
         .expect("no candidate: set BASALT_BIN (Cargo did not build a `basalt` binary)");
     let cand_args: Vec<String> = match std::env::var("BASALT_ARGS") {
         Ok(s) => s.split_whitespace().map(String::from).collect(),
-        Err(_) if Path::new(&cand_bin)
-            .file_name()
-            .is_some_and(|f| f.to_string_lossy().contains("redis-server")) =>
+        Err(_)
+            if Path::new(&cand_bin)
+                .file_name()
+                .is_some_and(|f| f.to_string_lossy().contains("redis-server")) =>
         {
             Vec::new()
         }
@@ -1381,26 +1467,36 @@ fn differential() {
     let dump = std::env::var("DIFF_DUMP").is_ok_and(|v| v == "1");
     let cases: Vec<Case> = load_cases(&dir)
         .into_iter()
-        .filter(|c| filter.as_ref().map_or(true, |f| format!("{}:{}", c.file, c.name).contains(f.as_str())))
+        .filter(|c| match &filter {
+            None => true,
+            Some(f) => format!("{}:{}", c.file, c.name).contains(f.as_str()),
+        })
         .collect();
 
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
     let tmp = std::env::temp_dir().join(format!("basalt-diff-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&tmp).expect("create temp dir");
     let oracle = start_server("oracle", &oracle_bin, &[], &tmp).unwrap_or_else(|e| panic!("{e}"));
-    let cand = start_server("candidate", &cand_bin, &cand_args, &tmp).unwrap_or_else(|e| panic!("{e}"));
+    let cand =
+        start_server("candidate", &cand_bin, &cand_args, &tmp).unwrap_or_else(|e| panic!("{e}"));
     out(&format!(
         "differential: {} cases; oracle {oracle_bin} on :{} (log {}), candidate {cand_bin} {} on :{} (log {})",
         cases.len(),
         oracle.port,
         oracle.log.display(),
-        cand_args.join(" "),
+        show_args(&cand_args),
         cand.port,
         cand.log.display()
     ));
 
     if cases.is_empty() {
-        out(&format!("!!! DIFF_FILTER={:?} matches no case", filter.as_deref().unwrap_or("")));
+        out(&format!(
+            "!!! DIFF_FILTER={:?} matches no case",
+            filter.as_deref().unwrap_or("")
+        ));
     }
     let started = Instant::now();
     let mut cand = cand;
@@ -1411,7 +1507,10 @@ fn differential() {
     let mut repeated_setup_failures = 0;
     for (i, case) in cases.iter().enumerate() {
         if let Some(why) = &case.skip {
-            skipped.push(format!("  {}:{} {}: {why}", case.file, case.line, case.name));
+            skipped.push(format!(
+                "  {}:{} {}: {why}",
+                case.file, case.line, case.name
+            ));
             continue;
         }
         match run_case(case, oracle.port, cand.port, dump) {
@@ -1426,7 +1525,13 @@ fn differential() {
                     }
                     last_setup_failure = Some(report.clone());
                 }
-                out(&format!("FAIL {}:{} case {}\n{}", case.file, case.line, case.name, report.trim_end()));
+                out(&format!(
+                    "FAIL {}:{} case {}\n{}",
+                    case.file,
+                    case.line,
+                    case.name,
+                    report.trim_end()
+                ));
                 // A crashed candidate would fail every later case: say so once and stop.
                 if let Ok(Some(status)) = cand.child.try_wait() {
                     crashed = Some(status);
@@ -1444,34 +1549,58 @@ fn differential() {
         }
     }
     if repeated_setup_failures > 0 {
-        out(&format!("{repeated_setup_failures} more cases failed with the same setup failure (not listed)"));
+        out(&format!(
+            "{repeated_setup_failures} more cases failed with the same setup failure (not listed)"
+        ));
     }
     if !skipped.is_empty() {
-        out(&format!("SKIPPED {} known gaps:\n{}", skipped.len(), skipped.join("\n")));
+        out(&format!(
+            "SKIPPED {} known gaps:\n{}",
+            skipped.len(),
+            skipped.join("\n")
+        ));
     }
-    out(&format!("differential: finished in {:.1}s", started.elapsed().as_secs_f64()));
+    out(&format!(
+        "differential: finished in {:.1}s",
+        started.elapsed().as_secs_f64()
+    ));
     out(&format!("{passed} passed, {failed} failed"));
     drop(oracle);
     drop(cand);
     if failed == 0 && crashed.is_none() {
         let _ = std::fs::remove_dir_all(&tmp);
     }
-    assert!(failed == 0 && crashed.is_none(), "{failed} differential cases failed (logs in {})", tmp.display());
+    assert!(
+        failed == 0 && crashed.is_none(),
+        "{failed} differential cases failed (logs in {})",
+        tmp.display()
+    );
 }
 
 #[test]
 fn split_args_matches_redis_cli() {
     let s = |l: &str| split_args(l.as_bytes()).unwrap();
-    assert_eq!(s(r#"SET k "a b""#), vec![b"SET".to_vec(), b"k".to_vec(), b"a b".to_vec()]);
-    assert_eq!(s(r#"SET "" "\x00\xff\n""#)[1..], [b"".to_vec(), vec![0, 0xff, b'\n']]);
-    assert_eq!(s(r#"a 'it\'s' b\x41"#), vec![b"a".to_vec(), b"it's".to_vec(), b"b\\x41".to_vec()]);
+    assert_eq!(
+        s(r#"SET k "a b""#),
+        vec![b"SET".to_vec(), b"k".to_vec(), b"a b".to_vec()]
+    );
+    assert_eq!(
+        s(r#"SET "" "\x00\xff\n""#)[1..],
+        [b"".to_vec(), vec![0, 0xff, b'\n']]
+    );
+    assert_eq!(
+        s(r#"a 'it\'s' b\x41"#),
+        vec![b"a".to_vec(), b"it's".to_vec(), b"b\\x41".to_vec()]
+    );
     assert!(split_args(br#"SET "a"b"#).is_err());
     assert!(split_args(br#"SET "a"#).is_err());
 }
 
 #[test]
 fn mask_regex() {
-    let r = |p: &str, t: &str| String::from_utf8(Regex::new(p).unwrap().replace_all(t.as_bytes(), b"#")).unwrap();
+    let r = |p: &str, t: &str| {
+        String::from_utf8(Regex::new(p).unwrap().replace_all(t.as_bytes(), b"#")).unwrap()
+    };
     assert_eq!(r(r"\d+", "id:42 x 7"), "id:# x #");
     assert_eq!(r(r"id\r\n:\d+", "id\r\n:17\r\n"), "#\r\n");
     assert_eq!(r(r"(ab|c)+d?", "xababcd y"), "x# y");
