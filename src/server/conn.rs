@@ -97,7 +97,7 @@ async fn serve_client(client: &mut Client, stream: &mut TcpStream) {
         } else if n < MIN_READ {
             chunk = MIN_READ;
         }
-        if handle.killed.get() || local.shared.is_shutting_down() && handle.killed.get() {
+        if handle.killed.get() {
             return;
         }
         local.refresh_config();
