@@ -25,5 +25,5 @@ cargo test --workspace --all-targets
 echo "== smoke: compare-redis.sh (QUICK)"
 QUICK=1 scripts/compare-redis.sh
 
-echo "== smoke: camera pipeline load test"
-scripts/camera-smoke.sh
+echo "== smoke: loadtest against basalt"
+scripts/loadtest-smoke.sh
