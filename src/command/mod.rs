@@ -279,6 +279,20 @@ impl<'a> Exec<'a> {
 
     /// Records a write effect in the selected database.
     pub fn propagate(&mut self, args: &[&[u8]]) {
+        if !self.effects.is_enabled() {
+            return;
+        }
+        // Keys this command found expired were deleted before it acted: their DELs must
+        // come first, or a replay would delete what the command just wrote (SET or RENAME
+        // onto an expired key).
+        match &mut self.ks {
+            Keyspace::Local(store) => crate::server::dispatch::drain_expired(store, self.effects),
+            Keyspace::Lent(lent) => {
+                for s in lent.shards().collect::<Vec<_>>() {
+                    crate::server::dispatch::drain_expired(lent.store(s), self.effects);
+                }
+            }
+        }
         self.effects.push(self.db, args);
     }
 }
