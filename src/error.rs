@@ -55,6 +55,13 @@ impl CmdError {
         CmdError::UnknownCommand { name, args }
     }
 
+    /// Redis's addReplySubcommandSyntaxError: a known container whose subcommand does not
+    /// exist or got the wrong number of arguments (`SLOWLOG GET 1 2`, `DEBUG FOO`).
+    pub fn sub_syntax(sub: &[u8], cmd: &str) -> CmdError {
+        let sub = String::from_utf8_lossy(&sub[..sub.len().min(128)]).into_owned();
+        CmdError::Custom(format!("ERR unknown subcommand or wrong number of arguments for '{sub}'. Try {cmd} HELP."))
+    }
+
     /// The first word of the error line, for `INFO errorstats` (errorstat_ERR, ...).
     pub fn code(&self) -> String {
         let line = self.to_string();

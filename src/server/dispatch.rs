@@ -35,11 +35,26 @@ enum Route {
 }
 
 /// Per-command context that travels with a batch to another shard.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct BatchCtx {
     pub db: usize,
     pub proto: Proto,
     pub no_touch: bool,
+    /// The client's address and name, which slow log entries record.
+    pub addr: std::net::SocketAddr,
+    pub name: Option<Bytes>,
+}
+
+impl BatchCtx {
+    pub fn of(client: &Client) -> BatchCtx {
+        BatchCtx {
+            db: client.db,
+            proto: client.proto,
+            no_touch: client.handle.no_touch.get(),
+            addr: client.handle.addr,
+            name: client.handle.name.borrow().clone(),
+        }
+    }
 }
 
 /// Resolves a request to its command (or subcommand) and runs Redis's pre-execution checks.
@@ -101,7 +116,7 @@ fn check(client: &Client, args: &Args) -> Result<Route, CmdError> {
 
 /// Runs a keyed command's handler over this shard's store, recording stats. Synchronous:
 /// called inline on the home shard or inside an op on the owning shard.
-pub fn exec_keyed(sh: &Shard, cmd: &Cmd, args: &Args, ctx: BatchCtx, out: &mut Reply) {
+pub fn exec_keyed(sh: &Shard, cmd: &Cmd, args: &Args, ctx: &BatchCtx, out: &mut Reply) {
     let Run::Keyed(f, _) = cmd.spec.run else {
         unreachable!("exec_keyed on a non-keyed command")
     };
@@ -129,7 +144,7 @@ pub fn exec_keyed(sh: &Shard, cmd: &Cmd, args: &Args, ctx: BatchCtx, out: &mut R
     if let Err(e) = &result {
         out.error(&e.to_string());
     }
-    record(sh, cmd, start, result.as_ref().err(), dirty, args);
+    record(sh, cmd, start, result.as_ref().err(), dirty, args, ctx);
 }
 
 /// Turns keys that expired during a command into DEL effects, before the command's own.
@@ -144,7 +159,7 @@ pub fn drain_expired(store: &mut Store, effects: &mut Effects) {
 }
 
 /// Counts a command in commandstats/errorstats and the slow log.
-fn record(sh: &Shard, cmd: &Cmd, start: Instant, err: Option<&CmdError>, dirty: u64, args: &Args) {
+fn record(sh: &Shard, cmd: &Cmd, start: Instant, err: Option<&CmdError>, dirty: u64, args: &Args, who: &BatchCtx) {
     let us = start.elapsed().as_micros() as u64;
     {
         let mut stats = sh.local.stats.borrow_mut();
@@ -162,7 +177,8 @@ fn record(sh: &Shard, cmd: &Cmd, start: Instant, err: Option<&CmdError>, dirty: 
     if slower >= 0 && us >= slower as u64 && !cmd.spec.has(flags::SKIP_SLOWLOG) {
         let max = sh.local.shared.config.read().slowlog_max_len as usize;
         if let Ok(mut log) = sh.local.shared.slowlog.lock() {
-            log.push(args.as_slice(), us, unix_ms() / 1000, String::new(), String::new(), max);
+            let name = who.name.as_ref().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
+            log.push(args.as_slice(), us, unix_ms() / 1000, who.addr.to_string(), name, max);
         }
     }
 }
@@ -211,9 +227,12 @@ impl Pipeline {
     async fn one(&mut self, client: &mut Client, args: Args) {
         let mark = client.out.len();
         let route = check(client, &args);
+        // MONITOR shows commands once they ran (with the database they left selected), as
+        // Redis 7's call() does; commands rejected before running are not shown.
+        let mut monitored = None;
         if client.shard.local.shared.monitors.load(std::sync::atomic::Ordering::Relaxed) > 0 {
             if let Ok(Route::Keyed { cmd, .. } | Route::MultiShard { cmd, .. } | Route::Conn(cmd)) = &route {
-                super::conn::feed_monitors(client, cmd, &args).await;
+                monitored = Some((*cmd, args.clone()));
             }
         }
         match route {
@@ -225,9 +244,9 @@ impl Pipeline {
             Ok(Route::Keyed { cmd, shard }) => {
                 client.handle.last_cmd.set(cmd.full_name.as_str());
                 if shard == client.shard.id && self.run.cmds.is_empty() && client.shard.is_open() {
-                    let ctx = self.ctx(client);
+                    let ctx = BatchCtx::of(client);
                     let sh = client.shard.clone();
-                    exec_keyed(&sh, cmd, &args, ctx, &mut client.out);
+                    exec_keyed(&sh, cmd, &args, &ctx, &mut client.out);
                     sh.flush_effects();
                 } else {
                     if shard != self.run.target && !self.run.cmds.is_empty() {
@@ -235,6 +254,9 @@ impl Pipeline {
                     }
                     self.run.target = shard;
                     self.run.cmds.push((cmd, args));
+                    if let Some((cmd, args)) = monitored {
+                        super::conn::feed_monitors(client, cmd, &args).await;
+                    }
                     return;
                 }
             }
@@ -254,14 +276,13 @@ impl Pipeline {
                     client.out.error(&e.to_string());
                 }
                 let sh = client.shard.clone();
-                record(&sh, cmd, start, result.as_ref().err(), 0, &record_args);
+                record(&sh, cmd, start, result.as_ref().err(), 0, &record_args, &BatchCtx::of(client));
             }
         }
+        if let Some((cmd, args)) = monitored {
+            super::conn::feed_monitors(client, cmd, &args).await;
+        }
         apply_reply_mode(client, mark);
-    }
-
-    fn ctx(&self, client: &Client) -> BatchCtx {
-        BatchCtx { db: client.db, proto: client.proto, no_touch: client.handle.no_touch.get() }
     }
 
     /// Sends the pending run to its shard and appends the replies.
@@ -272,7 +293,7 @@ impl Pipeline {
         let cmds = std::mem::take(&mut self.run.cmds);
         let target = self.run.target;
         self.run.target = usize::MAX;
-        let ctx = self.ctx(client);
+        let ctx = BatchCtx::of(client);
         let n = cmds.len();
         let marks_needed = client.reply_mode != ReplyMode::On;
         let result = client
@@ -281,7 +302,7 @@ impl Pipeline {
                 let mut out = Reply::with_capacity(ctx.proto, 64 * n);
                 let mut ends = Vec::new();
                 for (cmd, args) in &cmds {
-                    exec_keyed(sh, cmd, args, ctx, &mut out);
+                    exec_keyed(sh, cmd, args, &ctx, &mut out);
                     if marks_needed {
                         ends.push(out.len());
                     }
@@ -339,7 +360,7 @@ async fn multi_shard(client: &mut Client, cmd: &'static Cmd, args: Args, shards:
     if let Err(e) = &result {
         client.out.error(&e.to_string());
     }
-    record(&sh, cmd, start, result.as_ref().err(), 0, &args);
+    record(&sh, cmd, start, result.as_ref().err(), 0, &args, &BatchCtx::of(client));
 }
 
 /// Reserve the shards, run the handler over their keyspaces on this thread, release.
@@ -393,15 +414,16 @@ async fn split(client: &mut Client, cmd: &'static Cmd, args: &Args, positions: &
         entry.1.push(key_index);
     }
     let targets: Vec<usize> = (0..n).filter(|&s| !per[s].1.is_empty()).collect();
-    let ctx = BatchCtx { db: client.db, proto: client.proto, no_touch: client.handle.no_touch.get() };
+    let ctx = BatchCtx::of(client);
     let mut pending = Vec::with_capacity(targets.len());
     for &t in &targets {
         let sub = Args::new(std::mem::take(&mut per[t].0));
         let sh = client.shard.clone();
+        let ctx = ctx.clone();
         pending.push(glommio::spawn_local(async move {
             sh.hop(t, move |sh| {
                 let mut out = Reply::new(ctx.proto);
-                exec_keyed(sh, cmd, &sub, ctx, &mut out);
+                exec_keyed(sh, cmd, &sub, &ctx, &mut out);
                 sh.flush_effects();
                 out.take()
             })

@@ -2,18 +2,26 @@
 
 use std::fmt::Write;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::command::table;
 use crate::server::memory;
-use crate::server::stats::Stats;
+use crate::server::stats::{Stats, LAZYFREED, LAZYFREE_PENDING};
 use crate::server::unix_ms;
 use crate::shard::Shard;
 use crate::store::db::lru_clock;
 
 /// The Redis version basalt answers as (INFO, HELLO): the 7.2 command set it implements.
 pub const REDIS_VERSION: &str = "7.2.4";
+
+/// `DEBUG SET-ACTIVE-EXPIRE 0|1`: whether the active expiry cycle runs (tests turn it off
+/// to watch lazy expiry alone). Process-wide, as Redis's server.active_expire_enabled.
+pub static ACTIVE_EXPIRE: AtomicBool = AtomicBool::new(true);
+
+/// used_memory once start-up is done (Redis's used_memory_startup), taken by the first cron.
+static STARTUP_MEMORY: OnceLock<u64> = OnceLock::new();
 
 /// Once per 1/hz seconds on every shard.
 pub fn cron(shard: &Rc<Shard>) {
@@ -30,7 +38,8 @@ pub fn cron(shard: &Rc<Shard>) {
         });
     }
     if shard.id == 0 {
-        memory::refresh(&local.shared);
+        let m = memory::refresh(&local.shared);
+        STARTUP_MEMORY.get_or_init(|| m.allocated);
     }
 }
 
@@ -46,6 +55,10 @@ pub async fn expire_loop(shard: Rc<Shard>) {
     loop {
         let hz = shard.local.cfg.borrow().hz;
         let period = Duration::from_millis(1000 / hz);
+        if !ACTIVE_EXPIRE.load(Ordering::Relaxed) {
+            glommio::timer::sleep(period).await;
+            continue;
+        }
         let budget = period * EXPIRE_CPU_PERCENT as u32 / 100;
         let cycle_start = Instant::now();
         let mut more = true;
@@ -116,15 +129,17 @@ pub fn snapshot(shard: &Shard) -> ShardSnapshot {
     ShardSnapshot { stats, keyspace, expired_keys, hits, misses, clients }
 }
 
-/// Sections INFO prints with no argument or "default".
+/// Sections INFO prints with no argument or "default" (Redis 7.0's default set).
 const DEFAULT_SECTIONS: &[&str] =
     &["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "modules", "errorstats", "cluster", "keyspace"];
+/// Every section, in the order Redis prints them.
 const ALL_SECTIONS: &[&str] = &[
     "server", "clients", "memory", "persistence", "stats", "replication", "cpu", "modules", "commandstats", "errorstats",
-    "cluster", "keyspace",
+    "latencystats", "cluster", "keyspace",
 ];
 
-/// Which sections an INFO call asks for (Redis 7: several names, "all", "everything", "default").
+/// Which sections an INFO call asks for (Redis 7: several names, "all", "everything",
+/// "default"; unknown names select nothing). Printed in Redis's order, whatever the order asked.
 pub fn sections(args: &[&[u8]]) -> Vec<&'static str> {
     if args.is_empty() {
         return DEFAULT_SECTIONS.to_vec();
@@ -135,6 +150,8 @@ pub fn sections(args: &[&[u8]]) -> Vec<&'static str> {
         let add: &[&'static str] = match a.as_str() {
             "all" | "everything" => ALL_SECTIONS,
             "default" => DEFAULT_SECTIONS,
+            // Redis accepts both names for the list of loaded modules.
+            "module_list" => &["modules"],
             s => match ALL_SECTIONS.iter().find(|x| **x == s) {
                 Some(x) => std::slice::from_ref(x),
                 None => &[],
@@ -146,15 +163,21 @@ pub fn sections(args: &[&[u8]]) -> Vec<&'static str> {
             }
         }
     }
-    // Redis prints sections in its own order, whatever order they were asked in.
     out.sort_by_key(|s| ALL_SECTIONS.iter().position(|x| x == s));
     out
 }
 
-fn cpu_times() -> (f64, f64) {
+/// Whether any of `wanted` reads the shards' snapshots (the others read shared state only,
+/// so `INFO server` or `INFO memory` costs no hop).
+pub fn needs_snapshots(wanted: &[&str]) -> bool {
+    wanted.iter().any(|s| matches!(*s, "clients" | "persistence" | "stats" | "commandstats" | "errorstats" | "keyspace"))
+}
+
+/// (system, user) CPU seconds of the process or of the calling thread.
+fn cpu_times(who: libc::c_int) -> (f64, f64) {
     // SAFETY: getrusage into a zeroed struct.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    unsafe { libc::getrusage(who, &mut ru) };
     let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
     (t(ru.ru_stime), t(ru.ru_utime))
 }
@@ -172,30 +195,81 @@ fn total_memory() -> u64 {
     unsafe { (libc::sysconf(libc::_SC_PHYS_PAGES).max(0) as u64) * (libc::sysconf(libc::_SC_PAGESIZE).max(0) as u64) }
 }
 
-/// Builds the INFO text for `wanted` sections from every shard's snapshot.
-pub fn render(shard: &Shard, snaps: &[ShardSnapshot], wanted: &[&str]) -> String {
-    let shared = &shard.local.shared;
-    let cfg = shared.config.read();
-    let mut stats = Stats::new(table::len());
-    let (mut expired, mut hits, mut misses, mut clients) = (0, 0, 0, 0);
-    let mut keyspace = vec![(0usize, 0usize); cfg.databases];
+/// "jemalloc-5.3.0", as Redis names its allocator.
+fn allocator_name() -> String {
+    match tikv_jemalloc_ctl::version::read() {
+        Ok(v) => format!("jemalloc-{}", v.split('-').next().unwrap_or(v)),
+        Err(_) => "jemalloc".to_string(),
+    }
+}
+
+/// Redis's ratio fields: 0 when the divisor is 0.
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+/// One INFO section being written: `name:value` lines.
+struct Section<'a>(&'a mut String);
+
+impl Section<'_> {
+    fn field(&mut self, name: &str, value: impl std::fmt::Display) -> &mut Self {
+        let _ = write!(self.0, "{name}:{value}\r\n");
+        self
+    }
+
+    fn ratio(&mut self, name: &str, value: f64) -> &mut Self {
+        self.field(name, format_args!("{value:.2}"))
+    }
+}
+
+/// Every shard's snapshot summed.
+struct Totals {
+    stats: Stats,
+    expired: u64,
+    hits: u64,
+    misses: u64,
+    clients: usize,
+    /// Per database: keys, keys with a TTL.
+    keyspace: Vec<(usize, usize)>,
+}
+
+fn totals(snaps: &[ShardSnapshot], databases: usize) -> Totals {
+    let mut t = Totals {
+        stats: Stats::new(table::len()),
+        expired: 0,
+        hits: 0,
+        misses: 0,
+        clients: 0,
+        keyspace: vec![(0, 0); databases],
+    };
     for s in snaps {
-        stats.merge(&s.stats);
-        expired += s.expired_keys;
-        hits += s.hits;
-        misses += s.misses;
-        clients += s.clients;
+        t.stats.merge(&s.stats);
+        t.expired += s.expired_keys;
+        t.hits += s.hits;
+        t.misses += s.misses;
+        t.clients += s.clients;
         for (i, (k, e)) in s.keyspace.iter().enumerate() {
-            if let Some(slot) = keyspace.get_mut(i) {
+            if let Some(slot) = t.keyspace.get_mut(i) {
                 slot.0 += k;
                 slot.1 += e;
             }
         }
     }
-    let now = unix_ms();
-    let uptime = shared.started.elapsed().as_secs();
-    let mem = memory::read();
-    let peak = shared.used_memory_peak.load(Ordering::Relaxed).max(mem.allocated);
+    t
+}
+
+/// Builds the INFO text for `wanted` sections (from [`sections`]) from every shard's
+/// snapshot. Field names and order are Redis 7.0's; basalt adds a few `basalt_*` fields.
+/// Fields for machinery basalt does not have (replication, forks, Lua) keep Redis's idle values.
+pub fn render(shard: &Shard, snaps: &[ShardSnapshot], wanted: &[&str]) -> String {
+    let shared = &shard.local.shared;
+    let cfg = shared.config.read();
+    let t = totals(snaps, cfg.databases);
+    let stats = &t.stats;
     let mut o = String::with_capacity(4096);
     for (i, section) in wanted.iter().enumerate() {
         if i > 0 {
@@ -203,100 +277,233 @@ pub fn render(shard: &Shard, snaps: &[ShardSnapshot], wanted: &[&str]) -> String
         }
         match *section {
             "server" => {
-                let _ = write!(
-                    o,
-                    "# Server\r\nredis_version:{REDIS_VERSION}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{}\r\narch_bits:64\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:io_uring\r\natomicvar_api:c11-builtin\r\ngcc_version:0.0.0\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nio_threads_active:0\r\nbasalt_version:{}\r\nbasalt_shards:{}\r\nbasalt_placement:{}\r\n",
-                    uname(),
-                    std::process::id(),
-                    shared.run_id,
-                    shared.port.load(Ordering::Relaxed),
-                    crate::server::unix_us(),
-                    uptime,
-                    uptime / 86400,
-                    cfg.hz,
-                    cfg.hz,
-                    lru_clock(now),
-                    shared.executable,
-                    shared.config_file,
-                    env!("CARGO_PKG_VERSION"),
-                    shared.nshards,
-                    shared.placement,
-                );
+                let now = unix_ms();
+                let uptime = shared.started.elapsed().as_secs();
+                o.push_str("# Server\r\n");
+                Section(&mut o)
+                    .field("redis_version", REDIS_VERSION)
+                    .field("redis_git_sha1", "00000000")
+                    .field("redis_git_dirty", 0)
+                    .field("redis_build_id", "0")
+                    .field("redis_mode", "standalone")
+                    .field("os", uname())
+                    .field("arch_bits", 64)
+                    .field("monotonic_clock", "POSIX clock_gettime")
+                    .field("multiplexing_api", "io_uring")
+                    .field("atomicvar_api", "c11-builtin")
+                    .field("gcc_version", "0.0.0")
+                    .field("process_id", std::process::id())
+                    .field("process_supervised", "no")
+                    .field("run_id", &shared.run_id)
+                    .field("tcp_port", shared.port.load(Ordering::Relaxed))
+                    .field("server_time_usec", crate::server::unix_us())
+                    .field("uptime_in_seconds", uptime)
+                    .field("uptime_in_days", uptime / 86400)
+                    .field("hz", cfg.hz)
+                    .field("configured_hz", cfg.hz)
+                    .field("lru_clock", lru_clock(now))
+                    .field("executable", &shared.executable)
+                    .field("config_file", &shared.config_file)
+                    .field("io_threads_active", 0)
+                    .field("basalt_version", env!("CARGO_PKG_VERSION"))
+                    .field("basalt_shards", shared.nshards)
+                    .field("basalt_placement", &shared.placement);
             }
             "clients" => {
-                let _ = write!(
-                    o,
-                    "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
-                    clients, cfg.maxclients
-                );
+                o.push_str("# Clients\r\n");
+                Section(&mut o)
+                    .field("connected_clients", t.clients)
+                    .field("cluster_connections", 0)
+                    .field("maxclients", cfg.maxclients)
+                    .field("client_recent_max_input_buffer", 0)
+                    .field("client_recent_max_output_buffer", 0)
+                    .field("blocked_clients", 0)
+                    .field("tracking_clients", 0)
+                    .field("clients_in_timeout_table", 0);
             }
             "memory" => {
-                let frag = if mem.allocated > 0 { mem.rss as f64 / mem.allocated as f64 } else { 0.0 };
-                let _ = write!(
-                    o,
-                    "# Memory\r\nused_memory:{}\r\nused_memory_human:{}\r\nused_memory_rss:{}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\nused_memory_overhead:0\r\nused_memory_startup:0\r\nused_memory_dataset:{}\r\nallocator_allocated:{}\r\nallocator_active:{}\r\nallocator_resident:{}\r\ntotal_system_memory:{}\r\ntotal_system_memory_human:{}\r\nused_memory_lua:0\r\nused_memory_scripts:0\r\nnumber_of_cached_scripts:0\r\nmaxmemory:{}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nallocator_frag_ratio:{:.2}\r\nallocator_rss_ratio:{:.2}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\nmem_not_counted_for_evict:0\r\nmem_replication_backlog:0\r\nmem_clients_slaves:0\r\nmem_clients_normal:0\r\nmem_aof_buffer:0\r\nmem_allocator:jemalloc\r\nactive_defrag_running:0\r\nlazyfree_pending_objects:0\r\nlazyfreed_objects:0\r\n",
-                    mem.allocated,
-                    memory::human(mem.allocated),
-                    mem.rss,
-                    memory::human(mem.rss),
-                    peak,
-                    memory::human(peak),
-                    if peak > 0 { mem.allocated as f64 * 100.0 / peak as f64 } else { 0.0 },
-                    mem.allocated,
-                    mem.allocated,
-                    mem.active,
-                    mem.resident,
-                    total_memory(),
-                    memory::human(total_memory()),
-                    cfg.maxmemory,
-                    memory::human(cfg.maxmemory),
-                    cfg.maxmemory_policy.as_str(),
-                    if mem.allocated > 0 { mem.active as f64 / mem.allocated as f64 } else { 0.0 },
-                    if mem.active > 0 { mem.resident as f64 / mem.active as f64 } else { 0.0 },
-                    frag,
-                    mem.rss as i64 - mem.allocated as i64,
-                );
+                let mem = memory::read();
+                let used = mem.allocated;
+                let peak = shared.used_memory_peak.load(Ordering::Relaxed).max(used);
+                let startup = STARTUP_MEMORY.get().copied().unwrap_or(0).min(used);
+                // No per-client or replication buffers are accounted yet: the overhead is
+                // what the server held once started.
+                let overhead = startup;
+                let dataset = used - overhead;
+                let net = used - startup;
+                let sys = total_memory();
+                o.push_str("# Memory\r\n");
+                Section(&mut o)
+                    .field("used_memory", used)
+                    .field("used_memory_human", memory::human(used))
+                    .field("used_memory_rss", mem.rss)
+                    .field("used_memory_rss_human", memory::human(mem.rss))
+                    .field("used_memory_peak", peak)
+                    .field("used_memory_peak_human", memory::human(peak))
+                    .field("used_memory_peak_perc", format_args!("{:.2}%", ratio(used * 100, peak)))
+                    .field("used_memory_overhead", overhead)
+                    .field("used_memory_startup", startup)
+                    .field("used_memory_dataset", dataset)
+                    .field("used_memory_dataset_perc", format_args!("{:.2}%", ratio(dataset * 100, net)))
+                    .field("allocator_allocated", mem.allocated)
+                    .field("allocator_active", mem.active)
+                    .field("allocator_resident", mem.resident)
+                    .field("total_system_memory", sys)
+                    .field("total_system_memory_human", memory::human(sys))
+                    .field("used_memory_lua", 0)
+                    .field("used_memory_vm_eval", 0)
+                    .field("used_memory_lua_human", "0B")
+                    .field("used_memory_scripts_eval", 0)
+                    .field("number_of_cached_scripts", 0)
+                    .field("number_of_functions", 0)
+                    .field("number_of_libraries", 0)
+                    .field("used_memory_vm_functions", 0)
+                    .field("used_memory_vm_total", 0)
+                    .field("used_memory_vm_total_human", "0B")
+                    .field("used_memory_functions", 0)
+                    .field("used_memory_scripts", 0)
+                    .field("used_memory_scripts_human", "0B")
+                    .field("maxmemory", cfg.maxmemory)
+                    .field("maxmemory_human", memory::human(cfg.maxmemory))
+                    .field("maxmemory_policy", cfg.maxmemory_policy.as_str())
+                    .ratio("allocator_frag_ratio", ratio(mem.active, mem.allocated))
+                    .field("allocator_frag_bytes", mem.active as i64 - mem.allocated as i64)
+                    .ratio("allocator_rss_ratio", ratio(mem.resident, mem.active))
+                    .field("allocator_rss_bytes", mem.resident as i64 - mem.active as i64)
+                    .ratio("rss_overhead_ratio", ratio(mem.rss, mem.resident))
+                    .field("rss_overhead_bytes", mem.rss as i64 - mem.resident as i64)
+                    .ratio("mem_fragmentation_ratio", ratio(mem.rss, used))
+                    .field("mem_fragmentation_bytes", mem.rss as i64 - used as i64)
+                    .field("mem_not_counted_for_evict", 0)
+                    .field("mem_replication_backlog", 0)
+                    .field("mem_total_replication_buffers", 0)
+                    .field("mem_clients_slaves", 0)
+                    .field("mem_clients_normal", 0)
+                    .field("mem_cluster_links", 0)
+                    .field("mem_aof_buffer", 0)
+                    .field("mem_allocator", allocator_name())
+                    .field("active_defrag_running", 0)
+                    .field("lazyfree_pending_objects", LAZYFREE_PENDING.load(Ordering::Relaxed))
+                    .field("lazyfreed_objects", LAZYFREED.load(Ordering::Relaxed));
             }
             "persistence" => {
-                let _ = write!(
-                    o,
-                    "# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\nrdb_saves:0\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:0\r\nrdb_last_load_keys_loaded:0\r\naof_enabled:{}\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:ok\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
-                    stats.dirty,
-                    shared.lastsave.load(Ordering::Relaxed),
-                    cfg.appendonly as u8,
-                );
+                o.push_str("# Persistence\r\n");
+                Section(&mut o)
+                    .field("loading", 0)
+                    .field("async_loading", 0)
+                    .field("current_cow_peak", 0)
+                    .field("current_cow_size", 0)
+                    .field("current_cow_size_age", 0)
+                    .field("current_fork_perc", "0.00")
+                    .field("current_save_keys_processed", 0)
+                    .field("current_save_keys_total", 0)
+                    .field("rdb_changes_since_last_save", stats.dirty)
+                    .field("rdb_bgsave_in_progress", 0)
+                    .field("rdb_last_save_time", shared.lastsave.load(Ordering::Relaxed))
+                    .field("rdb_last_bgsave_status", "ok")
+                    .field("rdb_last_bgsave_time_sec", -1)
+                    .field("rdb_current_bgsave_time_sec", -1)
+                    .field("rdb_saves", 0)
+                    .field("rdb_last_cow_size", 0)
+                    .field("rdb_last_load_keys_expired", 0)
+                    .field("rdb_last_load_keys_loaded", 0)
+                    .field("aof_enabled", cfg.appendonly as u8)
+                    .field("aof_rewrite_in_progress", 0)
+                    .field("aof_rewrite_scheduled", 0)
+                    .field("aof_last_rewrite_time_sec", -1)
+                    .field("aof_current_rewrite_time_sec", -1)
+                    .field("aof_last_bgrewrite_status", "ok")
+                    .field("aof_rewrites", 0)
+                    .field("aof_rewrites_consecutive_failures", 0)
+                    .field("aof_last_write_status", "ok")
+                    .field("aof_last_cow_size", 0)
+                    .field("module_fork_in_progress", 0)
+                    .field("module_fork_last_cow_size", 0);
             }
             "stats" => {
-                let _ = write!(
-                    o,
-                    "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:0.00\r\ninstantaneous_output_kbps:0.00\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{}\r\nexpired_stale_perc:0.00\r\nexpired_time_cap_reached_count:0\r\nexpire_cycle_cpu_milliseconds:{}\r\nevicted_keys:0\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\npubsubshard_channels:0\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:0\r\ntracking_total_items:0\r\ntracking_total_prefixes:0\r\nunexpected_error_replies:0\r\ntotal_error_replies:{}\r\ndump_payload_sanitizations:0\r\ntotal_reads_processed:0\r\ntotal_writes_processed:0\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\nbasalt_persistence_records:{}\r\n",
-                    stats.connections_received,
-                    stats.total_commands,
-                    stats.instantaneous_ops(),
-                    stats.net_input_bytes,
-                    stats.net_output_bytes,
-                    stats.rejected_connections,
-                    expired,
-                    stats.expire_cycle_us / 1000,
-                    hits,
-                    misses,
-                    stats.total_error_replies,
-                    shared.persist.records.load(Ordering::Relaxed),
-                );
+                let (kbps_in, kbps_out) = stats.instantaneous_kbps();
+                o.push_str("# Stats\r\n");
+                Section(&mut o)
+                    .field("total_connections_received", stats.connections_received)
+                    .field("total_commands_processed", stats.total_commands)
+                    .field("instantaneous_ops_per_sec", stats.instantaneous_ops())
+                    .field("total_net_input_bytes", stats.net_input_bytes)
+                    .field("total_net_output_bytes", stats.net_output_bytes)
+                    .field("total_net_repl_input_bytes", 0)
+                    .field("total_net_repl_output_bytes", 0)
+                    .ratio("instantaneous_input_kbps", kbps_in)
+                    .ratio("instantaneous_output_kbps", kbps_out)
+                    .field("instantaneous_input_repl_kbps", "0.00")
+                    .field("instantaneous_output_repl_kbps", "0.00")
+                    .field("rejected_connections", stats.rejected_connections)
+                    .field("sync_full", 0)
+                    .field("sync_partial_ok", 0)
+                    .field("sync_partial_err", 0)
+                    .field("expired_keys", t.expired)
+                    .field("expired_stale_perc", "0.00")
+                    .field("expired_time_cap_reached_count", 0)
+                    .field("expire_cycle_cpu_milliseconds", stats.expire_cycle_us / 1000)
+                    .field("evicted_keys", 0)
+                    .field("evicted_clients", 0)
+                    .field("total_eviction_exceeded_time", 0)
+                    .field("current_eviction_exceeded_time", 0)
+                    .field("keyspace_hits", t.hits)
+                    .field("keyspace_misses", t.misses)
+                    .field("pubsub_channels", 0)
+                    .field("pubsub_patterns", 0)
+                    .field("pubsubshard_channels", 0)
+                    .field("latest_fork_usec", 0)
+                    .field("total_forks", 0)
+                    .field("migrate_cached_sockets", 0)
+                    .field("slave_expires_tracked_keys", 0)
+                    .field("active_defrag_hits", 0)
+                    .field("active_defrag_misses", 0)
+                    .field("active_defrag_key_hits", 0)
+                    .field("active_defrag_key_misses", 0)
+                    .field("total_active_defrag_time", 0)
+                    .field("current_active_defrag_time", 0)
+                    .field("tracking_total_keys", 0)
+                    .field("tracking_total_items", 0)
+                    .field("tracking_total_prefixes", 0)
+                    .field("unexpected_error_replies", 0)
+                    .field("total_error_replies", stats.total_error_replies)
+                    .field("dump_payload_sanitizations", 0)
+                    .field("total_reads_processed", 0)
+                    .field("total_writes_processed", 0)
+                    .field("io_threaded_reads_processed", 0)
+                    .field("io_threaded_writes_processed", 0)
+                    .field("reply_buffer_shrinks", 0)
+                    .field("reply_buffer_expands", 0)
+                    .field("basalt_persistence_records", shared.persist.records.load(Ordering::Relaxed));
             }
             "replication" => {
-                let _ = write!(
-                    o,
-                    "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:1048576\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n",
-                    shared.run_id
-                );
+                o.push_str("# Replication\r\n");
+                Section(&mut o)
+                    .field("role", "master")
+                    .field("connected_slaves", 0)
+                    .field("master_failover_state", "no-failover")
+                    .field("master_replid", &shared.run_id)
+                    .field("master_replid2", "0000000000000000000000000000000000000000")
+                    .field("master_repl_offset", 0)
+                    .field("second_repl_offset", -1)
+                    .field("repl_backlog_active", 0)
+                    .field("repl_backlog_size", 1048576)
+                    .field("repl_backlog_first_byte_offset", 0)
+                    .field("repl_backlog_histlen", 0);
             }
             "cpu" => {
-                let (sys, user) = cpu_times();
-                let _ = write!(
-                    o,
-                    "# CPU\r\nused_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\nused_cpu_sys_children:0.000000\r\nused_cpu_user_children:0.000000\r\nused_cpu_sys_main_thread:{sys:.6}\r\nused_cpu_user_main_thread:{user:.6}\r\n"
-                );
+                let (sys, user) = cpu_times(libc::RUSAGE_SELF);
+                let (sys_children, user_children) = cpu_times(libc::RUSAGE_CHILDREN);
+                // The thread answering INFO stands for Redis's main thread.
+                let (sys_main, user_main) = cpu_times(libc::RUSAGE_THREAD);
+                o.push_str("# CPU\r\n");
+                Section(&mut o)
+                    .field("used_cpu_sys", format_args!("{sys:.6}"))
+                    .field("used_cpu_user", format_args!("{user:.6}"))
+                    .field("used_cpu_sys_children", format_args!("{sys_children:.6}"))
+                    .field("used_cpu_user_children", format_args!("{user_children:.6}"))
+                    .field("used_cpu_sys_main_thread", format_args!("{sys_main:.6}"))
+                    .field("used_cpu_user_main_thread", format_args!("{user_main:.6}"));
             }
             "modules" => o.push_str("# Modules\r\n"),
             "commandstats" => {
@@ -306,7 +513,7 @@ pub fn render(shard: &Shard, snaps: &[ShardSnapshot], wanted: &[&str]) -> String
                     if s.calls == 0 && s.rejected == 0 && s.failed == 0 {
                         continue;
                     }
-                    let per = if s.calls > 0 { s.usec as f64 / s.calls as f64 } else { 0.0 };
+                    let per = ratio(s.usec, s.calls);
                     let _ = write!(
                         o,
                         "cmdstat_{}:calls={},usec={},usec_per_call={:.2},rejected_calls={},failed_calls={}\r\n",
@@ -322,10 +529,13 @@ pub fn render(shard: &Shard, snaps: &[ShardSnapshot], wanted: &[&str]) -> String
                     let _ = write!(o, "errorstat_{code}:count={n}\r\n");
                 }
             }
+            // Per-command latency histograms are not kept (latency-tracking is accepted and
+            // ignored): the section is empty, as Redis's with latency-tracking off.
+            "latencystats" => o.push_str("# Latencystats\r\n"),
             "cluster" => o.push_str("# Cluster\r\ncluster_enabled:0\r\n"),
             "keyspace" => {
                 o.push_str("# Keyspace\r\n");
-                for (i, (keys, expires)) in keyspace.iter().enumerate() {
+                for (i, (keys, expires)) in t.keyspace.iter().enumerate() {
                     if *keys > 0 {
                         let _ = write!(o, "db{i}:keys={keys},expires={expires},avg_ttl=0\r\n");
                     }
@@ -347,5 +557,10 @@ mod tests {
         assert_eq!(sections(&[b"keyspace", b"SERVER"]), vec!["server", "keyspace"]);
         assert!(sections(&[b"everything"]).contains(&"commandstats"));
         assert!(sections(&[b"nonsense"]).is_empty());
+        assert_eq!(sections(&[b"module_list", b"modules"]), vec!["modules"]);
+        assert_eq!(sections(&[b"all"]), ALL_SECTIONS.to_vec());
+        assert!(!sections(&[b"default"]).contains(&"latencystats"));
+        assert!(!needs_snapshots(&sections(&[b"server", b"memory", b"cpu"])));
+        assert!(needs_snapshots(&sections(&[b"server", b"keyspace"])));
     }
 }

@@ -1,6 +1,7 @@
 //! Per-shard counters (summed across shards by INFO) and the slow log.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::AtomicU64;
 
 #[derive(Default, Clone, Copy, Debug)]
 pub struct CmdStat {
@@ -19,8 +20,45 @@ impl CmdStat {
     }
 }
 
-/// Samples of the operation counter for `instantaneous_ops_per_sec` (Redis's STATS_METRIC_SAMPLES).
-const OPS_SAMPLES: usize = 16;
+/// Samples per instantaneous metric (Redis's STATS_METRIC_SAMPLES).
+const METRIC_SAMPLES: usize = 16;
+
+/// A per-second rate averaged over the last samples of a counter (Redis's inst_metric).
+#[derive(Clone, Copy, Default)]
+pub struct Metric {
+    samples: [u64; METRIC_SAMPLES],
+    idx: usize,
+    /// (time in ms, counter value) at the last sample.
+    last: (u64, u64),
+}
+
+impl Metric {
+    fn sample(&mut self, now_ms: u64, value: u64) {
+        let (t, v) = self.last;
+        if t != 0 && now_ms > t {
+            self.samples[self.idx] = value.saturating_sub(v) * 1000 / (now_ms - t);
+            self.idx = (self.idx + 1) % METRIC_SAMPLES;
+        }
+        self.last = (now_ms, value);
+    }
+
+    /// The average rate per second.
+    pub fn rate(&self) -> u64 {
+        self.samples.iter().sum::<u64>() / METRIC_SAMPLES as u64
+    }
+
+    fn merge(&mut self, o: &Metric) {
+        for (a, b) in self.samples.iter_mut().zip(&o.samples) {
+            *a += b;
+        }
+    }
+}
+
+/// Keys waiting to be freed by a background thread (FLUSHALL ASYNC), and keys freed so
+/// far that way: INFO's lazyfree_pending_objects and lazyfreed_objects. Process-wide, as
+/// the freeing threads belong to no shard.
+pub static LAZYFREE_PENDING: AtomicU64 = AtomicU64::new(0);
+pub static LAZYFREED: AtomicU64 = AtomicU64::new(0);
 
 #[derive(Clone)]
 pub struct Stats {
@@ -35,9 +73,9 @@ pub struct Stats {
     pub expire_cycle_us: u64,
     pub dirty: u64,
     pub total_error_replies: u64,
-    ops_samples: [u64; OPS_SAMPLES],
-    ops_idx: usize,
-    ops_last: (u64, u64),
+    ops: Metric,
+    net_in: Metric,
+    net_out: Metric,
 }
 
 impl Stats {
@@ -53,9 +91,9 @@ impl Stats {
             expire_cycle_us: 0,
             dirty: 0,
             total_error_replies: 0,
-            ops_samples: [0; OPS_SAMPLES],
-            ops_idx: 0,
-            ops_last: (0, 0),
+            ops: Metric::default(),
+            net_in: Metric::default(),
+            net_out: Metric::default(),
         }
     }
 
@@ -72,19 +110,20 @@ impl Stats {
         }
     }
 
-    /// Called from the cron: records the ops/sec since the last sample.
+    /// Called from the cron: samples the per-second rates INFO reports.
     pub fn sample_ops(&mut self, now_ms: u64) {
-        let (t, ops) = self.ops_last;
-        if t != 0 && now_ms > t {
-            let rate = (self.total_commands - ops) * 1000 / (now_ms - t);
-            self.ops_samples[self.ops_idx] = rate;
-            self.ops_idx = (self.ops_idx + 1) % OPS_SAMPLES;
-        }
-        self.ops_last = (now_ms, self.total_commands);
+        self.ops.sample(now_ms, self.total_commands);
+        self.net_in.sample(now_ms, self.net_input_bytes);
+        self.net_out.sample(now_ms, self.net_output_bytes);
     }
 
     pub fn instantaneous_ops(&self) -> u64 {
-        self.ops_samples.iter().sum::<u64>() / OPS_SAMPLES as u64
+        self.ops.rate()
+    }
+
+    /// instantaneous_input_kbps / instantaneous_output_kbps.
+    pub fn instantaneous_kbps(&self) -> (f64, f64) {
+        (self.net_in.rate() as f64 / 1024.0, self.net_out.rate() as f64 / 1024.0)
     }
 
     /// Adds another shard's counters (INFO sums shards).
@@ -103,11 +142,13 @@ impl Stats {
         self.expire_cycle_us += o.expire_cycle_us;
         self.dirty += o.dirty;
         self.total_error_replies += o.total_error_replies;
-        for (a, b) in self.ops_samples.iter_mut().zip(&o.ops_samples) {
-            *a += b;
-        }
+        self.ops.merge(&o.ops);
+        self.net_in.merge(&o.net_in);
+        self.net_out.merge(&o.net_out);
     }
 
+    /// CONFIG RESETSTAT: every counter and rate, except the changes since the last save
+    /// (Redis keeps `dirty`: it drives persistence, not reporting).
     pub fn reset(&mut self) {
         let n = self.commands.len();
         let dirty = self.dirty;
@@ -185,6 +226,9 @@ mod tests {
         a.total_commands = 200;
         a.sample_ops(2000);
         assert_eq!(a.instantaneous_ops(), 100 / 16);
+        a.net_input_bytes = 2048;
+        a.sample_ops(3000);
+        assert_eq!(a.instantaneous_kbps(), (2.0 / 16.0, 0.0));
         let mut b = Stats::new(2);
         b.error("ERR");
         a.merge(&b);
