@@ -554,7 +554,7 @@ fn incrbyfloat(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
         },
     };
     let incr = parse_long_double(&a[2]).ok_or(CmdError::NotFloat)?;
-    let sum = old.add(incr);
+    let sum = old + incr;
     if !sum.is_finite() {
         return Err(CmdError::Static(
             "ERR increment would produce NaN or Infinity",
