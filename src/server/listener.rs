@@ -34,9 +34,32 @@ fn cvt(r: libc::c_int) -> std::io::Result<libc::c_int> {
     }
 }
 
+/// Fails with EADDRINUSE when another process already listens on `addr`. Our own listeners
+/// share the port through SO_REUSEPORT, which would also let a second basalt (same user)
+/// join the port silently and split the clients: a probe bound *without* SO_REUSEPORT is
+/// refused by any existing listener, so we refuse to start as Redis does.
+pub fn probe_exclusive(addr: SocketAddr) -> std::io::Result<()> {
+    let fd = bind_socket(addr, false)?;
+    // SAFETY: closing the probe we just created.
+    unsafe { libc::close(fd) };
+    Ok(())
+}
+
 /// Creates, binds and listens a TCP socket with SO_REUSEPORT (and IPV6_V6ONLY for IPv6,
 /// so "*" and "::*" can both be bound, as Redis does).
 pub fn listen(addr: SocketAddr, backlog: i32) -> std::io::Result<RawFd> {
+    let fd = bind_socket(addr, true)?;
+    // SAFETY: listen on the descriptor we own; closed on error.
+    unsafe {
+        if let Err(e) = cvt(libc::listen(fd, backlog)) {
+            libc::close(fd);
+            return Err(e);
+        }
+    }
+    Ok(fd)
+}
+
+fn bind_socket(addr: SocketAddr, reuseport: bool) -> std::io::Result<RawFd> {
     let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
     // SAFETY: plain socket syscalls on a descriptor we own; closed on every error path.
     unsafe {
@@ -46,7 +69,9 @@ pub fn listen(addr: SocketAddr, backlog: i32) -> std::io::Result<RawFd> {
             let p = &one as *const libc::c_int as *const libc::c_void;
             let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
             cvt(libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, p, len))?;
-            cvt(libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, p, len))?;
+            if reuseport {
+                cvt(libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, p, len))?;
+            }
             match addr {
                 SocketAddr::V4(a) => {
                     let mut sin: libc::sockaddr_in = std::mem::zeroed();
@@ -64,7 +89,6 @@ pub fn listen(addr: SocketAddr, backlog: i32) -> std::io::Result<RawFd> {
                     cvt(libc::bind(fd, &sin6 as *const _ as *const libc::sockaddr, std::mem::size_of_val(&sin6) as libc::socklen_t))?;
                 }
             }
-            cvt(libc::listen(fd, backlog))?;
             Ok(())
         })();
         match result {
@@ -105,6 +129,16 @@ mod tests {
         assert!(parse_bind("-::*").unwrap().optional);
         assert_eq!(parse_bind("127.0.0.1").unwrap().ip, IpAddr::V4(Ipv4Addr::LOCALHOST));
         assert!(parse_bind("nonsense").is_err());
+    }
+
+    #[test]
+    fn a_port_in_use_by_another_listener_is_detected() {
+        let a = listen("127.0.0.1:0".parse().unwrap(), 16).unwrap();
+        let port = local_port(a).unwrap();
+        let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+        assert!(probe_exclusive(addr).is_err());
+        unsafe { libc::close(a) };
+        assert!(probe_exclusive(addr).is_ok());
     }
 
     #[test]

@@ -225,6 +225,15 @@ pub fn start(config: Config) -> Result<i32, StartError> {
     let mut fds: Vec<Vec<RawFd>> = vec![Vec::new(); nshards];
     for spec in &config.bind {
         let bind = listener::parse_bind(spec).map_err(StartError)?;
+        if port != 0 {
+            if let Err(e) = listener::probe_exclusive(std::net::SocketAddr::new(bind.ip, port)) {
+                if bind.optional {
+                    tracing::warn!("Warning: Could not create server TCP listening socket {spec}:{port}: {e}");
+                    continue;
+                }
+                return Err(StartError(format!("Could not create server TCP listening socket {spec}:{port}: {e}")));
+            }
+        }
         let mut bound = Vec::new();
         for _ in 0..nshards {
             match listener::listen(std::net::SocketAddr::new(bind.ip, port), backlog) {
