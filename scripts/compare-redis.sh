@@ -123,8 +123,11 @@ pid_of() { if [ "$1" = redis ]; then echo "$redis_pid"; else echo "$basalt_pid";
 
 RESULTS="$LIB_TMP/results.txt" # server pipeline round test rps p99_ms
 : >"$RESULTS"
+FAILED=""
 
 # bench SERVER PIPELINE REQUESTS OUTFILE [TESTS]: one redis-benchmark run, CSV into OUTFILE.
+# Fails (status 1) when redis-benchmark fails, e.g. on an error reply; exits the script when
+# the server died.
 bench() {
     local server="$1" p="$2" n="$3" out="$4" tests="${5:-$TESTS}" pin=() extra=()
     [ -n "$CLIENT_CPU" ] && pin=(taskset -c "$CLIENT_CPU")
@@ -132,10 +135,9 @@ bench() {
     [ -n "$DATA_SIZE" ] && extra+=(-d "$DATA_SIZE")
     if ! run_child timeout "$BENCH_TIMEOUT" "${pin[@]}" "$REDIS_BENCHMARK" -h 127.0.0.1 -p "$(port_of "$server")" \
         -q -c "$CLIENTS" -n "$n" -P "$p" -t "$tests" --csv "${extra[@]}" >"$out" 2>"$out.err"; then
-        log "redis-benchmark against $server (P=$p) failed:"
-        cat "$out.err" >&2
-        kill -0 "$(pid_of "$server")" 2>/dev/null || { log "$server is gone; its log:"; tail -n 30 "$LIB_TMP/$server.log" >&2; }
-        exit 1
+        log "redis-benchmark -t $tests -P $p against $server failed: $(tr '\n' ' ' <"$out.err" | cut -c1-300)"
+        kill -0 "$(pid_of "$server")" 2>/dev/null || { tail -n 30 "$LIB_TMP/$server.log" >&2; die "$server died"; }
+        return 1
     fi
     kill -0 "$(pid_of "$server")" 2>/dev/null || { tail -n 30 "$LIB_TMP/$server.log" >&2; die "$server died"; }
 }
@@ -159,7 +161,7 @@ log "settings: $CLIENTS clients, $REQUESTS requests, pipelines {$PIPELINES}, tes
 if [ "$WARMUP" != 0 ]; then
     warm=$((REQUESTS / 10 < 1000 ? 1000 : REQUESTS / 10))
     for server in redis basalt; do
-        bench "$server" 16 "$warm" "$LIB_TMP/warmup.csv"
+        bench "$server" 16 "$warm" "$LIB_TMP/warmup.csv" || true
     done
     log "warm-up done"
 fi
@@ -172,15 +174,20 @@ for ((round = 1; round <= ROUNDS; round++)); do
             if ((turn++ % 2)); then order=(basalt redis); else order=(redis basalt); fi
             for server in "${order[@]}"; do
                 f="$LIB_TMP/$server.P$p.r$round.$t.csv"
-                bench "$server" "$p" "$REQUESTS" "$f" "$t"
-                parse_csv "$server" "$p" "$round" "$f" >>"$RESULTS"
+                if bench "$server" "$p" "$REQUESTS" "$f" "$t"; then
+                    parse_csv "$server" "$p" "$round" "$f" >>"$RESULTS"
+                else
+                    # Shown as "error" in the table; the script then exits 1.
+                    echo "$server $p $round ${t^^} ERR ERR" >>"$RESULTS"
+                    FAILED=1
+                fi
             done
         done
         for server in redis basalt; do
             got=$(awk -v s="$server" -v p="$p" -v r="$round" '$1 == s && $2 == p && $3 == r' "$RESULTS" | wc -l)
             [ "$got" -ge "$n_tests" ] || die "$server P=$p round $round: expected $n_tests results, got $got"
             log "round $round/$ROUNDS P=$p $(printf '%-6s' "$server"): $(awk -v s="$server" -v p="$p" -v r="$round" \
-                '$1 == s && $2 == p && $3 == r { printf "%s=%.0f ", $4, $5 }' "$RESULTS")"
+                '$1 == s && $2 == p && $3 == r { printf "%s=%s ", $4, ($5 == "ERR" ? "ERR" : sprintf("%.0f", $5)) }' "$RESULTS")"
         done
     done
 done
@@ -189,10 +196,12 @@ done
 TABLE="$LIB_TMP/table.txt" # test p redis_rps basalt_rps ratio redis_p99 basalt_p99
 awk '
     function med(key,   n, i, j, t, a) {
+        if (vals[key] ~ /ERR/ || vals[key] == "") return "error"
         n = split(vals[key], a, " ")
         for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
         return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
     }
+    function num(v, f) { return v == "error" ? v : sprintf(f, v) }
     {
         row = $4 SUBSEP $2
         if (!(row in seen)) { seen[row] = 1; order[++rows] = row }
@@ -204,7 +213,8 @@ awk '
             split(order[i], k, SUBSEP)
             rr = med(order[i] SUBSEP "redis" SUBSEP "rps"); br = med(order[i] SUBSEP "basalt" SUBSEP "rps")
             rp = med(order[i] SUBSEP "redis" SUBSEP "p99"); bp = med(order[i] SUBSEP "basalt" SUBSEP "p99")
-            printf "%s %s %.0f %.0f %.2f %.3f %.3f\n", k[1], k[2], rr, br, (rr > 0 ? br / rr : 0), rp, bp
+            ratio = (rr == "error" || br == "error" || rr <= 0) ? "-" : sprintf("%.2f", br / rr)
+            printf "%s %s %s %s %s %s %s\n", k[1], k[2], num(rr, "%.0f"), num(br, "%.0f"), ratio, num(rp, "%.3f"), num(bp, "%.3f")
         }
     }
 ' "$RESULTS" | sort -s -k2,2n >"$TABLE"
@@ -212,7 +222,7 @@ awk '
 # Round-to-round spread ((max - min) / median of req/s), the noise floor of these figures.
 spread() {
     awk -v s="$1" '
-        $1 == s { k = $4 SUBSEP $2; n[k]++; v[k, n[k]] = $5 }
+        $1 == s && $5 != "ERR" { k = $4 SUBSEP $2; n[k]++; v[k, n[k]] = $5 }
         END {
             worst = 0
             for (k in n) {
@@ -258,4 +268,9 @@ if [ -n "$OUT" ]; then
         done <"$TABLE"
     } >"$OUT"
     log "wrote $OUT"
+fi
+
+if [ -n "$FAILED" ]; then
+    log "some runs failed (see above); their cells say \"error\""
+    exit 1
 fi

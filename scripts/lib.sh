@@ -33,6 +33,8 @@ lib_init() {
 
 lib_cleanup() {
     local rc=$? i pid
+    # No errexit here: a failing `wait` or `kill` must not skip stopping the rest.
+    set +e
     if [ -n "$LIB_CHILD" ] && kill -0 "$LIB_CHILD" 2>/dev/null; then
         kill -TERM "$LIB_CHILD" 2>/dev/null
         wait "$LIB_CHILD" 2>/dev/null

@@ -46,11 +46,17 @@ fn chunk_dependent(e: &Option<ProtocolError>) -> bool {
 }
 
 fuzz_target!(|input: &[u8]| {
-    let Some((&ctl, data)) = input.split_first() else { return };
+    let Some((&ctl, data)) = input.split_first() else {
+        return;
+    };
     let limits = if ctl & 1 == 0 {
         Limits::default()
     } else {
-        Limits { max_bulk_len: 64, max_multibulk_len: 8, max_inline_len: 48 }
+        Limits {
+            max_bulk_len: 64,
+            max_multibulk_len: 8,
+            max_inline_len: 48,
+        }
     };
     let chunk = 1 + (ctl >> 1) as usize;
 

@@ -121,6 +121,8 @@ struct ProducerOut {
     dup_sent: u64,
     dup_rejected: u64,
     rate_limited: u64,
+    /// Ids dropped by the rate limiter (their dedupe keys exist).
+    limited_ids: Vec<String>,
 }
 
 #[derive(Default)]
@@ -143,13 +145,18 @@ fn json_field<'a>(json: &'a str, field: &str) -> Option<&'a str> {
     if let Some(s) = rest.strip_prefix('"') {
         s.find('"').map(|e| &s[..e])
     } else {
-        let end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         Some(&rest[..end])
     }
 }
 
 fn unix_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn producer(sh: &Shared, idx: usize) -> ProducerOut {
@@ -164,7 +171,9 @@ fn produce(sh: &Shared, idx: usize, out: &mut ProducerOut) -> Result<(), String>
     let cfg = &sh.cfg;
     let mut conn = Conn::connect(&cfg.conn)?;
     let mut rng = Rng::new(cfg.seed.wrapping_mul(31) + idx as u64);
-    let interval_ns = (cfg.producers as u64 * 1_000_000_000).checked_div(cfg.rate).unwrap_or(0);
+    let interval_ns = (cfg.producers as u64 * 1_000_000_000)
+        .checked_div(cfg.rate)
+        .unwrap_or(0);
     let mut next = mono_ns() + interval_ns * idx as u64 / cfg.producers.max(1) as u64;
     let mut seq = 0u64;
     let ops = &mut out.ops;
@@ -191,7 +200,11 @@ fn produce(sh: &Shared, idx: usize, out: &mut ProducerOut) -> Result<(), String>
         let cam = rng.below(cfg.cameras as u64) as usize;
 
         let dedupe = format!("dedupe:{id}");
-        match ops.time("set_nx_ex", &mut conn, &[b"SET", dedupe.as_bytes(), b"1", b"NX", b"EX", b"30"])? {
+        match ops.time(
+            "set_nx_ex",
+            &mut conn,
+            &[b"SET", dedupe.as_bytes(), b"1", b"NX", b"EX", b"30"],
+        )? {
             Value::Nil => {
                 if dup {
                     out.dup_rejected += 1;
@@ -209,7 +222,10 @@ fn produce(sh: &Shared, idx: usize, out: &mut ProducerOut) -> Result<(), String>
                 }
             }
             other => {
-                sh.error(format!("SET {dedupe} NX EX 30: unexpected reply {}", other.describe()));
+                sh.error(format!(
+                    "SET {dedupe} NX EX 30: unexpected reply {}",
+                    other.describe()
+                ));
                 continue;
             }
         }
@@ -225,11 +241,15 @@ fn produce(sh: &Shared, idx: usize, out: &mut ProducerOut) -> Result<(), String>
         if count == 1 {
             match ops.time("expire", &mut conn, &[b"EXPIRE", rl.as_bytes(), b"2"])? {
                 Value::Int(1) => {}
-                other => sh.error(format!("EXPIRE {rl} 2: unexpected reply {}", other.describe())),
+                other => sh.error(format!(
+                    "EXPIRE {rl} 2: unexpected reply {}",
+                    other.describe()
+                )),
             }
         }
         if count as u64 > cfg.rate_limit {
             out.rate_limited += 1;
+            out.limited_ids.push(id);
             continue;
         }
 
@@ -239,10 +259,22 @@ fn produce(sh: &Shared, idx: usize, out: &mut ProducerOut) -> Result<(), String>
         match ops.time(
             "hset",
             &mut conn,
-            &[b"HSET", job.as_bytes(), b"status", b"queued", b"cam", cam_s.as_bytes(), b"ts", ts_s.as_bytes()],
+            &[
+                b"HSET",
+                job.as_bytes(),
+                b"status",
+                b"queued",
+                b"cam",
+                cam_s.as_bytes(),
+                b"ts",
+                ts_s.as_bytes(),
+            ],
         )? {
             Value::Int(3) => {}
-            other => sh.error(format!("HSET {job}: expected 3 new fields, got {}", other.describe())),
+            other => sh.error(format!(
+                "HSET {job}: expected 3 new fields, got {}",
+                other.describe()
+            )),
         }
         let json = format!(
             "{{\"id\":\"{id}\",\"cam\":{cam},\"ts\":{ts},\"label\":\"{}\",\"score\":0.{:02},\"bbox\":[{},{},{},{}]}}",
@@ -254,10 +286,17 @@ fn produce(sh: &Shared, idx: usize, out: &mut ProducerOut) -> Result<(), String>
             16 + rng.below(300),
         );
         let queue = queue_key(cam);
-        match ops.time("lpush", &mut conn, &[b"LPUSH", queue.as_bytes(), json.as_bytes()])? {
+        match ops.time(
+            "lpush",
+            &mut conn,
+            &[b"LPUSH", queue.as_bytes(), json.as_bytes()],
+        )? {
             Value::Int(n) if n >= 1 => {}
             other => {
-                sh.error(format!("LPUSH {queue}: unexpected reply {}", other.describe()));
+                sh.error(format!(
+                    "LPUSH {queue}: unexpected reply {}",
+                    other.describe()
+                ));
                 continue;
             }
         }
@@ -280,7 +319,9 @@ fn consume(sh: &Shared, idx: usize, out: &mut ConsumerOut) -> Result<(), String>
     let mut conn = Conn::connect(&cfg.conn)?;
     let mut rng = Rng::new(cfg.seed.wrapping_mul(37) + 1000 + idx as u64);
     // Each worker lists the queues from a different camera so no queue is always last.
-    let queues: Vec<String> = (0..cfg.cameras).map(|i| queue_key((i + idx) % cfg.cameras)).collect();
+    let queues: Vec<String> = (0..cfg.cameras)
+        .map(|i| queue_key((i + idx) % cfg.cameras))
+        .collect();
     let mut brpop: Vec<&[u8]> = vec![b"BRPOP"];
     brpop.extend(queues.iter().map(|q| q.as_bytes()));
     brpop.push(b"0.1");
@@ -300,7 +341,8 @@ fn consume(sh: &Shared, idx: usize, out: &mut ConsumerOut) -> Result<(), String>
                 let now = mono_ns();
                 if now > sh.drain_deadline.load(Ordering::SeqCst)
                     || (sh.producers_done.load(Ordering::SeqCst)
-                        && now.saturating_sub(sh.last_progress.load(Ordering::SeqCst)) > 2_000_000_000)
+                        && now.saturating_sub(sh.last_progress.load(Ordering::SeqCst))
+                            > 2_000_000_000)
                 {
                     return Ok(());
                 }
@@ -330,7 +372,9 @@ fn consume(sh: &Shared, idx: usize, out: &mut ConsumerOut) -> Result<(), String>
             continue;
         };
         if !queues.contains(&queue) {
-            sh.error(format!("BRPOP returned a key it was not asked for: {queue}"));
+            sh.error(format!(
+                "BRPOP returned a key it was not asked for: {queue}"
+            ));
         }
         let job = format!("job:{id}");
         let failed = rng.unit() < cfg.fail_rate;
@@ -338,31 +382,68 @@ fn consume(sh: &Shared, idx: usize, out: &mut ConsumerOut) -> Result<(), String>
         if failed {
             // The worker parks the event on its own retry list; retries exhausted (at once,
             // here), it hands it to the dead-letter list atomically.
-            match ops.time("lpush_retry", &mut conn, &[b"LPUSH", retry.as_bytes(), json.as_bytes()])? {
+            match ops.time(
+                "lpush_retry",
+                &mut conn,
+                &[b"LPUSH", retry.as_bytes(), json.as_bytes()],
+            )? {
                 Value::Int(1) => {}
-                other => sh.error(format!("LPUSH {retry}: expected 1, got {}", other.describe())),
+                other => sh.error(format!(
+                    "LPUSH {retry}: expected 1, got {}",
+                    other.describe()
+                )),
             }
-            match ops.time("lmove_dlq", &mut conn, &[b"LMOVE", retry.as_bytes(), b"dlq", b"RIGHT", b"LEFT"])? {
+            match ops.time(
+                "lmove_dlq",
+                &mut conn,
+                &[b"LMOVE", retry.as_bytes(), b"dlq", b"RIGHT", b"LEFT"],
+            )? {
                 Value::Bulk(v) if v == json.as_bytes() => {}
-                other => sh.error(format!("LMOVE {retry} dlq: unexpected reply {}", other.describe())),
+                other => sh.error(format!(
+                    "LMOVE {retry} dlq: unexpected reply {}",
+                    other.describe()
+                )),
             }
         }
-        match ops.time("hset_status", &mut conn, &[b"HSET", job.as_bytes(), b"status", status, b"worker", worker.as_bytes()])? {
+        match ops.time(
+            "hset_status",
+            &mut conn,
+            &[
+                b"HSET",
+                job.as_bytes(),
+                b"status",
+                status,
+                b"worker",
+                worker.as_bytes(),
+            ],
+        )? {
             Value::Int(1) => {}
-            other => sh.error(format!("HSET {job} status: expected 1 new field, got {}", other.describe())),
+            other => sh.error(format!(
+                "HSET {job} status: expected 1 new field, got {}",
+                other.describe()
+            )),
         }
         let event = format!(
             "{{\"status\":\"{}\",\"worker\":{idx},\"event\":{json}}}",
             String::from_utf8_lossy(status)
         );
-        match ops.time("publish", &mut conn, &[b"PUBLISH", b"events", event.as_bytes()])? {
+        match ops.time(
+            "publish",
+            &mut conn,
+            &[b"PUBLISH", b"events", event.as_bytes()],
+        )? {
             Value::Int(n) => {
                 let want = sh.receivers.load(Ordering::SeqCst);
                 if n as u64 != want {
-                    sh.error(format!("PUBLISH events reached {n} subscribers, expected {want}"));
+                    sh.error(format!(
+                        "PUBLISH events reached {n} subscribers, expected {want}"
+                    ));
                 }
             }
-            other => sh.error(format!("PUBLISH events: unexpected reply {}", other.describe())),
+            other => sh.error(format!(
+                "PUBLISH events: unexpected reply {}",
+                other.describe()
+            )),
         }
         sh.published.fetch_add(1, Ordering::SeqCst);
         if failed {
@@ -376,7 +457,10 @@ fn consume(sh: &Shared, idx: usize, out: &mut ConsumerOut) -> Result<(), String>
 }
 
 fn subscriber(sh: &Shared, idx: usize) -> SubscriberOut {
-    let mut out = SubscriberOut { received: 0, e2e: new_hist() };
+    let mut out = SubscriberOut {
+        received: 0,
+        e2e: new_hist(),
+    };
     if let Err(e) = subscribe(sh, &mut out) {
         sh.error(format!("subscriber {idx}: {e}"));
         // Let the main thread stop waiting for this one.
@@ -388,8 +472,14 @@ fn subscriber(sh: &Shared, idx: usize) -> SubscriberOut {
 fn subscribe(sh: &Shared, out: &mut SubscriberOut) -> Result<(), String> {
     let mut conn = Conn::connect(&sh.cfg.conn)?;
     match conn.cmd(&[b"SUBSCRIBE", b"events"])? {
-        Value::Array(v) | Value::Push(v) if v.first().and_then(Value::as_bytes) == Some(b"subscribe") => {}
-        other => return Err(format!("SUBSCRIBE events: unexpected reply {}", other.describe())),
+        Value::Array(v) | Value::Push(v)
+            if v.first().and_then(Value::as_bytes) == Some(b"subscribe") => {}
+        other => {
+            return Err(format!(
+                "SUBSCRIBE events: unexpected reply {}",
+                other.describe()
+            ))
+        }
     }
     sh.subs_ready.fetch_add(1, Ordering::SeqCst);
     conn.set_read_timeout(Some(Duration::from_millis(100)))?;
@@ -400,16 +490,24 @@ fn subscribe(sh: &Shared, out: &mut SubscriberOut) -> Result<(), String> {
             return Ok(());
         }
         match conn.read() {
-            Ok(Value::Array(v)) | Ok(Value::Push(v)) if v.len() == 3 && v[0].as_bytes() == Some(b"message") => {
+            Ok(Value::Array(v)) | Ok(Value::Push(v))
+                if v.len() == 3 && v[0].as_bytes() == Some(b"message") =>
+            {
                 let now = mono_ns();
-                let payload = String::from_utf8_lossy(v[2].as_bytes().unwrap_or_default()).into_owned();
+                let payload =
+                    String::from_utf8_lossy(v[2].as_bytes().unwrap_or_default()).into_owned();
                 match json_field(&payload, "ts").and_then(|t| t.parse::<u64>().ok()) {
                     Some(ts) => stats::record(&mut out.e2e, now.saturating_sub(ts)),
-                    None => sh.error(format!("message on events without a timestamp: {payload:.100}")),
+                    None => sh.error(format!(
+                        "message on events without a timestamp: {payload:.100}"
+                    )),
                 }
                 out.received += 1;
             }
-            Ok(other) => sh.error(format!("subscriber got an unexpected reply {}", other.describe())),
+            Ok(other) => sh.error(format!(
+                "subscriber got an unexpected reply {}",
+                other.describe()
+            )),
             Err(e) if e == TIMEOUT => {}
             Err(e) => return Err(e),
         }
@@ -432,7 +530,13 @@ pub fn run(cfg: CameraCfg) -> Result<bool, String> {
         return Err(format!("DEL (reset queues): {e}"));
     }
 
-    let run_id = format!("r{:x}", SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0));
+    let run_id = format!(
+        "r{:x}",
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0)
+    );
     let sh = Arc::new(Shared {
         cfg: cfg.clone(),
         run_id,
@@ -465,11 +569,19 @@ pub fn run(cfg: CameraCfg) -> Result<bool, String> {
         Value::Array(v) if v.len() == 2 => {
             let n = v[1].as_int().unwrap_or(0) as u64;
             if n < cfg.subscribers as u64 {
-                sh.error(format!("PUBSUB NUMSUB events = {n}, expected {}", cfg.subscribers));
+                sh.error(format!(
+                    "PUBSUB NUMSUB events = {n}, expected {}",
+                    cfg.subscribers
+                ));
             }
             sh.receivers.store(n, Ordering::SeqCst);
         }
-        other => return Err(format!("PUBSUB NUMSUB events: unexpected reply {}", other.describe())),
+        other => {
+            return Err(format!(
+                "PUBSUB NUMSUB events: unexpected reply {}",
+                other.describe()
+            ))
+        }
     }
 
     let consumers: Vec<_> = (0..cfg.consumers)
@@ -490,17 +602,20 @@ pub fn run(cfg: CameraCfg) -> Result<bool, String> {
 
     let mut ops = Ops::default();
     let mut accepted: Vec<String> = Vec::new();
+    let mut limited_ids: Vec<String> = Vec::new();
     let (mut dup_sent, mut dup_rejected, mut rate_limited) = (0u64, 0u64, 0u64);
     for p in producers {
         let out = p.join().map_err(|_| "producer thread panicked")?;
         ops.merge(out.ops);
         accepted.extend(out.accepted);
+        limited_ids.extend(out.limited_ids);
         dup_sent += out.dup_sent;
         dup_rejected += out.dup_rejected;
         rate_limited += out.rate_limited;
     }
     let produce_secs = (mono_ns() - started) as f64 / 1e9;
-    sh.drain_deadline.store(mono_ns() + cfg.drain.as_nanos() as u64, Ordering::SeqCst);
+    sh.drain_deadline
+        .store(mono_ns() + cfg.drain.as_nanos() as u64, Ordering::SeqCst);
     sh.last_progress.fetch_max(mono_ns(), Ordering::SeqCst);
     sh.producers_done.store(true, Ordering::SeqCst);
 
@@ -512,7 +627,8 @@ pub fn run(cfg: CameraCfg) -> Result<bool, String> {
         failed.extend(out.failed);
     }
     let published = sh.published.load(Ordering::SeqCst);
-    sh.subs_deadline.store(mono_ns() + 5_000_000_000, Ordering::SeqCst);
+    sh.subs_deadline
+        .store(mono_ns() + 5_000_000_000, Ordering::SeqCst);
     sh.expected_messages.store(published, Ordering::SeqCst);
     let mut e2e = new_hist();
     let mut delivered = Vec::new();
@@ -528,7 +644,11 @@ pub fn run(cfg: CameraCfg) -> Result<bool, String> {
     let consumed_n = (ok.len() + failed.len()) as u64;
     checks.push((
         produced == consumed_n,
-        format!("queued {produced} = consumed ok {} + failed {}", ok.len(), failed.len()),
+        format!(
+            "queued {produced} = consumed ok {} + failed {}",
+            ok.len(),
+            failed.len()
+        ),
     ));
     let produced_set: HashSet<&str> = accepted.iter().map(String::as_str).collect();
     let mut consumed_set: HashSet<&str> = HashSet::new();
@@ -540,18 +660,33 @@ pub fn run(cfg: CameraCfg) -> Result<bool, String> {
     }
     let lost = produced_set.difference(&consumed_set).count();
     let unknown = consumed_set.difference(&produced_set).count();
-    checks.push((twice == 0, format!("no event consumed twice ({twice} were)")));
-    checks.push((lost == 0, format!("no queued event lost ({lost} never consumed)")));
-    checks.push((unknown == 0, format!("no consumed event unknown ({unknown} were never queued)")));
+    checks.push((
+        twice == 0,
+        format!("no event consumed twice ({twice} were)"),
+    ));
+    checks.push((
+        lost == 0,
+        format!("no queued event lost ({lost} never consumed)"),
+    ));
+    checks.push((
+        unknown == 0,
+        format!("no consumed event unknown ({unknown} were never queued)"),
+    ));
 
     let mut leftover = 0i64;
-    for k in (0..cfg.cameras).map(queue_key).chain((0..cfg.consumers).map(retry_key)) {
+    for k in (0..cfg.cameras)
+        .map(queue_key)
+        .chain((0..cfg.consumers).map(retry_key))
+    {
         match admin.cmd(&[b"LLEN", k.as_bytes()])? {
             Value::Int(n) => leftover += n,
             other => sh.error(format!("LLEN {k}: unexpected reply {}", other.describe())),
         }
     }
-    checks.push((leftover == 0, format!("camera queues and retry lists empty ({leftover} items left)")));
+    checks.push((
+        leftover == 0,
+        format!("camera queues and retry lists empty ({leftover} items left)"),
+    ));
 
     let dlq: HashSet<String> = match admin.cmd(&[b"LRANGE", b"dlq", b"0", b"-1"])? {
         Value::Array(items) => items
@@ -567,7 +702,11 @@ pub fn run(cfg: CameraCfg) -> Result<bool, String> {
     let failed_set: HashSet<String> = failed.iter().cloned().collect();
     checks.push((
         dlq == failed_set,
-        format!("dlq holds exactly the {} failed events (it holds {})", failed_set.len(), dlq.len()),
+        format!(
+            "dlq holds exactly the {} failed events (it holds {})",
+            failed_set.len(),
+            dlq.len()
+        ),
     ));
     checks.push((
         dup_rejected == dup_sent,
@@ -608,13 +747,26 @@ pub fn run(cfg: CameraCfg) -> Result<bool, String> {
             }
         }
     }
-    checks.push((wrong_status == 0, format!("every job hash has its final status ({wrong_status} wrong)")));
+    checks.push((
+        wrong_status == 0,
+        format!("every job hash has its final status ({wrong_status} wrong)"),
+    ));
     let errors = sh.errors.load(Ordering::SeqCst);
-    checks.push((errors == 0, format!("no error replies or unexpected replies ({errors})")));
+    checks.push((
+        errors == 0,
+        format!("no error replies or unexpected replies ({errors})"),
+    ));
 
     if !cfg.keep {
-        let mut doomed: Vec<String> = keys;
-        doomed.extend(accepted.iter().map(|id| format!("dedupe:{id}")));
+        // Everything this run created (job hashes of lost events included).
+        let mut doomed: Vec<String> = accepted.iter().map(|id| format!("job:{id}")).collect();
+        doomed.extend(ok.iter().chain(failed.iter()).map(|id| format!("job:{id}")));
+        doomed.extend(
+            accepted
+                .iter()
+                .chain(limited_ids.iter())
+                .map(|id| format!("dedupe:{id}")),
+        );
         doomed.push("dlq".into());
         for chunk in doomed.chunks(500) {
             let mut args: Vec<&[u8]> = vec![b"DEL"];
@@ -659,7 +811,9 @@ pub fn run(cfg: CameraCfg) -> Result<bool, String> {
         row(name, h);
     }
     row("end-to-end", &e2e);
-    println!("  (brpop includes time blocked waiting; end-to-end = event created -> subscriber got it)");
+    println!(
+        "  (brpop includes time blocked waiting; end-to-end = event created -> subscriber got it)"
+    );
     let generated = produced + dup_sent + rate_limited;
     println!(
         "events: {generated} generated, {dup_sent} duplicates (dropped by dedupe), {rate_limited} rate-limited, \

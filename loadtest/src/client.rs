@@ -36,7 +36,12 @@ impl Conn {
         let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
             .map_err(|e| format!("connect {addr}: {e}"))?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
-        let mut c = Conn { stream, rbuf: Vec::with_capacity(16 * 1024), rpos: 0, wbuf: Vec::new() };
+        let mut c = Conn {
+            stream,
+            rbuf: Vec::with_capacity(16 * 1024),
+            rpos: 0,
+            wbuf: Vec::new(),
+        };
         c.set_read_timeout(Some(Duration::from_secs(30)))?;
         let user = opts.user.as_deref().unwrap_or("default");
         if opts.resp3 {
@@ -111,7 +116,12 @@ impl Conn {
             match self.stream.read(&mut chunk) {
                 Ok(0) => return Err("connection closed by server".into()),
                 Ok(n) => self.rbuf.extend_from_slice(&chunk[..n]),
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
                     return Err(TIMEOUT.into())
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -30,7 +30,11 @@ use stats::{fmt_us, summarize};
 use workload::Test;
 
 #[derive(Parser)]
-#[command(name = "loadtest", version, about = "Load generator for basalt / Redis-compatible servers")]
+#[command(
+    name = "loadtest",
+    version,
+    about = "Load generator for basalt / Redis-compatible servers"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -269,7 +273,15 @@ fn run_bench(a: BenchArgs) -> Result<bool, String> {
         if a.csv {
             println!(
                 "{},{:.2},{:.1},{:.1},{:.1},{:.1},{},{},{:.3}",
-                r.name, r.rps(), s.p50, s.p99, s.p999, s.max, r.completed, r.errors, r.elapsed_s
+                r.name,
+                r.rps(),
+                s.p50,
+                s.p99,
+                s.p999,
+                s.max,
+                r.completed,
+                r.errors,
+                r.elapsed_s
             );
         } else {
             println!(
@@ -279,7 +291,11 @@ fn run_bench(a: BenchArgs) -> Result<bool, String> {
                 s.line(),
                 r.completed,
                 r.elapsed_s,
-                if r.errors > 0 { format!("  ERRORS={}", r.errors) } else { String::new() }
+                if r.errors > 0 {
+                    format!("  ERRORS={}", r.errors)
+                } else {
+                    String::new()
+                }
             );
         }
         if let Some(e) = &r.first_error {
@@ -376,7 +392,11 @@ fn run_latency(a: LatencyArgs) -> Result<bool, String> {
             r.sent,
             r.completed
         );
-        println!("  latency (from due time):   {}  mean={}us", c.line(), fmt_us(c.mean));
+        println!(
+            "  latency (from due time):   {}  mean={}us",
+            c.line(),
+            fmt_us(c.mean)
+        );
         println!("  service (from write):      {}", s.line());
         println!(
             "  measured {} requests ({achieved:.0}/s); load generator max send lag {}us; errors {}",

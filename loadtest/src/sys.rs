@@ -6,7 +6,10 @@ use std::os::fd::RawFd;
 /// Nanoseconds on CLOCK_MONOTONIC (the clock `Instant` and the timerfd use too).
 #[inline]
 pub fn mono_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes into a valid timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -34,11 +37,17 @@ impl Epoll {
     pub fn new() -> io::Result<Epoll> {
         // SAFETY: plain syscall.
         let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
-        Ok(Epoll { fd, events: vec![libc::epoll_event { events: 0, u64: 0 }; 1024] })
+        Ok(Epoll {
+            fd,
+            events: vec![libc::epoll_event { events: 0, u64: 0 }; 1024],
+        })
     }
 
     fn ctl(&self, op: libc::c_int, fd: RawFd, token: u64, interest: u32) -> io::Result<()> {
-        let mut ev = libc::epoll_event { events: interest, u64: token };
+        let mut ev = libc::epoll_event {
+            events: interest,
+            u64: token,
+        };
         // SAFETY: `ev` is valid for the call.
         cvt(unsafe { libc::epoll_ctl(self.fd, op, fd, &mut ev) }).map(|_| ())
     }
@@ -60,11 +69,20 @@ impl Epoll {
         out.clear();
         // SAFETY: the buffer holds `len` events.
         let n = unsafe {
-            libc::epoll_wait(self.fd, self.events.as_mut_ptr(), self.events.len() as i32, timeout_ms)
+            libc::epoll_wait(
+                self.fd,
+                self.events.as_mut_ptr(),
+                self.events.len() as i32,
+                timeout_ms,
+            )
         };
         if n < 0 {
             let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::Interrupted { Ok(()) } else { Err(e) };
+            return if e.kind() == io::ErrorKind::Interrupted {
+                Ok(())
+            } else {
+                Err(e)
+            };
         }
         for ev in &self.events[..n as usize] {
             let (token, events) = (ev.u64, ev.events);
@@ -91,7 +109,10 @@ impl TimerFd {
     pub fn new() -> io::Result<TimerFd> {
         // SAFETY: plain syscall.
         let fd = cvt(unsafe {
-            libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC)
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+            )
         })?;
         Ok(TimerFd { fd })
     }
@@ -100,7 +121,10 @@ impl TimerFd {
     pub fn arm_at(&self, at_ns: u64) -> io::Result<()> {
         let at_ns = at_ns.max(1);
         let spec = libc::itimerspec {
-            it_interval: libc::timespec { tv_sec: 0, tv_nsec: 0 },
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
             it_value: libc::timespec {
                 tv_sec: (at_ns / 1_000_000_000) as libc::time_t,
                 tv_nsec: (at_ns % 1_000_000_000) as libc::c_long,
@@ -108,7 +132,12 @@ impl TimerFd {
         };
         // SAFETY: `spec` is valid; old value not requested.
         cvt(unsafe {
-            libc::timerfd_settime(self.fd, libc::TFD_TIMER_ABSTIME, &spec, std::ptr::null_mut())
+            libc::timerfd_settime(
+                self.fd,
+                libc::TFD_TIMER_ABSTIME,
+                &spec,
+                std::ptr::null_mut(),
+            )
         })
         .map(|_| ())
     }

@@ -49,6 +49,12 @@ pub enum KeysError {
 /// Appends the positions of the keys of a command to `out`, in order (Redis's
 /// getKeysUsingKeySpecs). Positions past the argument list are never produced.
 pub fn key_positions(specs: &[KeySpec], args: &Args, out: &mut Vec<usize>) -> Result<(), KeysError> {
+    for_each_key(specs, args, |p| out.push(p))
+}
+
+/// Calls `f` with the position of each key, in order, without allocating (dispatch routes
+/// every command through this).
+pub fn for_each_key(specs: &[KeySpec], args: &Args, mut f: impl FnMut(usize)) -> Result<(), KeysError> {
     let argc = args.len();
     for spec in specs {
         let first = match spec.begin {
@@ -85,7 +91,7 @@ pub fn key_positions(specs: &[KeySpec], args: &Args, out: &mut Vec<usize>) -> Re
                 let last = last.min(argc - 1);
                 let mut i = first;
                 while i <= last {
-                    out.push(i);
+                    f(i);
                     i += step.max(1);
                 }
             }
@@ -104,7 +110,7 @@ pub fn key_positions(specs: &[KeySpec], args: &Args, out: &mut Vec<usize>) -> Re
                     if i >= argc {
                         return Err(KeysError::BadNumkeys);
                     }
-                    out.push(i);
+                    f(i);
                     i += step.max(1);
                 }
             }

@@ -283,7 +283,9 @@ fn parse_multibulk(
         let end = (nl + 2).saturating_add(blen).saturating_add(2);
         if end > len {
             let rest = (count - i - 1).saturating_mul(MIN_BULK_WIRE);
-            return Ok(Parsed::Incomplete { need: end.saturating_add(rest) });
+            return Ok(Parsed::Incomplete {
+                need: end.saturating_add(rest),
+            });
         }
         pos = end;
     }
@@ -316,7 +318,11 @@ fn parse_multibulk(
 #[cold]
 fn expected_dollar(t: u8) -> ProtocolError {
     // addReplyErrorFormat replaces \r and \n with spaces.
-    let c = if t == b'\r' || t == b'\n' { ' ' } else { t as char };
+    let c = if t == b'\r' || t == b'\n' {
+        ' '
+    } else {
+        t as char
+    };
     ProtocolError(format!("expected '$', got '{}'", c))
 }
 
@@ -325,7 +331,9 @@ fn expected_dollar(t: u8) -> ProtocolError {
 #[inline]
 fn incomplete_before(pos: usize, remaining: usize, len: usize) -> Parsed {
     let need = pos.saturating_add(remaining.saturating_mul(MIN_BULK_WIRE));
-    Parsed::Incomplete { need: need.max(len + 1) }
+    Parsed::Incomplete {
+        need: need.max(len + 1),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -347,7 +355,11 @@ struct TokBuilder {
 impl TokBuilder {
     #[inline]
     fn new() -> Self {
-        TokBuilder { start: 0, end: 0, owned: None }
+        TokBuilder {
+            start: 0,
+            end: 0,
+            owned: None,
+        }
     }
 
     /// Appends `byte`; `at` is its position in the line when the byte is copied verbatim from
@@ -490,7 +502,11 @@ fn parse_inline(buf: &mut BytesMut, limits: &Limits) -> Result<Parsed, ProtocolE
             return Ok(Parsed::Incomplete { need: 0 });
         }
     };
-    let line_end = if nl > 0 && b[nl - 1] == b'\r' { nl - 1 } else { nl };
+    let line_end = if nl > 0 && b[nl - 1] == b'\r' {
+        nl - 1
+    } else {
+        nl
+    };
     let mut toks = Vec::new();
     if !split_args(&b[..line_end], &mut toks) {
         return Err(ProtocolError::new("unbalanced quotes in request"));
@@ -576,9 +592,15 @@ mod tests {
     #[test]
     fn multibulk_basic() {
         assert_eq!(req(b"*1\r\n$4\r\nPING\r\n"), args(&[b"PING"]));
-        assert_eq!(req(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nvalue\r\n"), args(&[b"SET", b"k", b"value"]));
+        assert_eq!(
+            req(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nvalue\r\n"),
+            args(&[b"SET", b"k", b"value"])
+        );
         // Binary-safe payloads, including \r\n and NUL inside the payload.
-        assert_eq!(req(b"*2\r\n$4\r\nECHO\r\n$5\r\na\r\n\0b\r\n"), args(&[b"ECHO", b"a\r\n\0b"]));
+        assert_eq!(
+            req(b"*2\r\n$4\r\nECHO\r\n$5\r\na\r\n\0b\r\n"),
+            args(&[b"ECHO", b"a\r\n\0b"])
+        );
         // Consumes exactly one request.
         let (r, used) = parse(b"*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nPING\r\n");
         assert!(matches!(r, Ok(Parsed::Request(_))));
@@ -587,7 +609,10 @@ mod tests {
 
     #[test]
     fn empty_bulk_is_an_empty_argument() {
-        assert_eq!(req(b"*2\r\n$4\r\nECHO\r\n$0\r\n\r\n"), args(&[b"ECHO", b""]));
+        assert_eq!(
+            req(b"*2\r\n$4\r\nECHO\r\n$0\r\n\r\n"),
+            args(&[b"ECHO", b""])
+        );
     }
 
     #[test]
@@ -626,11 +651,20 @@ mod tests {
         assert!(is_incomplete(b"*2147483647\r\n"));
         assert!(is_incomplete(b"*1048577\r\n"));
         // The configured limit.
-        let l = Limits { max_multibulk_len: 3, ..Limits::default() };
+        let l = Limits {
+            max_multibulk_len: 3,
+            ..Limits::default()
+        };
         let mut buf = BytesMut::from(&b"*4\r\n"[..]);
-        assert_eq!(parse_request(&mut buf, &l).unwrap_err().0, "invalid multibulk length");
+        assert_eq!(
+            parse_request(&mut buf, &l).unwrap_err().0,
+            "invalid multibulk length"
+        );
         let mut buf = BytesMut::from(&b"*3\r\n"[..]);
-        assert!(matches!(parse_request(&mut buf, &l), Ok(Parsed::Incomplete { .. })));
+        assert!(matches!(
+            parse_request(&mut buf, &l),
+            Ok(Parsed::Incomplete { .. })
+        ));
     }
 
     #[test]
@@ -662,26 +696,32 @@ mod tests {
     fn error_display_and_reply_bytes() {
         let e = ProtocolError("invalid bulk length".into());
         assert_eq!(e.to_string(), "Protocol error: invalid bulk length");
-        assert_eq!(e.reply_bytes(), b"-ERR Protocol error: invalid bulk length\r\n");
+        assert_eq!(
+            e.reply_bytes(),
+            b"-ERR Protocol error: invalid bulk length\r\n"
+        );
         let e = parse(b"*1\r\n\xff\r\n").0.unwrap_err();
-        assert_eq!(e.reply_bytes(), b"-ERR Protocol error: expected '$', got '\xff'\r\n");
+        assert_eq!(
+            e.reply_bytes(),
+            b"-ERR Protocol error: expected '$', got '\xff'\r\n"
+        );
     }
 
     #[test]
     fn too_big_header_lines() {
         let mut v = b"*".to_vec();
-        v.extend(std::iter::repeat(b'1').take(65535)); // 65536 bytes, no \r: wait
+        v.resize(v.len() + 65535, b'1'); // 65536 bytes, no \r: wait
         assert!(is_incomplete(&v));
         v.push(b'1'); // 65537 bytes
         assert_eq!(err(&v), "too big mbulk count string");
         // With the \r there it is just an invalid number.
         let mut w = b"*".to_vec();
-        w.extend(std::iter::repeat(b'1').take(70000));
+        w.resize(w.len() + 70000, b'1');
         w.extend_from_slice(b"\r\n");
         assert_eq!(err(&w), "invalid multibulk length");
 
         let mut v = b"*1\r\n$".to_vec();
-        v.extend(std::iter::repeat(b'1').take(65535));
+        v.resize(v.len() + 65535, b'1');
         assert!(is_incomplete(&v));
         v.push(b'1');
         assert_eq!(err(&v), "too big bulk count string");
@@ -694,11 +734,11 @@ mod tests {
         assert!(is_incomplete(b"*1\r\n$\x004\r\n"));
         assert!(is_incomplete(b"PI\x00NG\r\n"));
         let mut v = b"*\x00".to_vec();
-        v.extend(std::iter::repeat(b'1').take(70000));
+        v.resize(v.len() + 70000, b'1');
         v.extend_from_slice(b"\r\n");
         assert_eq!(err(&v), "too big mbulk count string");
         let mut v = b"PI\x00NG".to_vec();
-        v.extend(std::iter::repeat(b'x').take(70000));
+        v.resize(v.len() + 70000, b'x');
         v.push(b'\n');
         assert_eq!(err(&v), "too big inline request");
     }
@@ -723,14 +763,20 @@ mod tests {
             "unauthenticated multibulk length"
         );
         let mut buf = BytesMut::from(&b"*10\r\n"[..]);
-        assert!(matches!(parse_request_with_auth(&mut buf, &l, true), Ok(Parsed::Incomplete { .. })));
+        assert!(matches!(
+            parse_request_with_auth(&mut buf, &l, true),
+            Ok(Parsed::Incomplete { .. })
+        ));
         let mut buf = BytesMut::from(&b"*1\r\n$16385\r\n"[..]);
         assert_eq!(
             parse_request_with_auth(&mut buf, &l, true).unwrap_err().0,
             "unauthenticated bulk length"
         );
         let mut buf = BytesMut::from(&b"*1\r\n$16384\r\n"[..]);
-        assert!(matches!(parse_request_with_auth(&mut buf, &l, true), Ok(Parsed::Incomplete { .. })));
+        assert!(matches!(
+            parse_request_with_auth(&mut buf, &l, true),
+            Ok(Parsed::Incomplete { .. })
+        ));
         // Invalid beats unauthenticated, as in Redis.
         let mut buf = BytesMut::from(&b"*2147483648\r\n"[..]);
         assert_eq!(
@@ -739,7 +785,10 @@ mod tests {
         );
         // Without auth required the same input is fine.
         let mut buf = BytesMut::from(&b"*11\r\n"[..]);
-        assert!(matches!(parse_request(&mut buf, &l), Ok(Parsed::Incomplete { .. })));
+        assert!(matches!(
+            parse_request(&mut buf, &l),
+            Ok(Parsed::Incomplete { .. })
+        ));
     }
 
     #[test]
@@ -750,17 +799,28 @@ mod tests {
             match parse_request(&mut buf, &lim()).unwrap() {
                 Parsed::Incomplete { need } => {
                     assert_eq!(buf.len(), cut);
-                    assert!(need == 0 || (need > cut && need <= full.len()), "cut {} need {}", cut, need);
+                    assert!(
+                        need == 0 || (need > cut && need <= full.len()),
+                        "cut {} need {}",
+                        cut,
+                        need
+                    );
                 }
                 p => panic!("cut {}: {:?}", cut, p),
             }
         }
         // Inside the payload: need is exact.
         let mut buf = BytesMut::from(&full[..30]);
-        assert_eq!(parse_request(&mut buf, &lim()).unwrap(), Parsed::Incomplete { need: full.len() });
+        assert_eq!(
+            parse_request(&mut buf, &lim()).unwrap(),
+            Parsed::Incomplete { need: full.len() }
+        );
         // Remaining arguments are counted at their minimum size.
         let mut buf = BytesMut::from(&b"*3\r\n$5\r\nab"[..]);
-        assert_eq!(parse_request(&mut buf, &lim()).unwrap(), Parsed::Incomplete { need: 4 + 11 + 12 });
+        assert_eq!(
+            parse_request(&mut buf, &lim()).unwrap(),
+            Parsed::Incomplete { need: 4 + 11 + 12 }
+        );
     }
 
     #[test]
@@ -859,7 +919,10 @@ mod tests {
         assert_eq!(req(b"ECHO a\x0bb\n"), args(&[b"ECHO", b"a\x0bb"]));
         assert_eq!(req(b"ECHO \x0b a\n"), args(&[b"ECHO", b"a"]));
         // Bytes >= 0x80 are ordinary.
-        assert_eq!(req(b"ECHO \xc3\xa9\xff\n"), args(&[b"ECHO", b"\xc3\xa9\xff"]));
+        assert_eq!(
+            req(b"ECHO \xc3\xa9\xff\n"),
+            args(&[b"ECHO", b"\xc3\xa9\xff"])
+        );
         assert!(is_incomplete(b"PING"));
         assert!(is_incomplete(b"PING\r"));
     }
@@ -878,8 +941,14 @@ mod tests {
 
     #[test]
     fn inline_quoting() {
-        assert_eq!(req(b"ECHO \"a\\x41\\n\\tb\"\n"), args(&[b"ECHO", b"aA\n\tb"]));
-        assert_eq!(req(b"ECHO \"\\r\\b\\a\\\"\\\\\"\n"), args(&[b"ECHO", b"\r\x08\x07\"\\"]));
+        assert_eq!(
+            req(b"ECHO \"a\\x41\\n\\tb\"\n"),
+            args(&[b"ECHO", b"aA\n\tb"])
+        );
+        assert_eq!(
+            req(b"ECHO \"\\r\\b\\a\\\"\\\\\"\n"),
+            args(&[b"ECHO", b"\r\x08\x07\"\\"])
+        );
         assert_eq!(req(b"ECHO \"\\x4g\"\n"), args(&[b"ECHO", b"x4g"]));
         assert_eq!(req(b"ECHO \"\\xZZ\"\n"), args(&[b"ECHO", b"xZZ"]));
         assert_eq!(req(b"ECHO \"\\q\\\\\"\n"), args(&[b"ECHO", b"q\\"]));
@@ -889,7 +958,10 @@ mod tests {
         assert_eq!(req(b"ECHO 'a \"b\" c'\n"), args(&[b"ECHO", b"a \"b\" c"]));
         assert_eq!(req(b"ECHO x\"a b\"\n"), args(&[b"ECHO", b"xa b"]));
         assert_eq!(req(b"ECHO \"\" ''\n"), args(&[b"ECHO", b"", b""]));
-        assert_eq!(req(b"SET \"k 1\" 'v 2'\r\n"), args(&[b"SET", b"k 1", b"v 2"]));
+        assert_eq!(
+            req(b"SET \"k 1\" 'v 2'\r\n"),
+            args(&[b"SET", b"k 1", b"v 2"])
+        );
         // A closing quote may be followed by any isspace() byte, including \v.
         assert_eq!(req(b"ECHO \"a\"\x0b\n"), args(&[b"ECHO", b"a"]));
         assert_eq!(req(b"ECHO \"a\"\tb\n"), args(&[b"ECHO", b"a", b"b"]));
@@ -928,13 +1000,13 @@ mod tests {
     #[test]
     fn inline_too_big() {
         let mut v = b"PING ".to_vec();
-        v.extend(std::iter::repeat(b'x').take(65536 - 5));
+        v.resize(v.len() + 65536 - 5, b'x');
         assert!(is_incomplete(&v));
         v.push(b'x');
         assert_eq!(err(&v), "too big inline request");
         // A long line whose newline is already buffered is accepted, as Redis does.
         let mut v = b"ECHO ".to_vec();
-        v.extend(std::iter::repeat(b'x').take(70000));
+        v.resize(v.len() + 70000, b'x');
         v.push(b'\n');
         assert_eq!(req(&v)[1].len(), 70000);
     }
@@ -945,7 +1017,20 @@ mod tests {
         assert_eq!(string2ll(b"-1"), Some(-1));
         assert_eq!(string2ll(b"9223372036854775807"), Some(i64::MAX));
         assert_eq!(string2ll(b"-9223372036854775808"), Some(i64::MIN));
-        for bad in [&b""[..], b"-", b"-0", b"00", b"01", b"+1", b" 1", b"1 ", b"9223372036854775808", b"-9223372036854775809", b"18446744073709551616", b"1a"] {
+        for bad in [
+            &b""[..],
+            b"-",
+            b"-0",
+            b"00",
+            b"01",
+            b"+1",
+            b" 1",
+            b"1 ",
+            b"9223372036854775808",
+            b"-9223372036854775809",
+            b"18446744073709551616",
+            b"1a",
+        ] {
             assert_eq!(string2ll(bad), None, "{:?}", bad);
         }
     }

@@ -10,7 +10,7 @@
 //! ```text
 //! let cur = LongDouble::parse(b"10.5").unwrap();
 //! let incr = LongDouble::parse(b"0.1").unwrap();
-//! let sum = cur.add(incr);
+//! let sum = cur + incr;
 //! assert!(sum.is_finite()); // else "ERR increment would produce NaN or Infinity"
 //! let mut out = Vec::new();
 //! sum.format_human(&mut out); // b"10.6"
@@ -27,10 +27,18 @@ const MAX_LONG_DOUBLE_CHARS: usize = 5 * 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Repr {
-    Nan { neg: bool },
-    Inf { neg: bool },
+    Nan {
+        neg: bool,
+    },
+    Inf {
+        neg: bool,
+    },
     /// value = mant * 2^exp (mant == 0: a zero). Nonzero normals have bit 63 of mant set.
-    Finite { neg: bool, mant: u64, exp: i32 },
+    Finite {
+        neg: bool,
+        mant: u64,
+        exp: i32,
+    },
 }
 
 /// An x87 extended-precision value (see the module docs).
@@ -105,7 +113,7 @@ impl Big {
             }
         }
         if limbs > 0 {
-            self.0.splice(0..0, std::iter::repeat(0).take(limbs));
+            self.0.splice(0..0, (0..limbs).map(|_| 0u32));
         }
     }
     fn shr1(&mut self) {
@@ -252,7 +260,14 @@ impl Big {
 /// Rounds the exact value `n * 2^e2` (plus an infinitesimal when `sticky`) to `prec` bits, with
 /// the least significant bit not below 2^min_lsb and overflow above 2^(max_lead+1).
 /// Returns None on overflow, else (mantissa, exponent of its lsb).
-fn round_to(n: &Big, e2: i64, sticky: bool, prec: u32, min_lsb: i64, max_lead: i64) -> Option<(u64, i64)> {
+fn round_to(
+    n: &Big,
+    e2: i64,
+    sticky: bool,
+    prec: u32,
+    min_lsb: i64,
+    max_lead: i64,
+) -> Option<(u64, i64)> {
     if n.is_zero() {
         return Some((0, 0));
     }
@@ -287,19 +302,29 @@ fn ascii_lower_eq(s: &[u8], word: &[u8]) -> bool {
 }
 
 impl LongDouble {
-    pub const ZERO: LongDouble = LongDouble(Repr::Finite { neg: false, mant: 0, exp: 0 });
+    pub const ZERO: LongDouble = LongDouble(Repr::Finite {
+        neg: false,
+        mant: 0,
+        exp: 0,
+    });
 
     fn finite(neg: bool, n: &Big, e2: i64, sticky: bool) -> LongDouble {
         match round_to(n, e2, sticky, 64, MIN_LSB_EXP, MAX_LEAD_EXP) {
             None => LongDouble(Repr::Inf { neg }),
-            Some((mant, exp)) => LongDouble(Repr::Finite { neg, mant, exp: if mant == 0 { 0 } else { exp as i32 } }),
+            Some((mant, exp)) => LongDouble(Repr::Finite {
+                neg,
+                mant,
+                exp: if mant == 0 { 0 } else { exp as i32 },
+            }),
         }
     }
 
     /// Exact conversion (what C does with `(long double)d`).
     pub fn from_f64(d: f64) -> LongDouble {
         if d.is_nan() {
-            return LongDouble(Repr::Nan { neg: d.is_sign_negative() });
+            return LongDouble(Repr::Nan {
+                neg: d.is_sign_negative(),
+            });
         }
         if d.is_infinite() {
             return LongDouble(Repr::Inf { neg: d < 0.0 });
@@ -308,7 +333,11 @@ impl LongDouble {
         let neg = bits >> 63 == 1;
         let e = ((bits >> 52) & 0x7ff) as i64;
         let f = bits & ((1u64 << 52) - 1);
-        let (m, e2) = if e == 0 { (f, -1074) } else { (f | (1u64 << 52), e - 1075) };
+        let (m, e2) = if e == 0 {
+            (f, -1074)
+        } else {
+            (f | (1u64 << 52), e - 1075)
+        };
         LongDouble::finite(neg, &Big::from_u64(m), e2, false)
     }
 
@@ -398,7 +427,9 @@ impl LongDouble {
             _ => false,
         };
         let rest = &s[i..];
-        if ascii_lower_eq(rest, b"infinity") && rest.len() == 8 || ascii_lower_eq(rest, b"inf") && rest.len() == 3 {
+        if ascii_lower_eq(rest, b"infinity") && rest.len() == 8
+            || ascii_lower_eq(rest, b"inf") && rest.len() == 3
+        {
             return Some(LongDouble(Repr::Inf { neg }));
         }
         if ascii_lower_eq(rest, b"nan") {
@@ -486,7 +517,11 @@ impl LongDouble {
             digits.add_small(chunk);
         }
         if digits.is_zero() {
-            return Some(LongDouble(Repr::Finite { neg, mant: 0, exp: 0 }));
+            return Some(LongDouble(Repr::Finite {
+                neg,
+                mant: 0,
+                exp: 0,
+            }));
         }
         // The value is in [10^(ndigits-1+e10), 10^(ndigits+e10)).
         let mag = ndigits + e10;
@@ -565,7 +600,11 @@ impl LongDouble {
             return None;
         }
         if n.is_zero() {
-            return Some(LongDouble(Repr::Finite { neg, mant: 0, exp: 0 }));
+            return Some(LongDouble(Repr::Finite {
+                neg,
+                mant: 0,
+                exp: 0,
+            }));
         }
         let lead = n.bit_len() as i64 - 1 + e2;
         if lead > MAX_LEAD_EXP {
@@ -581,8 +620,8 @@ impl LongDouble {
         }
     }
 
-    /// `self + other`, rounded to nearest even as the x87 does.
-    pub fn add(self, other: LongDouble) -> LongDouble {
+    /// `self + other`, rounded to nearest even as the x87 does (same as the `+` operator).
+    pub fn sum(self, other: LongDouble) -> LongDouble {
         use Repr::*;
         match (self.0, other.0) {
             // The x87 "real indefinite" NaN has its sign bit set (printf shows "-nan").
@@ -596,9 +635,24 @@ impl LongDouble {
             }
             (Inf { .. }, _) => self,
             (_, Inf { .. }) => other,
-            (Finite { neg: na, mant: ma, exp: ea }, Finite { neg: nb, mant: mb, exp: eb }) => {
+            (
+                Finite {
+                    neg: na,
+                    mant: ma,
+                    exp: ea,
+                },
+                Finite {
+                    neg: nb,
+                    mant: mb,
+                    exp: eb,
+                },
+            ) => {
                 if ma == 0 && mb == 0 {
-                    return LongDouble(Finite { neg: na && nb, mant: 0, exp: 0 });
+                    return LongDouble(Finite {
+                        neg: na && nb,
+                        mant: 0,
+                        exp: 0,
+                    });
                 }
                 if ma == 0 {
                     return other;
@@ -667,6 +721,14 @@ impl LongDouble {
     }
 }
 
+impl std::ops::Add for LongDouble {
+    type Output = LongDouble;
+    /// Rounded to nearest even, as the x87 does.
+    fn add(self, other: LongDouble) -> LongDouble {
+        self.sum(other)
+    }
+}
+
 /// "%.17Lf" of mant * 2^exp (without sign), exact with round-half-even.
 fn format_fixed17(mant: u64, exp: i64, out: &mut Vec<u8>) {
     const PREC: usize = 17;
@@ -682,7 +744,10 @@ fn format_fixed17(mant: u64, exp: i64, out: &mut Vec<u8>) {
     let (mut int_part, mut frac) = if sh >= 64 {
         (Big(Vec::new()), Big::from_u64(mant))
     } else {
-        (Big::from_u64(mant >> sh), Big::from_u64(mant & ((1u64 << sh) - 1)))
+        (
+            Big::from_u64(mant >> sh),
+            Big::from_u64(mant & ((1u64 << sh) - 1)),
+        )
     };
     let mut digits = [0u8; PREC];
     for d in digits.iter_mut() {
@@ -739,7 +804,7 @@ mod tests {
     fn incrbyfloat(a: &str, b: &str) -> String {
         let x = LongDouble::parse(a.as_bytes()).unwrap();
         let y = LongDouble::parse(b.as_bytes()).unwrap();
-        human(x.add(y))
+        human(x + y)
     }
 
     /// `SET k a; INCRBYFLOAT k b` on redis-server 7.0.15 (x86-64).
@@ -783,11 +848,28 @@ mod tests {
 
     #[test]
     fn parse_rules_of_string2ld() {
-        for bad in ["", " 1", "1 ", "abc", "1e", "1e+", ".", "-", "nan", "NaN", "1e5000", "-1e5000", "1e-5000", "0x", "0xg", "1.5x", "0x1p"] {
+        for bad in [
+            "", " 1", "1 ", "abc", "1e", "1e+", ".", "-", "nan", "NaN", "1e5000", "-1e5000",
+            "1e-5000", "0x", "0xg", "1.5x", "0x1p",
+        ] {
             assert!(LongDouble::parse(bad.as_bytes()).is_none(), "{:?}", bad);
         }
-        for (s, want) in [("1.", "1"), (".5", "0.5"), ("+2", "2"), ("-2.50", "-2.5"), ("0x1.8p1", "3"), ("0X.8", "0.5"), ("1E2", "100"), ("1e-0", "1")] {
-            assert_eq!(human(LongDouble::parse(s.as_bytes()).unwrap()), want, "{:?}", s);
+        for (s, want) in [
+            ("1.", "1"),
+            (".5", "0.5"),
+            ("+2", "2"),
+            ("-2.50", "-2.5"),
+            ("0x1.8p1", "3"),
+            ("0X.8", "0.5"),
+            ("1E2", "100"),
+            ("1e-0", "1"),
+        ] {
+            assert_eq!(
+                human(LongDouble::parse(s.as_bytes()).unwrap()),
+                want,
+                "{:?}",
+                s
+            );
         }
         assert!(LongDouble::parse(b"inf").unwrap().is_infinite());
         assert!(LongDouble::parse(b"-Infinity").unwrap().is_infinite());
@@ -803,13 +885,13 @@ mod tests {
     fn infinities_and_nan() {
         let inf = LongDouble::parse(b"inf").unwrap();
         let ninf = LongDouble::parse(b"-inf").unwrap();
-        assert!(inf.add(ninf).is_nan());
-        assert_eq!(human(inf.add(LongDouble::from_i64(1))), "inf");
+        assert!((inf + ninf).is_nan());
+        assert_eq!(human(inf + LongDouble::from_i64(1)), "inf");
         assert_eq!(human(ninf), "-inf");
         // Overflow of the 80-bit range.
         let max = LongDouble::parse(b"1e4932").unwrap();
         assert!(max.is_finite());
-        assert!(max.add(max).is_infinite());
+        assert!((max + max).is_infinite());
     }
 
     #[test]
@@ -819,16 +901,28 @@ mod tests {
         assert_eq!(LongDouble::from_f64(5e-324).to_f64(), 5e-324);
         assert_eq!(LongDouble::from_f64(f64::MAX).to_f64(), f64::MAX);
         assert_eq!(LongDouble::parse(b"1e309").unwrap().to_f64(), f64::INFINITY);
-        assert_eq!(human(LongDouble::from_i64(i64::MIN)), "-9223372036854775808");
+        assert_eq!(
+            human(LongDouble::from_i64(i64::MIN)),
+            "-9223372036854775808"
+        );
         assert_eq!(human(LongDouble::from_f64(0.1)), "0.10000000000000001");
         assert_eq!(human(LongDouble::from_f64(-0.0)), "0");
         assert_eq!(human(LongDouble::from_f64(0.125)), "0.125");
         assert_eq!(human(LongDouble::from_f64(2.5e-17)), "0.00000000000000002"); // 2.4999999999999999e-17
         assert_eq!(human(LongDouble::from_f64(3.5e-17)), "0.00000000000000004");
-        assert_eq!(human(LongDouble::from_f64(0.999999999999999889)), "0.99999999999999989");
+        assert_eq!(
+            human(LongDouble::from_f64(1.0 - f64::EPSILON / 2.0)),
+            "0.99999999999999989"
+        );
         // Exact ties at the 18th decimal round to even, like glibc's printf.
-        assert_eq!(human(LongDouble::from_f64(2f64.powi(-18))), "0.00000381469726562"); // ...625
-        assert_eq!(human(LongDouble::from_f64(3.0 * 2f64.powi(-18))), "0.00001144409179688"); // ...875
+        assert_eq!(
+            human(LongDouble::from_f64(2f64.powi(-18))),
+            "0.00000381469726562"
+        ); // ...625
+        assert_eq!(
+            human(LongDouble::from_f64(3.0 * 2f64.powi(-18))),
+            "0.00001144409179688"
+        ); // ...875
     }
 
     proptest! {
@@ -856,7 +950,7 @@ mod tests {
 
         #[test]
         fn prop_add_small_ints_is_exact(a in -1_000_000i64..1_000_000, b in -1_000_000i64..1_000_000) {
-            let s = LongDouble::from_i64(a).add(LongDouble::from_i64(b));
+            let s = LongDouble::from_i64(a) + LongDouble::from_i64(b);
             prop_assert_eq!(human(s), (a + b).to_string());
         }
     }

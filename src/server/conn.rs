@@ -12,7 +12,7 @@ use glommio::net::TcpStream;
 
 use crate::command::table::Cmd;
 use crate::command::{flags, Args};
-use crate::resp::{parse_request, Parsed};
+use crate::resp::{parse_request_with_auth, Parsed};
 use crate::server::client::{Client, ClientHandle};
 use crate::server::dispatch::Pipeline;
 use crate::server::{unix_ms, unix_us};
@@ -97,7 +97,7 @@ async fn serve_client(client: &mut Client, stream: &mut TcpStream) {
         } else if n < MIN_READ {
             chunk = MIN_READ;
         }
-        if handle.killed.get() || local.shared.is_shutting_down() && handle.killed.get() {
+        if handle.killed.get() {
             return;
         }
         local.refresh_config();
@@ -115,7 +115,7 @@ async fn serve_client(client: &mut Client, stream: &mut TcpStream) {
         let mut protocol_error = None;
         need = 0;
         loop {
-            match parse_request(&mut inbuf, &limits) {
+            match parse_request_with_auth(&mut inbuf, &limits, !client.authenticated) {
                 Ok(Parsed::Request(args)) => {
                     if !args.is_empty() {
                         requests.push(args);
@@ -144,7 +144,7 @@ async fn serve_client(client: &mut Client, stream: &mut TcpStream) {
         }
         if let Some(e) = protocol_error {
             tracing::debug!(client = %handle.addr, "protocol error: {e}");
-            client.out.error(&format!("ERR {e}"));
+            client.out.raw(&e.reply_bytes());
             client.close_after_reply = true;
         }
         if !client.out.is_empty() {

@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::command::keys::key_positions;
+use crate::command::keys::{for_each_key, key_positions};
 use crate::command::table::{self, Cmd};
 use crate::command::{flags, Args, Exec, Keyspace, Multi, Run};
 use crate::error::CmdError;
@@ -73,17 +73,26 @@ fn check(client: &Client, args: &Args) -> Result<Route, CmdError> {
     match cmd.spec.run {
         Run::Keyed(..) => {
             let n = client.shard.nshards;
+            let (mut first, mut spans) = (usize::MAX, false);
+            for_each_key(cmd.spec.key_specs, args, |p| {
+                let s = shard_of(&args[p], n);
+                if first == usize::MAX {
+                    first = s;
+                } else if s != first {
+                    spans = true;
+                }
+            })
+            .map_err(|_| CmdError::Syntax)?;
+            if !spans {
+                let shard = if first == usize::MAX { client.shard.id } else { first };
+                return Ok(Route::Keyed { cmd, shard });
+            }
             let mut positions = Vec::new();
             key_positions(cmd.spec.key_specs, args, &mut positions).map_err(|_| CmdError::Syntax)?;
-            let first = positions.first().map(|&p| shard_of(&args[p], n)).unwrap_or(client.shard.id);
-            if positions.iter().all(|&p| shard_of(&args[p], n) == first) {
-                Ok(Route::Keyed { cmd, shard: first })
-            } else {
-                let mut shards: Vec<usize> = positions.iter().map(|&p| shard_of(&args[p], n)).collect();
-                shards.sort_unstable();
-                shards.dedup();
-                Ok(Route::MultiShard { cmd, shards, positions })
-            }
+            let mut shards: Vec<usize> = positions.iter().map(|&p| shard_of(&args[p], n)).collect();
+            shards.sort_unstable();
+            shards.dedup();
+            Ok(Route::MultiShard { cmd, shards, positions })
         }
         Run::Conn(_) => Ok(Route::Conn(cmd)),
         Run::Container => Err(CmdError::WrongArity(cmd.full_name.clone())),

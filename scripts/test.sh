@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite: unit tests, black-box tests against the real binary (--shards 4),
+# and differential tests against Debian's redis-server, plus short smoke runs of the load
+# tools. Installs redis-server/redis-tools with apt-get when they are missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_redis() { ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null || ! command -v redis-benchmark >/dev/null; }
+if need_redis; then
+    echo "== installing redis-server and redis-tools (the differential oracle)"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    if command -v apt-get >/dev/null; then
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server redis-tools >/dev/null
+        # The Debian package starts a system redis on 6379; the tests use their own ports.
+    else
+        echo "redis-server and redis-cli are needed (the differential tests compare against them)" >&2
+        exit 1
+    fi
+fi
+
+echo "== cargo test (unit, black-box, differential)"
+cargo test --workspace --all-targets
+
+echo "== smoke: compare-redis.sh (QUICK)"
+QUICK=1 scripts/compare-redis.sh
+
+echo "== smoke: loadtest against basalt"
+scripts/loadtest-smoke.sh

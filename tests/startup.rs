@@ -1,0 +1,116 @@
+//! Start-up failures a user meets in containers: io_uring blocked by seccomp, and a locked
+//! memory limit too small for the runtime. basalt must exit at once with one clear line,
+//! never a panic backtrace.
+
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Output};
+
+fn basalt() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_basalt"));
+    c.args(["--port", "0", "--bind", "127.0.0.1", "--save", ""]);
+    c
+}
+
+fn run_with_timeout(mut cmd: Command) -> Output {
+    let child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("spawn basalt");
+    let pid = child.id();
+    // A server that did start would run forever: stop it after a while so the test fails
+    // on its assertions instead of hanging.
+    let guard = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(10));
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    });
+    let out = child.wait_with_output().expect("wait");
+    drop(guard);
+    out
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// Installs a seccomp filter that makes io_uring_setup fail with EPERM, as Docker's default
+/// profile does.
+fn block_io_uring() -> std::io::Result<()> {
+    const SYS_IO_URING_SETUP: u32 = 425;
+    let filter = [
+        // A = seccomp_data.nr
+        libc::sock_filter { code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16, jt: 0, jf: 0, k: 0 },
+        libc::sock_filter { code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16, jt: 0, jf: 1, k: SYS_IO_URING_SETUP },
+        libc::sock_filter { code: (libc::BPF_RET | libc::BPF_K) as u16, jt: 0, jf: 0, k: libc::SECCOMP_RET_ERRNO | libc::EPERM as u32 },
+        libc::sock_filter { code: (libc::BPF_RET | libc::BPF_K) as u16, jt: 0, jf: 0, k: libc::SECCOMP_RET_ALLOW },
+    ];
+    let prog = libc::sock_fprog { len: filter.len() as u16, filter: filter.as_ptr() as *mut libc::sock_filter };
+    unsafe {
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &prog as *const libc::sock_fprog) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn blocked_io_uring_is_reported_not_panicked() {
+    let mut cmd = basalt();
+    unsafe {
+        cmd.pre_exec(block_io_uring);
+    }
+    let out = run_with_timeout(cmd);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "output: {t}");
+    assert!(t.contains("basalt needs io_uring"), "output: {t}");
+    assert!(t.contains("seccomp"), "the message names the likely cause: {t}");
+    assert!(!t.contains("panicked"), "no panic: {t}");
+}
+
+#[test]
+fn small_memlock_limit_is_reported_not_panicked() {
+    let mut cmd = basalt();
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit { rlim_cur: 64 * 1024, rlim_max: 64 * 1024 };
+            if libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = run_with_timeout(cmd);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "output: {t}");
+    assert!(t.contains("RLIMIT_MEMLOCK is 64 KiB"), "output: {t}");
+    assert!(t.contains("ulimit"), "the message says how to fix it: {t}");
+    assert!(!t.contains("panicked"), "no panic: {t}");
+}
+
+#[test]
+fn appendonly_is_refused_until_the_aof_exists() {
+    let mut cmd = basalt();
+    cmd.args(["--appendonly", "yes"]);
+    let out = run_with_timeout(cmd);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "output: {t}");
+    assert!(t.contains("appendonly yes"), "output: {t}");
+}
+
+#[test]
+fn bad_config_is_a_fatal_config_error() {
+    let mut cmd = basalt();
+    cmd.args(["--maxmemory", "lots"]);
+    let out = run_with_timeout(cmd);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "output: {t}");
+    assert!(t.contains("FATAL CONFIG FILE ERROR"), "output: {t}");
+}
+
+#[test]
+fn version_and_help() {
+    let out = Command::new(env!("CARGO_BIN_EXE_basalt")).arg("--version").output().expect("run");
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+    let out = Command::new(env!("CARGO_BIN_EXE_basalt")).arg("--help").output().expect("run");
+    assert!(text(&out).contains("--shards"), "help mentions basalt's own options: {}", text(&out));
+}
