@@ -109,7 +109,12 @@ impl Server {
             .position(|a| *a == "--requirepass")
             .and_then(|i| extra.get(i + 1))
             .map(|s| s.to_string());
-        let child = Command::new(env!("CARGO_BIN_EXE_basalt"))
+        // BASALT_BIN: run the tests against another build (as tests/differential.rs does).
+        let bin = std::env::var("BASALT_BIN")
+            .ok()
+            .filter(|b| !b.is_empty())
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_basalt").to_string());
+        let child = Command::new(&bin)
             .args(&args)
             .current_dir(&dir)
             .stdin(Stdio::null())
