@@ -4,6 +4,7 @@ FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY loadtest/Cargo.toml loadtest/Cargo.toml
+COPY vendor vendor
 COPY src src
 COPY benches benches
 COPY loadtest/src loadtest/src

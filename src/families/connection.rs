@@ -135,7 +135,7 @@ fn hello(c: &mut Client, a: Args) -> LocalFuture<'_> {
             c.authenticated = true;
         }
         if !c.authenticated {
-            return Err(CmdError::Static("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"));
+            return Err(CmdError::Static("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"));
         }
         if let Some(n) = name {
             if !valid_client_name(n) {
