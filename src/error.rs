@@ -40,16 +40,20 @@ impl CmdError {
     /// Redis's unknown-command text: the name and the first arguments, each capped so the
     /// whole stays short (processCommand in server.c).
     pub fn unknown_command(argv: &[bytes::Bytes]) -> CmdError {
-        let name = String::from_utf8_lossy(&argv[0][..argv[0].len().min(128)]).into_owned();
+        // Redis formats these with "%.*s": a NUL ends the text.
+        fn c_str(b: &[u8], max: usize) -> String {
+            let end = memchr::memchr(0, b).unwrap_or(b.len()).min(max);
+            String::from_utf8_lossy(&b[..end]).into_owned()
+        }
+        let name = c_str(&argv[0], 128);
         let mut args = String::new();
         for a in &argv[1..] {
             if args.len() >= 128 {
                 break;
             }
             let room = 128 - args.len();
-            let shown = &a[..a.len().min(room)];
             args.push('\'');
-            args.push_str(&String::from_utf8_lossy(shown));
+            args.push_str(&c_str(a, room));
             args.push_str("' ");
         }
         CmdError::UnknownCommand { name, args }
