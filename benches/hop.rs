@@ -41,7 +41,7 @@ fn hops(iters: u64, in_flight: usize) -> Duration {
                     let op: Op = Box::new(move || {
                         let _ = otx.send(42);
                     });
-                    tx.send_to(peer, op).await.ok().expect("send");
+                    assert!(tx.send_to(peer, op).await.is_ok(), "send");
                     rxs.push(orx);
                 }
                 for r in rxs {

@@ -127,7 +127,7 @@ fn encode(c: &mut Criterion) {
     g.bench_function("double_resp2", |b| {
         b.iter(|| {
             r.buf.clear();
-            r.double(black_box(3.141592653589793));
+            r.double(black_box(std::f64::consts::PI));
         })
     });
     let mut r3 = Reply::with_capacity(Proto::Resp3, 1024);

@@ -763,7 +763,7 @@ fn sigterm_exits_cleanly() {
         .expect("log says Ready to accept connections");
     let term = log.find("SIGTERM");
     assert!(
-        term.map_or(true, |t| t > ready),
+        term.is_none_or(|t| t > ready),
         "Ready logged before the SIGTERM notice"
     );
 }

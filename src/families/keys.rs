@@ -96,7 +96,7 @@ impl ExpireCond {
     fn allows(self, current: Option<i64>, when: i64) -> bool {
         !((self.nx && current.is_some())
             || (self.xx && current.is_none())
-            || (self.gt && !current.is_some_and(|cur| when > cur))
+            || (self.gt && current.is_none_or(|cur| when <= cur))
             || (self.lt && current.is_some_and(|cur| when >= cur)))
     }
 }

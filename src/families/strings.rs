@@ -176,7 +176,7 @@ pub fn parse_set_opts(a: &Args, start: usize, which: OptsFor) -> Result<SetOpts<
         } else if !set && is("PERSIST") && unit.is_none() {
             o.persist = true;
         } else if let Some(u) = unit_kw.filter(|&u| {
-            !o.keepttl && !o.persist && unit.map_or(true, |given| given == u) && !cur.is_done()
+            !o.keepttl && !o.persist && unit.is_none_or(|given| given == u) && !cur.is_done()
         }) {
             o.expire = Some((u, cur.value()?));
         } else {

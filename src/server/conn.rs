@@ -103,7 +103,7 @@ async fn serve_client(client: &mut Client, stream: &mut TcpStream) {
         local.refresh_config();
         let (limits, qbuf_limit) = {
             let cfg = local.cfg.borrow();
-            (cfg.limits.clone(), cfg.query_buffer_limit)
+            (cfg.limits, cfg.query_buffer_limit)
         };
         {
             let mut stats = local.stats.borrow_mut();
