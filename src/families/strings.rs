@@ -154,6 +154,15 @@ fn mset(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     Ok(())
 }
 
+/// SET's key is only read when GET is given (Redis's setGetKeys).
+fn set_key_flags(a: &Args) -> &'static [&'static str] {
+    if (3..a.len()).any(|i| a.is(i, "GET")) {
+        &["RW", "ACCESS", "UPDATE"]
+    } else {
+        OW_UPDATE
+    }
+}
+
 const RO_ACCESS: &[&str] = &["RO", "ACCESS"];
 const OW_UPDATE: &[&str] = &["OW", "UPDATE"];
 const RW_ACCESS_UPDATE: &[&str] = &["RW", "ACCESS", "UPDATE", "VARIABLE_FLAGS"];
@@ -161,7 +170,7 @@ const STR: u32 = acl::STRING;
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "get", arity: 2, flags: READONLY | FAST, acl: STR, key_specs: &[KeySpec::one(1, RO_ACCESS)], group: "string", summary: "Returns the string value of a key.", syntax: "key", run: Run::Keyed(get, Multi::Atomic), ..CommandSpec::DEFAULT },
-    CommandSpec { name: "set", arity: -3, flags: WRITE | DENYOOM, acl: STR, key_specs: &[KeySpec::one(1, RW_ACCESS_UPDATE)], group: "string", summary: "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", syntax: "key value [NX | XX] [GET] [EX seconds | PX milliseconds | EXAT unix-time-seconds | PXAT unix-time-milliseconds | KEEPTTL]", run: Run::Keyed(set, Multi::Atomic), ..CommandSpec::DEFAULT },
+    CommandSpec { name: "set", arity: -3, flags: WRITE | DENYOOM, acl: STR, key_specs: &[KeySpec::one(1, RW_ACCESS_UPDATE).with_notes("RW and ACCESS due to the optional `GET` argument")], group: "string", summary: "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", syntax: "key value [NX | XX] [GET] [EX seconds | PX milliseconds | EXAT unix-time-seconds | PXAT unix-time-milliseconds | KEEPTTL]", run: Run::Keyed(set, Multi::Atomic), key_flags: Some(set_key_flags), ..CommandSpec::DEFAULT },
     CommandSpec { name: "mget", arity: -2, flags: READONLY | FAST, acl: STR, key_specs: &[KeySpec::rest(1, 1, RO_ACCESS)], group: "string", summary: "Atomically returns the string values of one or more keys.", complexity: "O(N) where N is the number of keys to retrieve.", syntax: "key [key ...]", tips: &["request_policy:multi_shard"], run: Run::Keyed(mget, Multi::SplitArray), ..CommandSpec::DEFAULT },
     CommandSpec { name: "mset", arity: -3, flags: WRITE | DENYOOM, acl: STR, key_specs: &[KeySpec::rest(1, 2, OW_UPDATE)], group: "string", since: "1.0.1", summary: "Atomically creates or modifies the string values of one or more keys.", complexity: "O(N) where N is the number of keys to set.", syntax: "key value [key value ...]", tips: &["request_policy:multi_shard", "response_policy:all_succeeded"], run: Run::Keyed(mset, Multi::Atomic), ..CommandSpec::DEFAULT },
 ];
