@@ -26,17 +26,24 @@ pub struct KeySpec {
     pub flags: &'static [&'static str],
     pub begin: Begin,
     pub find: Find,
+    /// Redis's `notes` for the spec (COMMAND INFO shows them); empty for none.
+    pub notes: &'static str,
 }
 
 impl KeySpec {
     /// The common case: one key at `index`.
     pub const fn one(index: usize, flags: &'static [&'static str]) -> KeySpec {
-        KeySpec { flags, begin: Begin::Index(index), find: Find::Range { lastkey: 0, step: 1, limit: 0 } }
+        KeySpec { flags, begin: Begin::Index(index), find: Find::Range { lastkey: 0, step: 1, limit: 0 }, notes: "" }
     }
 
     /// Keys from `index` to the end, every `step` (MGET: step 1, MSET: step 2).
     pub const fn rest(index: usize, step: usize, flags: &'static [&'static str]) -> KeySpec {
-        KeySpec { flags, begin: Begin::Index(index), find: Find::Range { lastkey: -1, step, limit: 0 } }
+        KeySpec { flags, begin: Begin::Index(index), find: Find::Range { lastkey: -1, step, limit: 0 }, notes: "" }
+    }
+
+    /// The same spec with Redis's notes: `KeySpec::one(1, RW).with_notes("...")`.
+    pub const fn with_notes(self, notes: &'static str) -> KeySpec {
+        KeySpec { notes, ..self }
     }
 }
 
@@ -182,7 +189,7 @@ mod tests {
 
     #[test]
     fn keynum() {
-        let spec = [KeySpec { flags: &[], begin: Begin::Index(2), find: Find::Keynum { keynumidx: 0, firstkey: 1, step: 1 } }];
+        let spec = [KeySpec { flags: &[], begin: Begin::Index(2), find: Find::Keynum { keynumidx: 0, firstkey: 1, step: 1 }, notes: "" }];
         assert_eq!(keys(&spec, &["eval", "s", "2", "a", "b", "x"]).unwrap(), vec![3, 4]);
         assert_eq!(keys(&spec, &["eval", "s", "3", "a"]), Err(KeysError::BadNumkeys));
         assert_eq!(keys(&spec, &["eval", "s", "x"]), Err(KeysError::BadNumkeys));
@@ -191,7 +198,7 @@ mod tests {
 
     #[test]
     fn keyword_search() {
-        let spec = [KeySpec { flags: &[], begin: Begin::Keyword { keyword: "STREAMS", startfrom: 1 }, find: Find::Range { lastkey: -1, step: 1, limit: 2 } }];
+        let spec = [KeySpec { flags: &[], begin: Begin::Keyword { keyword: "STREAMS", startfrom: 1 }, find: Find::Range { lastkey: -1, step: 1, limit: 2 }, notes: "" }];
         assert_eq!(keys(&spec, &["xread", "count", "1", "streams", "a", "b", "0", "0"]).unwrap(), vec![4, 5]);
     }
 }

@@ -4,6 +4,7 @@
 //! `COMMAND INFO|DOCS|COUNT|LIST|GETKEYS` and `INFO commandstats`.
 
 pub mod args;
+pub mod docs;
 pub mod keys;
 pub mod table;
 
@@ -166,7 +167,13 @@ pub struct CommandSpec {
     pub tips: &'static [&'static str],
     pub run: Run,
     pub subcommands: &'static [CommandSpec],
+    /// For key specs flagged VARIABLE_FLAGS: the flags a given command line really gives its
+    /// keys (COMMAND GETKEYSANDFLAGS; Redis's getkeys procs, e.g. SET without GET is OW).
+    pub key_flags: Option<KeyFlagsFn>,
 }
+
+/// See [`CommandSpec::key_flags`].
+pub type KeyFlagsFn = fn(&Args) -> &'static [&'static str];
 
 impl CommandSpec {
     /// Defaults for `..CommandSpec::DEFAULT` in declarations.
@@ -184,6 +191,7 @@ impl CommandSpec {
         tips: &[],
         run: Run::Container,
         subcommands: &[],
+        key_flags: None,
     };
 
     pub fn has(&self, flag: u32) -> bool {

@@ -518,13 +518,13 @@ static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "ping", arity: -1, flags: FAST, acl: CONN, group: "connection", summary: "Returns the server's liveliness response.", syntax: "[message]", tips: &["request_policy:all_shards", "response_policy:all_succeeded"], run: Run::Conn(ping), ..CommandSpec::DEFAULT },
-    CommandSpec { name: "echo", arity: 2, flags: FAST, acl: CONN, group: "connection", summary: "Returns the given string.", syntax: "message", run: Run::Conn(echo), ..CommandSpec::DEFAULT },
+    CommandSpec { name: "echo", arity: 2, flags: LOADING | STALE | FAST, acl: CONN, group: "connection", summary: "Returns the given string.", syntax: "message", run: Run::Conn(echo), ..CommandSpec::DEFAULT },
     CommandSpec { name: "quit", arity: -1, flags: ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH, acl: CONN, group: "connection", summary: "Closes the connection.", run: Run::Conn(quit), ..CommandSpec::DEFAULT },
     CommandSpec { name: "select", arity: 2, flags: LOADING | STALE | FAST, acl: CONN, group: "connection", summary: "Changes the selected database.", syntax: "index", run: Run::Conn(select), ..CommandSpec::DEFAULT },
     CommandSpec { name: "auth", arity: -2, flags: NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY | SKIP_MONITOR | SKIP_SLOWLOG, acl: CONN, group: "connection", summary: "Authenticates the connection.", complexity: "O(N) where N is the number of passwords defined for the user", syntax: "[username] password", run: Run::Conn(auth), ..CommandSpec::DEFAULT },
     CommandSpec { name: "hello", arity: -1, flags: NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY | SKIP_MONITOR | SKIP_SLOWLOG, acl: CONN, group: "connection", since: "6.0.0", summary: "Handshakes with the Redis server.", syntax: "[protover [AUTH username password] [SETNAME clientname]]", run: Run::Conn(hello), ..CommandSpec::DEFAULT },
     CommandSpec { name: "reset", arity: 1, flags: NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, acl: CONN, group: "connection", since: "6.2.0", summary: "Resets the connection.", run: Run::Conn(reset), ..CommandSpec::DEFAULT },
-    CommandSpec { name: "client", arity: -2, acl: CONN, group: "connection", since: "2.4.0", summary: "A container for client connection commands.", complexity: "Depends on subcommand.", subcommands: CLIENT_SUBCOMMANDS, ..CommandSpec::DEFAULT },
+    CommandSpec { name: "client", arity: -2, group: "connection", since: "2.4.0", summary: "A container for client connection commands.", complexity: "Depends on subcommand.", subcommands: CLIENT_SUBCOMMANDS, ..CommandSpec::DEFAULT },
 ];
 
 #[cfg(test)]

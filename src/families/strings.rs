@@ -845,6 +845,15 @@ fn lcs(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
 // ---- the table ------------------------------------------------------------------------
 
 const RO: &[&str] = &["RO"];
+/// SET's key is only read when GET is given (Redis's setGetKeys).
+fn set_key_flags(a: &Args) -> &'static [&'static str] {
+    if (3..a.len()).any(|i| a.is(i, "GET")) {
+        RW_ACCESS_UPDATE
+    } else {
+        OW_UPDATE
+    }
+}
+
 const RO_ACCESS: &[&str] = &["RO", "ACCESS"];
 const OW_UPDATE: &[&str] = &["OW", "UPDATE"];
 const OW_INSERT: &[&str] = &["OW", "INSERT"];
@@ -862,6 +871,7 @@ const APPEND_COMPLEXITY: &str = "O(1). The amortized time complexity is O(1) ass
 /// LCS's two keys: one spec, index 1, last key 1 past it (as Redis declares it).
 const LCS_KEYS: &[KeySpec] = &[KeySpec {
     flags: RO_ACCESS,
+    notes: "",
     begin: Begin::Index(1),
     find: Find::Range {
         lastkey: 1,
@@ -873,7 +883,7 @@ const LCS_KEYS: &[KeySpec] = &[KeySpec {
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "get", arity: 2, flags: READONLY | FAST, acl: STR, key_specs: &[KeySpec::one(1, RO_ACCESS)], group: "string", summary: "Returns the string value of a key.", syntax: "key", run: Run::Keyed(get, Multi::Atomic), ..CommandSpec::DEFAULT },
-    CommandSpec { name: "set", arity: -3, flags: WRITE | DENYOOM, acl: STR, key_specs: &[KeySpec::one(1, RW_ACCESS_UPDATE_VARIABLE)], group: "string", summary: "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", syntax: SET_SYNTAX, run: Run::Keyed(set, Multi::Atomic), ..CommandSpec::DEFAULT },
+    CommandSpec { name: "set", arity: -3, flags: WRITE | DENYOOM, acl: STR, key_specs: &[KeySpec::one(1, RW_ACCESS_UPDATE_VARIABLE).with_notes("RW and ACCESS due to the optional `GET` argument")], key_flags: Some(set_key_flags), group: "string", summary: "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", syntax: SET_SYNTAX, run: Run::Keyed(set, Multi::Atomic), ..CommandSpec::DEFAULT },
     CommandSpec { name: "setnx", arity: 3, flags: WRITE | DENYOOM | FAST, acl: STR, key_specs: &[KeySpec::one(1, OW_INSERT)], group: "string", summary: "Set the string value of a key only when the key doesn't exist.", syntax: "key value", run: Run::Keyed(setnx, Multi::Atomic), ..CommandSpec::DEFAULT },
     CommandSpec { name: "setex", arity: 4, flags: WRITE | DENYOOM, acl: STR, key_specs: &[KeySpec::one(1, OW_UPDATE)], group: "string", since: "2.0.0", summary: "Sets the string value and expiration time of a key. Creates the key if it doesn't exist.", syntax: "key seconds value", run: Run::Keyed(setex, Multi::Atomic), ..CommandSpec::DEFAULT },
     CommandSpec { name: "psetex", arity: 4, flags: WRITE | DENYOOM, acl: STR, key_specs: &[KeySpec::one(1, OW_UPDATE)], group: "string", since: "2.6.0", summary: "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.", syntax: "key milliseconds value", run: Run::Keyed(psetex, Multi::Atomic), ..CommandSpec::DEFAULT },

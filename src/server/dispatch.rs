@@ -60,7 +60,8 @@ impl BatchCtx {
 /// Resolves a request to its command (or subcommand) and runs Redis's pre-execution checks.
 fn check(client: &Client, args: &Args) -> Result<Route, CmdError> {
     let top = table::lookup(&args[0]).ok_or_else(|| CmdError::unknown_command(args.as_slice()))?;
-    let cmd = if top.spec.subcommands.is_empty() {
+    // A container with a handler of its own (COMMAND) runs it when no subcommand is given.
+    let cmd = if top.spec.subcommands.is_empty() || (args.len() < 2 && !matches!(top.spec.run, Run::Container)) {
         top
     } else if args.len() < 2 {
         return Err(CmdError::WrongArity(top.full_name.clone()));
