@@ -20,7 +20,7 @@ if need_redis; then
 fi
 
 echo "== cargo test (unit, black-box, differential)"
-cargo test --workspace --all-targets
+cargo test --workspace --all-targets --no-fail-fast
 
 echo "== smoke: compare-redis.sh (QUICK)"
 QUICK=1 scripts/compare-redis.sh
