@@ -21,9 +21,7 @@ type Std = HashMap<Box<[u8]>, u64, ahash::RandomState>;
 
 fn keys() -> Vec<Box<[u8]>> {
     // Redis-like key names ("key:0" .. "key:999999").
-    (0..N)
-        .map(|i| format!("key:{i}").into_bytes().into())
-        .collect()
+    (0..N).map(|i| format!("key:{i}").into_bytes().into()).collect()
 }
 
 fn build_dict(keys: &[Box<[u8]>]) -> Dict<Box<[u8]>, u64> {

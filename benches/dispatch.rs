@@ -21,8 +21,19 @@ fn run(store: &mut Store, effects: &mut Effects, out: &mut Reply, a: &Args) {
     let mut shard = usize::MAX;
     for_each_key(cmd.spec.key_specs, a, |p| shard = shard_of(&a[p], 4)).expect("keys");
     black_box(shard);
-    let Run::Keyed(f, _) = cmd.spec.run else { panic!("keyed") };
-    let mut ex = Exec { ks: Keyspace::Local(store), db: 0, now: 1, out, effects, dirty: 0, no_touch: false, databases: 16 };
+    let Run::Keyed(f, _) = cmd.spec.run else {
+        panic!("keyed")
+    };
+    let mut ex = Exec {
+        ks: Keyspace::Local(store),
+        db: 0,
+        now: 1,
+        out,
+        effects,
+        dirty: 0,
+        no_touch: false,
+        databases: 16,
+    };
     f(&mut ex, a).expect("command ok");
 }
 

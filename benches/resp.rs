@@ -34,10 +34,7 @@ fn decode(c: &mut Criterion) {
     let mut pipeline = Vec::new();
     for i in 0..16 {
         let key = format!("key:{:08}", i);
-        encode_command(
-            &[b"SET", key.as_bytes(), b"value-0123456789abcdef"],
-            &mut pipeline,
-        );
+        encode_command(&[b"SET", key.as_bytes(), b"value-0123456789abcdef"], &mut pipeline);
     }
     g.throughput(Throughput::Bytes(pipeline.len() as u64));
     g.bench_function("pipeline_16_set", |b| {
@@ -115,9 +112,7 @@ fn encode(c: &mut Criterion) {
             r.int(black_box(-1234567890123));
         })
     });
-    let items: Vec<Vec<u8>> = (0..100)
-        .map(|i| format!("member:{:06}", i).into_bytes())
-        .collect();
+    let items: Vec<Vec<u8>> = (0..100).map(|i| format!("member:{:06}", i).into_bytes()).collect();
     g.bench_function("array_of_100_bulks", |b| {
         b.iter(|| {
             r.buf.clear();

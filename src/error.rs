@@ -21,9 +21,15 @@ pub enum CmdError {
     Oom,
     /// `wrong number of arguments for '<name>' command` (name as Redis prints it: "config|get").
     WrongArity(String),
-    UnknownCommand { name: String, args: String },
+    UnknownCommand {
+        name: String,
+        args: String,
+    },
     /// `unknown subcommand '<sub>'. Try <CMD> HELP.`
-    UnknownSubcommand { sub: String, cmd: String },
+    UnknownSubcommand {
+        sub: String,
+        cmd: String,
+    },
     /// `invalid expire time in '<cmd>' command`
     InvalidExpire(String),
     /// Any other error: the whole line after '-', prefix included ("ERR ...").
@@ -63,7 +69,9 @@ impl CmdError {
     /// exist or got the wrong number of arguments (`SLOWLOG GET 1 2`, `DEBUG FOO`).
     pub fn sub_syntax(sub: &[u8], cmd: &str) -> CmdError {
         let sub = String::from_utf8_lossy(&sub[..sub.len().min(128)]).into_owned();
-        CmdError::Custom(format!("ERR unknown subcommand or wrong number of arguments for '{sub}'. Try {cmd} HELP."))
+        CmdError::Custom(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try {cmd} HELP."
+        ))
     }
 
     /// The first word of the error line, for `INFO errorstats` (errorstat_ERR, ...).
@@ -84,9 +92,7 @@ impl fmt::Display for CmdError {
             CmdError::NoSuchKey => f.write_str("ERR no such key"),
             CmdError::DbIndexOutOfRange => f.write_str("ERR DB index is out of range"),
             CmdError::NoAuth => f.write_str("NOAUTH Authentication required."),
-            CmdError::WrongPass => {
-                f.write_str("WRONGPASS invalid username-password pair or user is disabled.")
-            }
+            CmdError::WrongPass => f.write_str("WRONGPASS invalid username-password pair or user is disabled."),
             CmdError::Oom => f.write_str("OOM command not allowed when used memory > 'maxmemory'."),
             CmdError::WrongArity(name) => write!(f, "ERR wrong number of arguments for '{name}' command"),
             CmdError::UnknownCommand { name, args } => {
@@ -111,7 +117,10 @@ mod tests {
 
     #[test]
     fn texts_are_redis_texts() {
-        assert_eq!(CmdError::WrongArity("get".into()).to_string(), "ERR wrong number of arguments for 'get' command");
+        assert_eq!(
+            CmdError::WrongArity("get".into()).to_string(),
+            "ERR wrong number of arguments for 'get' command"
+        );
         assert_eq!(CmdError::WrongType.code(), "WRONGTYPE");
         let argv: Vec<Bytes> = ["foo", "a", "b"].iter().map(|s| Bytes::from(*s)).collect();
         assert_eq!(

@@ -11,12 +11,22 @@ pub fn init(config: &Config) -> std::io::Result<()> {
         LogLevel::Notice => LevelFilter::INFO,
         LogLevel::Warning => LevelFilter::WARN,
     };
-    let builder = tracing_subscriber::fmt().with_max_level(level).with_target(false).with_thread_names(true);
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_target(false)
+        .with_thread_names(true);
     if config.logfile.is_empty() {
         builder.with_writer(std::io::stdout).try_init().ok();
     } else {
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(&config.logfile)?;
-        builder.with_ansi(false).with_writer(std::sync::Mutex::new(file)).try_init().ok();
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&config.logfile)?;
+        builder
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(file))
+            .try_init()
+            .ok();
     }
     Ok(())
 }

@@ -8,9 +8,7 @@
 
 mod common;
 
-use common::{
-    encode, key_on_other_shard, poll, shard_of, slot, Raw, Rng, Server, PATIENCE, SHARDS, V,
-};
+use common::{encode, key_on_other_shard, poll, shard_of, slot, Raw, Rng, Server, PATIENCE, SHARDS, V};
 use redis::Commands;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read};
@@ -90,10 +88,7 @@ fn pipeline_10k_sets_then_10k_gets() {
     let n = 10_000;
     let mut p = redis::pipe();
     for i in 0..n {
-        p.cmd("SET")
-            .arg(format!("pipe:{i}"))
-            .arg(format!("value-{i}"))
-            .ignore();
+        p.cmd("SET").arg(format!("pipe:{i}")).arg(format!("value-{i}")).ignore();
     }
     p.query::<()>(&mut con).expect("pipelined SETs");
     let mut p = redis::pipe();
@@ -103,11 +98,7 @@ fn pipeline_10k_sets_then_10k_gets() {
     let got: Vec<Option<String>> = p.query(&mut con).expect("pipelined GETs");
     assert_eq!(got.len(), n);
     for (i, v) in got.iter().enumerate() {
-        assert_eq!(
-            v.as_deref(),
-            Some(format!("value-{i}").as_str()),
-            "GET pipe:{i}"
-        );
+        assert_eq!(v.as_deref(), Some(format!("value-{i}").as_str()), "GET pipe:{i}");
     }
 }
 
@@ -118,10 +109,7 @@ fn pipeline_10k_inline_pings() {
     let n = 10_000;
     raw.write_all(&b"PING\r\n".repeat(n)).expect("write pings");
     let got = raw.read_bytes(n * b"+PONG\r\n".len()).expect("read pongs");
-    assert!(
-        got == b"+PONG\r\n".repeat(n),
-        "expected {n} +PONG replies in order"
-    );
+    assert!(got == b"+PONG\r\n".repeat(n), "expected {n} +PONG replies in order");
     // Nothing more than the replies asked for.
     assert_eq!(raw.cmd(&["ECHO", "end"]), V::Bulk(b"end".to_vec()));
 }
@@ -166,8 +154,7 @@ fn frames_split_at_every_byte() {
 
     let mut raw = s.raw();
     for (i, b) in req.iter().enumerate() {
-        raw.write_all(std::slice::from_ref(b))
-            .expect("write one byte");
+        raw.write_all(std::slice::from_ref(b)).expect("write one byte");
         if i % 5 == 4 {
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -187,11 +174,7 @@ fn frames_split_at_every_byte() {
     }
     let got = raw.read_bytes(rep.len()).expect("replies");
     assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&rep));
-    assert_eq!(
-        raw.cmd(&["PING"]),
-        V::Simple("PONG".into()),
-        "no stray replies"
-    );
+    assert_eq!(raw.cmd(&["PING"]), V::Simple("PONG".into()), "no stray replies");
 }
 
 // -----------------------------------------------------------------------------------------
@@ -235,11 +218,7 @@ fn cross_shard_mset_mget_del_exists() {
     let mut con = s.conn();
     let keys: Vec<String> = (0..100).map(|i| format!("xs:{i}")).collect();
     let shards: BTreeSet<u16> = keys.iter().map(|k| shard_of(k)).collect();
-    assert_eq!(
-        shards.len(),
-        SHARDS as usize,
-        "the 100 keys must cover every shard"
-    );
+    assert_eq!(shards.len(), SHARDS as usize, "the 100 keys must cover every shard");
 
     let mut mset = redis::cmd("MSET");
     for (i, k) in keys.iter().enumerate() {
@@ -267,15 +246,10 @@ fn cross_shard_mset_mget_del_exists() {
         .query(&mut con)
         .expect("DEL");
     assert_eq!(n, 50);
-    let n: i64 = redis::cmd("EXISTS")
-        .arg(&keys)
-        .query(&mut con)
-        .expect("EXISTS");
+    let n: i64 = redis::cmd("EXISTS").arg(&keys).query(&mut con).expect("EXISTS");
     assert_eq!(n, 50);
     let got: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query(&mut con).expect("MGET");
-    let want: Vec<Option<String>> = (0..100)
-        .map(|i| (i % 2 == 1).then(|| format!("v{i}")))
-        .collect();
+    let want: Vec<Option<String>> = (0..100).map(|i| (i % 2 == 1).then(|| format!("v{i}"))).collect();
     assert_eq!(got, want);
 }
 
@@ -304,10 +278,7 @@ fn rename_and_copy_across_shards_keep_value_and_ttl() {
     let gone: i64 = con.exists(&src).expect("EXISTS src");
     assert_eq!(gone, 0, "RENAME removes the source");
     let pttl: i64 = redis::cmd("PTTL").arg(&dst).query(&mut con).expect("PTTL");
-    assert!(
-        pttl > 0 && pttl <= 100_000,
-        "TTL moved with the key, PTTL = {pttl}"
-    );
+    assert!(pttl > 0 && pttl <= 100_000, "TTL moved with the key, PTTL = {pttl}");
 
     // RENAME back onto an existing key overwrites it.
     let _: () = con.set(&src, "old").expect("SET");
@@ -332,23 +303,12 @@ fn rename_and_copy_across_shards_keep_value_and_ttl() {
 
     // COPY across shards: both keys exist, TTL copied; no REPLACE -> 0 on existing dest.
     let cp = key_on_other_shard(&src, "rn:copy");
-    let n: i64 = redis::cmd("COPY")
-        .arg(&src)
-        .arg(&cp)
-        .query(&mut con)
-        .expect("COPY");
+    let n: i64 = redis::cmd("COPY").arg(&src).arg(&cp).query(&mut con).expect("COPY");
     assert_eq!(n, 1);
-    let v: Vec<Option<String>> = redis::cmd("MGET")
-        .arg(&src)
-        .arg(&cp)
-        .query(&mut con)
-        .expect("MGET");
+    let v: Vec<Option<String>> = redis::cmd("MGET").arg(&src).arg(&cp).query(&mut con).expect("MGET");
     assert_eq!(v, vec![Some("payload".into()), Some("payload".into())]);
     let pttl: i64 = redis::cmd("PTTL").arg(&cp).query(&mut con).expect("PTTL");
-    assert!(
-        pttl > 0 && pttl <= 100_000,
-        "COPY keeps the TTL, PTTL = {pttl}"
-    );
+    assert!(pttl > 0 && pttl <= 100_000, "COPY keeps the TTL, PTTL = {pttl}");
     let n: i64 = redis::cmd("COPY")
         .arg(&src)
         .arg(&dst)
@@ -372,11 +332,7 @@ fn rename_and_copy_across_shards_keep_value_and_ttl() {
         let a = format!("rnm:a{i}");
         let b = format!("rnm:b{i}");
         let _: () = con.set(&a, i).expect("SET");
-        let _: () = redis::cmd("RENAME")
-            .arg(&a)
-            .arg(&b)
-            .query(&mut con)
-            .expect("RENAME");
+        let _: () = redis::cmd("RENAME").arg(&a).arg(&b).query(&mut con).expect("RENAME");
         let v: Option<i64> = con.get(&b).expect("GET");
         assert_eq!(
             v,
@@ -399,11 +355,7 @@ fn scan_all(con: &mut redis::Connection, extra: &[&str]) -> (HashSet<String>, us
     let mut seen = HashSet::new();
     let mut calls = 0;
     loop {
-        let (next, keys): (String, Vec<String>) = redis::cmd("SCAN")
-            .arg(&cursor)
-            .arg(extra)
-            .query(con)
-            .expect("SCAN");
+        let (next, keys): (String, Vec<String>) = redis::cmd("SCAN").arg(&cursor).arg(extra).query(con).expect("SCAN");
         calls += 1;
         assert!(calls < 100_000, "SCAN does not terminate");
         seen.extend(keys);
@@ -438,11 +390,7 @@ fn scan_keys_dbsize_randomkey_across_shards() {
     let (seen, _) = scan_all(&mut con, &[]);
     assert!(seen == all, "SCAN (default COUNT) returns every key");
 
-    let want: HashSet<String> = all
-        .iter()
-        .filter(|k| k.starts_with("scan:12"))
-        .cloned()
-        .collect();
+    let want: HashSet<String> = all.iter().filter(|k| k.starts_with("scan:12")).cloned().collect();
     let (seen, _) = scan_all(&mut con, &["MATCH", "scan:12*", "COUNT", "100"]);
     assert_eq!(seen, want, "SCAN MATCH");
     let (seen, _) = scan_all(&mut con, &["MATCH", "nomatch*"]);
@@ -461,10 +409,7 @@ fn scan_keys_dbsize_randomkey_across_shards() {
     for _ in 0..20 {
         let k: Option<String> = redis::cmd("RANDOMKEY").query(&mut con).expect("RANDOMKEY");
         let k = k.expect("RANDOMKEY on a non-empty db");
-        assert!(
-            all.contains(&k),
-            "RANDOMKEY returned {k}, not an inserted key"
-        );
+        assert!(all.contains(&k), "RANDOMKEY returned {k}, not an inserted key");
     }
     let _: () = redis::cmd("FLUSHALL").query(&mut con).expect("FLUSHALL");
     assert_eq!(dbsize(&mut con), 0);
@@ -502,12 +447,7 @@ fn active_expiry_reclaims_unread_keys() {
     let mut con = s.conn();
     let mut p = redis::pipe();
     for i in 0..2000 {
-        p.cmd("SET")
-            .arg(format!("ae:{i}"))
-            .arg("v")
-            .arg("PX")
-            .arg(50)
-            .ignore();
+        p.cmd("SET").arg(format!("ae:{i}")).arg("v").arg("PX").arg(50).ignore();
     }
     p.query::<()>(&mut con).expect("SET PX 50 x 2000");
     // No key is ever read: only the active expiry cycle can remove them.
@@ -544,41 +484,26 @@ fn auth_requirepass() {
     assert_eq!(raw.cmd(&["GET", "x"]), V::Err(NOAUTH.into()));
     assert_eq!(raw.cmd(&["PING"]), V::Err(NOAUTH.into()));
     assert_eq!(raw.cmd(&["AUTH", "wrong"]), V::Err(WRONGPASS.into()));
-    assert_eq!(
-        raw.cmd(&["AUTH", "default", "wrong"]),
-        V::Err(WRONGPASS.into())
-    );
-    assert_eq!(
-        raw.cmd(&["AUTH", "nobody", "s3cret"]),
-        V::Err(WRONGPASS.into())
-    );
+    assert_eq!(raw.cmd(&["AUTH", "default", "wrong"]), V::Err(WRONGPASS.into()));
+    assert_eq!(raw.cmd(&["AUTH", "nobody", "s3cret"]), V::Err(WRONGPASS.into()));
     assert_eq!(raw.cmd(&["SET", "x", "1"]), V::Err(NOAUTH.into()));
-    assert!(
-        matches!(raw.cmd(&["HELLO", "3"]), V::Err(e) if e.starts_with("NOAUTH HELLO must be called"))
-    );
+    assert!(matches!(raw.cmd(&["HELLO", "3"]), V::Err(e) if e.starts_with("NOAUTH HELLO must be called")));
     assert_eq!(raw.cmd(&["AUTH", "s3cret"]), V::Simple("OK".into()));
     assert_eq!(raw.cmd(&["SET", "x", "1"]), V::Simple("OK".into()));
 
     let mut raw = s.raw();
-    assert_eq!(
-        raw.cmd(&["AUTH", "default", "s3cret"]),
-        V::Simple("OK".into())
-    );
+    assert_eq!(raw.cmd(&["AUTH", "default", "s3cret"]), V::Simple("OK".into()));
     assert_eq!(raw.cmd(&["GET", "x"]), V::Bulk(b"1".to_vec()));
 
     // HELLO 3 AUTH: authenticates and switches to RESP3 in one go; the reply is a map.
     let mut raw = s.raw();
-    raw.send(&["HELLO", "3", "AUTH", "default", "s3cret"])
-        .expect("send");
+    raw.send(&["HELLO", "3", "AUTH", "default", "s3cret"]).expect("send");
     let mut first = [0u8; 1];
     raw.r.read_exact(&mut first).expect("read");
     assert_eq!(first[0], b'%', "HELLO 3 replies with a RESP3 map");
     let mut rest = Vec::new();
     raw.r.read_until(b'\n', &mut rest).expect("map header");
-    let n: usize = String::from_utf8_lossy(&rest)
-        .trim()
-        .parse()
-        .expect("map length");
+    let n: usize = String::from_utf8_lossy(&rest).trim().parse().expect("map length");
     let mut fields = HashMap::new();
     for _ in 0..n {
         let k = raw.read().expect("key").str();
@@ -618,10 +543,7 @@ fn auth_requirepass() {
     // Last, so a wording difference does not hide the checks above.
     let mut raw = s.raw();
     assert_eq!(raw.cmd(&["HELLO", "3"]), V::Err(NOAUTH_HELLO.into()));
-    assert_eq!(
-        raw.cmd(&["HELLO", "2", "SETNAME", "x"]),
-        V::Err(NOAUTH_HELLO.into())
-    );
+    assert_eq!(raw.cmd(&["HELLO", "2", "SETNAME", "x"]), V::Err(NOAUTH_HELLO.into()));
 }
 
 // -----------------------------------------------------------------------------------------
@@ -646,32 +568,13 @@ fn expect_protocol_error(s: &Server, payload: &[u8], want: &str) {
 fn protocol_errors_close_only_that_connection() {
     let mut s = Server::start(&["--proto-max-bulk-len", "1mb"]);
     let mut bystander = s.raw();
-    assert_eq!(
-        bystander.cmd(&["SET", "keep", "me"]),
-        V::Simple("OK".into())
-    );
+    assert_eq!(bystander.cmd(&["SET", "keep", "me"]), V::Simple("OK".into()));
 
-    expect_protocol_error(
-        &s,
-        b"*1\r\n$foo\r\n",
-        "ERR Protocol error: invalid bulk length",
-    );
+    expect_protocol_error(&s, b"*1\r\n$foo\r\n", "ERR Protocol error: invalid bulk length");
     assert_eq!(bystander.cmd(&["GET", "keep"]), V::Bulk(b"me".to_vec()));
-    expect_protocol_error(
-        &s,
-        b"*99999999999\r\n",
-        "ERR Protocol error: invalid multibulk length",
-    );
-    expect_protocol_error(
-        &s,
-        b"*1\r\n$-5\r\n",
-        "ERR Protocol error: invalid bulk length",
-    );
-    expect_protocol_error(
-        &s,
-        b"*2\r\n:1\r\n",
-        "ERR Protocol error: expected '$', got ':'",
-    );
+    expect_protocol_error(&s, b"*99999999999\r\n", "ERR Protocol error: invalid multibulk length");
+    expect_protocol_error(&s, b"*1\r\n$-5\r\n", "ERR Protocol error: invalid bulk length");
+    expect_protocol_error(&s, b"*2\r\n:1\r\n", "ERR Protocol error: expected '$', got ':'");
     expect_protocol_error(
         &s,
         b"PING \"unbalanced\r\n",
@@ -695,9 +598,7 @@ fn protocol_errors_close_only_that_connection() {
     // Just under the limit is fine.
     let mut con = s.conn();
     let big = vec![b'z'; 1_000_000];
-    let _: () = con
-        .set("big", &big[..])
-        .expect("SET 1,000,000 bytes under a 1mb limit");
+    let _: () = con.set("big", &big[..]).expect("SET 1,000,000 bytes under a 1mb limit");
     let got: Vec<u8> = con.get("big").expect("GET big");
     assert!(got == big, "GET big returned {} bytes", got.len());
 
@@ -709,10 +610,7 @@ fn protocol_errors_close_only_that_connection() {
 fn binary_garbage_does_not_crash_the_server() {
     let mut s = Server::start(&[]);
     let mut bystander = s.raw();
-    assert_eq!(
-        bystander.cmd(&["SET", "keep", "me"]),
-        V::Simple("OK".into())
-    );
+    assert_eq!(bystander.cmd(&["SET", "keep", "me"]), V::Simple("OK".into()));
     let mut rng = Rng::new(0x5eed);
     for round in 0..16 {
         let mut raw = s.raw();
@@ -762,23 +660,17 @@ fn sigterm_exits_cleanly() {
         .find("Ready to accept connections")
         .expect("log says Ready to accept connections");
     let term = log.find("SIGTERM");
-    assert!(
-        term.is_none_or(|t| t > ready),
-        "Ready logged before the SIGTERM notice"
-    );
+    assert!(term.is_none_or(|t| t > ready), "Ready logged before the SIGTERM notice");
 }
 
 #[test]
 fn shutdown_nosave_exits_cleanly() {
     let mut s = Server::start(&[]);
     let out = s.cli(&["shutdown", "nosave"]);
-    let status = s.wait_exit(Duration::from_secs(10)).unwrap_or_else(|| {
-        panic!("basalt still running after SHUTDOWN NOSAVE (redis-cli said {out:?})")
-    });
-    assert!(
-        status.success(),
-        "exit status after SHUTDOWN NOSAVE: {status}"
-    );
+    let status = s
+        .wait_exit(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("basalt still running after SHUTDOWN NOSAVE (redis-cli said {out:?})"));
+    assert!(status.success(), "exit status after SHUTDOWN NOSAVE: {status}");
 }
 
 // -----------------------------------------------------------------------------------------
@@ -866,9 +758,7 @@ fn monitor_sees_commands_from_every_shard() {
         }
     });
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let first = rx
-            .recv_timeout(PATIENCE)
-            .expect("redis-cli monitor printed nothing");
+        let first = rx.recv_timeout(PATIENCE).expect("redis-cli monitor printed nothing");
         assert_eq!(first.trim(), "OK");
         // One key per shard, each sent from a fresh connection (whichever shard it lands on).
         let mut keys: Vec<String> = Vec::new();
@@ -883,25 +773,16 @@ fn monitor_sees_commands_from_every_shard() {
             let mut con = s.conn();
             let _: () = con.set(k, "v").expect("SET");
         }
-        let mut missing: BTreeSet<String> = keys
-            .iter()
-            .map(|k| format!("\"SET\" \"{k}\" \"v\""))
-            .collect();
+        let mut missing: BTreeSet<String> = keys.iter().map(|k| format!("\"SET\" \"{k}\" \"v\"")).collect();
         let mut lines = Vec::new();
         while !missing.is_empty() {
             let Ok(line) = rx.recv_timeout(PATIENCE) else {
-                panic!(
-                    "MONITOR never showed {missing:?}; it printed:\n{}",
-                    lines.join("\n")
-                );
+                panic!("MONITOR never showed {missing:?}; it printed:\n{}", lines.join("\n"));
             };
             missing.retain(|m| !line.contains(m.as_str()));
             lines.push(line);
         }
-        let l = lines
-            .iter()
-            .find(|l| l.contains("\"SET\""))
-            .expect("a SET line");
+        let l = lines.iter().find(|l| l.contains("\"SET\"")).expect("a SET line");
         // 1700000000.123456 [0 127.0.0.1:40000] "SET" "k" "v"
         let (ts, rest) = l.split_once(' ').expect("timestamp");
         assert!(ts.parse::<f64>().is_ok(), "timestamp in {l:?}");
@@ -931,9 +812,7 @@ fn concurrent_incr_exact_totals() {
                 let mut con = s.conn();
                 for i in 0..per {
                     let _: i64 = con.incr("ctr:one", 1).expect("INCR one");
-                    let _: i64 = con
-                        .incr(format!("ctr:{}", (i * 7 + t) % 64), 1)
-                        .expect("INCR spread");
+                    let _: i64 = con.incr(format!("ctr:{}", (i * 7 + t) % 64), 1).expect("INCR spread");
                 }
             })
         })
@@ -997,20 +876,12 @@ fn cross_shard_mset_is_atomic_for_mget() {
         .collect();
     let readers: Vec<_> = (0..4)
         .map(|_| {
-            let (s, keys, done, reads) = (
-                Arc::clone(&s),
-                Arc::clone(&keys),
-                Arc::clone(&done),
-                Arc::clone(&reads),
-            );
+            let (s, keys, done, reads) = (Arc::clone(&s), Arc::clone(&keys), Arc::clone(&done), Arc::clone(&reads));
             std::thread::spawn(move || {
                 let mut con = s.conn();
                 let mut torn = Vec::new();
                 while !done.load(Ordering::Relaxed) {
-                    let vals: Vec<Option<String>> = redis::cmd("MGET")
-                        .arg(&keys[..])
-                        .query(&mut con)
-                        .expect("MGET");
+                    let vals: Vec<Option<String>> = redis::cmd("MGET").arg(&keys[..]).query(&mut con).expect("MGET");
                     reads.fetch_add(1, Ordering::Relaxed);
                     if vals.iter().any(|v| v != &vals[0]) && torn.len() < 5 {
                         torn.push(vals);
@@ -1024,10 +895,7 @@ fn cross_shard_mset_is_atomic_for_mget() {
         w.join().expect("writer");
     }
     done.store(true, Ordering::Relaxed);
-    let torn: Vec<Vec<Option<String>>> = readers
-        .into_iter()
-        .flat_map(|r| r.join().expect("reader"))
-        .collect();
+    let torn: Vec<Vec<Option<String>>> = readers.into_iter().flat_map(|r| r.join().expect("reader")).collect();
     assert!(
         torn.is_empty(),
         "MGET saw a half-applied cross-shard MSET ({} reads in all), e.g. {:?}",
@@ -1051,10 +919,7 @@ fn client_list_kill_setname() {
             c.cmd(&["CLIENT", "SETNAME", &format!("bb-{i}")]),
             V::Simple("OK".into())
         );
-        assert_eq!(
-            c.cmd(&["CLIENT", "GETNAME"]),
-            V::Bulk(format!("bb-{i}").into_bytes())
-        );
+        assert_eq!(c.cmd(&["CLIENT", "GETNAME"]), V::Bulk(format!("bb-{i}").into_bytes()));
         match c.cmd(&["CLIENT", "ID"]) {
             V::Int(id) => ids.push(id),
             other => panic!("CLIENT ID replied {other:?}"),
@@ -1070,19 +935,9 @@ fn client_list_kill_setname() {
             .unwrap_or_else(|| panic!("id={id} not in CLIENT LIST:\n{list}"));
         assert!(line.contains(&format!(" name=bb-{i} ")), "{line}");
     }
-    assert_eq!(
-        list.lines().count(),
-        17,
-        "16 clients and the admin connection:\n{list}"
-    );
+    assert_eq!(list.lines().count(), 17, "16 clients and the admin connection:\n{list}");
     let only = admin
-        .cmd(&[
-            "CLIENT",
-            "LIST",
-            "ID",
-            &ids[3].to_string(),
-            &ids[9].to_string(),
-        ])
+        .cmd(&["CLIENT", "LIST", "ID", &ids[3].to_string(), &ids[9].to_string()])
         .str();
     assert_eq!(only.lines().count(), 2, "{only}");
 
@@ -1102,10 +957,7 @@ fn client_list_kill_setname() {
         );
     }
     // New-style (filter) form counts; old-style (addr) form errors when nothing matches.
-    assert_eq!(
-        admin.cmd(&["CLIENT", "KILL", "ID", &ids[0].to_string()]),
-        V::Int(0)
-    );
+    assert_eq!(admin.cmd(&["CLIENT", "KILL", "ID", &ids[0].to_string()]), V::Int(0));
     assert_eq!(
         admin.cmd(&["CLIENT", "KILL", "127.0.0.1:1"]),
         V::Err("ERR No such client".into())
@@ -1117,10 +969,7 @@ fn client_list_kill_setname() {
     }
     // Old-style CLIENT KILL addr:port.
     let addr = conns[2].stream().local_addr().expect("addr").to_string();
-    assert_eq!(
-        admin.cmd(&["CLIENT", "KILL", &addr]),
-        V::Simple("OK".into())
-    );
+    assert_eq!(admin.cmd(&["CLIENT", "KILL", &addr]), V::Simple("OK".into()));
     let r = conns[2].read_to_eof();
     assert!(
         matches!(&r, Ok(b) if b.is_empty()),

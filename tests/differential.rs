@@ -297,10 +297,7 @@ impl Regex {
         *pos += 1;
         Ok(match e {
             b'd' => (0, Some(vec![(b'0', b'9')])),
-            b'w' => (
-                0,
-                Some(vec![(b'0', b'9'), (b'a', b'z'), (b'A', b'Z'), (b'_', b'_')]),
-            ),
+            b'w' => (0, Some(vec![(b'0', b'9'), (b'a', b'z'), (b'A', b'Z'), (b'_', b'_')])),
             b's' => (0, Some(vec![(b' ', b' '), (b'\t', b'\r')])),
             b'r' => (b'\r', None),
             b'n' => (b'\n', None),
@@ -333,18 +330,8 @@ impl Regex {
     fn match_seq(nodes: &[Node], t: &[u8], pos: usize, k: &mut dyn FnMut(usize) -> bool) -> bool {
         match nodes.split_first() {
             None => k(pos),
-            Some((
-                Node {
-                    atom: Atom::Start, ..
-                },
-                rest,
-            )) => pos == 0 && Self::match_seq(rest, t, pos, k),
-            Some((
-                Node {
-                    atom: Atom::End, ..
-                },
-                rest,
-            )) => pos == t.len() && Self::match_seq(rest, t, pos, k),
+            Some((Node { atom: Atom::Start, .. }, rest)) => pos == 0 && Self::match_seq(rest, t, pos, k),
+            Some((Node { atom: Atom::End, .. }, rest)) => pos == t.len() && Self::match_seq(rest, t, pos, k),
             Some((node, rest)) => Self::match_rep(node, 0, rest, t, pos, k),
         }
     }
@@ -659,9 +646,7 @@ impl Conn {
                 self.buf.extend_from_slice(&chunk[..n]);
                 Ok(())
             }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                self.die("<timeout>")
-            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => self.die("<timeout>"),
             Err(_) => self.die("<connection closed>"),
         }
     }
@@ -844,9 +829,7 @@ fn parse_file(file: &str, text: &str) -> Result<Vec<Case>, String> {
         if let Some(rest) = line.strip_prefix('#') {
             if let Some(name) = rest.trim_start().strip_prefix("case:") {
                 if pending_line != 0 {
-                    return Err(format!(
-                        "{file}:{pending_line}: modifier not followed by a command"
-                    ));
+                    return Err(format!("{file}:{pending_line}: modifier not followed by a command"));
                 }
                 let name = name.trim();
                 if name.is_empty() {
@@ -866,9 +849,7 @@ fn parse_file(file: &str, text: &str) -> Result<Vec<Case>, String> {
             }
             continue;
         }
-        let case = cases
-            .last_mut()
-            .ok_or_else(|| err("line before the first '# case:'"))?;
+        let case = cases.last_mut().ok_or_else(|| err("line before the first '# case:'"))?;
         let (word, rest) = match line.find(char::is_whitespace) {
             Some(p) => (&line[..p], line[p..].trim_start()),
             None => (line, ""),
@@ -876,8 +857,7 @@ fn parse_file(file: &str, text: &str) -> Result<Vec<Case>, String> {
         let mut action = None;
         if word.starts_with('@') {
             let num = |what: &str| -> Result<u64, String> {
-                rest.parse::<u64>()
-                    .map_err(|_| err(&format!("{what} needs a number")))
+                rest.parse::<u64>().map_err(|_| err(&format!("{what} needs a number")))
             };
             match word {
                 "@resp3" => case.resp3 = true,
@@ -893,12 +873,7 @@ fn parse_file(file: &str, text: &str) -> Result<Vec<Case>, String> {
                 "@eof" => pending.eof = true,
                 "@sort" => pending.sort = true,
                 "@sortpairs" => pending.sortpairs = true,
-                "@approx" => {
-                    pending.approx = Some(
-                        rest.parse::<f64>()
-                            .map_err(|_| err("@approx needs a number"))?,
-                    )
-                }
+                "@approx" => pending.approx = Some(rest.parse::<f64>().map_err(|_| err("@approx needs a number"))?),
                 "@mask" => pending.masks.push(Regex::new(rest).map_err(|e| err(&e))?),
                 "@repeat" => pending.repeat = Some(num("@repeat")? as usize),
                 "@inline" => action = Some(Action::Inline(rest.as_bytes().to_vec())),
@@ -910,14 +885,9 @@ fn parse_file(file: &str, text: &str) -> Result<Vec<Case>, String> {
                 "@sleep" => action = Some(Action::Sleep(num("@sleep")?)),
                 "@scan" => {
                     let parts = split_args(rest.as_bytes()).map_err(|e| err(&e))?;
-                    let cmd = parts
-                        .first()
-                        .map(|p| p.to_ascii_uppercase())
-                        .unwrap_or_default();
+                    let cmd = parts.first().map(|p| p.to_ascii_uppercase()).unwrap_or_default();
                     let min = if cmd == b"SCAN" { 1 } else { 2 };
-                    if !matches!(&cmd[..], b"SCAN" | b"SSCAN" | b"HSCAN" | b"ZSCAN")
-                        || parts.len() < min
-                    {
+                    if !matches!(&cmd[..], b"SCAN" | b"SSCAN" | b"HSCAN" | b"ZSCAN") || parts.len() < min {
                         return Err(err("@scan needs SCAN|SSCAN|HSCAN|ZSCAN [key] [args]"));
                     }
                     action = Some(Action::Scan(parts));
@@ -951,9 +921,7 @@ fn parse_file(file: &str, text: &str) -> Result<Vec<Case>, String> {
         pending_line = 0;
     }
     if pending_line != 0 {
-        return Err(format!(
-            "{file}:{pending_line}: modifier not followed by a command"
-        ));
+        return Err(format!("{file}:{pending_line}: modifier not followed by a command"));
     }
     Ok(cases)
 }
@@ -983,10 +951,7 @@ impl Side {
     fn open(&self, flush: bool) -> Result<Conn, String> {
         let mut c = Conn::open(self.port).map_err(|e| format!("connect: {e}"))?;
         let hello = if self.resp3 { "3" } else { "2" };
-        c.send(&encode_command(&[
-            b"HELLO".to_vec(),
-            hello.as_bytes().to_vec(),
-        ]));
+        c.send(&encode_command(&[b"HELLO".to_vec(), hello.as_bytes().to_vec()]));
         match c.read_reply() {
             Reply::Val(v) if !v.is_error() => {}
             other => return Err(format!("HELLO {hello} failed: {}", other.render())),
@@ -1016,9 +981,7 @@ impl Side {
         if mods.eof {
             return vec![c.read_until_eof()];
         }
-        (0..mods.replies.unwrap_or(default))
-            .map(|_| c.read_reply())
-            .collect()
+        (0..mods.replies.unwrap_or(default)).map(|_| c.read_reply()).collect()
     }
 
     fn run(&mut self, step: &Step) -> Vec<Reply> {
@@ -1217,12 +1180,7 @@ fn log_tail(path: &Path) -> String {
     lines[lines.len().saturating_sub(60)..].join("\n")
 }
 
-fn start_server(
-    name: &'static str,
-    bin: &str,
-    extra: &[String],
-    dir: &Path,
-) -> Result<Server, String> {
+fn start_server(name: &'static str, bin: &str, extra: &[String], dir: &Path) -> Result<Server, String> {
     let port = free_port();
     let work = dir.join(name);
     std::fs::create_dir_all(&work).map_err(|e| format!("mkdir {}: {e}", work.display()))?;
@@ -1282,13 +1240,7 @@ fn start_server(
 
 fn show_args(args: &[String]) -> String {
     args.iter()
-        .map(|a| {
-            if a.is_empty() {
-                "\"\"".to_string()
-            } else {
-                a.clone()
-            }
-        })
+        .map(|a| if a.is_empty() { "\"\"".to_string() } else { a.clone() })
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -1403,11 +1355,7 @@ fn run_case(case: &Case, oport: u16, cport: u16, dump: bool) -> Option<String> {
                     } else {
                         String::new()
                     };
-                    let _ = writeln!(
-                        report,
-                        "  {}:{}: {}{which}",
-                        case.file, step.line, step.text
-                    );
+                    let _ = writeln!(report, "  {}:{}: {}{which}", case.file, step.line, step.text);
                     let (ra, rb) = (clip(a.render()), clip(b.render()));
                     let _ = writeln!(report, "    oracle:    {ra}");
                     let _ = writeln!(report, "    candidate: {rb}");
@@ -1420,11 +1368,7 @@ fn run_case(case: &Case, oport: u16, cport: u16, dump: bool) -> Option<String> {
         }
     }
     if mismatches > 5 {
-        let _ = writeln!(
-            report,
-            "  ... and {} more mismatches in this case",
-            mismatches - 5
-        );
+        let _ = writeln!(report, "  ... and {} more mismatches in this case", mismatches - 5);
     }
     (mismatches > 0).then_some(report)
 }
@@ -1473,15 +1417,11 @@ fn differential() {
         })
         .collect();
 
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
     let tmp = std::env::temp_dir().join(format!("basalt-diff-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&tmp).expect("create temp dir");
     let oracle = start_server("oracle", &oracle_bin, &[], &tmp).unwrap_or_else(|e| panic!("{e}"));
-    let cand =
-        start_server("candidate", &cand_bin, &cand_args, &tmp).unwrap_or_else(|e| panic!("{e}"));
+    let cand = start_server("candidate", &cand_bin, &cand_args, &tmp).unwrap_or_else(|e| panic!("{e}"));
     out(&format!(
         "differential: {} cases; oracle {oracle_bin} on :{} (log {}), candidate {cand_bin} {} on :{} (log {})",
         cases.len(),
@@ -1507,10 +1447,7 @@ fn differential() {
     let mut repeated_setup_failures = 0;
     for (i, case) in cases.iter().enumerate() {
         if let Some(why) = &case.skip {
-            skipped.push(format!(
-                "  {}:{} {}: {why}",
-                case.file, case.line, case.name
-            ));
+            skipped.push(format!("  {}:{} {}: {why}", case.file, case.line, case.name));
             continue;
         }
         match run_case(case, oracle.port, cand.port, dump) {
@@ -1584,10 +1521,7 @@ fn split_args_matches_redis_cli() {
         s(r#"SET k "a b""#),
         vec![b"SET".to_vec(), b"k".to_vec(), b"a b".to_vec()]
     );
-    assert_eq!(
-        s(r#"SET "" "\x00\xff\n""#)[1..],
-        [b"".to_vec(), vec![0, 0xff, b'\n']]
-    );
+    assert_eq!(s(r#"SET "" "\x00\xff\n""#)[1..], [b"".to_vec(), vec![0, 0xff, b'\n']]);
     assert_eq!(
         s(r#"a 'it\'s' b\x41"#),
         vec![b"a".to_vec(), b"it's".to_vec(), b"b\\x41".to_vec()]
@@ -1598,9 +1532,7 @@ fn split_args_matches_redis_cli() {
 
 #[test]
 fn mask_regex() {
-    let r = |p: &str, t: &str| {
-        String::from_utf8(Regex::new(p).unwrap().replace_all(t.as_bytes(), b"#")).unwrap()
-    };
+    let r = |p: &str, t: &str| String::from_utf8(Regex::new(p).unwrap().replace_all(t.as_bytes(), b"#")).unwrap();
     assert_eq!(r(r"\d+", "id:42 x 7"), "id:# x #");
     assert_eq!(r(r"id\r\n:\d+", "id\r\n:17\r\n"), "#\r\n");
     assert_eq!(r(r"(ab|c)+d?", "xababcd y"), "x# y");

@@ -12,7 +12,11 @@ fn basalt() -> Command {
 }
 
 fn run_with_timeout(mut cmd: Command) -> Output {
-    let child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("spawn basalt");
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn basalt");
     let pid = child.id();
     // A server that did start would run forever: stop it after a while so the test fails
     // on its assertions instead of hanging.
@@ -26,7 +30,11 @@ fn run_with_timeout(mut cmd: Command) -> Output {
 }
 
 fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// Installs a seccomp filter that makes io_uring_setup fail with EPERM, as Docker's default
@@ -35,17 +43,45 @@ fn block_io_uring() -> std::io::Result<()> {
     const SYS_IO_URING_SETUP: u32 = 425;
     let filter = [
         // A = seccomp_data.nr
-        libc::sock_filter { code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16, jt: 0, jf: 0, k: 0 },
-        libc::sock_filter { code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16, jt: 0, jf: 1, k: SYS_IO_URING_SETUP },
-        libc::sock_filter { code: (libc::BPF_RET | libc::BPF_K) as u16, jt: 0, jf: 0, k: libc::SECCOMP_RET_ERRNO | libc::EPERM as u32 },
-        libc::sock_filter { code: (libc::BPF_RET | libc::BPF_K) as u16, jt: 0, jf: 0, k: libc::SECCOMP_RET_ALLOW },
+        libc::sock_filter {
+            code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 1,
+            k: SYS_IO_URING_SETUP,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ALLOW,
+        },
     ];
-    let prog = libc::sock_fprog { len: filter.len() as u16, filter: filter.as_ptr() as *mut libc::sock_filter };
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr() as *mut libc::sock_filter,
+    };
     unsafe {
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
             return Err(std::io::Error::last_os_error());
         }
-        if libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &prog as *const libc::sock_fprog) != 0 {
+        if libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER,
+            &prog as *const libc::sock_fprog,
+        ) != 0
+        {
             return Err(std::io::Error::last_os_error());
         }
     }
@@ -71,7 +107,10 @@ fn small_memlock_limit_is_reported_not_panicked() {
     let mut cmd = basalt();
     unsafe {
         cmd.pre_exec(|| {
-            let lim = libc::rlimit { rlim_cur: 64 * 1024, rlim_max: 64 * 1024 };
+            let lim = libc::rlimit {
+                rlim_cur: 64 * 1024,
+                rlim_max: 64 * 1024,
+            };
             if libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -108,9 +147,19 @@ fn bad_config_is_a_fatal_config_error() {
 
 #[test]
 fn version_and_help() {
-    let out = Command::new(env!("CARGO_BIN_EXE_basalt")).arg("--version").output().expect("run");
+    let out = Command::new(env!("CARGO_BIN_EXE_basalt"))
+        .arg("--version")
+        .output()
+        .expect("run");
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
-    let out = Command::new(env!("CARGO_BIN_EXE_basalt")).arg("--help").output().expect("run");
-    assert!(text(&out).contains("--shards"), "help mentions basalt's own options: {}", text(&out));
+    let out = Command::new(env!("CARGO_BIN_EXE_basalt"))
+        .arg("--help")
+        .output()
+        .expect("run");
+    assert!(
+        text(&out).contains("--shards"),
+        "help mentions basalt's own options: {}",
+        text(&out)
+    );
 }

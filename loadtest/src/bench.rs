@@ -86,12 +86,7 @@ impl Budget {
                         return 0;
                     }
                     let take = cur.min(want as i64);
-                    match left.compare_exchange_weak(
-                        cur,
-                        cur - take,
-                        Ordering::Relaxed,
-                        Ordering::Relaxed,
-                    ) {
+                    match left.compare_exchange_weak(cur, cur - take, Ordering::Relaxed, Ordering::Relaxed) {
                         Ok(_) => return take as usize,
                         Err(now) => cur = now,
                     }
@@ -183,9 +178,7 @@ pub fn run_test(cfg: &BenchCfg, test: Test, sha: &str) -> Result<TestResult, Str
     };
     let mut last = start;
     for h in handles {
-        let out = h
-            .join()
-            .map_err(|_| "benchmark thread panicked".to_string())?;
+        let out = h.join().map_err(|_| "benchmark thread panicked".to_string())?;
         res.completed += out.completed;
         res.errors += out.errors;
         if let Some(h) = &out.hist {
@@ -199,12 +192,7 @@ pub fn run_test(cfg: &BenchCfg, test: Test, sha: &str) -> Result<TestResult, Str
     Ok(res)
 }
 
-fn run_thread(
-    mut conns: Vec<Client>,
-    budget: &Budget,
-    pipeline: usize,
-    stall_ns: u64,
-) -> ThreadOut {
+fn run_thread(mut conns: Vec<Client>, budget: &Budget, pipeline: usize, stall_ns: u64) -> ThreadOut {
     let mut out = ThreadOut {
         hist: Some(new_hist()),
         ..Default::default()
@@ -235,8 +223,7 @@ fn event_loop(
     let mut events = Vec::with_capacity(1024);
     let mut last_progress = mono_ns();
     while active > 0 {
-        ep.wait(100, &mut events)
-            .map_err(|e| format!("epoll_wait: {e}"))?;
+        ep.wait(100, &mut events).map_err(|e| format!("epoll_wait: {e}"))?;
         if events.is_empty() {
             if mono_ns() - last_progress > stall_ns {
                 let pending: usize = conns.iter().filter(|c| !c.done).map(|c| c.pending).sum();
@@ -283,14 +270,7 @@ fn event_loop(
                     ));
                 }
                 Ok(n) => n,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                    ) =>
-                {
-                    continue
-                }
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => continue,
                 Err(e) => {
                     out.errors += c.pending as u64;
                     out.hist = Some(hist);
@@ -330,10 +310,7 @@ fn event_loop(
                 stats::record(&mut hist, now - c.sent_at);
             }
             out.last_reply_ns = now;
-            if c.pending == 0
-                && !issue(c, &ep, tok as usize, budget, pipeline)
-                    .map_err(|e| format!("write: {e}"))?
-            {
+            if c.pending == 0 && !issue(c, &ep, tok as usize, budget, pipeline).map_err(|e| format!("write: {e}"))? {
                 active -= 1;
             }
         }
@@ -343,13 +320,7 @@ fn event_loop(
 }
 
 /// Sends the client's next batch; `Ok(false)` when the budget is spent (client finished).
-fn issue(
-    c: &mut Client,
-    ep: &Epoll,
-    tok: usize,
-    budget: &Budget,
-    pipeline: usize,
-) -> io::Result<bool> {
+fn issue(c: &mut Client, ep: &Epoll, tok: usize, budget: &Budget, pipeline: usize) -> io::Result<bool> {
     let n = budget.claim(pipeline);
     if n == 0 {
         c.done = true;
@@ -396,10 +367,6 @@ pub fn error_text(reply: &[u8]) -> String {
     match text.strip_prefix('-') {
         Some(t) => t.to_string(),
         // Blob error `!<len>\r\n<msg>`
-        None => text
-            .split_once("\r\n")
-            .map(|(_, m)| m)
-            .unwrap_or(text)
-            .to_string(),
+        None => text.split_once("\r\n").map(|(_, m)| m).unwrap_or(text).to_string(),
     }
 }

@@ -145,9 +145,7 @@ fn json_field<'a>(json: &'a str, field: &str) -> Option<&'a str> {
     if let Some(s) = rest.strip_prefix('"') {
         s.find('"').map(|e| &s[..e])
     } else {
-        let end = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
         Some(&rest[..end])
     }
 }
@@ -222,10 +220,7 @@ fn produce(sh: &Shared, idx: usize, out: &mut ProducerOut) -> Result<(), String>
                 }
             }
             other => {
-                sh.error(format!(
-                    "SET {dedupe} NX EX 30: unexpected reply {}",
-                    other.describe()
-                ));
+                sh.error(format!("SET {dedupe} NX EX 30: unexpected reply {}", other.describe()));
                 continue;
             }
         }
@@ -241,10 +236,7 @@ fn produce(sh: &Shared, idx: usize, out: &mut ProducerOut) -> Result<(), String>
         if count == 1 {
             match ops.time("expire", &mut conn, &[b"EXPIRE", rl.as_bytes(), b"2"])? {
                 Value::Int(1) => {}
-                other => sh.error(format!(
-                    "EXPIRE {rl} 2: unexpected reply {}",
-                    other.describe()
-                )),
+                other => sh.error(format!("EXPIRE {rl} 2: unexpected reply {}", other.describe())),
             }
         }
         if count as u64 > cfg.rate_limit {
@@ -271,10 +263,7 @@ fn produce(sh: &Shared, idx: usize, out: &mut ProducerOut) -> Result<(), String>
             ],
         )? {
             Value::Int(3) => {}
-            other => sh.error(format!(
-                "HSET {job}: expected 3 new fields, got {}",
-                other.describe()
-            )),
+            other => sh.error(format!("HSET {job}: expected 3 new fields, got {}", other.describe())),
         }
         let json = format!(
             "{{\"id\":\"{id}\",\"cam\":{cam},\"ts\":{ts},\"label\":\"{}\",\"score\":0.{:02},\"bbox\":[{},{},{},{}]}}",
@@ -286,17 +275,10 @@ fn produce(sh: &Shared, idx: usize, out: &mut ProducerOut) -> Result<(), String>
             16 + rng.below(300),
         );
         let queue = queue_key(cam);
-        match ops.time(
-            "lpush",
-            &mut conn,
-            &[b"LPUSH", queue.as_bytes(), json.as_bytes()],
-        )? {
+        match ops.time("lpush", &mut conn, &[b"LPUSH", queue.as_bytes(), json.as_bytes()])? {
             Value::Int(n) if n >= 1 => {}
             other => {
-                sh.error(format!(
-                    "LPUSH {queue}: unexpected reply {}",
-                    other.describe()
-                ));
+                sh.error(format!("LPUSH {queue}: unexpected reply {}", other.describe()));
                 continue;
             }
         }
@@ -319,9 +301,7 @@ fn consume(sh: &Shared, idx: usize, out: &mut ConsumerOut) -> Result<(), String>
     let mut conn = Conn::connect(&cfg.conn)?;
     let mut rng = Rng::new(cfg.seed.wrapping_mul(37) + 1000 + idx as u64);
     // Each worker lists the queues from a different camera so no queue is always last.
-    let queues: Vec<String> = (0..cfg.cameras)
-        .map(|i| queue_key((i + idx) % cfg.cameras))
-        .collect();
+    let queues: Vec<String> = (0..cfg.cameras).map(|i| queue_key((i + idx) % cfg.cameras)).collect();
     let mut brpop: Vec<&[u8]> = vec![b"BRPOP"];
     brpop.extend(queues.iter().map(|q| q.as_bytes()));
     brpop.push(b"0.1");
@@ -341,8 +321,7 @@ fn consume(sh: &Shared, idx: usize, out: &mut ConsumerOut) -> Result<(), String>
                 let now = mono_ns();
                 if now > sh.drain_deadline.load(Ordering::SeqCst)
                     || (sh.producers_done.load(Ordering::SeqCst)
-                        && now.saturating_sub(sh.last_progress.load(Ordering::SeqCst))
-                            > 2_000_000_000)
+                        && now.saturating_sub(sh.last_progress.load(Ordering::SeqCst)) > 2_000_000_000)
                 {
                     return Ok(());
                 }
@@ -372,9 +351,7 @@ fn consume(sh: &Shared, idx: usize, out: &mut ConsumerOut) -> Result<(), String>
             continue;
         };
         if !queues.contains(&queue) {
-            sh.error(format!(
-                "BRPOP returned a key it was not asked for: {queue}"
-            ));
+            sh.error(format!("BRPOP returned a key it was not asked for: {queue}"));
         }
         let job = format!("job:{id}");
         let failed = rng.unit() < cfg.fail_rate;
@@ -382,16 +359,9 @@ fn consume(sh: &Shared, idx: usize, out: &mut ConsumerOut) -> Result<(), String>
         if failed {
             // The worker parks the event on its own retry list; retries exhausted (at once,
             // here), it hands it to the dead-letter list atomically.
-            match ops.time(
-                "lpush_retry",
-                &mut conn,
-                &[b"LPUSH", retry.as_bytes(), json.as_bytes()],
-            )? {
+            match ops.time("lpush_retry", &mut conn, &[b"LPUSH", retry.as_bytes(), json.as_bytes()])? {
                 Value::Int(1) => {}
-                other => sh.error(format!(
-                    "LPUSH {retry}: expected 1, got {}",
-                    other.describe()
-                )),
+                other => sh.error(format!("LPUSH {retry}: expected 1, got {}", other.describe())),
             }
             match ops.time(
                 "lmove_dlq",
@@ -399,23 +369,13 @@ fn consume(sh: &Shared, idx: usize, out: &mut ConsumerOut) -> Result<(), String>
                 &[b"LMOVE", retry.as_bytes(), b"dlq", b"RIGHT", b"LEFT"],
             )? {
                 Value::Bulk(v) if v == json.as_bytes() => {}
-                other => sh.error(format!(
-                    "LMOVE {retry} dlq: unexpected reply {}",
-                    other.describe()
-                )),
+                other => sh.error(format!("LMOVE {retry} dlq: unexpected reply {}", other.describe())),
             }
         }
         match ops.time(
             "hset_status",
             &mut conn,
-            &[
-                b"HSET",
-                job.as_bytes(),
-                b"status",
-                status,
-                b"worker",
-                worker.as_bytes(),
-            ],
+            &[b"HSET", job.as_bytes(), b"status", status, b"worker", worker.as_bytes()],
         )? {
             Value::Int(1) => {}
             other => sh.error(format!(
@@ -427,23 +387,14 @@ fn consume(sh: &Shared, idx: usize, out: &mut ConsumerOut) -> Result<(), String>
             "{{\"status\":\"{}\",\"worker\":{idx},\"event\":{json}}}",
             String::from_utf8_lossy(status)
         );
-        match ops.time(
-            "publish",
-            &mut conn,
-            &[b"PUBLISH", b"events", event.as_bytes()],
-        )? {
+        match ops.time("publish", &mut conn, &[b"PUBLISH", b"events", event.as_bytes()])? {
             Value::Int(n) => {
                 let want = sh.receivers.load(Ordering::SeqCst);
                 if n as u64 != want {
-                    sh.error(format!(
-                        "PUBLISH events reached {n} subscribers, expected {want}"
-                    ));
+                    sh.error(format!("PUBLISH events reached {n} subscribers, expected {want}"));
                 }
             }
-            other => sh.error(format!(
-                "PUBLISH events: unexpected reply {}",
-                other.describe()
-            )),
+            other => sh.error(format!("PUBLISH events: unexpected reply {}", other.describe())),
         }
         sh.published.fetch_add(1, Ordering::SeqCst);
         if failed {
@@ -472,14 +423,8 @@ fn subscriber(sh: &Shared, idx: usize) -> SubscriberOut {
 fn subscribe(sh: &Shared, out: &mut SubscriberOut) -> Result<(), String> {
     let mut conn = Conn::connect(&sh.cfg.conn)?;
     match conn.cmd(&[b"SUBSCRIBE", b"events"])? {
-        Value::Array(v) | Value::Push(v)
-            if v.first().and_then(Value::as_bytes) == Some(b"subscribe") => {}
-        other => {
-            return Err(format!(
-                "SUBSCRIBE events: unexpected reply {}",
-                other.describe()
-            ))
-        }
+        Value::Array(v) | Value::Push(v) if v.first().and_then(Value::as_bytes) == Some(b"subscribe") => {}
+        other => return Err(format!("SUBSCRIBE events: unexpected reply {}", other.describe())),
     }
     sh.subs_ready.fetch_add(1, Ordering::SeqCst);
     conn.set_read_timeout(Some(Duration::from_millis(100)))?;
@@ -490,24 +435,16 @@ fn subscribe(sh: &Shared, out: &mut SubscriberOut) -> Result<(), String> {
             return Ok(());
         }
         match conn.read() {
-            Ok(Value::Array(v)) | Ok(Value::Push(v))
-                if v.len() == 3 && v[0].as_bytes() == Some(b"message") =>
-            {
+            Ok(Value::Array(v)) | Ok(Value::Push(v)) if v.len() == 3 && v[0].as_bytes() == Some(b"message") => {
                 let now = mono_ns();
-                let payload =
-                    String::from_utf8_lossy(v[2].as_bytes().unwrap_or_default()).into_owned();
+                let payload = String::from_utf8_lossy(v[2].as_bytes().unwrap_or_default()).into_owned();
                 match json_field(&payload, "ts").and_then(|t| t.parse::<u64>().ok()) {
                     Some(ts) => stats::record(&mut out.e2e, now.saturating_sub(ts)),
-                    None => sh.error(format!(
-                        "message on events without a timestamp: {payload:.100}"
-                    )),
+                    None => sh.error(format!("message on events without a timestamp: {payload:.100}")),
                 }
                 out.received += 1;
             }
-            Ok(other) => sh.error(format!(
-                "subscriber got an unexpected reply {}",
-                other.describe()
-            )),
+            Ok(other) => sh.error(format!("subscriber got an unexpected reply {}", other.describe())),
             Err(e) if e == TIMEOUT => {}
             Err(e) => return Err(e),
         }
@@ -569,19 +506,11 @@ pub fn run(cfg: CameraCfg) -> Result<bool, String> {
         Value::Array(v) if v.len() == 2 => {
             let n = v[1].as_int().unwrap_or(0) as u64;
             if n < cfg.subscribers as u64 {
-                sh.error(format!(
-                    "PUBSUB NUMSUB events = {n}, expected {}",
-                    cfg.subscribers
-                ));
+                sh.error(format!("PUBSUB NUMSUB events = {n}, expected {}", cfg.subscribers));
             }
             sh.receivers.store(n, Ordering::SeqCst);
         }
-        other => {
-            return Err(format!(
-                "PUBSUB NUMSUB events: unexpected reply {}",
-                other.describe()
-            ))
-        }
+        other => return Err(format!("PUBSUB NUMSUB events: unexpected reply {}", other.describe())),
     }
 
     let consumers: Vec<_> = (0..cfg.consumers)
@@ -627,8 +556,7 @@ pub fn run(cfg: CameraCfg) -> Result<bool, String> {
         failed.extend(out.failed);
     }
     let published = sh.published.load(Ordering::SeqCst);
-    sh.subs_deadline
-        .store(mono_ns() + 5_000_000_000, Ordering::SeqCst);
+    sh.subs_deadline.store(mono_ns() + 5_000_000_000, Ordering::SeqCst);
     sh.expected_messages.store(published, Ordering::SeqCst);
     let mut e2e = new_hist();
     let mut delivered = Vec::new();
@@ -644,11 +572,7 @@ pub fn run(cfg: CameraCfg) -> Result<bool, String> {
     let consumed_n = (ok.len() + failed.len()) as u64;
     checks.push((
         produced == consumed_n,
-        format!(
-            "queued {produced} = consumed ok {} + failed {}",
-            ok.len(),
-            failed.len()
-        ),
+        format!("queued {produced} = consumed ok {} + failed {}", ok.len(), failed.len()),
     ));
     let produced_set: HashSet<&str> = accepted.iter().map(String::as_str).collect();
     let mut consumed_set: HashSet<&str> = HashSet::new();
@@ -660,24 +584,15 @@ pub fn run(cfg: CameraCfg) -> Result<bool, String> {
     }
     let lost = produced_set.difference(&consumed_set).count();
     let unknown = consumed_set.difference(&produced_set).count();
-    checks.push((
-        twice == 0,
-        format!("no event consumed twice ({twice} were)"),
-    ));
-    checks.push((
-        lost == 0,
-        format!("no queued event lost ({lost} never consumed)"),
-    ));
+    checks.push((twice == 0, format!("no event consumed twice ({twice} were)")));
+    checks.push((lost == 0, format!("no queued event lost ({lost} never consumed)")));
     checks.push((
         unknown == 0,
         format!("no consumed event unknown ({unknown} were never queued)"),
     ));
 
     let mut leftover = 0i64;
-    for k in (0..cfg.cameras)
-        .map(queue_key)
-        .chain((0..cfg.consumers).map(retry_key))
-    {
+    for k in (0..cfg.cameras).map(queue_key).chain((0..cfg.consumers).map(retry_key)) {
         match admin.cmd(&[b"LLEN", k.as_bytes()])? {
             Value::Int(n) => leftover += n,
             other => sh.error(format!("LLEN {k}: unexpected reply {}", other.describe())),
@@ -789,7 +704,11 @@ pub fn run(cfg: CameraCfg) -> Result<bool, String> {
         cfg.consumers,
         cfg.subscribers,
         produce_secs,
-        if cfg.rate == 0 { "max".to_string() } else { cfg.rate.to_string() }
+        if cfg.rate == 0 {
+            "max".to_string()
+        } else {
+            cfg.rate.to_string()
+        }
     );
     println!(
         "{:<14} {:>9} {:>10} {:>10} {:>10} {:>10}   (microseconds)",
@@ -811,9 +730,7 @@ pub fn run(cfg: CameraCfg) -> Result<bool, String> {
         row(name, h);
     }
     row("end-to-end", &e2e);
-    println!(
-        "  (brpop includes time blocked waiting; end-to-end = event created -> subscriber got it)"
-    );
+    println!("  (brpop includes time blocked waiting; end-to-end = event created -> subscriber got it)");
     let generated = produced + dup_sent + rate_limited;
     println!(
         "events: {generated} generated, {dup_sent} duplicates (dropped by dedupe), {rate_limited} rate-limited, \

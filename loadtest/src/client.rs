@@ -33,8 +33,8 @@ impl Conn {
             .map_err(|e| format!("resolve {}:{}: {e}", opts.host, opts.port))?
             .next()
             .ok_or_else(|| format!("no address for {}", opts.host))?;
-        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-            .map_err(|e| format!("connect {addr}: {e}"))?;
+        let stream =
+            TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| format!("connect {addr}: {e}"))?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
         let mut c = Conn {
             stream,
@@ -116,12 +116,7 @@ impl Conn {
             match self.stream.read(&mut chunk) {
                 Ok(0) => return Err("connection closed by server".into()),
                 Ok(n) => self.rbuf.extend_from_slice(&chunk[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
                     return Err(TIMEOUT.into())
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

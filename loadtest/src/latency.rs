@@ -96,11 +96,9 @@ pub fn run(cfg: &LatencyCfg) -> Result<LatencyResult, String> {
     }
     let mut ep = Epoll::new().map_err(|e| e.to_string())?;
     let timer = TimerFd::new().map_err(|e| e.to_string())?;
-    ep.add(timer.fd, TIMER, READABLE)
-        .map_err(|e| e.to_string())?;
+    ep.add(timer.fd, TIMER, READABLE).map_err(|e| e.to_string())?;
     for (i, c) in conns.iter().enumerate() {
-        ep.add(c.fd, i as u64, READABLE)
-            .map_err(|e| e.to_string())?;
+        ep.add(c.fd, i as u64, READABLE).map_err(|e| e.to_string())?;
     }
 
     let mut gen = Gen::new(cfg.test, cfg.data_size, cfg.keyspace, "", cfg.seed);
@@ -123,11 +121,7 @@ pub fn run(cfg: &LatencyCfg) -> Result<LatencyResult, String> {
     };
     let mut interval_hist = new_hist();
     let interval_ns = cfg.interval.as_nanos() as u64;
-    let mut next_report = if interval_ns > 0 {
-        start + interval_ns
-    } else {
-        u64::MAX
-    };
+    let mut next_report = if interval_ns > 0 { start + interval_ns } else { u64::MAX };
     let mut interval_done = 0u64;
     let mut interval_errors = 0u64;
     let mut rr = 0usize;
@@ -234,14 +228,7 @@ pub fn run(cfg: &LatencyCfg) -> Result<LatencyResult, String> {
                     break 'run Err("connection closed by server".into());
                 }
                 Ok(n) => n,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                    ) =>
-                {
-                    continue
-                }
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => continue,
                 Err(e) => break 'run Err(format!("read: {e}")),
             };
             c.rlen += n;

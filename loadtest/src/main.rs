@@ -392,11 +392,7 @@ fn run_latency(a: LatencyArgs) -> Result<bool, String> {
             r.sent,
             r.completed
         );
-        println!(
-            "  latency (from due time):   {}  mean={}us",
-            c.line(),
-            fmt_us(c.mean)
-        );
+        println!("  latency (from due time):   {}  mean={}us", c.line(), fmt_us(c.mean));
         println!("  service (from write):      {}", s.line());
         println!(
             "  measured {} requests ({achieved:.0}/s); load generator max send lag {}us; errors {}",

@@ -92,18 +92,12 @@ fn parse_int(line: &[u8]) -> Result<i64, String> {
         _ => (false, line),
     };
     if digits.is_empty() || digits.len() > 19 {
-        return Err(format!(
-            "bad length/integer {:?}",
-            String::from_utf8_lossy(line)
-        ));
+        return Err(format!("bad length/integer {:?}", String::from_utf8_lossy(line)));
     }
     let mut n: i64 = 0;
     for &d in digits {
         if !d.is_ascii_digit() {
-            return Err(format!(
-                "bad length/integer {:?}",
-                String::from_utf8_lossy(line)
-            ));
+            return Err(format!("bad length/integer {:?}", String::from_utf8_lossy(line)));
         }
         n = n.wrapping_mul(10).wrapping_add((d - b'0') as i64);
     }
@@ -158,10 +152,7 @@ fn skip_at(buf: &[u8], pos: usize) -> Result<Option<usize>, String> {
             }
             Ok(Some(p))
         }
-        other => Err(format!(
-            "unexpected RESP type byte 0x{other:02x} ({:?})",
-            other as char
-        )),
+        other => Err(format!("unexpected RESP type byte 0x{other:02x} ({:?})", other as char)),
     }
 }
 
@@ -277,10 +268,7 @@ fn parse_at(buf: &[u8], mut pos: usize) -> Result<Option<(Value, usize)>, String
             };
             Ok(Some((v, p)))
         }
-        other => Err(format!(
-            "unexpected RESP type byte 0x{other:02x} ({:?})",
-            other as char
-        )),
+        other => Err(format!("unexpected RESP type byte 0x{other:02x} ({:?})", other as char)),
     }
 }
 
@@ -313,17 +301,9 @@ mod tests {
             (b"_\r\n", Kind::Reply),
         ];
         for (bytes, kind) in cases {
-            assert_eq!(
-                skip_reply(bytes).unwrap(),
-                Some((bytes.len(), *kind)),
-                "{bytes:?}"
-            );
+            assert_eq!(skip_reply(bytes).unwrap(), Some((bytes.len(), *kind)), "{bytes:?}");
             for cut in 0..bytes.len() {
-                assert_eq!(
-                    skip_reply(&bytes[..cut]).unwrap(),
-                    None,
-                    "{bytes:?} cut at {cut}"
-                );
+                assert_eq!(skip_reply(&bytes[..cut]).unwrap(), None, "{bytes:?} cut at {cut}");
                 assert!(parse_value(&bytes[..cut]).unwrap().is_none());
             }
             assert_eq!(parse_value(bytes).unwrap().unwrap().1, bytes.len());
@@ -333,9 +313,7 @@ mod tests {
 
     #[test]
     fn parses_values() {
-        let (v, _) = parse_value(b"*3\r\n$1\r\na\r\n:7\r\n$-1\r\n")
-            .unwrap()
-            .unwrap();
+        let (v, _) = parse_value(b"*3\r\n$1\r\na\r\n:7\r\n$-1\r\n").unwrap().unwrap();
         assert_eq!(
             v,
             Value::Array(vec![Value::Bulk(b"a".to_vec()), Value::Int(7), Value::Nil])

@@ -65,10 +65,7 @@ impl Test {
     }
 
     pub fn parse_list(s: &str) -> Result<Vec<Test>, String> {
-        s.split(',')
-            .filter(|t| !t.trim().is_empty())
-            .map(Test::parse)
-            .collect()
+        s.split(',').filter(|t| !t.trim().is_empty()).map(Test::parse).collect()
     }
 
     pub fn name(&self) -> String {
@@ -211,10 +208,7 @@ impl Gen {
             }
             Test::Hset => {
                 let r = rng.below(ks);
-                resp::push_cmd(
-                    buf,
-                    &[b"HSET", b"myhash", padded(&mut a, b"element:", r), v],
-                )
+                resp::push_cmd(buf, &[b"HSET", b"myhash", padded(&mut a, b"element:", r), v])
             }
             Test::Spop => resp::push_cmd(buf, &[b"SPOP", b"myset"]),
             Test::Zadd => {
@@ -222,20 +216,14 @@ impl Gen {
                 let mut s = Vec::with_capacity(4);
                 resp::push_uint(&mut s, score);
                 let r = rng.below(ks);
-                resp::push_cmd(
-                    buf,
-                    &[b"ZADD", b"myzset", &s, padded(&mut a, b"element:", r)],
-                )
+                resp::push_cmd(buf, &[b"ZADD", b"myzset", &s, padded(&mut a, b"element:", r)])
             }
             Test::Zpopmin => resp::push_cmd(buf, &[b"ZPOPMIN", b"myzset"]),
             Test::Lrange(_) => resp::push_cmd(buf, &[b"LRANGE", b"mylist", b"0", &lrange_stop[..]]),
             Test::Publish => resp::push_cmd(buf, &[b"PUBLISH", b"channel", v]),
             Test::Evalsha => {
                 let r = rng.below(ks);
-                resp::push_cmd(
-                    buf,
-                    &[b"EVALSHA", &sha[..], b"1", padded(&mut a, b"key:", r), v],
-                )
+                resp::push_cmd(buf, &[b"EVALSHA", &sha[..], b"1", padded(&mut a, b"key:", r), v])
             }
         }
     }
@@ -246,22 +234,14 @@ pub fn setup(test: Test, conn: &mut Conn, data_size: usize) -> Result<String, St
     match test {
         Test::Evalsha => match conn.cmd(&[b"SCRIPT", b"LOAD", EVAL_SCRIPT.as_bytes()])? {
             Value::Bulk(sha) => Ok(String::from_utf8_lossy(&sha).into_owned()),
-            other => Err(format!(
-                "SCRIPT LOAD: unexpected reply {}",
-                other.describe()
-            )),
+            other => Err(format!("SCRIPT LOAD: unexpected reply {}", other.describe())),
         },
         // Like redis-benchmark's "LPUSH (needed to benchmark LRANGE)": make the list long
         // enough that every LRANGE returns the full range.
         Test::Lrange(n) => {
             let have = match conn.cmd(&[b"LLEN", b"mylist"])? {
                 Value::Int(n) => n.max(0) as u64,
-                other => {
-                    return Err(format!(
-                        "LLEN mylist: unexpected reply {}",
-                        other.describe()
-                    ))
-                }
+                other => return Err(format!("LLEN mylist: unexpected reply {}", other.describe())),
             };
             let value = vec![b'x'; data_size];
             let mut missing = (n as u64).saturating_sub(have);
@@ -311,9 +291,7 @@ mod tests {
         g.push(&mut buf);
         let (v, n) = crate::resp::parse_value(&buf).unwrap().unwrap();
         assert_eq!(n, buf.len());
-        let crate::resp::Value::Array(args) = v else {
-            panic!()
-        };
+        let crate::resp::Value::Array(args) = v else { panic!() };
         assert_eq!(args.len(), 21);
         assert_eq!(args[1].as_bytes().unwrap().len(), 16);
     }

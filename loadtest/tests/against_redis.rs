@@ -32,11 +32,7 @@ fn redis_server() -> Option<Server> {
         eprintln!("skipping: {bin} not found");
         return None;
     }
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let dir = std::env::temp_dir().join(format!("loadtest-it-{}-{port}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let child = Command::new(&bin)
@@ -90,12 +86,7 @@ fn every_mode_passes_and_errors_fail() {
     let p = srv.port;
 
     let all = "ping,set,get,incr,mset,mget,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100,lrange_600,publish,evalsha";
-    let out = loadtest(
-        p,
-        &[
-            "bench", "-n", "3000", "-c", "8", "-P", "4", "-t", all, "--csv",
-        ],
-    );
+    let out = loadtest(p, &["bench", "-n", "3000", "-c", "8", "-P", "4", "-t", all, "--csv"]);
     assert_eq!(out.status.code(), Some(0));
     let csv = String::from_utf8_lossy(&out.stdout);
     assert_eq!(csv.lines().count(), 1 + all.split(',').count(), "{csv}");

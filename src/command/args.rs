@@ -49,7 +49,9 @@ impl Args {
 
     /// Case-insensitive comparison of argument `i` with an ASCII keyword.
     pub fn is(&self, i: usize, keyword: &str) -> bool {
-        self.v.get(i).is_some_and(|a| a.eq_ignore_ascii_case(keyword.as_bytes()))
+        self.v
+            .get(i)
+            .is_some_and(|a| a.eq_ignore_ascii_case(keyword.as_bytes()))
     }
 
     /// A cursor over the arguments from position `start`.

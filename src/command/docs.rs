@@ -250,9 +250,7 @@ impl<'a> Parser<'a> {
             }
             let current = alts.last_mut().expect("never empty");
             match tok {
-                Tok::Close | Tok::RAngle if Some(tok) == close => {
-                    return finish(alts, more, at, false)
-                }
+                Tok::Close | Tok::RAngle if Some(tok) == close => return finish(alts, more, at, false),
                 Tok::Close | Tok::RAngle => return err("unbalanced bracket"),
                 Tok::Bar if current.is_empty() => return err("empty alternative"),
                 Tok::Bar => alts.push(Vec::new()),
@@ -286,12 +284,7 @@ impl<'a> Parser<'a> {
 type Alternatives<'a> = (Vec<Vec<Syn<'a>>>, bool);
 
 /// Every alternative must say something; only a whole grammar may be empty (no arguments).
-fn finish(
-    alts: Vec<Vec<Syn<'_>>>,
-    more: bool,
-    at: usize,
-    whole: bool,
-) -> Result<Alternatives<'_>, GrammarError> {
+fn finish(alts: Vec<Vec<Syn<'_>>>, more: bool, at: usize, whole: bool) -> Result<Alternatives<'_>, GrammarError> {
     let empty_ok = whole && alts.len() == 1 && !more;
     if !empty_ok && alts.iter().any(|a| a.is_empty()) {
         return Err(GrammarError {
@@ -323,14 +316,11 @@ fn value_arg(w: &str, cx: &Context) -> Arg {
         "unix-time-seconds" | "unix-time-milliseconds" => ArgType::UnixTime,
         "increment" | "decrement" if cx.float => ArgType::Double,
         "timeout" if cx.blocking => ArgType::Double,
-        "score" | "weight" | "longitude" | "latitude" | "radius" | "width" | "height" => {
-            ArgType::Double
-        }
-        "count" | "seconds" | "milliseconds" | "index" | "offset" | "numkeys" | "db"
-        | "destination-db" | "port" | "start" | "end" | "stop" | "protover" | "client-id"
-        | "maxage" | "cursor" | "numreplicas" | "rank" | "num-matches" | "len" | "timeout"
-        | "increment" | "decrement" | "numfields" | "length" | "index1" | "index2" | "ttl"
-        | "bit" | "numsamples" => ArgType::Integer,
+        "score" | "weight" | "longitude" | "latitude" | "radius" | "width" | "height" => ArgType::Double,
+        "count" | "seconds" | "milliseconds" | "index" | "offset" | "numkeys" | "db" | "destination-db" | "port"
+        | "start" | "end" | "stop" | "protover" | "client-id" | "maxage" | "cursor" | "numreplicas" | "rank"
+        | "num-matches" | "len" | "timeout" | "increment" | "decrement" | "numfields" | "length" | "index1"
+        | "index2" | "ttl" | "bit" | "numsamples" => ArgType::Integer,
         _ => ArgType::String,
     };
     Arg::new(w, kind)
@@ -354,11 +344,7 @@ fn convert_seq(items: &[Syn<'_>], cx: &Context) -> Result<Vec<Arg>, &'static str
             Syn::Word(tok) if is_token(tok) => {
                 i += 1;
                 let mut values = Vec::new();
-                if let Some(Syn::Group {
-                    alts,
-                    optional: false,
-                }) = items.get(i)
-                {
+                if let Some(Syn::Group { alts, optional: false }) = items.get(i) {
                     values.push(group_arg(alts, false, cx)?);
                     i += 1;
                 } else {
@@ -455,10 +441,7 @@ fn repeat(out: &mut Vec<Arg>, content: &[Arg]) -> Result<(), &'static str> {
     }
     // The repeated values may be the last ones of a token block: `FIELDS numfields field [field ...]`.
     if let Some(last) = out.last_mut() {
-        if last.kind == ArgType::Block
-            && last.token.is_some()
-            && repeat_suffix(&mut last.args, content)
-        {
+        if last.kind == ArgType::Block && last.token.is_some() && repeat_suffix(&mut last.args, content) {
             return Ok(());
         }
     }
@@ -662,14 +645,8 @@ mod tests {
             "data:blockm(key:key#0 value:string)"
         );
         assert_eq!(show(&p("[message]")), "message:stringo");
-        assert_eq!(
-            show(&p("[username] password")),
-            "username:stringo password:string"
-        );
-        assert_eq!(
-            show(&p("numkeys key [key ...]")),
-            "numkeys:integer key:key#0m"
-        );
+        assert_eq!(show(&p("[username] password")), "username:stringo password:string");
+        assert_eq!(show(&p("numkeys key [key ...]")), "numkeys:integer key:key#0m");
     }
 
     #[test]
@@ -694,7 +671,9 @@ mod tests {
             "lib-name_lib-ver:oneof(libname:string{LIB-NAME} libver:string{LIB-VER})"
         );
         assert_eq!(
-            show(&p("[FILTERBY <MODULE module-name | ACLCAT category | PATTERN pattern>]")),
+            show(&p(
+                "[FILTERBY <MODULE module-name | ACLCAT category | PATTERN pattern>]"
+            )),
             "filterby:oneof{FILTERBY}o(module-name:string{MODULE} category:string{ACLCAT} pattern:pattern{PATTERN})"
         );
         assert_eq!(
@@ -702,7 +681,9 @@ mod tests {
             "limit:block{LIMIT}o(offset:integer count:integer)"
         );
         assert_eq!(
-            show(&p("[TYPE <NORMAL | MASTER | REPLICA | PUBSUB>] [ID client-id [client-id ...]]")),
+            show(&p(
+                "[TYPE <NORMAL | MASTER | REPLICA | PUBSUB>] [ID client-id [client-id ...]]"
+            )),
             "type:oneof{TYPE}o(normal:pure-token{NORMAL} master:pure-token{MASTER} replica:pure-token{REPLICA} \
              pubsub:pure-token{PUBSUB}) client-id:integer{ID}om"
         );
@@ -710,14 +691,8 @@ mod tests {
 
     #[test]
     fn repeated_tokens_and_blocks() {
-        assert_eq!(
-            show(&p("[GET pattern [GET pattern ...]]")),
-            "pattern:pattern{GET}omt"
-        );
-        assert_eq!(
-            show(&p("[WEIGHTS weight [weight ...]]")),
-            "weight:double{WEIGHTS}om"
-        );
+        assert_eq!(show(&p("[GET pattern [GET pattern ...]]")), "pattern:pattern{GET}omt");
+        assert_eq!(show(&p("[WEIGHTS weight [weight ...]]")), "weight:double{WEIGHTS}om");
         assert_eq!(
             show(&p("key FIELDS numfields field [field ...]")),
             "key:key#0 fields:block{FIELDS}(numfields:integer field:stringm)"
@@ -745,9 +720,7 @@ mod tests {
                        skipme:oneof{SKIPME}o(yes:pure-token{YES} no:pure-token{NO})";
         assert_eq!(
             show(&p(kill)),
-            format!(
-                "ip:port_id_type_skipme:oneof(ip:port:string id_type_skipme:oneofm({filters}))"
-            )
+            format!("ip:port_id_type_skipme:oneof(ip:port:string id_type_skipme:oneofm({filters}))")
         );
     }
 
@@ -791,10 +764,7 @@ mod tests {
              copy:pure-token{COPY}o replace:pure-token{REPLACE}o auth_auth2:oneofo(password:string{AUTH} \
              auth2:block{AUTH2}(username:string password:string)) key:string{KEYS}om"
         );
-        let two = Context {
-            key_specs: 2,
-            ..KEYS1
-        };
+        let two = Context { key_specs: 2, ..KEYS1 };
         assert_eq!(
             show(&parse(REDIS_GRAMMARS[13], two).unwrap()),
             "path:string config:block{CONFIG}omt(name:string value:string) args:string{ARGS}om"
@@ -808,14 +778,8 @@ mod tests {
 
     #[test]
     fn keys_take_spec_indices_in_order() {
-        let two = Context {
-            key_specs: 2,
-            ..KEYS1
-        };
-        assert_eq!(
-            show(&parse("key newkey", two).unwrap()),
-            "key:key#0 newkey:key#1"
-        );
+        let two = Context { key_specs: 2, ..KEYS1 };
+        assert_eq!(show(&parse("key newkey", two).unwrap()), "key:key#0 newkey:key#1");
         assert_eq!(
             show(&parse("source destination", two).unwrap()),
             "source:key#0 destination:key#1"
@@ -825,10 +789,7 @@ mod tests {
             show(&parse("key destination", KEYS1).unwrap()),
             "key:key#0 destination:string"
         );
-        assert_eq!(
-            show(&parse("key", Context::default()).unwrap()),
-            "key:string"
-        );
+        assert_eq!(show(&parse("key", Context::default()).unwrap()), "key:string");
         let blocking = Context {
             blocking: true,
             ..KEYS1
@@ -837,10 +798,7 @@ mod tests {
             show(&parse("key [key ...] timeout", blocking).unwrap()),
             "key:key#0m timeout:double"
         );
-        let float = Context {
-            float: true,
-            ..KEYS1
-        };
+        let float = Context { float: true, ..KEYS1 };
         assert_eq!(
             show(&parse("key increment", float).unwrap()),
             "key:key#0 increment:double"

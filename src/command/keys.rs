@@ -18,7 +18,11 @@ pub enum Find {
     /// with lastkey -1, `limit` > 1 keeps only 1/limit of the remaining arguments.
     Range { lastkey: i32, step: usize, limit: usize },
     /// The key count is at `keynumidx` (relative to the start), keys from `firstkey` every `step`.
-    Keynum { keynumidx: usize, firstkey: usize, step: usize },
+    Keynum {
+        keynumidx: usize,
+        firstkey: usize,
+        step: usize,
+    },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -33,12 +37,30 @@ pub struct KeySpec {
 impl KeySpec {
     /// The common case: one key at `index`.
     pub const fn one(index: usize, flags: &'static [&'static str]) -> KeySpec {
-        KeySpec { flags, begin: Begin::Index(index), find: Find::Range { lastkey: 0, step: 1, limit: 0 }, notes: "" }
+        KeySpec {
+            flags,
+            begin: Begin::Index(index),
+            find: Find::Range {
+                lastkey: 0,
+                step: 1,
+                limit: 0,
+            },
+            notes: "",
+        }
     }
 
     /// Keys from `index` to the end, every `step` (MGET: step 1, MSET: step 2).
     pub const fn rest(index: usize, step: usize, flags: &'static [&'static str]) -> KeySpec {
-        KeySpec { flags, begin: Begin::Index(index), find: Find::Range { lastkey: -1, step, limit: 0 }, notes: "" }
+        KeySpec {
+            flags,
+            begin: Begin::Index(index),
+            find: Find::Range {
+                lastkey: -1,
+                step,
+                limit: 0,
+            },
+            notes: "",
+        }
     }
 
     /// The same spec with Redis's notes: `KeySpec::one(1, RW).with_notes("...")`.
@@ -71,7 +93,9 @@ pub fn for_each_key(specs: &[KeySpec], args: &Args, mut f: impl FnMut(usize)) ->
                     (startfrom as usize..argc).find(|&i| args.is(i, keyword))
                 } else {
                     let start = argc as i64 + startfrom as i64;
-                    (1..=start.max(0) as usize).rev().find(|&i| i < argc && args.is(i, keyword))
+                    (1..=start.max(0) as usize)
+                        .rev()
+                        .find(|&i| i < argc && args.is(i, keyword))
                 };
                 match found {
                     Some(i) => i + 1,
@@ -102,7 +126,11 @@ pub fn for_each_key(specs: &[KeySpec], args: &Args, mut f: impl FnMut(usize)) ->
                     i += step.max(1);
                 }
             }
-            Find::Keynum { keynumidx, firstkey, step } => {
+            Find::Keynum {
+                keynumidx,
+                firstkey,
+                step,
+            } => {
                 let idx = first + keynumidx;
                 if idx >= argc {
                     return Err(KeysError::BadNumkeys);
@@ -133,7 +161,15 @@ pub fn legacy_range(specs: &[KeySpec]) -> (i64, i64, i64, bool) {
     let (mut first, mut last, mut step) = (0i64, 0i64, 0i64);
     let mut movable = false;
     for spec in specs {
-        let (Begin::Index(index), Find::Range { lastkey, step: s, limit }) = (spec.begin, spec.find) else {
+        let (
+            Begin::Index(index),
+            Find::Range {
+                lastkey,
+                step: s,
+                limit,
+            },
+        ) = (spec.begin, spec.find)
+        else {
             movable = true;
             continue;
         };
@@ -142,7 +178,11 @@ pub fn legacy_range(specs: &[KeySpec]) -> (i64, i64, i64, bool) {
             continue;
         }
         let index = index as i64;
-        let this_last = if lastkey >= 0 { index + lastkey as i64 } else { lastkey as i64 };
+        let this_last = if lastkey >= 0 {
+            index + lastkey as i64
+        } else {
+            lastkey as i64
+        };
         if first == 0 {
             first = index;
             last = this_last;
@@ -178,8 +218,14 @@ mod tests {
     #[test]
     fn ranges() {
         assert_eq!(keys(&[KeySpec::one(1, &[])], &["get", "k"]).unwrap(), vec![1]);
-        assert_eq!(keys(&[KeySpec::rest(1, 1, &[])], &["mget", "a", "b", "c"]).unwrap(), vec![1, 2, 3]);
-        assert_eq!(keys(&[KeySpec::rest(1, 2, &[])], &["mset", "a", "1", "b", "2"]).unwrap(), vec![1, 3]);
+        assert_eq!(
+            keys(&[KeySpec::rest(1, 1, &[])], &["mget", "a", "b", "c"]).unwrap(),
+            vec![1, 2, 3]
+        );
+        assert_eq!(
+            keys(&[KeySpec::rest(1, 2, &[])], &["mset", "a", "1", "b", "2"]).unwrap(),
+            vec![1, 3]
+        );
         let rename = [KeySpec::one(1, &[]), KeySpec::one(2, &[])];
         assert_eq!(keys(&rename, &["rename", "a", "b"]).unwrap(), vec![1, 2]);
         assert_eq!(legacy_range(&rename), (1, 2, 1, false));
@@ -189,7 +235,16 @@ mod tests {
 
     #[test]
     fn keynum() {
-        let spec = [KeySpec { flags: &[], begin: Begin::Index(2), find: Find::Keynum { keynumidx: 0, firstkey: 1, step: 1 }, notes: "" }];
+        let spec = [KeySpec {
+            flags: &[],
+            begin: Begin::Index(2),
+            find: Find::Keynum {
+                keynumidx: 0,
+                firstkey: 1,
+                step: 1,
+            },
+            notes: "",
+        }];
         assert_eq!(keys(&spec, &["eval", "s", "2", "a", "b", "x"]).unwrap(), vec![3, 4]);
         assert_eq!(keys(&spec, &["eval", "s", "3", "a"]), Err(KeysError::BadNumkeys));
         assert_eq!(keys(&spec, &["eval", "s", "x"]), Err(KeysError::BadNumkeys));
@@ -198,7 +253,22 @@ mod tests {
 
     #[test]
     fn keyword_search() {
-        let spec = [KeySpec { flags: &[], begin: Begin::Keyword { keyword: "STREAMS", startfrom: 1 }, find: Find::Range { lastkey: -1, step: 1, limit: 2 }, notes: "" }];
-        assert_eq!(keys(&spec, &["xread", "count", "1", "streams", "a", "b", "0", "0"]).unwrap(), vec![4, 5]);
+        let spec = [KeySpec {
+            flags: &[],
+            begin: Begin::Keyword {
+                keyword: "STREAMS",
+                startfrom: 1,
+            },
+            find: Find::Range {
+                lastkey: -1,
+                step: 1,
+                limit: 2,
+            },
+            notes: "",
+        }];
+        assert_eq!(
+            keys(&spec, &["xread", "count", "1", "streams", "a", "b", "0", "0"]).unwrap(),
+            vec![4, 5]
+        );
     }
 }

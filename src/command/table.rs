@@ -25,16 +25,30 @@ struct Table {
 }
 
 fn build() -> Table {
-    let mut t = Table { cmds: Vec::new(), top: HashMap::default(), subs: HashMap::default() };
+    let mut t = Table {
+        cmds: Vec::new(),
+        top: HashMap::default(),
+        subs: HashMap::default(),
+    };
     for family in families::ALL {
         for spec in family.iter() {
             let id = t.cmds.len();
-            t.cmds.push(Cmd { spec, id, parent: None, full_name: spec.name.to_string() });
+            t.cmds.push(Cmd {
+                spec,
+                id,
+                parent: None,
+                full_name: spec.name.to_string(),
+            });
             let dup = t.top.insert(spec.name.as_bytes(), id);
             assert!(dup.is_none(), "command {} declared twice", spec.name);
             for sub in spec.subcommands {
                 let sid = t.cmds.len();
-                t.cmds.push(Cmd { spec: sub, id: sid, parent: Some(spec), full_name: format!("{}|{}", spec.name, sub.name) });
+                t.cmds.push(Cmd {
+                    spec: sub,
+                    id: sid,
+                    parent: Some(spec),
+                    full_name: format!("{}|{}", spec.name, sub.name),
+                });
                 t.subs.entry(id).or_default().insert(sub.name.as_bytes(), sid);
             }
         }
@@ -112,7 +126,11 @@ mod tests {
             assert_eq!(c.spec.name, c.spec.name.to_ascii_lowercase());
             assert!(c.spec.arity != 0, "{} has no arity", c.full_name);
             if c.spec.subcommands.is_empty() {
-                assert!(!matches!(c.spec.run, super::super::Run::Container), "{} has no handler", c.full_name);
+                assert!(
+                    !matches!(c.spec.run, super::super::Run::Container),
+                    "{} has no handler",
+                    c.full_name
+                );
             }
             assert!(!c.spec.summary.is_empty(), "{} has no summary", c.full_name);
         }

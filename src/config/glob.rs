@@ -207,10 +207,7 @@ mod tests {
         assert!(!m("[", "["));
         assert!(m("[^", "x"), "empty negated class matches any byte");
         assert!(!m("x[]", "x]"));
-        assert!(
-            !m("[]]", "]"),
-            "`[]` is an empty class, which matches nothing"
-        );
+        assert!(!m("[]]", "]"), "`[]` is an empty class, which matches nothing");
         assert!(!m("[]]]", "]]"));
         assert!(m("[*]", "*"));
         assert!(!m("[*]", "a"));
@@ -272,11 +269,7 @@ mod tests {
         let mut t2 = text.clone();
         t2.push('b');
         assert!(m(&pat, &t2));
-        assert!(
-            start.elapsed() < Duration::from_secs(2),
-            "took {:?}",
-            start.elapsed()
-        );
+        assert!(start.elapsed() < Duration::from_secs(2), "took {:?}", start.elapsed());
     }
 
     #[test]

@@ -281,47 +281,22 @@ mod tests {
 
     #[test]
     fn split_double_quotes_and_escapes() {
-        assert_eq!(
-            split(r#"requirepass "a b""#).unwrap(),
-            ["requirepass", "a b"]
-        );
-        assert_eq!(
-            split(r#"x "\n\r\t\b\a\\\"\q""#).unwrap(),
-            ["x", "\n\r\t\x08\x07\\\"q"]
-        );
-        assert_eq!(
-            split_args(br#"x "\x41\xff\x4""#).unwrap()[1],
-            b"A\xffx4".to_vec()
-        );
+        assert_eq!(split(r#"requirepass "a b""#).unwrap(), ["requirepass", "a b"]);
+        assert_eq!(split(r#"x "\n\r\t\b\a\\\"\q""#).unwrap(), ["x", "\n\r\t\x08\x07\\\"q"]);
+        assert_eq!(split_args(br#"x "\x41\xff\x4""#).unwrap()[1], b"A\xffx4".to_vec());
         assert_eq!(split(r#"save """#).unwrap(), ["save", ""]);
-        assert_eq!(
-            split(r#"a"b c"d"#),
-            None,
-            "closing quote must be followed by a blank"
-        );
-        assert_eq!(
-            split(r#"a"b c" d"#).unwrap(),
-            ["ab c", "d"],
-            "quote may open mid-word"
-        );
+        assert_eq!(split(r#"a"b c"d"#), None, "closing quote must be followed by a blank");
+        assert_eq!(split(r#"a"b c" d"#).unwrap(), ["ab c", "d"], "quote may open mid-word");
         assert_eq!(split(r#"port "7400"#), None);
         assert_eq!(split(r#"port "74"00"#), None);
-        assert_eq!(
-            split(r#"x "a\"#),
-            None,
-            "escaped closing quote leaves it open"
-        );
+        assert_eq!(split(r#"x "a\"#), None, "escaped closing quote leaves it open");
     }
 
     #[test]
     fn split_single_quotes() {
         assert_eq!(split(r"x 'a b'").unwrap(), ["x", "a b"]);
         assert_eq!(split(r"x 'it\'s'").unwrap(), ["x", "it's"]);
-        assert_eq!(
-            split(r"x 'a\nb'").unwrap(),
-            ["x", "a\\nb"],
-            "no escapes but \\'"
-        );
+        assert_eq!(split(r"x 'a\nb'").unwrap(), ["x", "a\\nb"], "no escapes but \\'");
         assert_eq!(split(r"x 'open"), None);
         assert_eq!(split(r"x 'a'b"), None);
         assert_eq!(split(r#"x '"'"#).unwrap(), ["x", "\""]);
@@ -338,11 +313,7 @@ mod tests {
             b"\x00\x01\xff\n\t\r\x07\x08",
         ] {
             let line = format!("x {}", repr(v));
-            assert_eq!(
-                split_args(line.as_bytes()).unwrap()[1],
-                v.to_vec(),
-                "{line}"
-            );
+            assert_eq!(split_args(line.as_bytes()).unwrap()[1], v.to_vec(), "{line}");
         }
         assert_eq!(repr(b"p\"w d"), r#""p\"w d""#);
         assert_eq!(repr(b"\xc3\xa9"), r#""\xc3\xa9""#);
@@ -389,17 +360,7 @@ mod tests {
         assert_eq!(parse_ll(b"9223372036854775807"), Some(i64::MAX));
         assert_eq!(parse_ll(b"-9223372036854775808"), Some(i64::MIN));
         assert_eq!(parse_ll(b"9223372036854775808"), None);
-        for bad in [
-            &b""[..],
-            b"-",
-            b"+5",
-            b"010",
-            b"-0",
-            b" 1",
-            b"1 ",
-            b"1e3",
-            b"abc",
-        ] {
+        for bad in [&b""[..], b"-", b"+5", b"010", b"-0", b" 1", b"1 ", b"1e3", b"abc"] {
             assert_eq!(parse_ll(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
     }

@@ -48,11 +48,7 @@ struct Loader {
     depth: usize,
 }
 
-fn fatal(
-    file: Option<&Path>,
-    line: Option<(usize, String)>,
-    reason: impl Into<String>,
-) -> ConfigError {
+fn fatal(file: Option<&Path>, line: Option<(usize, String)>, reason: impl Into<String>) -> ConfigError {
     ConfigError::Fatal(FatalError {
         file: file.map(Path::to_path_buf),
         line,
@@ -149,8 +145,7 @@ impl Loader {
                     return Err(err(if argc != 2 {
                         "Module config specified without value".to_string()
                     } else {
-                        "modules are not supported by basalt, so module configs are not either"
-                            .to_string()
+                        "modules are not supported by basalt, so module configs are not either".to_string()
                     }));
                 }
                 _ => return Err(err("Bad directive or wrong number of arguments".to_string())),
@@ -296,11 +291,7 @@ pub(crate) fn from_args(argv: &[String], stdin: &mut dyn Read) -> Result<Config,
             "-v" | "--version" => return Err(ConfigError::Version(version_text())),
             "-h" | "--help" => return Err(ConfigError::Help(USAGE.to_string())),
             "--test-memory" | "--check-system" => {
-                return Err(fatal(
-                    None,
-                    None,
-                    format!("{first} is not supported by basalt"),
-                ))
+                return Err(fatal(None, None, format!("{first} is not supported by basalt")))
             }
             _ => {}
         }
@@ -380,16 +371,8 @@ pub(crate) fn from_args(argv: &[String], stdin: &mut dyn Read) -> Result<Config,
     // Like Redis, fail now rather than later if the log file cannot be opened.
     if !cfg.logfile.is_empty() {
         let path = cfg.dir.join(&cfg.logfile);
-        if let Err(e) = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(&path)
-        {
-            return Err(fatal(
-                None,
-                None,
-                format!("Can't open the log file: {}", strerror(&e)),
-            ));
+        if let Err(e) = std::fs::OpenOptions::new().append(true).create(true).open(&path) {
+            return Err(fatal(None, None, format!("Can't open the log file: {}", strerror(&e))));
         }
     }
     Ok(cfg)

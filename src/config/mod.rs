@@ -45,9 +45,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard};
 
 pub use glob::glob_match;
-pub use table::{
-    flags, lookup, EnumCheck, Kind, NumFormat, Param, Special, StrCheck, Support, PARAMS,
-};
+pub use table::{flags, lookup, EnumCheck, Kind, NumFormat, Param, Special, StrCheck, Support, PARAMS};
 
 pub(crate) use table::Val;
 
@@ -422,11 +420,7 @@ impl fmt::Display for NotifyFlags {
                 }
             }
         }
-        for (bit, c) in [
-            (Self::KEYSPACE, 'K'),
-            (Self::KEYEVENT, 'E'),
-            (Self::KEY_MISS, 'm'),
-        ] {
+        for (bit, c) in [(Self::KEYSPACE, 'K'), (Self::KEYEVENT, 'E'), (Self::KEY_MISS, 'm')] {
             if v & bit != 0 {
                 s.push(c);
             }
@@ -507,11 +501,7 @@ impl fmt::Display for ConfigError {
                 writeln!(f, "*** FATAL CONFIG FILE ERROR (basalt {VERSION}) ***")?;
                 if let Some((n, text)) = &e.line {
                     match &e.file {
-                        Some(p) => writeln!(
-                            f,
-                            "Reading the configuration file {}, at line {n}",
-                            p.display()
-                        )?,
+                        Some(p) => writeln!(f, "Reading the configuration file {}, at line {n}", p.display())?,
                         None => writeln!(f, "Reading the configuration file, at line {n}")?,
                     }
                     writeln!(f, ">>> '{text}'")?;
@@ -617,10 +607,7 @@ impl Config {
     }
 
     /// [`Config::from_args`] with standard input supplied by the caller (for tests).
-    pub fn from_args_with_stdin(
-        argv: &[String],
-        stdin: &mut dyn std::io::Read,
-    ) -> Result<Config, ConfigError> {
+    pub fn from_args_with_stdin(argv: &[String], stdin: &mut dyn std::io::Read) -> Result<Config, ConfigError> {
         load::from_args(argv, stdin)
     }
 
@@ -650,11 +637,7 @@ impl Config {
 
     /// [`Config::set`] for a client known to be local (loopback), which `enable-protected-configs
     /// local` lets change `dir` and `dbfilename`.
-    pub fn set_as(
-        &mut self,
-        pairs: &[(&[u8], &[u8])],
-        client_is_local: bool,
-    ) -> Result<(), String> {
+    pub fn set_as(&mut self, pairs: &[(&[u8], &[u8])], client_is_local: bool) -> Result<(), String> {
         table::config_set(self, pairs, client_is_local)
     }
 

@@ -75,10 +75,7 @@ impl Rewriter {
             if let Some(i) = option.find("slave") {
                 option.replace_range(i..i + 5, "replica");
             }
-            rw.option_lines
-                .entry(option)
-                .or_default()
-                .push_back(rw.lines.len());
+            rw.option_lines.entry(option).or_default().push_back(rw.lines.len());
             rw.lines.push(line);
         }
         rw
@@ -88,10 +85,7 @@ impl Rewriter {
     /// when `force`, i.e. the value differs from the default).
     pub(crate) fn rewrite_line(&mut self, option: &str, line: Vec<u8>, force: bool) {
         self.mark_processed(option);
-        let reuse = self
-            .option_lines
-            .get_mut(option)
-            .and_then(VecDeque::pop_front);
+        let reuse = self.option_lines.get_mut(option).and_then(VecDeque::pop_front);
         match reuse {
             Some(n) => self.lines[n] = line,
             None if force => self.append(line),

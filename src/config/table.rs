@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use super::lex::{format_memory, parse_ll, parse_memory, repr, split_spaces, strtoll_full};
 use super::rewrite::Rewriter;
 use super::{
-    ClientOutputBufferLimits, Config, Fsync, LogLevel, MaxmemoryPolicy, NotifyFlags, ObufLimit,
-    Placement, ProtectedAction, Supervised,
+    ClientOutputBufferLimits, Config, Fsync, LogLevel, MaxmemoryPolicy, NotifyFlags, ObufLimit, Placement,
+    ProtectedAction, Supervised,
 };
 
 /// A stored value of a non-special parameter.
@@ -234,14 +234,7 @@ const fn row(name: &'static str, kind: Kind) -> Param {
 const fn boolean(name: &'static str, default: bool) -> Param {
     row(name, Kind::Bool { default })
 }
-const fn num(
-    name: &'static str,
-    min: i64,
-    max: i64,
-    default: i64,
-    unsigned: bool,
-    format: NumFormat,
-) -> Param {
+const fn num(name: &'static str, min: i64, max: i64, default: i64, unsigned: bool, format: NumFormat) -> Param {
     row(
         name,
         Kind::Int {
@@ -264,11 +257,7 @@ const fn uint(name: &'static str, min: i64, max: i64, default: i64) -> Param {
 const fn mem(name: &'static str, min: i64, max: i64, default: i64, unsigned: bool) -> Param {
     num(name, min, max, default, unsigned, NumFormat::Memory)
 }
-const fn enumeration(
-    name: &'static str,
-    names: &'static [(&'static str, u32)],
-    default: u32,
-) -> Param {
+const fn enumeration(name: &'static str, names: &'static [(&'static str, u32)], default: u32) -> Param {
     row(
         name,
         Kind::Enum {
@@ -335,9 +324,7 @@ impl Param {
     }
     const fn check_str(mut self, f: StrCheck) -> Self {
         if let Kind::Str {
-            default,
-            empty_is_none,
-            ..
+            default, empty_is_none, ..
         } = self.kind
         {
             self.kind = Kind::Str {
@@ -411,13 +398,7 @@ const WHY_ACL: &str = "ACLs are not implemented yet (only requirepass)";
 const WHY_TLS: &str = "basalt does not support TLS yet and will not pretend to: remove the \
     tls-* options and connect over plain TCP (through a TLS-terminating proxy if needed)";
 
-const SHUTDOWN_FLAGS: &[(&str, u32)] = &[
-    ("default", 0),
-    ("save", 1),
-    ("nosave", 2),
-    ("now", 4),
-    ("force", 8),
-];
+const SHUTDOWN_FLAGS: &[(&str, u32)] = &[("default", 0), ("save", 1), ("nosave", 2), ("now", 4), ("force", 8)];
 const SHUTDOWN_NO_SAVE: &[&str] = &[
     "default",
     "nosave",
@@ -433,9 +414,7 @@ const SHUTDOWN_NO_SAVE: &[&str] = &[
 pub static PARAMS: &[Param] = &[
     // ---- Network ------------------------------------------------------------------------
     special("bind", BIND).with(MULTI_ARG).immutable(),
-    int("port", 0, 65535, 6379)
-        .immutable()
-        .field(field!(int port)),
+    int("port", 0, 65535, 6379).immutable().field(field!(int port)),
     boolean("protected-mode", true).field(field!(bool protected_mode)),
     int("tcp-backlog", 0, INT_MAX, 511)
         .immutable()
@@ -443,31 +422,22 @@ pub static PARAMS: &[Param] = &[
     int("timeout", 0, INT_MAX, 0).field(field!(int timeout)),
     int("tcp-keepalive", 0, INT_MAX, 300).field(field!(int tcp_keepalive)),
     uint("maxclients", 1, UINT_MAX, 10000).field(field!(int maxclients)),
-    opt_string("requirepass")
-        .with(SENSITIVE)
-        .field(field!(str requirepass)),
-    opt_string("unixsocket").immutable().refused(
-        "unix domain sockets are not supported yet: remove 'unixsocket' and connect over TCP",
-    ),
+    opt_string("requirepass").with(SENSITIVE).field(field!(str requirepass)),
+    opt_string("unixsocket")
+        .immutable()
+        .refused("unix domain sockets are not supported yet: remove 'unixsocket' and connect over TCP"),
     num("unixsocketperm", 0, 0o777, 0, true, NumFormat::Octal)
         .immutable()
         .ignored("basalt has no unix socket"),
     opt_string("bind-source-addr").ignored(WHY_REPL),
-    uint("socket-mark-id", 0, UINT_MAX, 0)
-        .immutable()
-        .ignored(WHY_PROCESS),
+    uint("socket-mark-id", 0, UINT_MAX, 0).immutable().ignored(WHY_PROCESS),
     // ---- TLS (refused) ------------------------------------------------------------------
     int("tls-port", 0, 65535, 0).refused(WHY_TLS),
     int("tls-session-cache-size", 0, INT_MAX, 20 * 1024).refused(WHY_TLS),
     int("tls-session-cache-timeout", 0, INT_MAX, 300).refused(WHY_TLS),
     boolean("tls-cluster", false).refused(WHY_TLS),
     boolean("tls-replication", false).refused(WHY_TLS),
-    enumeration(
-        "tls-auth-clients",
-        &[("no", 0), ("yes", 1), ("optional", 2)],
-        1,
-    )
-    .refused(WHY_TLS),
+    enumeration("tls-auth-clients", &[("no", 0), ("yes", 1), ("optional", 2)], 1).refused(WHY_TLS),
     boolean("tls-prefer-server-ciphers", false).refused(WHY_TLS),
     boolean("tls-session-caching", true).refused(WHY_TLS),
     opt_string("tls-cert-file").refused(WHY_TLS),
@@ -529,33 +499,21 @@ pub static PARAMS: &[Param] = &[
     int("databases", 1, INT_MAX, 16)
         .immutable()
         .field(field!(int databases)),
-    boolean("always-show-logo", false)
-        .immutable()
-        .ignored(WHY_PROCESS),
-    boolean("set-proc-title", true)
-        .immutable()
-        .ignored(WHY_PROCESS),
+    boolean("always-show-logo", false).immutable().ignored(WHY_PROCESS),
+    boolean("set-proc-title", true).immutable().ignored(WHY_PROCESS),
     string("proc-title-template", "{title} {listen-addr} {server-mode}")
         .check_str(check_proc_title)
         .ignored(WHY_PROCESS),
     string("ignore-warnings", "").ignored(WHY_PROCESS),
-    opt_string("server_cpulist")
-        .immutable()
-        .ignored(WHY_THREADS),
+    opt_string("server_cpulist").immutable().ignored(WHY_THREADS),
     opt_string("bio_cpulist").immutable().ignored(WHY_THREADS),
-    opt_string("aof_rewrite_cpulist")
-        .immutable()
-        .ignored(WHY_THREADS),
-    opt_string("bgsave_cpulist")
-        .immutable()
-        .ignored(WHY_THREADS),
+    opt_string("aof_rewrite_cpulist").immutable().ignored(WHY_THREADS),
+    opt_string("bgsave_cpulist").immutable().ignored(WHY_THREADS),
     int("io-threads", 1, 128, 1)
         .immutable()
         .field(field!(int io_threads))
         .ignored(WHY_THREADS),
-    boolean("io-threads-do-reads", false)
-        .immutable()
-        .ignored(WHY_THREADS),
+    boolean("io-threads-do-reads", false).immutable().ignored(WHY_THREADS),
     int("hz", 0, INT_MAX, 10).field(Access::Field {
         get: |c| Val::Int(c.hz as i64),
         // Redis takes any hz and clamps it into 1..=500.
@@ -601,21 +559,15 @@ pub static PARAMS: &[Param] = &[
     special("save", SAVE).with(MULTI_ARG),
     boolean("stop-writes-on-bgsave-error", true).field(field!(bool stop_writes_on_bgsave_error)),
     boolean("rdbcompression", true).field(field!(bool rdbcompression)),
-    boolean("rdbchecksum", true)
-        .immutable()
-        .field(field!(bool rdbchecksum)),
+    boolean("rdbchecksum", true).immutable().field(field!(bool rdbchecksum)),
     string("dbfilename", "dump.rdb")
         .with(PROTECTED)
         .check_str(check_dbfilename)
         .field(field!(str dbfilename)),
     boolean("rdb-del-sync-files", false).ignored(WHY_REPL),
     boolean("rdb-save-incremental-fsync", true).ignored(WHY_FSYNC),
-    enumeration(
-        "sanitize-dump-payload",
-        &[("no", 0), ("yes", 1), ("clients", 2)],
-        0,
-    )
-    .ignored("basalt always validates RESTORE payloads"),
+    enumeration("sanitize-dump-payload", &[("no", 0), ("yes", 1), ("clients", 2)], 0)
+        .ignored("basalt always validates RESTORE payloads"),
     special("dir", DIR).with(PROTECTED),
     // ---- Append-only file ---------------------------------------------------------------
     boolean("appendonly", false).field(field!(bool appendonly)),
@@ -627,17 +579,13 @@ pub static PARAMS: &[Param] = &[
         .immutable()
         .check_str(check_aof_dirname)
         .field(field!(str appenddirname)),
-    enumeration("appendfsync", Fsync::NAMES, Fsync::EverySec as u32)
-        .field(field!(enum appendfsync)),
+    enumeration("appendfsync", Fsync::NAMES, Fsync::EverySec as u32).field(field!(enum appendfsync)),
     boolean("no-appendfsync-on-rewrite", false).ignored(WHY_FSYNC),
-    int("auto-aof-rewrite-percentage", 0, INT_MAX, 100)
-        .field(field!(int auto_aof_rewrite_percentage)),
-    mem("auto-aof-rewrite-min-size", 0, LLONG_MAX, 64 * MB, false)
-        .field(field!(int auto_aof_rewrite_min_size)),
+    int("auto-aof-rewrite-percentage", 0, INT_MAX, 100).field(field!(int auto_aof_rewrite_percentage)),
+    mem("auto-aof-rewrite-min-size", 0, LLONG_MAX, 64 * MB, false).field(field!(int auto_aof_rewrite_min_size)),
     boolean("aof-load-truncated", true).field(field!(bool aof_load_truncated)),
     boolean("aof-use-rdb-preamble", true).field(field!(bool aof_use_rdb_preamble)),
-    boolean("aof-timestamp-enabled", false)
-        .ignored("AOF timestamp annotations are not written yet"),
+    boolean("aof-timestamp-enabled", false).ignored("AOF timestamp annotations are not written yet"),
     boolean("aof-rewrite-incremental-fsync", true).ignored(WHY_FSYNC),
     boolean("aof-disable-auto-gc", false).ignored("basalt removes obsolete AOF files itself"),
     // ---- Memory -------------------------------------------------------------------------
@@ -689,14 +637,12 @@ pub static PARAMS: &[Param] = &[
     mem("active-defrag-ignore-bytes", 1, LLONG_MAX, 100 * MB, true).ignored(WHY_MEMORY),
     // ---- Limits -------------------------------------------------------------------------
     mem("proto-max-bulk-len", MB, LLONG_MAX, 512 * MB, false).field(field!(int proto_max_bulk_len)),
-    mem("client-query-buffer-limit", MB, LLONG_MAX, 1024 * MB, true)
-        .field(field!(int client_query_buffer_limit)),
+    mem("client-query-buffer-limit", MB, LLONG_MAX, 1024 * MB, true).field(field!(int client_query_buffer_limit)),
     special("client-output-buffer-limit", CLIENT_OUTPUT_BUFFER_LIMIT).with(MULTI_ARG),
     int("busy-reply-threshold", 0, LLONG_MAX, 5000)
         .alias("lua-time-limit")
         .field(field!(int busy_reply_threshold)),
-    uint("tracking-table-max-keys", 0, LLONG_MAX, 1_000_000)
-        .ignored("client-side caching is not implemented yet"),
+    uint("tracking-table-max-keys", 0, LLONG_MAX, 1_000_000).ignored("client-side caching is not implemented yet"),
     // ---- Monitoring ---------------------------------------------------------------------
     int("slowlog-log-slower-than", -1, LLONG_MAX, 10000).field(field!(int slowlog_log_slower_than)),
     int("slowlog-max-len", 0, LLONG_MAX, 128).field(field!(int slowlog_max_len)),
@@ -735,12 +681,7 @@ pub static PARAMS: &[Param] = &[
          your access rules (use requirepass for a single password)",
     ),
     int("acllog-max-len", 0, LLONG_MAX, 128).ignored(WHY_ACL),
-    enumeration(
-        "acl-pubsub-default",
-        &[("allchannels", 1), ("resetchannels", 0)],
-        0,
-    )
-    .ignored(WHY_ACL),
+    enumeration("acl-pubsub-default", &[("allchannels", 1), ("resetchannels", 0)], 0).ignored(WHY_ACL),
     // ---- Replication --------------------------------------------------------------------
     special("replicaof", REPLICAOF)
         .alias("slaveof")
@@ -814,9 +755,7 @@ pub static PARAMS: &[Param] = &[
         .immutable()
         .ignored(WHY_CLUSTER),
     int("cluster-node-timeout", 0, LLONG_MAX, 15000).ignored(WHY_CLUSTER),
-    int("cluster-port", 0, 65535, 0)
-        .immutable()
-        .ignored(WHY_CLUSTER),
+    int("cluster-port", 0, 65535, 0).immutable().ignored(WHY_CLUSTER),
     int("cluster-replica-validity-factor", 0, INT_MAX, 10)
         .alias("cluster-slave-validity-factor")
         .ignored(WHY_CLUSTER),
@@ -882,10 +821,7 @@ fn check_hostname(v: &[u8]) -> Result<(), &'static str> {
     if v.len() >= 256 {
         return Err("Hostnames must be less than 256 characters");
     }
-    if !v
-        .iter()
-        .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'.')
-    {
+    if !v.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'.') {
         return Err("Hostnames may only contain alphanumeric characters, hyphens or dots");
     }
     Ok(())
@@ -997,11 +933,7 @@ const BIND: Special = Special {
     },
     get: |c| c.bind.join(" "),
     rewrite: |c, name, rw| {
-        if c.bind
-            .iter()
-            .map(String::as_str)
-            .eq(DEFAULT_BIND.iter().copied())
-        {
+        if c.bind.iter().map(String::as_str).eq(DEFAULT_BIND.iter().copied()) {
             rw.mark_processed(name);
             return;
         }
@@ -1013,12 +945,7 @@ const BIND: Special = Special {
         rw.rewrite_line(name, format!("{name} {addrs}").into_bytes(), true);
     },
     init: |c| c.bind = DEFAULT_BIND.iter().map(|s| s.to_string()).collect(),
-    is_default: |c| {
-        c.bind
-            .iter()
-            .map(String::as_str)
-            .eq(DEFAULT_BIND.iter().copied())
-    },
+    is_default: |c| c.bind.iter().map(String::as_str).eq(DEFAULT_BIND.iter().copied()),
 };
 
 const DEFAULT_SAVE: &[(u64, u64)] = &[(3600, 1), (300, 100), (60, 10000)];
@@ -1099,14 +1026,9 @@ const CLIENT_OUTPUT_BUFFER_LIMIT: Special = Special {
             } else if g[0].eq_ignore_ascii_case(b"pubsub") {
                 2
             } else {
-                return Err(
-                    "Invalid client class specified in buffer limit configuration.".to_string(),
-                );
+                return Err("Invalid client class specified in buffer limit configuration.".to_string());
             };
-            let bad = || {
-                "Error in hard, soft or soft_seconds setting in buffer limit configuration."
-                    .to_string()
-            };
+            let bad = || "Error in hard, soft or soft_seconds setting in buffer limit configuration.".to_string();
             let hard = parse_memory(&g[1]).ok_or_else(bad)?;
             let soft = parse_memory(&g[2]).ok_or_else(bad)?;
             // Redis keeps the seconds in a C int.
@@ -1128,10 +1050,7 @@ const CLIENT_OUTPUT_BUFFER_LIMIT: Special = Special {
         (0..3)
             .map(|i| {
                 let o = *obuf_class(&mut l, i);
-                format!(
-                    "{} {} {} {}",
-                    OBUF_CLASSES[i], o.hard, o.soft, o.soft_seconds
-                )
+                format!("{} {} {} {}", OBUF_CLASSES[i], o.hard, o.soft, o.soft_seconds)
             })
             .collect::<Vec<_>>()
             .join(" ")
@@ -1151,8 +1070,7 @@ const CLIENT_OUTPUT_BUFFER_LIMIT: Special = Special {
             );
             let same_class = |a: &[Vec<u8>]| {
                 a.get(1).is_some_and(|w| {
-                    w.eq_ignore_ascii_case(get_name.as_bytes())
-                        || (i == 1 && w.eq_ignore_ascii_case(b"replica"))
+                    w.eq_ignore_ascii_case(get_name.as_bytes()) || (i == 1 && w.eq_ignore_ascii_case(b"replica"))
                 })
             };
             rw.rewrite_line_where(name, line.into_bytes(), force, same_class);
@@ -1165,19 +1083,15 @@ const CLIENT_OUTPUT_BUFFER_LIMIT: Special = Special {
 const NOTIFY_KEYSPACE_EVENTS: Special = Special {
     set: |c, args, _| {
         let v = one(args)?;
-        c.notify_keyspace_events = NotifyFlags::parse(v)
-            .ok_or_else(|| "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".to_string())?;
+        c.notify_keyspace_events =
+            NotifyFlags::parse(v).ok_or_else(|| "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".to_string())?;
         Ok(())
     },
     get: |c| c.notify_keyspace_events.to_string(),
     rewrite: |c, name, rw| {
         let flags = c.notify_keyspace_events.to_string();
         let line = format!("{name} {}", repr(flags.as_bytes()));
-        rw.rewrite_line(
-            name,
-            line.into_bytes(),
-            !c.notify_keyspace_events.is_empty(),
-        );
+        rw.rewrite_line(name, line.into_bytes(), !c.notify_keyspace_events.is_empty());
     },
     init: |c| c.notify_keyspace_events = NotifyFlags(0),
     is_default: |c| c.notify_keyspace_events.is_empty(),
@@ -1265,40 +1179,36 @@ const REPLICAOF: Special = Special {
 
 const DEFAULT_OOM: [i32; 3] = [0, 200, 800];
 
-const OOM_SCORE_ADJ_VALUES: Special =
-    Special {
-        set: |c, args, _| {
-            if args.len() != 3 {
-                return Err("wrong number of arguments".to_string());
+const OOM_SCORE_ADJ_VALUES: Special = Special {
+    set: |c, args, _| {
+        if args.len() != 3 {
+            return Err("wrong number of arguments".to_string());
+        }
+        let mut vals = [0i32; 3];
+        for (i, a) in args.iter().enumerate() {
+            match strtoll_full(a, 10) {
+                Some(v) if (-2000..=2000).contains(&v) => vals[i] = v as i32,
+                _ => return Err("Invalid oom-score-adj-values, elements must be between -2000 and 2000.".to_string()),
             }
-            let mut vals = [0i32; 3];
-            for (i, a) in args.iter().enumerate() {
-                match strtoll_full(a, 10) {
-                    Some(v) if (-2000..=2000).contains(&v) => vals[i] = v as i32,
-                    _ => return Err(
-                        "Invalid oom-score-adj-values, elements must be between -2000 and 2000."
-                            .to_string(),
-                    ),
-                }
-            }
-            c.oom_score_adj_values = vals;
-            Ok(())
-        },
-        get: |c| {
-            c.oom_score_adj_values
-                .iter()
-                .map(|v| v.to_string())
-                .collect::<Vec<_>>()
-                .join(" ")
-        },
-        rewrite: |c, name, rw| {
-            let v = &c.oom_score_adj_values;
-            let line = format!("{name} {} {} {}", v[0], v[1], v[2]);
-            rw.rewrite_line(name, line.into_bytes(), *v != DEFAULT_OOM);
-        },
-        init: |c| c.oom_score_adj_values = DEFAULT_OOM,
-        is_default: |c| c.oom_score_adj_values == DEFAULT_OOM,
-    };
+        }
+        c.oom_score_adj_values = vals;
+        Ok(())
+    },
+    get: |c| {
+        c.oom_score_adj_values
+            .iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    },
+    rewrite: |c, name, rw| {
+        let v = &c.oom_score_adj_values;
+        let line = format!("{name} {} {} {}", v[0], v[1], v[2]);
+        rw.rewrite_line(name, line.into_bytes(), *v != DEFAULT_OOM);
+    },
+    init: |c| c.oom_score_adj_values = DEFAULT_OOM,
+    is_default: |c| c.oom_score_adj_values == DEFAULT_OOM,
+};
 
 /// C's `%f` with trailing zeros (and a trailing point) removed.
 fn format_percentile(v: f64) -> String {
@@ -1323,14 +1233,9 @@ const LATENCY_PERCENTILES: Special = Special {
                 .filter(|s| !s.starts_with(|ch: char| ch.is_ascii_whitespace()))
                 .and_then(|s| s.parse::<f64>().ok())
                 .filter(|v| !v.is_nan())
-                .ok_or_else(|| {
-                    "Invalid latency-tracking-info-percentiles parameters".to_string()
-                })?;
+                .ok_or_else(|| "Invalid latency-tracking-info-percentiles parameters".to_string())?;
             if !(0.0..=100.0).contains(&v) {
-                return Err(
-                    "latency-tracking-info-percentiles parameters should sit between [0.0,100.0]"
-                        .to_string(),
-                );
+                return Err("latency-tracking-info-percentiles parameters should sit between [0.0,100.0]".to_string());
             }
             vals.push(v);
         }
@@ -1379,14 +1284,9 @@ const SHARDS: Special = Special {
             )),
         }
     },
-    get: |c| {
-        c.shards
-            .map_or_else(|| "auto".to_string(), |n| n.to_string())
-    },
+    get: |c| c.shards.map_or_else(|| "auto".to_string(), |n| n.to_string()),
     rewrite: |c, name, rw| {
-        let v = c
-            .shards
-            .map_or_else(|| "auto".to_string(), |n| n.to_string());
+        let v = c.shards.map_or_else(|| "auto".to_string(), |n| n.to_string());
         rw.rewrite_line(name, format!("{name} {v}").into_bytes(), c.shards.is_some());
     },
     init: |c| c.shards = None,
@@ -1529,13 +1429,7 @@ fn parse_int(v: &[u8], format: NumFormat) -> Result<i64, &'static str> {
     }
 }
 
-fn check_bounds(
-    v: i64,
-    min: i64,
-    max: i64,
-    unsigned: bool,
-    format: NumFormat,
-) -> Result<(), String> {
+fn check_bounds(v: i64, min: i64, max: i64, unsigned: bool, format: NumFormat) -> Result<(), String> {
     if unsigned {
         let (u, lo, hi) = (v as u64, min as u64, max as u64);
         if u > hi || u < lo {
@@ -1547,26 +1441,16 @@ fn check_bounds(
         }
     } else if format == NumFormat::MemoryOrPercent && v < 0 {
         if v < min {
-            return Err(format!(
-                "percentage argument must be less or equal to {}",
-                -min
-            ));
+            return Err(format!("percentage argument must be less or equal to {}", -min));
         }
     } else if v > max || v < min {
-        return Err(format!(
-            "argument must be between {min} and {max} inclusive"
-        ));
+        return Err(format!("argument must be between {min} and {max} inclusive"));
     }
     Ok(())
 }
 
 /// Sets `p` from its words (one word unless multi-argument). `Err` is Redis's reason text.
-pub(crate) fn apply(
-    c: &mut Config,
-    p: &Param,
-    args: &[Vec<u8>],
-    ctx: &mut SetCtx,
-) -> Result<(), String> {
+pub(crate) fn apply(c: &mut Config, p: &Param, args: &[Vec<u8>], ctx: &mut SetCtx) -> Result<(), String> {
     match p.kind {
         Kind::Special(s) => (s.set)(c, args, ctx),
         Kind::Bool { .. } => {
@@ -1594,17 +1478,11 @@ pub(crate) fn apply(
             Ok(())
         }
         Kind::Enum {
-            names,
-            multi,
-            check,
-            ..
+            names, multi, check, ..
         } => {
             let bad = || {
                 let list: Vec<&str> = names.iter().map(|(n, _)| *n).collect();
-                let mut msg = format!(
-                    "argument(s) must be one of the following: {}",
-                    list.join(", ")
-                );
+                let mut msg = format!("argument(s) must be one of the following: {}", list.join(", "));
                 msg.truncate(255);
                 msg
             };
@@ -1639,9 +1517,7 @@ pub(crate) fn apply(
 /// Is the parameter's value one basalt accepts (anything, unless it is refused)?
 pub(crate) fn acceptable(c: &Config, p: &Param) -> bool {
     match p.support {
-        Support::Refused { also_ok, .. } => {
-            is_default(c, p) || also_ok.contains(&format_value(c, p).as_str())
-        }
+        Support::Refused { also_ok, .. } => is_default(c, p) || also_ok.contains(&format_value(c, p).as_str()),
         _ => true,
     }
 }
@@ -1722,11 +1598,7 @@ pub(crate) fn config_get(c: &Config, patterns: &[&[u8]]) -> Vec<(String, String)
 }
 
 /// CONFIG SET, all or nothing, with Redis's error precedence and texts.
-pub(crate) fn config_set(
-    c: &mut Config,
-    pairs: &[(&[u8], &[u8])],
-    local: bool,
-) -> Result<(), String> {
+pub(crate) fn config_set(c: &mut Config, pairs: &[(&[u8], &[u8])], local: bool) -> Result<(), String> {
     let mut unknown: Option<&[u8]> = None;
     let mut failed: Option<(String, String)> = None; // (argument, reason)
     let mut chosen: Vec<(&'static Param, &'static str, &[u8])> = Vec::with_capacity(pairs.len());
@@ -1749,10 +1621,7 @@ pub(crate) fn config_set(
             continue;
         }
         // Like Redis, a name and its alias are different entries here.
-        if chosen
-            .iter()
-            .any(|(q, e, _)| std::ptr::eq(*q, p) && *e == entry)
-        {
+        if chosen.iter().any(|(q, e, _)| std::ptr::eq(*q, p) && *e == entry) {
             failed = Some((lossy(name), "duplicate parameter".to_string()));
             continue;
         }
@@ -1797,10 +1666,7 @@ pub(crate) fn config_set(
         }
         if let Support::Ignored(why) = p.support {
             if !is_default(&new, p) {
-                tracing::warn!(
-                    parameter = p.name,
-                    "CONFIG SET of a parameter basalt ignores: {why}"
-                );
+                tracing::warn!(parameter = p.name, "CONFIG SET of a parameter basalt ignores: {why}");
             }
         }
     }

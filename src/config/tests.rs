@@ -38,10 +38,7 @@ fn get1(c: &Config, name: &str) -> String {
 }
 
 fn set(c: &mut Config, pairs: &[(&str, &str)]) -> Result<(), String> {
-    let p: Vec<(&[u8], &[u8])> = pairs
-        .iter()
-        .map(|(a, b)| (a.as_bytes(), b.as_bytes()))
-        .collect();
+    let p: Vec<(&[u8], &[u8])> = pairs.iter().map(|(a, b)| (a.as_bytes(), b.as_bytes())).collect();
     c.set(&p)
 }
 
@@ -278,10 +275,7 @@ fn defaults_match_redis_config_get_star() {
             "shards"
         ]
     );
-    assert_eq!(
-        ours["dir"],
-        std::env::current_dir().unwrap().to_string_lossy()
-    );
+    assert_eq!(ours["dir"], std::env::current_dir().unwrap().to_string_lossy());
 }
 
 #[test]
@@ -369,11 +363,7 @@ fn quoting_and_escapes_in_files() {
     let c = conf("  \t port   7000  \r\n# comment\n   # indented comment\n\n");
     assert_eq!(c.port, 7000);
     let c = conf("PORT 7001\nMaxMemory 1GB\n");
-    assert_eq!(
-        (c.port, c.maxmemory),
-        (7001, 1 << 30),
-        "names are case-insensitive"
-    );
+    assert_eq!((c.port, c.maxmemory), (7001, 1 << 30), "names are case-insensitive");
     let c = conf("notify-keyspace-events \"KEA\"\nlogfile \"\"\n");
     assert_eq!(c.notify_keyspace_events.to_string(), "AKE");
     assert_eq!(c.logfile, "");
@@ -390,22 +380,13 @@ fn memory_values_in_files() {
         ("2Gb", 2u64 << 30),
         ("123", 123),
     ] {
-        assert_eq!(
-            conf(&format!("maxmemory {text}")).maxmemory,
-            bytes,
-            "{text}"
-        );
+        assert_eq!(conf(&format!("maxmemory {text}")).maxmemory, bytes, "{text}");
     }
     assert_eq!(
-        conf("maxmemory-clients 10%")
-            .value_of("maxmemory-clients")
-            .unwrap(),
+        conf("maxmemory-clients 10%").value_of("maxmemory-clients").unwrap(),
         "10%"
     );
-    assert_eq!(
-        conf("hash-max-ziplist-value 1kb").hash_max_listpack_value,
-        1024
-    );
+    assert_eq!(conf("hash-max-ziplist-value 1kb").hash_max_listpack_value, 1024);
 }
 
 #[test]
@@ -425,14 +406,8 @@ fn repeated_directives() {
     let c = conf("save \"\"\n");
     assert!(c.save.is_empty());
     let c = conf("bind 127.0.0.1\nbind ::1 -10.0.0.1\n");
-    assert_eq!(
-        c.bind,
-        ["::1", "-10.0.0.1"],
-        "bind: last line wins, as in Redis"
-    );
-    let c = conf(
-        "client-output-buffer-limit normal 1mb 2mb 3\nclient-output-buffer-limit pubsub 4 5 6\n",
-    );
+    assert_eq!(c.bind, ["::1", "-10.0.0.1"], "bind: last line wins, as in Redis");
+    let c = conf("client-output-buffer-limit normal 1mb 2mb 3\nclient-output-buffer-limit pubsub 4 5 6\n");
     assert_eq!(
         c.client_output_buffer_limit.normal,
         ObufLimit {
@@ -472,12 +447,7 @@ fn aliases_and_odd_values() {
     assert_eq!(conf("hz 0").hz, 1);
     // Deprecated directives Redis still swallows.
     conf("list-max-ziplist-entries 512\nlist-max-ziplist-value 64\nlua-replicate-commands yes\n");
-    assert_eq!(
-        conf("unixsocketperm 700")
-            .value_of("unixsocketperm")
-            .unwrap(),
-        "700"
-    );
+    assert_eq!(conf("unixsocketperm 700").value_of("unixsocketperm").unwrap(), "700");
     assert_eq!(
         conf("shutdown-on-sigterm nosave now")
             .value_of("shutdown-on-sigterm")
@@ -487,12 +457,7 @@ fn aliases_and_odd_values() {
     assert_eq!(conf("shards 4\nplacement unpinned").shards, Some(4));
     assert_eq!(conf("placement PINNED").placement, Placement::Pinned);
     assert_eq!(conf("shards auto").shards, None);
-    assert_eq!(
-        conf("oom-score-adj relative")
-            .value_of("oom-score-adj")
-            .unwrap(),
-        "yes"
-    );
+    assert_eq!(conf("oom-score-adj relative").value_of("oom-score-adj").unwrap(), "yes");
     assert_eq!(conf("supervised auto").supervised, Supervised::Auto);
     assert_eq!(conf("replicaof no one").replicaof, None);
 }
@@ -523,47 +488,95 @@ fn errors_point_at_the_line() {
         ("port 70000", "argument must be between 0 and 65535 inclusive"),
         ("maxmemory 1xb", "argument must be a memory value"),
         ("maxmemory -1", "argument must be a memory value"),
-        ("maxmemory-clients 101%", "percentage argument must be less or equal to 100"),
+        (
+            "maxmemory-clients 101%",
+            "percentage argument must be less or equal to 100",
+        ),
         ("maxmemory-clients x", "argument must be a memory or percent value"),
-        ("proto-max-bulk-len 1", "argument must be between 1048576 and 9223372036854775807 inclusive"),
-        ("hash-max-listpack-entries -1", "argument must be between 0 and 9223372036854775807 inclusive"),
+        (
+            "proto-max-bulk-len 1",
+            "argument must be between 1048576 and 9223372036854775807 inclusive",
+        ),
+        (
+            "hash-max-listpack-entries -1",
+            "argument must be between 0 and 9223372036854775807 inclusive",
+        ),
         ("maxclients 0", "argument must be between 1 and 4294967295 inclusive"),
         ("unixsocketperm 8", "argument couldn't be parsed as an octal number"),
         ("unixsocketperm 1000", "argument must be between 0 and 777 inclusive"),
         ("appendonly maybe", "argument must be 'yes' or 'no'"),
-        ("appendfsync sometimes", "argument(s) must be one of the following: everysec, always, no"),
+        (
+            "appendfsync sometimes",
+            "argument(s) must be one of the following: everysec, always, no",
+        ),
         (
             "maxmemory-policy lru",
             "argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, \
              volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction",
         ),
-        ("shutdown-on-sigint save nosave", "shutdown options SAVE and NOSAVE can't be used simultaneously"),
+        (
+            "shutdown-on-sigint save nosave",
+            "shutdown options SAVE and NOSAVE can't be used simultaneously",
+        ),
         ("save 1", "Invalid save parameters"),
         ("save 0 1", "Invalid save parameters"),
         ("save 1 -1", "Invalid save parameters"),
         ("save 1 x", "Invalid save parameters"),
-        ("client-output-buffer-limit normal 1 2", "Wrong number of arguments in buffer limit configuration."),
-        ("client-output-buffer-limit master 1 2 3", "Invalid client class specified in buffer limit configuration."),
+        (
+            "client-output-buffer-limit normal 1 2",
+            "Wrong number of arguments in buffer limit configuration.",
+        ),
+        (
+            "client-output-buffer-limit master 1 2 3",
+            "Invalid client class specified in buffer limit configuration.",
+        ),
         (
             "client-output-buffer-limit normal 1 2 -3",
             "Error in hard, soft or soft_seconds setting in buffer limit configuration.",
         ),
-        ("notify-keyspace-events Q", "Invalid event class character. Use 'Ag$lshzxeKEtmdn'."),
+        (
+            "notify-keyspace-events Q",
+            "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.",
+        ),
         ("notify-keyspace-events", "wrong number of arguments"),
         ("oom-score-adj-values 1 2", "wrong number of arguments"),
-        ("oom-score-adj-values 1 2 9999", "Invalid oom-score-adj-values, elements must be between -2000 and 2000."),
-        ("latency-tracking-info-percentiles 101", "latency-tracking-info-percentiles parameters should sit between [0.0,100.0]"),
-        ("latency-tracking-info-percentiles abc", "Invalid latency-tracking-info-percentiles parameters"),
+        (
+            "oom-score-adj-values 1 2 9999",
+            "Invalid oom-score-adj-values, elements must be between -2000 and 2000.",
+        ),
+        (
+            "latency-tracking-info-percentiles 101",
+            "latency-tracking-info-percentiles parameters should sit between [0.0,100.0]",
+        ),
+        (
+            "latency-tracking-info-percentiles abc",
+            "Invalid latency-tracking-info-percentiles parameters",
+        ),
         ("dbfilename a/b.rdb", "dbfilename can't be a path, just a filename"),
         ("appendfilename \"\"", "appendfilename can't be empty"),
         ("appenddirname a/b", "appenddirname can't be a path, just a dirname"),
         ("replicaof localhost x", "Invalid master port"),
         ("replicaof localhost", "wrong number of arguments"),
-        ("cluster-announce-hostname a_b", "Hostnames may only contain alphanumeric characters, hyphens or dots"),
-        ("proc-title-template {nope}", "template format is invalid or contains unknown variables"),
-        ("bind 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17", "Too many bind addresses specified."),
-        ("shards 0x", "argument must be 'auto' or a number of shards between 1 and 1024"),
-        ("placement sometimes", "argument(s) must be one of the following: auto, pinned, unpinned"),
+        (
+            "cluster-announce-hostname a_b",
+            "Hostnames may only contain alphanumeric characters, hyphens or dots",
+        ),
+        (
+            "proc-title-template {nope}",
+            "template format is invalid or contains unknown variables",
+        ),
+        (
+            "bind 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17",
+            "Too many bind addresses specified.",
+        ),
+        (
+            "shards 0x",
+            "argument must be 'auto' or a number of shards between 1 and 1024",
+        ),
+        (
+            "placement sometimes",
+            "argument(s) must be one of the following: auto, pinned, unpinned",
+        ),
         ("sentinel monitor x", "Sentinel mode is not supported by basalt"),
         ("mymodule.opt", "Module config specified without value"),
     ];
@@ -642,11 +655,7 @@ fn include_files() {
     std::fs::write(d.join("base.conf"), "port 7001\nmaxmemory 1mb\n").unwrap();
     std::fs::create_dir(d.join("conf.d")).unwrap();
     std::fs::write(d.join("conf.d/b.conf"), "maxmemory 3mb\n").unwrap();
-    std::fs::write(
-        d.join("conf.d/a.conf"),
-        "maxmemory 2mb\ninclude nested.conf\n",
-    )
-    .unwrap();
+    std::fs::write(d.join("conf.d/a.conf"), "maxmemory 2mb\ninclude nested.conf\n").unwrap();
     std::fs::write(d.join("nested.conf"), "hz 20\n").unwrap();
     std::fs::write(d.join("conf.d/.hidden.conf"), "hz 30\n").unwrap();
     let main = format!(
@@ -657,15 +666,8 @@ fn include_files() {
     );
     let c = conf(&main);
     assert_eq!(c.port, 7002, "lines after an include win");
-    assert_eq!(
-        c.maxmemory,
-        3 << 20,
-        "globbed includes load in sorted order"
-    );
-    assert_eq!(
-        c.hz, 20,
-        "nested includes, relative to dir; dot files not globbed"
-    );
+    assert_eq!(c.maxmemory, 3 << 20, "globbed includes load in sorted order");
+    assert_eq!(c.hz, 20, "nested includes, relative to dir; dot files not globbed");
 
     // An error inside an included file names that file and its line.
     std::fs::write(d.join("bad.conf"), "port 1\nnonsense here\n").unwrap();
@@ -745,10 +747,7 @@ fn get_formats_each_type() {
 fn get_patterns_names_and_aliases() {
     let c = Config::default();
     // A plain name answers under the spelling asked, once.
-    assert_eq!(
-        c.get(&[b"PORT"]),
-        [("PORT".to_string(), "6379".to_string())]
-    );
+    assert_eq!(c.get(&[b"PORT"]), [("PORT".to_string(), "6379".to_string())]);
     assert_eq!(c.get(&[b"hz", b"HZ", b"hz", b"maxmemory-policy"]).len(), 2);
     assert_eq!(
         c.get(&[b"lua-time-limit"]),
@@ -756,11 +755,7 @@ fn get_patterns_names_and_aliases() {
     );
     assert!(c.get(&[b"nope"]).is_empty());
     // Globs match names and aliases, case-insensitively, under their own names.
-    let mut names: Vec<String> = c
-        .get(&[b"*-max-*-entries"])
-        .into_iter()
-        .map(|(k, _)| k)
-        .collect();
+    let mut names: Vec<String> = c.get(&[b"*-max-*-entries"]).into_iter().map(|(k, _)| k).collect();
     names.sort();
     assert_eq!(
         names,
@@ -773,17 +768,10 @@ fn get_patterns_names_and_aliases() {
             "zset-max-ziplist-entries"
         ]
     );
-    let mut names: Vec<String> = c
-        .get(&[b"LIST-MAX-*"])
-        .into_iter()
-        .map(|(k, _)| k)
-        .collect();
+    let mut names: Vec<String> = c.get(&[b"LIST-MAX-*"]).into_iter().map(|(k, _)| k).collect();
     names.sort();
     assert_eq!(names, ["list-max-listpack-size", "list-max-ziplist-size"]);
-    assert_eq!(
-        c.get(&[b"p?rt"]),
-        [("port".to_string(), "6379".to_string())]
-    );
+    assert_eq!(c.get(&[b"p?rt"]), [("port".to_string(), "6379".to_string())]);
     assert_eq!(
         c.get(&[b"[p]ort", b"port"]).len(),
         1,
@@ -814,11 +802,7 @@ fn set_changes_values() {
     assert_eq!(c.maxmemory_policy, MaxmemoryPolicy::AllkeysLru);
     assert!(c.appendonly);
     set(&mut c, &[("save", "100 1 200 2 100 3")]).unwrap();
-    assert_eq!(
-        c.save,
-        [(100, 1), (200, 2), (100, 3)],
-        "CONFIG SET replaces the rules"
-    );
+    assert_eq!(c.save, [(100, 1), (200, 2), (100, 3)], "CONFIG SET replaces the rules");
     set(&mut c, &[("client-output-buffer-limit", "replica 1 2 3")]).unwrap();
     assert_eq!(
         c.client_output_buffer_limit.replica,
@@ -835,11 +819,7 @@ fn set_changes_values() {
     assert_eq!(c.requirepass.as_deref(), Some(&b"secret"[..]));
     set(&mut c, &[("requirepass", "")]).unwrap();
     assert_eq!(c.requirepass, None);
-    set(
-        &mut c,
-        &[("lua-time-limit", "1"), ("busy-reply-threshold", "2")],
-    )
-    .unwrap();
+    set(&mut c, &[("lua-time-limit", "1"), ("busy-reply-threshold", "2")]).unwrap();
     assert_eq!(
         c.busy_reply_threshold, 2,
         "a name and its alias are not duplicates, as in Redis"
@@ -893,14 +873,13 @@ fn set_error_texts_match_redis() {
     for (pairs, expected) in cases {
         assert_eq!(set(&mut c, pairs).unwrap_err(), *expected, "{pairs:?}");
     }
-    assert_eq!(
-        c,
-        Config::default(),
-        "no failed CONFIG SET changed anything"
-    );
+    assert_eq!(c, Config::default(), "no failed CONFIG SET changed anything");
 
     let e = set(&mut c, &[("tls-port", "6380")]).unwrap_err();
-    assert!(e.starts_with("ERR CONFIG SET failed (possibly related to argument 'tls-port') - not supported by basalt:"), "{e}");
+    assert!(
+        e.starts_with("ERR CONFIG SET failed (possibly related to argument 'tls-port') - not supported by basalt:"),
+        "{e}"
+    );
     set(&mut c, &[("tls-port", "0")]).unwrap();
     let e = set(&mut c, &[("min-slaves-to-write", "2")]).unwrap_err();
     assert!(e.contains("argument 'min-slaves-to-write'"), "{e}");
@@ -930,10 +909,7 @@ fn set_is_all_or_nothing() {
 fn protected_configs_follow_enable_protected_configs() {
     let d = scratch("protected");
     let mut c = conf("enable-protected-configs local\n");
-    let pairs: &[(&[u8], &[u8])] = &[
-        (b"dir", d.as_os_str().as_encoded_bytes()),
-        (b"dbfilename", b"x.rdb"),
-    ];
+    let pairs: &[(&[u8], &[u8])] = &[(b"dir", d.as_os_str().as_encoded_bytes()), (b"dbfilename", b"x.rdb")];
     assert!(c
         .set_as(pairs, false)
         .unwrap_err()
@@ -948,10 +924,7 @@ fn protected_configs_follow_enable_protected_configs() {
         "ERR CONFIG SET failed (possibly related to argument 'dir') - No such file or directory"
     );
     let e = set(&mut c, &[("dbfilename", "a/b")]).unwrap_err();
-    assert!(
-        e.ends_with("dbfilename can't be a path, just a filename"),
-        "{e}"
-    );
+    assert!(e.ends_with("dbfilename can't be a path, just a filename"), "{e}");
     let _ = std::fs::remove_dir_all(&d);
 }
 
@@ -1076,10 +1049,7 @@ fn rewrite_round_trip_through_a_file() {
             ("appendfsync", "always"),
             ("requirepass", "line\nbreak \"quoted\" \u{e9}"),
             ("save", ""),
-            (
-                "client-output-buffer-limit",
-                "normal 1 2 3 replica 4kb 5mb 6",
-            ),
+            ("client-output-buffer-limit", "normal 1 2 3 replica 4kb 5mb 6"),
             ("notify-keyspace-events", "Kx"),
             ("maxmemory-clients", "7%"),
             ("lazyfree-lazy-expire", "yes"),
@@ -1092,20 +1062,13 @@ fn rewrite_round_trip_through_a_file() {
     .unwrap();
     b.rewrite(&path).unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
-    assert!(
-        text.starts_with("port 7000\nsave \"\"\nbind 127.0.0.1\n"),
-        "{text}"
-    );
+    assert!(text.starts_with("port 7000\nsave \"\"\nbind 127.0.0.1\n"), "{text}");
     let leftovers: Vec<_> = std::fs::read_dir(&d)
         .unwrap()
         .filter_map(|e| e.ok())
         .map(|e| e.file_name())
         .collect();
-    assert_eq!(
-        leftovers.len(),
-        1,
-        "no temporary file left behind: {leftovers:?}"
-    );
+    assert_eq!(leftovers.len(), 1, "no temporary file left behind: {leftovers:?}");
     let reread = from_args(&[path.to_str().unwrap()]).unwrap();
     assert_eq!(reread, b, "{text}");
     // Rewriting an unchanged configuration is stable.
@@ -1125,15 +1088,9 @@ fn rewrite_creates_a_missing_file_and_shared_config_rewrites() {
     s.set(&[(b"maxmemory", b"10mb")]).unwrap();
     s.rewrite().unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
-    assert!(
-        text.starts_with("# Generated by CONFIG REWRITE\n"),
-        "{text}"
-    );
+    assert!(text.starts_with("# Generated by CONFIG REWRITE\n"), "{text}");
     assert!(text.contains("\nmaxmemory 10mb\n"), "{text}");
-    assert!(
-        text.contains("\nsave 3600 1\nsave 300 100\nsave 60 10000\n"),
-        "{text}"
-    );
+    assert!(text.contains("\nsave 3600 1\nsave 300 100\nsave 60 10000\n"), "{text}");
     assert!(!text.contains("bind"), "default bind is not written");
     let reread = from_args(&[path.to_str().unwrap()]).unwrap();
     assert_eq!(reread.maxmemory, 10 << 20);
@@ -1159,18 +1116,11 @@ fn args_help_and_version() {
     match from_args(&["-v"]) {
         Err(e @ ConfigError::Version(_)) => {
             assert_eq!((e.exit_code(), e.to_stdout()), (0, true));
-            assert!(
-                e.to_string()
-                    .starts_with(&format!("basalt server v={VERSION} ")),
-                "{e}"
-            );
+            assert!(e.to_string().starts_with(&format!("basalt server v={VERSION} ")), "{e}");
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(
-        from_args(&["--version"]),
-        Err(ConfigError::Version(_))
-    ));
+    assert!(matches!(from_args(&["--version"]), Err(ConfigError::Version(_))));
     // Only as the first argument, like Redis.
     assert!(from_args(&["--port", "7000", "--version"]).is_err());
 }
@@ -1180,15 +1130,8 @@ fn args_redis_examples() {
     // redis-server --port 7777 --replicaof 127.0.0.1 8888: replication is refused.
     match from_args(&["--port", "7777", "--replicaof", "127.0.0.1", "8888"]) {
         Err(ConfigError::Fatal(f)) => {
-            assert_eq!(
-                f.line,
-                Some((3, "replicaof \"127.0.0.1\" \"8888\"".to_string()))
-            );
-            assert!(
-                f.reason.contains("replication is not supported"),
-                "{}",
-                f.reason
-            );
+            assert_eq!(f.line, Some((3, "replicaof \"127.0.0.1\" \"8888\"".to_string())));
+            assert!(f.reason.contains("replication is not supported"), "{}", f.reason);
         }
         other => panic!("{other:?}"),
     }
@@ -1212,10 +1155,7 @@ fn args_redis_examples() {
     let c = from_args(&["--requirepass", "--starts-with-dashes"]).unwrap();
     assert_eq!(c.requirepass.as_deref(), Some(&b"--starts-with-dashes"[..]));
     // --save with no value means save "".
-    assert!(from_args(&["--port", "7000", "--save"])
-        .unwrap()
-        .save
-        .is_empty());
+    assert!(from_args(&["--port", "7000", "--save"]).unwrap().save.is_empty());
     let c = from_args(&["--save", "--appendonly", "yes"]).unwrap();
     assert!(c.save.is_empty() && c.appendonly);
     // Several values and several words in one argument.
@@ -1225,9 +1165,7 @@ fn args_redis_examples() {
     );
     assert_eq!(from_args(&["--port 6380"]).unwrap().port, 6380);
     assert_eq!(
-        from_args(&["--shards", "4", "--placement", "unpinned"])
-            .unwrap()
-            .shards,
+        from_args(&["--shards", "4", "--placement", "unpinned"]).unwrap().shards,
         Some(4)
     );
 
@@ -1282,15 +1220,16 @@ fn args_config_file_then_options() {
     assert_eq!((c.maxmemory, c.port), (5 << 20, 4321));
     let mut stdin: &[u8] = b"port 1111\n";
     assert_eq!(
-        Config::from_args_with_stdin(&args(&["-"]), &mut stdin)
-            .unwrap()
-            .port,
+        Config::from_args_with_stdin(&args(&["-"]), &mut stdin).unwrap().port,
         1111
     );
 
     match from_args(&["/nonexistent-basalt.conf"]) {
         Err(e @ ConfigError::CantOpen { .. }) => {
-            assert_eq!(e.to_string(), "Fatal error, can't open config file '/nonexistent-basalt.conf': No such file or directory");
+            assert_eq!(
+                e.to_string(),
+                "Fatal error, can't open config file '/nonexistent-basalt.conf': No such file or directory"
+            );
             assert_eq!(e.exit_code(), 1);
         }
         other => panic!("{other:?}"),
@@ -1300,10 +1239,7 @@ fn args_config_file_then_options() {
     assert_eq!(c.logfile, "basalt.log");
     assert!(d.join("basalt.log").exists());
     match from_args(&["--logfile", "/nonexistent-basalt-dir/x.log"]) {
-        Err(ConfigError::Fatal(f)) => assert_eq!(
-            f.reason,
-            "Can't open the log file: No such file or directory"
-        ),
+        Err(ConfigError::Fatal(f)) => assert_eq!(f.reason, "Can't open the log file: No such file or directory"),
         other => panic!("{other:?}"),
     }
     let _ = std::fs::remove_dir_all(&d);
@@ -1318,10 +1254,7 @@ fn debian_redis_conf_refuses_daemonize_yes() {
     let e = conf_err(DEBIAN_CONF);
     let (n, text) = e.line.clone().unwrap();
     assert_eq!(text, "daemonize yes");
-    assert_eq!(
-        DEBIAN_CONF.lines().nth(n - 1).unwrap().trim(),
-        "daemonize yes"
-    );
+    assert_eq!(DEBIAN_CONF.lines().nth(n - 1).unwrap().trim(), "daemonize yes");
     assert!(e.reason.contains("set 'daemonize no'"), "{}", e.reason);
 }
 
@@ -1342,10 +1275,7 @@ fn debian_redis_conf_loads_with_daemonize_no() {
         [(3600, 1), (300, 100), (60, 10000)],
         "no save line: Redis's defaults"
     );
-    assert_eq!(
-        c.client_output_buffer_limit,
-        ClientOutputBufferLimits::default()
-    );
+    assert_eq!(c.client_output_buffer_limit, ClientOutputBufferLimits::default());
     assert!(c.warnings().is_empty(), "{:?}", c.warnings());
     // Every parameter the file mentions is at Redis's default, except those Debian changes.
     let d = Config::default();

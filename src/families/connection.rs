@@ -109,7 +109,9 @@ fn hello(c: &mut Client, a: Args) -> LocalFuture<'_> {
     boxed(async move {
         let mut proto = None;
         if a.len() >= 2 {
-            let v = a.int(1).map_err(|_| CmdError::Static("ERR Protocol version is not an integer or out of range"))?;
+            let v = a
+                .int(1)
+                .map_err(|_| CmdError::Static("ERR Protocol version is not an integer or out of range"))?;
             if !(2..=3).contains(&v) {
                 return Err(CmdError::Static("NOPROTO unsupported protocol version"));
             }
@@ -127,7 +129,10 @@ fn hello(c: &mut Client, a: Args) -> LocalFuture<'_> {
                 name = Some(&a[i + 1]);
                 i += 2;
             } else {
-                return Err(CmdError::Custom(format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(&a[i]))));
+                return Err(CmdError::Custom(format!(
+                    "ERR Syntax error in HELLO option '{}'",
+                    String::from_utf8_lossy(&a[i])
+                )));
             }
         }
         if let Some((user, pass)) = creds {
@@ -141,7 +146,11 @@ fn hello(c: &mut Client, a: Args) -> LocalFuture<'_> {
             if !valid_client_name(n) {
                 return Err(CmdError::Static(BAD_NAME));
             }
-            *c.handle.name.borrow_mut() = if n.is_empty() { None } else { Some(Bytes::copy_from_slice(n)) };
+            *c.handle.name.borrow_mut() = if n.is_empty() {
+                None
+            } else {
+                Some(Bytes::copy_from_slice(n))
+            };
         }
         if let Some(p) = proto {
             c.set_proto(p);
@@ -230,7 +239,10 @@ fn client_setinfo(c: &mut Client, a: Args) -> LocalFuture<'_> {
         } else if a.is(2, "LIB-VER") {
             *c.handle.lib_ver.borrow_mut() = value;
         } else {
-            return Err(CmdError::Custom(format!("ERR Unrecognized option '{}'", String::from_utf8_lossy(&a[2]))));
+            return Err(CmdError::Custom(format!(
+                "ERR Unrecognized option '{}'",
+                String::from_utf8_lossy(&a[2])
+            )));
         }
         c.out.ok();
         Ok(())
@@ -255,7 +267,13 @@ async fn client_lines(c: &Client, ids: Option<Vec<u64>>) -> Result<String, CmdEr
         .await?;
     // Ids are global and increasing: sort the merged lines by id as Redis lists them.
     let mut lines: Vec<&str> = parts.iter().flat_map(|p| p.lines()).collect();
-    lines.sort_by_key(|l| l.split(' ').next().and_then(|f| f.strip_prefix("id=")).and_then(|n| n.parse::<u64>().ok()).unwrap_or(0));
+    lines.sort_by_key(|l| {
+        l.split(' ')
+            .next()
+            .and_then(|f| f.strip_prefix("id="))
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    });
     let mut out = String::new();
     for l in lines {
         out.push_str(l);
@@ -274,7 +292,12 @@ fn client_list(c: &mut Client, a: Args) -> LocalFuture<'_> {
                 match t.as_slice() {
                     b"normal" => {}
                     b"master" | b"replica" | b"slave" | b"pubsub" => ids = Some(Vec::new()),
-                    _ => return Err(CmdError::Custom(format!("ERR Unknown client type '{}'", String::from_utf8_lossy(&t)))),
+                    _ => {
+                        return Err(CmdError::Custom(format!(
+                            "ERR Unknown client type '{}'",
+                            String::from_utf8_lossy(&t)
+                        )))
+                    }
                 }
             } else if opt.eq_ignore_ascii_case(b"ID") {
                 let mut v = Vec::new();
@@ -322,7 +345,10 @@ struct KillFilter {
 fn client_kill(c: &mut Client, a: Args) -> LocalFuture<'_> {
     boxed(async move {
         let old_form = a.len() == 3;
-        let mut f = KillFilter { skipme: true, ..Default::default() };
+        let mut f = KillFilter {
+            skipme: true,
+            ..Default::default()
+        };
         if old_form {
             f.addr = Some(String::from_utf8_lossy(&a[2]).into_owned());
             f.skipme = false;
@@ -517,14 +543,95 @@ static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
 ];
 
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec { name: "ping", arity: -1, flags: FAST, acl: CONN, group: "connection", summary: "Returns the server's liveliness response.", syntax: "[message]", tips: &["request_policy:all_shards", "response_policy:all_succeeded"], run: Run::Conn(ping), ..CommandSpec::DEFAULT },
-    CommandSpec { name: "echo", arity: 2, flags: LOADING | STALE | FAST, acl: CONN, group: "connection", summary: "Returns the given string.", syntax: "message", run: Run::Conn(echo), ..CommandSpec::DEFAULT },
-    CommandSpec { name: "quit", arity: -1, flags: ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH, acl: CONN, group: "connection", summary: "Closes the connection.", run: Run::Conn(quit), ..CommandSpec::DEFAULT },
-    CommandSpec { name: "select", arity: 2, flags: LOADING | STALE | FAST, acl: CONN, group: "connection", summary: "Changes the selected database.", syntax: "index", run: Run::Conn(select), ..CommandSpec::DEFAULT },
-    CommandSpec { name: "auth", arity: -2, flags: NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY | SKIP_MONITOR | SKIP_SLOWLOG, acl: CONN, group: "connection", summary: "Authenticates the connection.", complexity: "O(N) where N is the number of passwords defined for the user", syntax: "[username] password", run: Run::Conn(auth), ..CommandSpec::DEFAULT },
-    CommandSpec { name: "hello", arity: -1, flags: NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY | SKIP_MONITOR | SKIP_SLOWLOG, acl: CONN, group: "connection", since: "6.0.0", summary: "Handshakes with the Redis server.", syntax: "[protover [AUTH username password] [SETNAME clientname]]", run: Run::Conn(hello), ..CommandSpec::DEFAULT },
-    CommandSpec { name: "reset", arity: 1, flags: NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, acl: CONN, group: "connection", since: "6.2.0", summary: "Resets the connection.", run: Run::Conn(reset), ..CommandSpec::DEFAULT },
-    CommandSpec { name: "client", arity: -2, group: "connection", since: "2.4.0", summary: "A container for client connection commands.", complexity: "Depends on subcommand.", subcommands: CLIENT_SUBCOMMANDS, ..CommandSpec::DEFAULT },
+    CommandSpec {
+        name: "ping",
+        arity: -1,
+        flags: FAST,
+        acl: CONN,
+        group: "connection",
+        summary: "Returns the server's liveliness response.",
+        syntax: "[message]",
+        tips: &["request_policy:all_shards", "response_policy:all_succeeded"],
+        run: Run::Conn(ping),
+        ..CommandSpec::DEFAULT
+    },
+    CommandSpec {
+        name: "echo",
+        arity: 2,
+        flags: LOADING | STALE | FAST,
+        acl: CONN,
+        group: "connection",
+        summary: "Returns the given string.",
+        syntax: "message",
+        run: Run::Conn(echo),
+        ..CommandSpec::DEFAULT
+    },
+    CommandSpec {
+        name: "quit",
+        arity: -1,
+        flags: ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH,
+        acl: CONN,
+        group: "connection",
+        summary: "Closes the connection.",
+        run: Run::Conn(quit),
+        ..CommandSpec::DEFAULT
+    },
+    CommandSpec {
+        name: "select",
+        arity: 2,
+        flags: LOADING | STALE | FAST,
+        acl: CONN,
+        group: "connection",
+        summary: "Changes the selected database.",
+        syntax: "index",
+        run: Run::Conn(select),
+        ..CommandSpec::DEFAULT
+    },
+    CommandSpec {
+        name: "auth",
+        arity: -2,
+        flags: NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY | SKIP_MONITOR | SKIP_SLOWLOG,
+        acl: CONN,
+        group: "connection",
+        summary: "Authenticates the connection.",
+        complexity: "O(N) where N is the number of passwords defined for the user",
+        syntax: "[username] password",
+        run: Run::Conn(auth),
+        ..CommandSpec::DEFAULT
+    },
+    CommandSpec {
+        name: "hello",
+        arity: -1,
+        flags: NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY | SKIP_MONITOR | SKIP_SLOWLOG,
+        acl: CONN,
+        group: "connection",
+        since: "6.0.0",
+        summary: "Handshakes with the Redis server.",
+        syntax: "[protover [AUTH username password] [SETNAME clientname]]",
+        run: Run::Conn(hello),
+        ..CommandSpec::DEFAULT
+    },
+    CommandSpec {
+        name: "reset",
+        arity: 1,
+        flags: NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
+        acl: CONN,
+        group: "connection",
+        since: "6.2.0",
+        summary: "Resets the connection.",
+        run: Run::Conn(reset),
+        ..CommandSpec::DEFAULT
+    },
+    CommandSpec {
+        name: "client",
+        arity: -2,
+        group: "connection",
+        since: "2.4.0",
+        summary: "A container for client connection commands.",
+        complexity: "Depends on subcommand.",
+        subcommands: CLIENT_SUBCOMMANDS,
+        ..CommandSpec::DEFAULT
+    },
 ];
 
 #[cfg(test)]

@@ -7,9 +7,7 @@ use super::boxed;
 use crate::command::docs::reply_docs;
 use crate::command::keys::{key_positions, legacy_range};
 use crate::command::table::{self, Cmd};
-use crate::command::{
-    acl, flags, flags::*, Args, Begin, CommandSpec, Find, KeySpec, LocalFuture, Run,
-};
+use crate::command::{acl, flags, flags::*, Args, Begin, CommandSpec, Find, KeySpec, LocalFuture, Run};
 use crate::config::glob_match;
 use crate::error::CmdError;
 use crate::resp::Reply;
@@ -89,11 +87,7 @@ fn reply_key_spec(out: &mut Reply, spec: &KeySpec) {
     out.map(2);
     out.bulk(b"type");
     match spec.find {
-        Find::Range {
-            lastkey,
-            step,
-            limit,
-        } => {
+        Find::Range { lastkey, step, limit } => {
             out.bulk(b"range");
             out.bulk(b"spec");
             out.map(3);
@@ -287,9 +281,7 @@ fn reply_docs_map(out: &mut Reply, a: &Args) {
     let cmds: Vec<&Cmd> = if a.len() == 2 {
         top_level().collect()
     } else {
-        (2..a.len())
-            .filter_map(|i| lookup_by_full_name(&a[i]))
-            .collect()
+        (2..a.len()).filter_map(|i| lookup_by_full_name(&a[i])).collect()
     };
     out.map(cmds.len());
     for cmd in cmds {
@@ -356,11 +348,7 @@ fn list(a: &Args) -> Result<Vec<&'static str>, CmdError> {
 fn keys_of(argv: &[Bytes]) -> Result<Keys, CmdError> {
     let cmd = lookup_line(argv).ok_or(CmdError::Static("ERR Invalid command specified"))?;
     let spec = cmd.spec;
-    let specs: Vec<&'static KeySpec> = spec
-        .key_specs
-        .iter()
-        .filter(|k| !has_key_flag(k, "not_key"))
-        .collect();
+    let specs: Vec<&'static KeySpec> = spec.key_specs.iter().filter(|k| !has_key_flag(k, "not_key")).collect();
     if specs.is_empty() {
         return Err(CmdError::Static("ERR The command has no key arguments"));
     }
@@ -385,9 +373,7 @@ fn keys_of(argv: &[Bytes]) -> Result<Keys, CmdError> {
         if spec.has(NO_MANDATORY_KEYS) {
             return Ok((spec, Vec::new()));
         }
-        return Err(CmdError::Static(
-            "ERR Invalid arguments specified for command",
-        ));
+        return Err(CmdError::Static("ERR Invalid arguments specified for command"));
     }
     Ok((spec, keys))
 }
@@ -411,9 +397,7 @@ fn reply_keys(out: &mut Reply, argv: &[Bytes], with_flags: bool) -> Result<(), C
         out.array(2);
         out.bulk(&argv[p]);
         match refined {
-            Some(flags) if has_key_flag(k, "variable_flags") => {
-                reply_key_flags(out, &KeySpec { flags, ..*k })
-            }
+            Some(flags) if has_key_flag(k, "variable_flags") => reply_key_flags(out, &KeySpec { flags, ..*k }),
             _ => reply_key_flags(out, k),
         }
     }
@@ -479,11 +463,7 @@ mod tests {
     use crate::resp::Proto;
 
     fn args(v: &[&str]) -> Args {
-        Args::new(
-            v.iter()
-                .map(|s| Bytes::copy_from_slice(s.as_bytes()))
-                .collect(),
-        )
+        Args::new(v.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect())
     }
 
     fn info(proto: Proto, line: &[&str]) -> String {
@@ -494,10 +474,7 @@ mod tests {
 
     fn keys(proto: Proto, line: &[&str], with_flags: bool) -> Result<String, CmdError> {
         let mut out = Reply::new(proto);
-        let argv: Vec<Bytes> = line
-            .iter()
-            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
-            .collect();
+        let argv: Vec<Bytes> = line.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect();
         reply_keys(&mut out, &argv, with_flags)?;
         Ok(String::from_utf8_lossy(&out.buf).into_owned())
     }
@@ -519,32 +496,18 @@ mod tests {
         assert_eq!(
             info(
                 Proto::Resp2,
-                &[
-                    "command",
-                    "info",
-                    "nosuch",
-                    "get|x",
-                    "client|nosuch",
-                    "client|list|x"
-                ]
+                &["command", "info", "nosuch", "get|x", "client|nosuch", "client|list|x"]
             ),
             "*4\r\n$-1\r\n$-1\r\n$-1\r\n$-1\r\n"
         );
-        assert_eq!(
-            info(Proto::Resp3, &["command", "info", "nosuch"]),
-            "*1\r\n_\r\n"
-        );
+        assert_eq!(info(Proto::Resp3, &["command", "info", "nosuch"]), "*1\r\n_\r\n");
     }
 
     #[test]
     fn all_commands_are_the_top_level_ones() {
         let all = info(Proto::Resp2, &["command"]);
         let count = top_level().count();
-        assert!(
-            all.starts_with(&format!("*{count}\r\n*10\r\n")),
-            "{}",
-            &all[..40]
-        );
+        assert!(all.starts_with(&format!("*{count}\r\n*10\r\n")), "{}", &all[..40]);
         assert_eq!(info(Proto::Resp2, &["command", "info"]), all);
         assert!(count < table::all().len(), "subcommands are not counted");
         // A container's entry carries its subcommands' entries, named parent|sub.
@@ -576,7 +539,10 @@ mod tests {
         reply_info(&mut out, &spec, "x");
         let s = String::from_utf8_lossy(&out.buf);
         // may_replicate is hidden, movablekeys shown, the legacy triple is empty.
-        assert!(s.starts_with("*10\r\n$1\r\nx\r\n:-3\r\n*2\r\n+no_mandatory_keys\r\n+movablekeys\r\n:0\r\n:0\r\n:0\r\n"), "{s}");
+        assert!(
+            s.starts_with("*10\r\n$1\r\nx\r\n:-3\r\n*2\r\n+no_mandatory_keys\r\n+movablekeys\r\n:0\r\n:0\r\n:0\r\n"),
+            "{s}"
+        );
         assert!(s.contains("$4\r\ntype\r\n$6\r\nkeynum\r\n$4\r\nspec\r\n*6\r\n$9\r\nkeynumidx\r\n:0\r\n$8\r\nfirstkey\r\n:1\r\n$7\r\nkeystep\r\n:1\r\n"), "{s}");
         // Flags print in Redis's order and spelling whatever the declaration's.
         let mut out = Reply::new(Proto::Resp2);
@@ -590,18 +556,12 @@ mod tests {
             keys(Proto::Resp2, &["MSET", "a", "1", "b", "2", "c"], false).unwrap(),
             "*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n"
         );
-        assert_eq!(
-            keys(Proto::Resp2, &["get", "k"], false).unwrap(),
-            "*1\r\n$1\r\nk\r\n"
-        );
+        assert_eq!(keys(Proto::Resp2, &["get", "k"], false).unwrap(), "*1\r\n$1\r\nk\r\n");
         let err = |line: &[&str]| keys(Proto::Resp2, line, false).unwrap_err().to_string();
         assert_eq!(err(&["nosuch", "a"]), "ERR Invalid command specified");
         assert_eq!(err(&["client", "nosuch"]), "ERR Invalid command specified");
         assert_eq!(err(&["ping", "x"]), "ERR The command has no key arguments");
-        assert_eq!(
-            err(&["client", "list"]),
-            "ERR The command has no key arguments"
-        );
+        assert_eq!(err(&["client", "list"]), "ERR The command has no key arguments");
         assert_eq!(
             err(&["get", "a", "b"]),
             "ERR Invalid number of arguments specified for command"
@@ -622,7 +582,10 @@ mod tests {
             keys(Proto::Resp3, &["set", "k", "v", "get"], true).unwrap(),
             "*1\r\n*2\r\n$1\r\nk\r\n~3\r\n+RW\r\n+access\r\n+update\r\n"
         );
-        assert_eq!(keys(Proto::Resp2, &["mget", "a", "b"], true).unwrap(), "*2\r\n*2\r\n$1\r\na\r\n*2\r\n+RO\r\n+access\r\n*2\r\n$1\r\nb\r\n*2\r\n+RO\r\n+access\r\n");
+        assert_eq!(
+            keys(Proto::Resp2, &["mget", "a", "b"], true).unwrap(),
+            "*2\r\n*2\r\n$1\r\na\r\n*2\r\n+RO\r\n+access\r\n*2\r\n$1\r\nb\r\n*2\r\n+RO\r\n+access\r\n"
+        );
     }
 
     #[test]
@@ -631,11 +594,7 @@ mod tests {
         let all = names(&["command", "list"]).unwrap();
         assert_eq!(all.len(), table::all().len());
         let pos = |n: &str| all.iter().position(|&x| x == n).unwrap();
-        assert_eq!(
-            pos("client") + 1,
-            pos("client|id"),
-            "subcommands follow their command"
-        );
+        assert_eq!(pos("client") + 1, pos("client|id"), "subcommands follow their command");
         assert_eq!(
             names(&["command", "list", "filterby", "pattern", "CLIENT|L*"]).unwrap(),
             vec!["client|list"]
@@ -661,15 +620,9 @@ mod tests {
     #[test]
     fn docs_map() {
         let mut out = Reply::new(Proto::Resp3);
-        reply_docs_map(
-            &mut out,
-            &args(&["command", "docs", "nosuch", "get", "client|list"]),
-        );
+        reply_docs_map(&mut out, &args(&["command", "docs", "nosuch", "get", "client|list"]));
         let s = String::from_utf8_lossy(&out.buf);
-        assert!(
-            s.starts_with("%2\r\n$3\r\nget\r\n%5\r\n$7\r\nsummary\r\n"),
-            "{s}"
-        );
+        assert!(s.starts_with("%2\r\n$3\r\nget\r\n%5\r\n$7\r\nsummary\r\n"), "{s}");
         assert!(s.contains("$11\r\nclient|list\r\n%5\r\n"), "{s}");
         let mut out = Reply::new(Proto::Resp2);
         reply_docs_map(&mut out, &args(&["command", "docs", "nosuch"]));

@@ -242,14 +242,7 @@ struct ScanStep {
 
 /// Scans `db` from dict cursor `cursor` as Redis's scanGenericCommand does: bucket after
 /// bucket while the cursor is not done, steps remain and fewer than `want` keys were seen.
-fn scan_db(
-    db: &Db,
-    mut cursor: u64,
-    now: u64,
-    want: u64,
-    mut budget: u64,
-    o: &ScanOpts,
-) -> ScanStep {
+fn scan_db(db: &Db, mut cursor: u64, now: u64, want: u64, mut budget: u64, o: &ScanOpts) -> ScanStep {
     let mut keys = Vec::new();
     let mut visited = 0u64;
     loop {
@@ -328,9 +321,7 @@ impl ScanWalk {
         if self.done {
             0
         } else {
-            self.cursor
-                .wrapping_mul(self.shards)
-                .wrapping_add(self.shard)
+            self.cursor.wrapping_mul(self.shards).wrapping_add(self.shard)
         }
     }
 }
@@ -413,13 +404,7 @@ fn type_(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
 
 /// The EXPIRE family: `key time [NX | XX | GT | LT]`, time relative (`relative`) or
 /// absolute, in seconds or milliseconds.
-fn expire_generic(
-    ex: &mut Exec<'_>,
-    a: &Args,
-    relative: bool,
-    seconds: bool,
-    cmd: &str,
-) -> Result<(), CmdError> {
+fn expire_generic(ex: &mut Exec<'_>, a: &Args, relative: bool, seconds: bool, cmd: &str) -> Result<(), CmdError> {
     let cond = ExpireCond::parse(a, 3)?;
     let v = a.int(2)?;
     let now = ex.now as i64;
@@ -691,12 +676,7 @@ fn scan(c: &mut Client, a: Args) -> LocalFuture<'_> {
         let mut walk = ScanWalk::new(cursor, c.shard.nshards, opts.count);
         let mut keys = Vec::new();
         loop {
-            let (o, dict_cursor, want, budget) = (
-                opts.clone(),
-                walk.cursor,
-                walk.want(opts.count),
-                walk.budget,
-            );
+            let (o, dict_cursor, want, budget) = (opts.clone(), walk.cursor, walk.want(opts.count), walk.budget);
             let step = c
                 .shard
                 .hop(walk.shard as usize, move |sh| {
@@ -783,10 +763,7 @@ async fn object_lookup(c: &Client, key: &Bytes) -> Result<Option<ObjectInfo>, Cm
 }
 
 fn is_lfu(p: MaxmemoryPolicy) -> bool {
-    matches!(
-        p,
-        MaxmemoryPolicy::VolatileLfu | MaxmemoryPolicy::AllkeysLfu
-    )
+    matches!(p, MaxmemoryPolicy::VolatileLfu | MaxmemoryPolicy::AllkeysLfu)
 }
 
 /// Runs an OBJECT subcommand on its key: a null reply for a missing key, else `f`.
@@ -983,11 +960,7 @@ mod tests {
             let Run::Keyed(f, _) = spec.run else {
                 panic!("{} is not keyed", spec.name)
             };
-            let args = Args::new(
-                argv.iter()
-                    .map(|s| Bytes::copy_from_slice(s.as_bytes()))
-                    .collect(),
-            );
+            let args = Args::new(argv.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect());
             let mut out = Reply::new(Proto::Resp2);
             {
                 let mut ex = Exec {
@@ -1009,11 +982,7 @@ mod tests {
         }
 
         fn set(&mut self, k: &str, v: &str) {
-            self.store.dbs[self.db].set(
-                k.as_bytes(),
-                Value::Str(Str::from_set(v.as_bytes())),
-                false,
-            );
+            self.store.dbs[self.db].set(k.as_bytes(), Value::Str(Str::from_set(v.as_bytes())), false);
         }
 
         fn expire_at(&mut self, k: &str, at: u64) {
@@ -1093,15 +1062,9 @@ mod tests {
             s.run(&["EXPIRE", "k", "100", "GT", "LT"]),
             "-ERR GT and LT options at the same time are not compatible\r\n"
         );
-        assert_eq!(
-            s.run(&["EXPIRE", "k", "100", "foo"]),
-            "-ERR Unsupported option foo\r\n"
-        );
+        assert_eq!(s.run(&["EXPIRE", "k", "100", "foo"]), "-ERR Unsupported option foo\r\n");
         // Options are checked before the time.
-        assert_eq!(
-            s.run(&["EXPIRE", "k", "abc", "foo"]),
-            "-ERR Unsupported option foo\r\n"
-        );
+        assert_eq!(s.run(&["EXPIRE", "k", "abc", "foo"]), "-ERR Unsupported option foo\r\n");
         assert_eq!(
             s.run(&["EXPIRE", "k", "abc"]),
             "-ERR value is not an integer or out of range\r\n"
@@ -1135,10 +1098,7 @@ mod tests {
         ] {
             assert_eq!(
                 s.run(&[cmd, "k", v]),
-                format!(
-                    "-ERR invalid expire time in '{}' command\r\n",
-                    cmd.to_lowercase()
-                )
+                format!("-ERR invalid expire time in '{}' command\r\n", cmd.to_lowercase())
             );
         }
         assert_eq!(s.run(&["PEXPIREAT", "k", "9223372036854775807"]), ":1\r\n");
@@ -1204,14 +1164,8 @@ mod tests {
     fn rename_moves_value_and_ttl() {
         let mut s = Shard1::new();
         assert_eq!(s.run(&["RENAME", "missing", "x"]), "-ERR no such key\r\n");
-        assert_eq!(
-            s.run(&["RENAME", "missing", "missing"]),
-            "-ERR no such key\r\n"
-        );
-        assert_eq!(
-            s.run(&["RENAMENX", "missing", "missing"]),
-            "-ERR no such key\r\n"
-        );
+        assert_eq!(s.run(&["RENAME", "missing", "missing"]), "-ERR no such key\r\n");
+        assert_eq!(s.run(&["RENAMENX", "missing", "missing"]), "-ERR no such key\r\n");
         s.set("a", "1");
         assert_eq!(s.run(&["RENAME", "a", "a"]), "+OK\r\n");
         assert_eq!(s.run(&["RENAMENX", "a", "a"]), ":0\r\n");
@@ -1227,10 +1181,7 @@ mod tests {
         assert_eq!(s.run(&["RENAME", "c", "b"]), "+OK\r\n");
         assert_eq!(s.run(&["TTL", "b"]), ":-1\r\n");
         assert_eq!(s.run(&["RENAMENX", "b", "d"]), ":1\r\n");
-        assert_eq!(
-            s.effects(),
-            ["SELECT 0", "RENAME a b", "RENAME c b", "RENAMENX b d"]
-        );
+        assert_eq!(s.effects(), ["SELECT 0", "RENAME a b", "RENAME c b", "RENAMENX b d"]);
     }
 
     #[test]
@@ -1282,12 +1233,7 @@ mod tests {
         s.db = 0;
         assert_eq!(
             s.effects(),
-            [
-                "SELECT 0",
-                "COPY x y",
-                "COPY x y replace",
-                "COPY x x DB 1 REPLACE"
-            ]
+            ["SELECT 0", "COPY x y", "COPY x y replace", "COPY x x DB 1 REPLACE"]
         );
     }
 
@@ -1300,10 +1246,7 @@ mod tests {
             s.run(&["MOVE", "k", "0"]),
             "-ERR source and destination objects are the same\r\n"
         );
-        assert_eq!(
-            s.run(&["MOVE", "k", "16"]),
-            "-ERR DB index is out of range\r\n"
-        );
+        assert_eq!(s.run(&["MOVE", "k", "16"]), "-ERR DB index is out of range\r\n");
         assert_eq!(
             s.run(&["MOVE", "k", "abc"]),
             "-ERR value is not an integer or out of range\r\n"
@@ -1358,20 +1301,12 @@ mod tests {
     }
 
     fn args(v: &[&str]) -> Args {
-        Args::new(
-            v.iter()
-                .map(|s| Bytes::copy_from_slice(s.as_bytes()))
-                .collect(),
-        )
+        Args::new(v.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect())
     }
 
     #[test]
     fn scan_options() {
-        let o = ScanOpts::parse(
-            &args(&["scan", "0", "match", "a*", "COUNT", "5", "type", "STRING"]),
-            2,
-        )
-        .unwrap();
+        let o = ScanOpts::parse(&args(&["scan", "0", "match", "a*", "COUNT", "5", "type", "STRING"]), 2).unwrap();
         assert_eq!(o.count, 5);
         assert_eq!(o.pattern.as_deref(), Some(&b"a*"[..]));
         assert_eq!(o.type_name.as_deref(), Some(&b"STRING"[..]));
@@ -1386,11 +1321,7 @@ mod tests {
             &["scan", "0", "FOO", "x"],
             &["scan", "0", "MATCH", "a", "b"],
         ] {
-            assert_eq!(
-                ScanOpts::parse(&args(bad), 2).unwrap_err(),
-                CmdError::Syntax,
-                "{bad:?}"
-            );
+            assert_eq!(ScanOpts::parse(&args(bad), 2).unwrap_err(), CmdError::Syntax, "{bad:?}");
         }
         assert_eq!(
             ScanOpts::parse(&args(&["scan", "0", "COUNT", "x"]), 2).unwrap_err(),
@@ -1403,21 +1334,13 @@ mod tests {
         let mut dbs: Vec<Db> = (0..n).map(|_| Db::new()).collect();
         for i in 0..keys {
             let k = format!("key:{i}");
-            dbs[shard_of(k.as_bytes(), n)].set(
-                k.as_bytes(),
-                Value::Str(Str::from_set(b"v")),
-                false,
-            );
+            dbs[shard_of(k.as_bytes(), n)].set(k.as_bytes(), Value::Str(Str::from_set(b"v")), false);
         }
         dbs
     }
 
     /// A whole SCAN iteration, as the handler walks the shards.
-    fn full_scan(
-        dbs: &mut [Db],
-        opts: &ScanOpts,
-        mut between: impl FnMut(&mut [Db], usize),
-    ) -> (Vec<Key>, usize) {
+    fn full_scan(dbs: &mut [Db], opts: &ScanOpts, mut between: impl FnMut(&mut [Db], usize)) -> (Vec<Key>, usize) {
         let (mut cursor, mut calls, mut all) = (0u64, 0usize, Vec::new());
         loop {
             let mut walk = ScanWalk::new(cursor, dbs.len(), opts.count);
@@ -1478,11 +1401,7 @@ mod tests {
             // two calls ago, which the guarantee does not cover.
             for j in 0..40 {
                 let k = format!("new:{call}:{j}");
-                dbs[shard_of(k.as_bytes(), 4)].set(
-                    k.as_bytes(),
-                    Value::Str(Str::from_set(b"v")),
-                    false,
-                );
+                dbs[shard_of(k.as_bytes(), 4)].set(k.as_bytes(), Value::Str(Str::from_set(b"v")), false);
                 let old = format!("new:{}:{j}", call.wrapping_sub(2));
                 dbs[shard_of(old.as_bytes(), 4)].remove(old.as_bytes());
                 dbs[shard_of(old.as_bytes(), 4)].cron();
@@ -1490,10 +1409,7 @@ mod tests {
         });
         let seen: std::collections::HashSet<Vec<u8>> = keys.iter().map(|k| k.to_vec()).collect();
         for i in 0..300 {
-            assert!(
-                seen.contains(format!("key:{i}").as_bytes()),
-                "key:{i} missed"
-            );
+            assert!(seen.contains(format!("key:{i}").as_bytes()), "key:{i} missed");
         }
     }
 
@@ -1540,10 +1456,7 @@ mod tests {
         db.set_expire(b"dead", NOW - 1);
         let mut got = keys_matching(&db, NOW, b"h?llo");
         got.sort();
-        assert_eq!(
-            got,
-            vec![Key::from(&b"hallo"[..]), Key::from(&b"hello"[..])]
-        );
+        assert_eq!(got, vec![Key::from(&b"hallo"[..]), Key::from(&b"hello"[..])]);
         assert_eq!(keys_matching(&db, NOW, b"*").len(), 3);
         assert!(keys_matching(&db, NOW, b"HELLO").is_empty());
     }
@@ -1590,11 +1503,7 @@ mod tests {
     fn every_keyed_spec_runs_where_its_keys_are() {
         for spec in COMMANDS.iter().chain(OBJECT_SUBCOMMANDS) {
             if let Run::Keyed(..) = spec.run {
-                assert!(
-                    !spec.key_specs.is_empty(),
-                    "{} is keyed without key specs",
-                    spec.name
-                );
+                assert!(!spec.key_specs.is_empty(), "{} is keyed without key specs", spec.name);
             }
         }
     }

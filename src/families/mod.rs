@@ -10,10 +10,17 @@ pub mod strings;
 
 use crate::command::CommandSpec;
 
-pub static ALL: &[&[CommandSpec]] =
-    &[connection::COMMANDS, strings::COMMANDS, keys::COMMANDS, server::COMMANDS, introspection::COMMANDS];
+pub static ALL: &[&[CommandSpec]] = &[
+    connection::COMMANDS,
+    strings::COMMANDS,
+    keys::COMMANDS,
+    server::COMMANDS,
+    introspection::COMMANDS,
+];
 
 /// `Box::pin` for connection-level handlers: `fn h(c: &mut Client, a: Args) -> LocalFuture<'_> { boxed(async move { .. }) }`.
-pub fn boxed<'a>(f: impl std::future::Future<Output = Result<(), crate::error::CmdError>> + 'a) -> crate::command::LocalFuture<'a> {
+pub fn boxed<'a>(
+    f: impl std::future::Future<Output = Result<(), crate::error::CmdError>> + 'a,
+) -> crate::command::LocalFuture<'a> {
     Box::pin(f)
 }

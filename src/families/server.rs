@@ -60,13 +60,11 @@ const LAZYFREE_THRESHOLD: usize = 64;
 fn free_dbs(old: Vec<Db>, keys: usize, lazy: bool) {
     if lazy && keys > LAZYFREE_THRESHOLD {
         LAZYFREE_PENDING.fetch_add(keys as u64, Ordering::Relaxed);
-        let spawned = std::thread::Builder::new()
-            .name("lazyfree".into())
-            .spawn(move || {
-                drop(old);
-                LAZYFREE_PENDING.fetch_sub(keys as u64, Ordering::Relaxed);
-                LAZYFREED.fetch_add(keys as u64, Ordering::Relaxed);
-            });
+        let spawned = std::thread::Builder::new().name("lazyfree".into()).spawn(move || {
+            drop(old);
+            LAZYFREE_PENDING.fetch_sub(keys as u64, Ordering::Relaxed);
+            LAZYFREED.fetch_add(keys as u64, Ordering::Relaxed);
+        });
         if let Err(e) = spawned {
             // The closure (and the data) is dropped with the error: freed here, now.
             LAZYFREE_PENDING.fetch_sub(keys as u64, Ordering::Relaxed);
@@ -131,10 +129,7 @@ fn strtod_prefix(s: &[u8]) -> f64 {
     let end = s
         .find(|c: char| !(c.is_ascii_digit() || matches!(c, '+' | '-' | '.' | 'e' | 'E')))
         .unwrap_or(s.len());
-    (1..=end)
-        .rev()
-        .find_map(|n| s[..n].parse::<f64>().ok())
-        .unwrap_or(0.0)
+    (1..=end).rev().find_map(|n| s[..n].parse::<f64>().ok()).unwrap_or(0.0)
 }
 
 /// atoi: optional sign and leading digits, 0 when there are none.
@@ -151,10 +146,7 @@ fn atoi(s: &[u8]) -> i64 {
 fn dbsize(c: &mut Client, _a: Args) -> LocalFuture<'_> {
     boxed(async move {
         let db = c.db;
-        let counts = c
-            .shard
-            .hop_all(move |sh| sh.with_store(|s| s.dbs[db].len()))
-            .await?;
+        let counts = c.shard.hop_all(move |sh| sh.with_store(|s| s.dbs[db].len())).await?;
         c.out.int(counts.iter().sum::<usize>() as i64);
         Ok(())
     })
@@ -162,10 +154,7 @@ fn dbsize(c: &mut Client, _a: Args) -> LocalFuture<'_> {
 
 /// Flushes the selected database (`Some`) or all of them, on every shard at once.
 async fn flush(c: &mut Client, a: &Args, db: Option<usize>) -> Result<(), CmdError> {
-    let lazy = flush_mode(
-        a,
-        c.shard.local.shared.config.read().lazyfree_lazy_user_flush,
-    )?;
+    let lazy = flush_mode(a, c.shard.local.shared.config.read().lazyfree_lazy_user_flush)?;
     let sh = c.shard.clone();
     let all: Vec<usize> = (0..sh.nshards).collect();
     let mut lent = sh.reserve(&all).await?;
@@ -258,8 +247,7 @@ fn info(c: &mut Client, a: Args) -> LocalFuture<'_> {
 /// `LASTSAVE`
 fn lastsave(c: &mut Client, _a: Args) -> LocalFuture<'_> {
     boxed(async move {
-        c.out
-            .int(c.shard.local.shared.lastsave.load(Ordering::Relaxed) as i64);
+        c.out.int(c.shard.local.shared.lastsave.load(Ordering::Relaxed) as i64);
         Ok(())
     })
 }
@@ -272,12 +260,7 @@ fn monitor(c: &mut Client, _a: Args) -> LocalFuture<'_> {
             return Ok(());
         }
         c.handle.monitor.set(true);
-        c.shard
-            .local
-            .clients
-            .borrow_mut()
-            .monitors
-            .push(c.handle.clone());
+        c.shard.local.clients.borrow_mut().monitors.push(c.handle.clone());
         c.shard.local.shared.monitors.fetch_add(1, Ordering::SeqCst);
         c.out.ok();
         Ok(())
@@ -329,12 +312,8 @@ fn shutdown(c: &mut Client, a: Args) -> LocalFuture<'_> {
         let save_points = !shared.config.read().save.is_empty();
         if o.save && !o.force {
             tracing::warn!("Error trying to save the DB, can't exit: this build does not write RDB snapshots (SHUTDOWN NOSAVE exits without one, SHUTDOWN SAVE FORCE exits anyway)");
-            tracing::warn!(
-                "Errors trying to shut down the server. Check the logs for more information."
-            );
-            return Err(CmdError::Static(
-                "ERR Errors trying to SHUTDOWN. Check logs.",
-            ));
+            tracing::warn!("Errors trying to shut down the server. Check the logs for more information.");
+            return Err(CmdError::Static("ERR Errors trying to SHUTDOWN. Check logs."));
         }
         tracing::warn!("User requested shutdown...");
         if o.save {
@@ -377,10 +356,7 @@ fn config_set(c: &mut Client, a: Args) -> LocalFuture<'_> {
         if (a.len() - 2) % 2 != 0 {
             return Err(CmdError::Syntax);
         }
-        let pairs: Vec<(&[u8], &[u8])> = (2..a.len())
-            .step_by(2)
-            .map(|i| (&a[i], &a[i + 1]))
-            .collect();
+        let pairs: Vec<(&[u8], &[u8])> = (2..a.len()).step_by(2).map(|i| (&a[i], &a[i + 1])).collect();
         let local = is_local(c);
         let shared = &c.shard.local.shared;
         // Try on a copy first, so that every other error keeps Redis's text and order, and
@@ -390,10 +366,7 @@ fn config_set(c: &mut Client, a: Args) -> LocalFuture<'_> {
         if trial.appendonly {
             return Err(CmdError::Static(NO_AOF));
         }
-        shared
-            .config
-            .set_as(&pairs, local)
-            .map_err(CmdError::Custom)?;
+        shared.config.set_as(&pairs, local).map_err(CmdError::Custom)?;
         // Every shard takes the new values before the reply: the next command, wherever it
         // runs, sees them (as in Redis, where CONFIG SET applies at once).
         c.shard.hop_all(|sh| sh.local.refresh_config()).await?;
@@ -417,10 +390,9 @@ fn config_resetstat(c: &mut Client, _a: Args) -> LocalFuture<'_> {
             })
             .await?;
         let shared = &c.shard.local.shared;
-        shared.used_memory_peak.store(
-            shared.used_memory.load(Ordering::Relaxed),
-            Ordering::Relaxed,
-        );
+        shared
+            .used_memory_peak
+            .store(shared.used_memory.load(Ordering::Relaxed), Ordering::Relaxed);
         LAZYFREED.store(0, Ordering::Relaxed);
         c.out.ok();
         Ok(())
@@ -487,12 +459,7 @@ fn reply_slowlog(out: &mut Reply, log: &SlowLog, count: usize) {
 
 fn slowlog_lock(c: &Client) -> std::sync::MutexGuard<'_, SlowLog> {
     // Entries are pushed whole: a panic elsewhere cannot leave the log half-written.
-    c.shard
-        .local
-        .shared
-        .slowlog
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
+    c.shard.local.shared.slowlog.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// `SLOWLOG GET [count]`: the newest `count` entries (10 by default, -1 for all).
@@ -503,11 +470,7 @@ fn slowlog_get(c: &mut Client, a: Args) -> LocalFuture<'_> {
             3 => match parse_i64(&a[2]) {
                 Some(-1) => usize::MAX,
                 Some(n) if n >= 0 => n as usize,
-                _ => {
-                    return Err(CmdError::Static(
-                        "ERR count should be greater than or equal to -1",
-                    ))
-                }
+                _ => return Err(CmdError::Static("ERR count should be greater than or equal to -1")),
             },
             _ => return Err(CmdError::sub_syntax(&a[1], "SLOWLOG")),
         };
@@ -805,7 +768,11 @@ pub static COMMANDS: &[CommandSpec] = &[
         group: SERVER,
         summary: "Returns information and statistics about the server.",
         syntax: "[section [section ...]]",
-        tips: &["nondeterministic_output", "request_policy:all_shards", "response_policy:special"],
+        tips: &[
+            "nondeterministic_output",
+            "request_policy:all_shards",
+            "response_policy:special",
+        ],
         run: Run::Conn(info),
         ..CommandSpec::DEFAULT
     },
@@ -883,11 +850,7 @@ mod tests {
     use bytes::Bytes;
 
     fn args(v: &[&str]) -> Args {
-        Args::new(
-            v.iter()
-                .map(|s| Bytes::copy_from_slice(s.as_bytes()))
-                .collect(),
-        )
+        Args::new(v.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect())
     }
 
     fn put(store: &mut Store, db: usize, key: &str) {
@@ -900,10 +863,7 @@ mod tests {
         assert_eq!(flush_mode(&args(&["flushall"]), true), Ok(true));
         assert_eq!(flush_mode(&args(&["flushall", "async"]), false), Ok(true));
         assert_eq!(flush_mode(&args(&["flushall", "SYNC"]), true), Ok(false));
-        assert_eq!(
-            flush_mode(&args(&["flushall", "foo"]), false),
-            Err(CmdError::Syntax)
-        );
+        assert_eq!(flush_mode(&args(&["flushall", "foo"]), false), Err(CmdError::Syntax));
         assert_eq!(
             flush_mode(&args(&["flushall", "async", "sync"]), false),
             Err(CmdError::Syntax)
@@ -935,9 +895,7 @@ mod tests {
         let (n, old) = take_dbs(&mut store, None);
         free_dbs(old, n, true);
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while LAZYFREED.load(Ordering::Relaxed) < before + 500
-            && std::time::Instant::now() < deadline
-        {
+        while LAZYFREED.load(Ordering::Relaxed) < before + 500 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }
         assert!(LAZYFREED.load(Ordering::Relaxed) >= before + 500);
@@ -962,9 +920,7 @@ mod tests {
     fn swapdb_index_errors() {
         let a = args(&["swapdb", "a", "1.5"]);
         assert_eq!(
-            int_arg(&a, 1, "ERR invalid first DB index")
-                .unwrap_err()
-                .to_string(),
+            int_arg(&a, 1, "ERR invalid first DB index").unwrap_err().to_string(),
             "ERR invalid first DB index"
         );
         assert!(int_arg(&a, 2, "ERR invalid second DB index").is_err());
@@ -1019,11 +975,7 @@ mod tests {
     #[test]
     fn help_has_redis_shape() {
         let mut out = Reply::new(Proto::Resp2);
-        help(
-            &mut out,
-            "SLOWLOG",
-            &["LEN", "    Return the length of the slowlog."],
-        );
+        help(&mut out, "SLOWLOG", &["LEN", "    Return the length of the slowlog."]);
         assert_eq!(
             &out.take()[..],
             &b"*5\r\n+SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:\r\n+LEN\r\n+    Return the length of the slowlog.\r\n+HELP\r\n+    Prints this help.\r\n"[..]
@@ -1039,14 +991,7 @@ mod tests {
             Bytes::from_static(b"v"),
         ];
         log.push(&cmd, 7, 100, "127.0.0.1:5000".into(), "me".into(), 10);
-        log.push(
-            &cmd[..1],
-            9,
-            101,
-            "127.0.0.1:5000".into(),
-            String::new(),
-            10,
-        );
+        log.push(&cmd[..1], 9, 101, "127.0.0.1:5000".into(), String::new(), 10);
         let mut out = Reply::new(Proto::Resp3);
         reply_slowlog(&mut out, &log, 1);
         assert_eq!(
@@ -1056,9 +1001,7 @@ mod tests {
         reply_slowlog(&mut out, &log, usize::MAX);
         let all = out.take();
         assert!(all.starts_with(b"*2\r\n"));
-        assert!(all.ends_with(
-            b"$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n$14\r\n127.0.0.1:5000\r\n$2\r\nme\r\n"
-        ));
+        assert!(all.ends_with(b"$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n$14\r\n127.0.0.1:5000\r\n$2\r\nme\r\n"));
         reply_slowlog(&mut out, &log, 0);
         assert_eq!(&out.take()[..], b"*0\r\n");
     }
@@ -1075,9 +1018,6 @@ mod tests {
             acl::KEYSPACE | acl::WRITE | acl::FAST | acl::DANGEROUS
         );
         assert_eq!(find("info").acl_categories(), acl::SLOW | acl::DANGEROUS);
-        assert_eq!(
-            find("dbsize").acl_categories(),
-            acl::KEYSPACE | acl::READ | acl::FAST
-        );
+        assert_eq!(find("dbsize").acl_categories(), acl::KEYSPACE | acl::READ | acl::FAST);
     }
 }

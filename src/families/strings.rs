@@ -175,9 +175,9 @@ pub fn parse_set_opts(a: &Args, start: usize, which: OptsFor) -> Result<SetOpts<
             o.keepttl = true;
         } else if !set && is("PERSIST") && unit.is_none() {
             o.persist = true;
-        } else if let Some(u) = unit_kw.filter(|&u| {
-            !o.keepttl && !o.persist && unit.is_none_or(|given| given == u) && !cur.is_done()
-        }) {
+        } else if let Some(u) =
+            unit_kw.filter(|&u| !o.keepttl && !o.persist && unit.is_none_or(|given| given == u) && !cur.is_done())
+        {
             o.expire = Some((u, cur.value()?));
         } else {
             return Err(CmdError::Syntax);
@@ -239,11 +239,7 @@ fn set_generic(
         }
         return Ok(false);
     }
-    db.set(
-        key,
-        Value::Str(Str::from_set(val)),
-        o.keepttl || deadline.is_some(),
-    );
+    db.set(key, Value::Str(Str::from_set(val)), o.keepttl || deadline.is_some());
     if let Some(at) = deadline {
         db.set_expire(key, at);
     }
@@ -422,8 +418,7 @@ fn mset_generic(ex: &mut Exec<'_>, a: &Args, nx: bool, name: &str) -> Result<(),
         }
     }
     for kv in pairs {
-        ex.db(&kv[0])
-            .set(&kv[0], Value::Str(Str::from_set(&kv[1])), false);
+        ex.db(&kv[0]).set(&kv[0], Value::Str(Str::from_set(&kv[1])), false);
     }
     ex.dirty += (a.len() as u64 - 1) / 2;
     if nx {
@@ -556,9 +551,7 @@ fn incrbyfloat(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     let incr = parse_long_double(&a[2]).ok_or(CmdError::NotFloat)?;
     let sum = old + incr;
     if !sum.is_finite() {
-        return Err(CmdError::Static(
-            "ERR increment would produce NaN or Infinity",
-        ));
+        return Err(CmdError::Static("ERR increment would produce NaN or Infinity"));
     }
     let mut text = Vec::with_capacity(24);
     sum.format_human(&mut text);
@@ -602,16 +595,8 @@ fn substr_range(len: usize, start: i64, end: i64) -> Option<(usize, usize)> {
         return None;
     }
     let len = len as i64;
-    let start = if start < 0 {
-        (len + start).max(0)
-    } else {
-        start
-    };
-    let end = if end < 0 {
-        (len + end).max(0)
-    } else {
-        end.min(len - 1)
-    };
+    let start = if start < 0 { (len + start).max(0) } else { start };
+    let end = if end < 0 { (len + end).max(0) } else { end.min(len - 1) };
     if start > end {
         None
     } else {
@@ -727,12 +712,7 @@ fn lcs_compute(
         if a[i - 1] == b[j - 1] {
             string[idx - 1] = a[i - 1];
             if a_start == unset {
-                (a_start, a_end, b_start, b_end) = (
-                    (i - 1) as u32,
-                    (i - 1) as u32,
-                    (j - 1) as u32,
-                    (j - 1) as u32,
-                );
+                (a_start, a_end, b_start, b_end) = ((i - 1) as u32, (i - 1) as u32, (j - 1) as u32, (j - 1) as u32);
             } else if a_start == i as u32 && b_start == j as u32 {
                 a_start -= 1;
                 b_start -= 1;
@@ -780,13 +760,10 @@ fn lcs(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
         match ex.db(key).lookup(key, now, touch) {
             None => Ok(Vec::new()),
             Some(Entry {
-                value: Value::Str(s),
-                ..
+                value: Value::Str(s), ..
             }) => Ok(s.to_vec()),
             #[allow(unreachable_patterns)]
-            Some(_) => Err(CmdError::Static(
-                "ERR The specified keys must contain string values",
-            )),
+            Some(_) => Err(CmdError::Static("ERR The specified keys must contain string values")),
         }
     };
     // Both keys are looked up before either is checked, as Redis counts hits/misses.
@@ -864,7 +841,8 @@ const RW_ACCESS_DELETE: &[&str] = &["RW", "ACCESS", "DELETE"];
 const RW_ACCESS_UPDATE_VARIABLE: &[&str] = &["RW", "ACCESS", "UPDATE", "VARIABLE_FLAGS"];
 const STR: u32 = acl::STRING;
 const SET_SYNTAX: &str = "key value [NX | XX] [GET] [EX seconds | PX milliseconds | EXAT unix-time-seconds | PXAT unix-time-milliseconds | KEEPTTL]";
-const GETEX_SYNTAX: &str = "key [EX seconds | PX milliseconds | EXAT unix-time-seconds | PXAT unix-time-milliseconds | PERSIST]";
+const GETEX_SYNTAX: &str =
+    "key [EX seconds | PX milliseconds | EXAT unix-time-seconds | PXAT unix-time-milliseconds | PERSIST]";
 const GETRANGE_COMPLEXITY: &str = "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.";
 const SETRANGE_COMPLEXITY: &str = "O(1), not counting the time taken to copy the new string in place. Usually, this string is very small so the amortized complexity is O(1). Otherwise, complexity is O(M) with M being the length of the value argument.";
 const APPEND_COMPLEXITY: &str = "O(1). The amortized time complexity is O(1) assuming the appended value is small and the already present value is of any size, since the dynamic string library used by Redis will double the free space available on every reallocation.";
@@ -940,10 +918,7 @@ mod tests {
         fn run(&mut self, argv: &[&[u8]]) -> Vec<u8> {
             let args = Args::new(argv.iter().map(|a| Bytes::copy_from_slice(a)).collect());
             let name = String::from_utf8_lossy(argv[0]).to_ascii_lowercase();
-            let spec = COMMANDS
-                .iter()
-                .find(|c| c.name == name)
-                .expect("a string command");
+            let spec = COMMANDS.iter().find(|c| c.name == name).expect("a string command");
             let mut out = Reply::new(self.proto);
             if !spec.arity_ok(args.len()) {
                 out.error(&CmdError::WrongArity(name).to_string());
@@ -1040,10 +1015,7 @@ mod tests {
         assert_eq!(t.cmd("SET k hello"), OK);
         assert_eq!(t.cmd("GET k"), bulk("hello"));
         assert_eq!(t.cmd("GET K"), NULL);
-        assert_eq!(
-            t.cmd("GET"),
-            "-ERR wrong number of arguments for 'get' command\r\n"
-        );
+        assert_eq!(t.cmd("GET"), "-ERR wrong number of arguments for 'get' command\r\n");
         t.proto = Proto::Resp3;
         assert_eq!(t.cmd("GET nope"), "_\r\n");
         assert_eq!(t.dirty, 1);
@@ -1057,16 +1029,10 @@ mod tests {
         assert_eq!(t.run(&[b"GET", b""]), b"$0\r\n\r\n");
         let v = b"\x00\x01\r\n\xff";
         assert_eq!(t.run(&[b"SET", b"\x00k\xff", v]), OK.as_bytes());
-        assert_eq!(
-            t.run(&[b"GET", b"\x00k\xff"]),
-            b"$5\r\n\x00\x01\r\n\xff\r\n"
-        );
+        assert_eq!(t.run(&[b"GET", b"\x00k\xff"]), b"$5\r\n\x00\x01\r\n\xff\r\n");
         assert_eq!(t.run(&[b"STRLEN", b"\x00k\xff"]), b":5\r\n");
         assert_eq!(t.run(&[b"APPEND", b"\x00k\xff", b"\x00"]), b":6\r\n");
-        assert_eq!(
-            t.run(&[b"GETRANGE", b"\x00k\xff", b"-2", b"-1"]),
-            b"$2\r\n\xff\x00\r\n"
-        );
+        assert_eq!(t.run(&[b"GETRANGE", b"\x00k\xff", b"-2", b"-1"]), b"$2\r\n\xff\x00\r\n");
     }
 
     #[test]
@@ -1207,10 +1173,7 @@ mod tests {
         assert_eq!(t.cmd("PSETEX k 250 12"), OK);
         assert_eq!(t.deadline("k"), Some(NOW + 250));
         assert_eq!(t.encoding("k"), Some("int"));
-        assert_eq!(
-            t.cmd("SETEX k 0 v"),
-            "-ERR invalid expire time in 'setex' command\r\n"
-        );
+        assert_eq!(t.cmd("SETEX k 0 v"), "-ERR invalid expire time in 'setex' command\r\n");
         assert_eq!(
             t.cmd("SETEX k 9223372036854776 v"),
             "-ERR invalid expire time in 'setex' command\r\n"
@@ -1267,10 +1230,7 @@ mod tests {
         assert_eq!(t.cmd("GETEX nokey FOO"), SYNTAX);
         t.cmd("SET k v");
         assert_eq!(t.cmd("GETEX k"), bulk("v"));
-        assert_eq!(
-            t.cmd("GETEX k EX 0"),
-            "-ERR invalid expire time in 'getex' command\r\n"
-        );
+        assert_eq!(t.cmd("GETEX k EX 0"), "-ERR invalid expire time in 'getex' command\r\n");
         assert_eq!(t.cmd("GETEX k EX abc"), NOT_INT);
         for bad in [
             "PERSIST EX 1",
@@ -1310,10 +1270,7 @@ mod tests {
         let mut t = T::new();
         assert_eq!(t.cmd("MSET a 1 b hello"), OK);
         t.proto = Proto::Resp3;
-        assert_eq!(
-            t.cmd("MGET a nokey b"),
-            "*3\r\n$1\r\n1\r\n_\r\n$5\r\nhello\r\n"
-        );
+        assert_eq!(t.cmd("MGET a nokey b"), "*3\r\n$1\r\n1\r\n_\r\n$5\r\nhello\r\n");
         t.proto = Proto::Resp2;
         assert_eq!(t.cmd("MGET a nokey"), "*2\r\n$1\r\n1\r\n$-1\r\n");
         assert_eq!(
@@ -1377,14 +1334,8 @@ mod tests {
         assert!(check_string_length(512 << 20, 0).is_ok());
         assert!(check_string_length((512 << 20) - 1, 1).is_ok());
         let err = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
-        assert_eq!(
-            check_string_length(512 << 20, 1).unwrap_err().to_string(),
-            err
-        );
-        assert_eq!(
-            check_string_length(u64::MAX, 2).unwrap_err().to_string(),
-            err
-        );
+        assert_eq!(check_string_length(512 << 20, 1).unwrap_err().to_string(), err);
+        assert_eq!(check_string_length(u64::MAX, 2).unwrap_err().to_string(), err);
     }
 
     #[test]
@@ -1417,10 +1368,7 @@ mod tests {
             "-ERR decrement would overflow\r\n"
         );
         assert!(!t.exists("x"));
-        assert_eq!(
-            t.cmd("INCRBY x -9223372036854775808"),
-            ":-9223372036854775808\r\n"
-        );
+        assert_eq!(t.cmd("INCRBY x -9223372036854775808"), ":-9223372036854775808\r\n");
         assert_eq!(t.cmd("DECRBY x 9223372036854775807"), overflow);
         t.cmd("SETEX ttl 10 5");
         assert_eq!(t.cmd("INCR ttl"), ":6\r\n");
@@ -1466,11 +1414,7 @@ mod tests {
         assert_eq!(t.cmd("INCRBYFLOAT h 1"), NOT_FLOAT);
         t.cmd("SET h 1e4000");
         let r = t.cmd("INCRBYFLOAT h 1e4000");
-        assert!(
-            r.starts_with("$4001\r\n199999999999999999999309277"),
-            "{}",
-            &r[..40]
-        );
+        assert!(r.starts_with("$4001\r\n199999999999999999999309277"), "{}", &r[..40]);
         t.cmd("SET i 9223372036854775807");
         assert_eq!(t.cmd("INCRBYFLOAT i 1"), bulk("9223372036854775808"));
         t.cmd("SETEX ttl 10 1");
@@ -1537,12 +1481,7 @@ mod tests {
         assert_eq!(t.dirty, 4);
         assert_eq!(
             t.effects(),
-            [
-                "SETRANGE k 3 ab",
-                "SET s 12345",
-                "SETRANGE s 1 x",
-                "SETRANGE s 4 yz"
-            ]
+            ["SETRANGE k 3 ab", "SET s 12345", "SETRANGE s 1 x", "SETRANGE s 4 yz"]
         );
     }
 
@@ -1564,10 +1503,7 @@ mod tests {
             t.cmd("LCS a b IDX WITHMATCHLEN"),
             "%2\r\n$7\r\nmatches\r\n*2\r\n*3\r\n*2\r\n:4\r\n:7\r\n*2\r\n:5\r\n:8\r\n:4\r\n*3\r\n*2\r\n:2\r\n:3\r\n*2\r\n:0\r\n:1\r\n:2\r\n$3\r\nlen\r\n:6\r\n"
         );
-        assert_eq!(
-            t.cmd("LCS x y IDX"),
-            "%2\r\n$7\r\nmatches\r\n*0\r\n$3\r\nlen\r\n:0\r\n"
-        );
+        assert_eq!(t.cmd("LCS x y IDX"), "%2\r\n$7\r\nmatches\r\n*0\r\n$3\r\nlen\r\n:0\r\n");
         t.proto = Proto::Resp2;
         assert_eq!(t.cmd("LCS x y"), bulk(""));
         assert_eq!(
@@ -1581,10 +1517,7 @@ mod tests {
         assert_eq!(t.cmd("LCS a b FOO"), SYNTAX);
         assert_eq!(t.cmd("LCS a b MINMATCHLEN"), SYNTAX);
         assert_eq!(t.cmd("LCS a b MINMATCHLEN abc"), NOT_INT);
-        assert_eq!(
-            t.cmd("LCS a"),
-            "-ERR wrong number of arguments for 'lcs' command\r\n"
-        );
+        assert_eq!(t.cmd("LCS a"), "-ERR wrong number of arguments for 'lcs' command\r\n");
         t.cmd("SET i 12345");
         t.cmd("SET j 2x4");
         assert_eq!(t.cmd("LCS i j"), bulk("24"));
@@ -1624,13 +1557,7 @@ mod tests {
 
     #[test]
     fn option_parser() {
-        let args = |v: &[&str]| {
-            Args::new(
-                v.iter()
-                    .map(|s| Bytes::copy_from_slice(s.as_bytes()))
-                    .collect(),
-            )
-        };
+        let args = |v: &[&str]| Args::new(v.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect());
         let a = args(&["set", "k", "v", "nx", "get", "px", "100"]);
         let o = parse_set_opts(&a, 3, OptsFor::Set).unwrap();
         assert!(o.nx && o.get && !o.xx);
@@ -1672,9 +1599,6 @@ mod tests {
         );
         crate::command::keys::key_positions(lcs.key_specs, &a, &mut keys).unwrap();
         assert_eq!(keys, [1, 2]);
-        assert_eq!(
-            crate::command::keys::legacy_range(lcs.key_specs),
-            (1, 2, 1, false)
-        );
+        assert_eq!(crate::command::keys::legacy_range(lcs.key_specs), (1, 2, 1, false));
     }
 }

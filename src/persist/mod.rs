@@ -53,7 +53,12 @@ fn put_bulk(buf: &mut BytesMut, b: &[u8]) {
 
 impl Effects {
     pub fn new(enabled: bool) -> Effects {
-        Effects { enabled, buf: BytesMut::new(), db: None, commands: 0 }
+        Effects {
+            enabled,
+            buf: BytesMut::new(),
+            db: None,
+            commands: 0,
+        }
     }
 
     pub fn is_enabled(&self) -> bool {
@@ -100,7 +105,11 @@ impl Effects {
         }
         let commands = std::mem::take(&mut self.commands);
         self.db = None;
-        Some(Record { shard, bytes: self.buf.split().freeze(), commands })
+        Some(Record {
+            shard,
+            bytes: self.buf.split().freeze(),
+            commands,
+        })
     }
 }
 
@@ -143,7 +152,11 @@ mod tests {
         assert!(e.take(1).is_none());
         // Each record starts with its own SELECT.
         e.push(3, &[b"DEL", b"y"]);
-        assert!(e.take(1).unwrap().bytes.starts_with(b"*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n"));
+        assert!(e
+            .take(1)
+            .unwrap()
+            .bytes
+            .starts_with(b"*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n"));
     }
 
     #[test]

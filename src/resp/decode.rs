@@ -217,11 +217,7 @@ pub fn string2ll(s: &[u8]) -> Option<i64> {
     }
 }
 
-fn parse_multibulk(
-    buf: &mut BytesMut,
-    limits: &Limits,
-    auth_required: bool,
-) -> Result<Parsed, ProtocolError> {
+fn parse_multibulk(buf: &mut BytesMut, limits: &Limits, auth_required: bool) -> Result<Parsed, ProtocolError> {
     let b: &[u8] = buf;
     let len = b.len();
 
@@ -318,11 +314,7 @@ fn parse_multibulk(
 #[cold]
 fn expected_dollar(t: u8) -> ProtocolError {
     // addReplyErrorFormat replaces \r and \n with spaces.
-    let c = if t == b'\r' || t == b'\n' {
-        ' '
-    } else {
-        t as char
-    };
+    let c = if t == b'\r' || t == b'\n' { ' ' } else { t as char };
     ProtocolError(format!("expected '$', got '{}'", c))
 }
 
@@ -502,11 +494,7 @@ fn parse_inline(buf: &mut BytesMut, limits: &Limits) -> Result<Parsed, ProtocolE
             return Ok(Parsed::Incomplete { need: 0 });
         }
     };
-    let line_end = if nl > 0 && b[nl - 1] == b'\r' {
-        nl - 1
-    } else {
-        nl
-    };
+    let line_end = if nl > 0 && b[nl - 1] == b'\r' { nl - 1 } else { nl };
     let mut toks = Vec::new();
     if !split_args(&b[..line_end], &mut toks) {
         return Err(ProtocolError::new("unbalanced quotes in request"));
@@ -609,10 +597,7 @@ mod tests {
 
     #[test]
     fn empty_bulk_is_an_empty_argument() {
-        assert_eq!(
-            req(b"*2\r\n$4\r\nECHO\r\n$0\r\n\r\n"),
-            args(&[b"ECHO", b""])
-        );
+        assert_eq!(req(b"*2\r\n$4\r\nECHO\r\n$0\r\n\r\n"), args(&[b"ECHO", b""]));
     }
 
     #[test]
@@ -656,15 +641,9 @@ mod tests {
             ..Limits::default()
         };
         let mut buf = BytesMut::from(&b"*4\r\n"[..]);
-        assert_eq!(
-            parse_request(&mut buf, &l).unwrap_err().0,
-            "invalid multibulk length"
-        );
+        assert_eq!(parse_request(&mut buf, &l).unwrap_err().0, "invalid multibulk length");
         let mut buf = BytesMut::from(&b"*3\r\n"[..]);
-        assert!(matches!(
-            parse_request(&mut buf, &l),
-            Ok(Parsed::Incomplete { .. })
-        ));
+        assert!(matches!(parse_request(&mut buf, &l), Ok(Parsed::Incomplete { .. })));
     }
 
     #[test]
@@ -696,15 +675,9 @@ mod tests {
     fn error_display_and_reply_bytes() {
         let e = ProtocolError("invalid bulk length".into());
         assert_eq!(e.to_string(), "Protocol error: invalid bulk length");
-        assert_eq!(
-            e.reply_bytes(),
-            b"-ERR Protocol error: invalid bulk length\r\n"
-        );
+        assert_eq!(e.reply_bytes(), b"-ERR Protocol error: invalid bulk length\r\n");
         let e = parse(b"*1\r\n\xff\r\n").0.unwrap_err();
-        assert_eq!(
-            e.reply_bytes(),
-            b"-ERR Protocol error: expected '$', got '\xff'\r\n"
-        );
+        assert_eq!(e.reply_bytes(), b"-ERR Protocol error: expected '$', got '\xff'\r\n");
     }
 
     #[test]
@@ -785,10 +758,7 @@ mod tests {
         );
         // Without auth required the same input is fine.
         let mut buf = BytesMut::from(&b"*11\r\n"[..]);
-        assert!(matches!(
-            parse_request(&mut buf, &l),
-            Ok(Parsed::Incomplete { .. })
-        ));
+        assert!(matches!(parse_request(&mut buf, &l), Ok(Parsed::Incomplete { .. })));
     }
 
     #[test]
@@ -919,10 +889,7 @@ mod tests {
         assert_eq!(req(b"ECHO a\x0bb\n"), args(&[b"ECHO", b"a\x0bb"]));
         assert_eq!(req(b"ECHO \x0b a\n"), args(&[b"ECHO", b"a"]));
         // Bytes >= 0x80 are ordinary.
-        assert_eq!(
-            req(b"ECHO \xc3\xa9\xff\n"),
-            args(&[b"ECHO", b"\xc3\xa9\xff"])
-        );
+        assert_eq!(req(b"ECHO \xc3\xa9\xff\n"), args(&[b"ECHO", b"\xc3\xa9\xff"]));
         assert!(is_incomplete(b"PING"));
         assert!(is_incomplete(b"PING\r"));
     }
@@ -941,10 +908,7 @@ mod tests {
 
     #[test]
     fn inline_quoting() {
-        assert_eq!(
-            req(b"ECHO \"a\\x41\\n\\tb\"\n"),
-            args(&[b"ECHO", b"aA\n\tb"])
-        );
+        assert_eq!(req(b"ECHO \"a\\x41\\n\\tb\"\n"), args(&[b"ECHO", b"aA\n\tb"]));
         assert_eq!(
             req(b"ECHO \"\\r\\b\\a\\\"\\\\\"\n"),
             args(&[b"ECHO", b"\r\x08\x07\"\\"])
@@ -958,10 +922,7 @@ mod tests {
         assert_eq!(req(b"ECHO 'a \"b\" c'\n"), args(&[b"ECHO", b"a \"b\" c"]));
         assert_eq!(req(b"ECHO x\"a b\"\n"), args(&[b"ECHO", b"xa b"]));
         assert_eq!(req(b"ECHO \"\" ''\n"), args(&[b"ECHO", b"", b""]));
-        assert_eq!(
-            req(b"SET \"k 1\" 'v 2'\r\n"),
-            args(&[b"SET", b"k 1", b"v 2"])
-        );
+        assert_eq!(req(b"SET \"k 1\" 'v 2'\r\n"), args(&[b"SET", b"k 1", b"v 2"]));
         // A closing quote may be followed by any isspace() byte, including \v.
         assert_eq!(req(b"ECHO \"a\"\x0b\n"), args(&[b"ECHO", b"a"]));
         assert_eq!(req(b"ECHO \"a\"\tb\n"), args(&[b"ECHO", b"a", b"b"]));

@@ -260,14 +260,7 @@ impl Big {
 /// Rounds the exact value `n * 2^e2` (plus an infinitesimal when `sticky`) to `prec` bits, with
 /// the least significant bit not below 2^min_lsb and overflow above 2^(max_lead+1).
 /// Returns None on overflow, else (mantissa, exponent of its lsb).
-fn round_to(
-    n: &Big,
-    e2: i64,
-    sticky: bool,
-    prec: u32,
-    min_lsb: i64,
-    max_lead: i64,
-) -> Option<(u64, i64)> {
+fn round_to(n: &Big, e2: i64, sticky: bool, prec: u32, min_lsb: i64, max_lead: i64) -> Option<(u64, i64)> {
     if n.is_zero() {
         return Some((0, 0));
     }
@@ -427,9 +420,7 @@ impl LongDouble {
             _ => false,
         };
         let rest = &s[i..];
-        if ascii_lower_eq(rest, b"infinity") && rest.len() == 8
-            || ascii_lower_eq(rest, b"inf") && rest.len() == 3
-        {
+        if ascii_lower_eq(rest, b"infinity") && rest.len() == 8 || ascii_lower_eq(rest, b"inf") && rest.len() == 3 {
             return Some(LongDouble(Repr::Inf { neg }));
         }
         if ascii_lower_eq(rest, b"nan") {
@@ -517,11 +508,7 @@ impl LongDouble {
             digits.add_small(chunk);
         }
         if digits.is_zero() {
-            return Some(LongDouble(Repr::Finite {
-                neg,
-                mant: 0,
-                exp: 0,
-            }));
+            return Some(LongDouble(Repr::Finite { neg, mant: 0, exp: 0 }));
         }
         // The value is in [10^(ndigits-1+e10), 10^(ndigits+e10)).
         let mag = ndigits + e10;
@@ -600,11 +587,7 @@ impl LongDouble {
             return None;
         }
         if n.is_zero() {
-            return Some(LongDouble(Repr::Finite {
-                neg,
-                mant: 0,
-                exp: 0,
-            }));
+            return Some(LongDouble(Repr::Finite { neg, mant: 0, exp: 0 }));
         }
         let lead = n.bit_len() as i64 - 1 + e2;
         if lead > MAX_LEAD_EXP {
@@ -744,10 +727,7 @@ fn format_fixed17(mant: u64, exp: i64, out: &mut Vec<u8>) {
     let (mut int_part, mut frac) = if sh >= 64 {
         (Big(Vec::new()), Big::from_u64(mant))
     } else {
-        (
-            Big::from_u64(mant >> sh),
-            Big::from_u64(mant & ((1u64 << sh) - 1)),
-        )
+        (Big::from_u64(mant >> sh), Big::from_u64(mant & ((1u64 << sh) - 1)))
     };
     let mut digits = [0u8; PREC];
     for d in digits.iter_mut() {
@@ -849,8 +829,8 @@ mod tests {
     #[test]
     fn parse_rules_of_string2ld() {
         for bad in [
-            "", " 1", "1 ", "abc", "1e", "1e+", ".", "-", "nan", "NaN", "1e5000", "-1e5000",
-            "1e-5000", "0x", "0xg", "1.5x", "0x1p",
+            "", " 1", "1 ", "abc", "1e", "1e+", ".", "-", "nan", "NaN", "1e5000", "-1e5000", "1e-5000", "0x", "0xg",
+            "1.5x", "0x1p",
         ] {
             assert!(LongDouble::parse(bad.as_bytes()).is_none(), "{:?}", bad);
         }
@@ -864,12 +844,7 @@ mod tests {
             ("1E2", "100"),
             ("1e-0", "1"),
         ] {
-            assert_eq!(
-                human(LongDouble::parse(s.as_bytes()).unwrap()),
-                want,
-                "{:?}",
-                s
-            );
+            assert_eq!(human(LongDouble::parse(s.as_bytes()).unwrap()), want, "{:?}", s);
         }
         assert!(LongDouble::parse(b"inf").unwrap().is_infinite());
         assert!(LongDouble::parse(b"-Infinity").unwrap().is_infinite());
@@ -901,10 +876,7 @@ mod tests {
         assert_eq!(LongDouble::from_f64(5e-324).to_f64(), 5e-324);
         assert_eq!(LongDouble::from_f64(f64::MAX).to_f64(), f64::MAX);
         assert_eq!(LongDouble::parse(b"1e309").unwrap().to_f64(), f64::INFINITY);
-        assert_eq!(
-            human(LongDouble::from_i64(i64::MIN)),
-            "-9223372036854775808"
-        );
+        assert_eq!(human(LongDouble::from_i64(i64::MIN)), "-9223372036854775808");
         assert_eq!(human(LongDouble::from_f64(0.1)), "0.10000000000000001");
         assert_eq!(human(LongDouble::from_f64(-0.0)), "0");
         assert_eq!(human(LongDouble::from_f64(0.125)), "0.125");
@@ -915,14 +887,9 @@ mod tests {
             "0.99999999999999989"
         );
         // Exact ties at the 18th decimal round to even, like glibc's printf.
-        assert_eq!(
-            human(LongDouble::from_f64(2f64.powi(-18))),
-            "0.00000381469726562"
-        ); // ...625
-        assert_eq!(
-            human(LongDouble::from_f64(3.0 * 2f64.powi(-18))),
-            "0.00001144409179688"
-        ); // ...875
+        assert_eq!(human(LongDouble::from_f64(2f64.powi(-18))), "0.00000381469726562"); // ...625
+        assert_eq!(human(LongDouble::from_f64(3.0 * 2f64.powi(-18))), "0.00001144409179688");
+        // ...875
     }
 
     proptest! {

@@ -10,10 +10,8 @@ pub mod longdouble;
 pub mod reply;
 
 pub use decode::{
-    parse_request, parse_request_with_auth, Limits, Parsed, ProtocolError, PROTO_INLINE_MAX_SIZE,
-    PROTO_MAX_BULK_LEN, PROTO_MAX_MULTIBULK_LEN, UNAUTH_MAX_BULK_LEN, UNAUTH_MAX_MULTIBULK_LEN,
+    parse_request, parse_request_with_auth, Limits, Parsed, ProtocolError, PROTO_INLINE_MAX_SIZE, PROTO_MAX_BULK_LEN,
+    PROTO_MAX_MULTIBULK_LEN, UNAUTH_MAX_BULK_LEN, UNAUTH_MAX_MULTIBULK_LEN,
 };
 pub use longdouble::LongDouble;
-pub use reply::{
-    format_double, format_long_double, parse_int_reply, skip_value, write_i64, Proto, Reply,
-};
+pub use reply::{format_double, format_long_double, parse_int_reply, skip_value, write_i64, Proto, Reply};

@@ -351,10 +351,7 @@ fn fmt_g17(d: f64, out: &mut [u8; 32]) -> usize {
     }
     // 17 significant digits, correctly rounded (ties to even, as glibc), in scientific form.
     let mut tmp = [0u8; 40];
-    let mut w = StackWriter {
-        buf: &mut tmp,
-        len: 0,
-    };
+    let mut w = StackWriter { buf: &mut tmp, len: 0 };
     std::fmt::write(&mut w, format_args!("{:.16e}", d.abs())).expect("fits");
     let len = w.len;
     let s = &tmp[..len];
@@ -570,8 +567,7 @@ mod tests {
             r.int(i64::MIN);
             r.int(i64::MAX);
         });
-        let want =
-            "+OK\r\n+PONG\r\n:0\r\n:-42\r\n:-9223372036854775808\r\n:9223372036854775807\r\n";
+        let want = "+OK\r\n+PONG\r\n:0\r\n:-42\r\n:-9223372036854775808\r\n:9223372036854775807\r\n";
         assert_eq!(s(&a), want);
         assert_eq!(s(&b), want);
     }
@@ -818,10 +814,7 @@ mod tests {
     #[test]
     fn int_replies() {
         assert_eq!(parse_int_reply(b":123\r\n"), Some(123));
-        assert_eq!(
-            parse_int_reply(b":-9223372036854775808\r\n"),
-            Some(i64::MIN)
-        );
+        assert_eq!(parse_int_reply(b":-9223372036854775808\r\n"), Some(i64::MIN));
         assert_eq!(parse_int_reply(b":0\r\nmore"), Some(0));
         for bad in [
             &b":\r\n"[..],

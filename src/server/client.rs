@@ -53,7 +53,11 @@ impl ClientHandle {
         let name = self.name.borrow();
         let lib_name = self.lib_name.borrow();
         let lib_ver = self.lib_ver.borrow();
-        let s = |b: &Option<Bytes>| b.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+        let s = |b: &Option<Bytes>| {
+            b.as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default()
+        };
         let mut flags = String::new();
         if self.monitor.get() {
             flags.push('O');

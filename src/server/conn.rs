@@ -26,7 +26,9 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     let local = &shard.local;
     let shared = local.shared.clone();
     let _ = stream.set_nodelay(true);
-    let (Ok(addr), Ok(laddr)) = (stream.peer_addr(), stream.local_addr()) else { return };
+    let (Ok(addr), Ok(laddr)) = (stream.peer_addr(), stream.local_addr()) else {
+        return;
+    };
     let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
     let now = unix_ms();
     let handle = Rc::new(ClientHandle {
@@ -245,7 +247,14 @@ pub async fn feed_monitors(client: &Client, cmd: &Cmd, args: &Args) {
         return;
     }
     let us = unix_us();
-    let mut line = format!("+{}.{:06} [{} {}]", us / 1_000_000, us % 1_000_000, client.db, client.handle.addr).into_bytes();
+    let mut line = format!(
+        "+{}.{:06} [{} {}]",
+        us / 1_000_000,
+        us % 1_000_000,
+        client.db,
+        client.handle.addr
+    )
+    .into_bytes();
     for a in args.as_slice() {
         line.push(b' ');
         repr(&mut line, a);

@@ -21,7 +21,7 @@ use crate::command::table::{self, Cmd};
 use crate::command::{flags, Args, Exec, Keyspace, Multi, Run};
 use crate::error::CmdError;
 use crate::persist::Effects;
-use crate::resp::{skip_value, parse_int_reply, Proto, Reply};
+use crate::resp::{parse_int_reply, skip_value, Proto, Reply};
 use crate::server::client::{Client, ReplyMode};
 use crate::server::unix_ms;
 use crate::shard::{shard_of, Shard};
@@ -29,8 +29,15 @@ use crate::store::Store;
 
 /// Where a checked command goes.
 enum Route {
-    Keyed { cmd: &'static Cmd, shard: usize },
-    MultiShard { cmd: &'static Cmd, shards: Vec<usize>, positions: Vec<usize> },
+    Keyed {
+        cmd: &'static Cmd,
+        shard: usize,
+    },
+    MultiShard {
+        cmd: &'static Cmd,
+        shards: Vec<usize>,
+        positions: Vec<usize>,
+    },
     Conn(&'static Cmd),
 }
 
@@ -178,7 +185,11 @@ fn record(sh: &Shard, cmd: &Cmd, start: Instant, err: Option<&CmdError>, dirty: 
     if slower >= 0 && us >= slower as u64 && !cmd.spec.has(flags::SKIP_SLOWLOG) {
         let max = sh.local.shared.config.read().slowlog_max_len as usize;
         if let Ok(mut log) = sh.local.shared.slowlog.lock() {
-            let name = who.name.as_ref().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
+            let name = who
+                .name
+                .as_ref()
+                .map(|n| String::from_utf8_lossy(n).into_owned())
+                .unwrap_or_default();
             log.push(args.as_slice(), us, unix_ms() / 1000, who.addr.to_string(), name, max);
         }
     }
@@ -208,7 +219,12 @@ pub struct Pipeline {
 
 impl Default for Pipeline {
     fn default() -> Self {
-        Pipeline { run: PendingRun { target: usize::MAX, cmds: Vec::new() } }
+        Pipeline {
+            run: PendingRun {
+                target: usize::MAX,
+                cmds: Vec::new(),
+            },
+        }
     }
 }
 
@@ -231,7 +247,14 @@ impl Pipeline {
         // MONITOR shows commands once they ran (with the database they left selected), as
         // Redis 7's call() does; commands rejected before running are not shown.
         let mut monitored = None;
-        if client.shard.local.shared.monitors.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+        if client
+            .shard
+            .local
+            .shared
+            .monitors
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+        {
             if let Ok(Route::Keyed { cmd, .. } | Route::MultiShard { cmd, .. } | Route::Conn(cmd)) = &route {
                 monitored = Some((*cmd, args.clone()));
             }
@@ -277,7 +300,15 @@ impl Pipeline {
                     client.out.error(&e.to_string());
                 }
                 let sh = client.shard.clone();
-                record(&sh, cmd, start, result.as_ref().err(), 0, &record_args, &BatchCtx::of(client));
+                record(
+                    &sh,
+                    cmd,
+                    start,
+                    result.as_ref().err(),
+                    0,
+                    &record_args,
+                    &BatchCtx::of(client),
+                );
             }
         }
         if let Some((cmd, args)) = monitored {
@@ -351,7 +382,9 @@ fn apply_reply_mode(client: &mut Client, mark: usize) {
 
 /// A keyed command whose keys live on several shards.
 async fn multi_shard(client: &mut Client, cmd: &'static Cmd, args: Args, shards: Vec<usize>, positions: Vec<usize>) {
-    let Run::Keyed(f, multi) = cmd.spec.run else { unreachable!() };
+    let Run::Keyed(f, multi) = cmd.spec.run else {
+        unreachable!()
+    };
     let start = Instant::now();
     let sh = client.shard.clone();
     let result = match multi {
@@ -365,7 +398,12 @@ async fn multi_shard(client: &mut Client, cmd: &'static Cmd, args: Args, shards:
 }
 
 /// Reserve the shards, run the handler over their keyspaces on this thread, release.
-async fn atomic(client: &mut Client, f: crate::command::KeyedFn, args: &Args, shards: &[usize]) -> Result<(), CmdError> {
+async fn atomic(
+    client: &mut Client,
+    f: crate::command::KeyedFn,
+    args: &Args,
+    shards: &[usize],
+) -> Result<(), CmdError> {
     let sh = client.shard.clone();
     let mut lent = sh.reserve(shards).await?;
     let databases = sh.local.cfg.borrow().databases;
@@ -397,7 +435,13 @@ async fn atomic(client: &mut Client, f: crate::command::KeyedFn, args: &Args, sh
 }
 
 /// Independent keys: each shard runs the command over its own keys; replies are merged.
-async fn split(client: &mut Client, cmd: &'static Cmd, args: &Args, positions: &[usize], multi: Multi) -> Result<(), CmdError> {
+async fn split(
+    client: &mut Client,
+    cmd: &'static Cmd,
+    args: &Args,
+    positions: &[usize],
+    multi: Multi,
+) -> Result<(), CmdError> {
     let n = client.shard.nshards;
     let step = match cmd.spec.key_specs.first().map(|k| k.find) {
         Some(crate::command::Find::Range { step, .. }) => step.max(1),
@@ -411,7 +455,9 @@ async fn split(client: &mut Client, cmd: &'static Cmd, args: &Args, positions: &
         if entry.0.is_empty() {
             entry.0.extend(args.as_slice()[..positions[0]].iter().cloned());
         }
-        entry.0.extend(args.as_slice()[p..(p + step).min(args.len())].iter().cloned());
+        entry
+            .0
+            .extend(args.as_slice()[p..(p + step).min(args.len())].iter().cloned());
         entry.1.push(key_index);
     }
     let targets: Vec<usize> = (0..n).filter(|&s| !per[s].1.is_empty()).collect();
@@ -448,7 +494,9 @@ async fn split(client: &mut Client, cmd: &'static Cmd, args: &Args, positions: &
             let mut elems: Vec<&[u8]> = vec![&[]; positions.len()];
             for (r, &t) in replies.iter().zip(&targets) {
                 // Skip the array header, then one element per key of that shard.
-                let Some(mut pos) = memchr::memchr(b'\n', r).map(|i| i + 1) else { continue };
+                let Some(mut pos) = memchr::memchr(b'\n', r).map(|i| i + 1) else {
+                    continue;
+                };
                 for &ki in &per[t].1 {
                     let end = skip_value(r, pos).unwrap_or(r.len());
                     elems[ki] = &r[pos..end];
@@ -493,7 +541,11 @@ impl Shard {
         bytes.extend_from_slice(b"*1\r\n$5\r\nMULTI\r\n");
         bytes.extend_from_slice(&inner.bytes);
         bytes.extend_from_slice(b"*1\r\n$4\r\nEXEC\r\n");
-        let record = crate::persist::Record { shard: self.id, bytes: bytes.freeze(), commands: inner.commands + 2 };
+        let record = crate::persist::Record {
+            shard: self.id,
+            bytes: bytes.freeze(),
+            commands: inner.commands + 2,
+        };
         let _ = tx.send(record).await;
     }
 }
@@ -501,7 +553,8 @@ impl Shard {
 /// The record inside a failed send, if the channel gave it back.
 fn into_record(e: glommio::GlommioError<crate::persist::Record>) -> Option<crate::persist::Record> {
     match e {
-        glommio::GlommioError::Closed(glommio::ResourceType::Channel(r)) | glommio::GlommioError::WouldBlock(glommio::ResourceType::Channel(r)) => Some(r),
+        glommio::GlommioError::Closed(glommio::ResourceType::Channel(r))
+        | glommio::GlommioError::WouldBlock(glommio::ResourceType::Channel(r)) => Some(r),
         _ => None,
     }
 }

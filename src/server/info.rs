@@ -126,16 +126,45 @@ pub fn snapshot(shard: &Shard) -> ShardSnapshot {
         }
         (ks, e, h, m)
     });
-    ShardSnapshot { stats, keyspace, expired_keys, hits, misses, clients }
+    ShardSnapshot {
+        stats,
+        keyspace,
+        expired_keys,
+        hits,
+        misses,
+        clients,
+    }
 }
 
 /// Sections INFO prints with no argument or "default" (Redis 7.0's default set).
-const DEFAULT_SECTIONS: &[&str] =
-    &["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "modules", "errorstats", "cluster", "keyspace"];
+const DEFAULT_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "modules",
+    "errorstats",
+    "cluster",
+    "keyspace",
+];
 /// Every section, in the order Redis prints them.
 const ALL_SECTIONS: &[&str] = &[
-    "server", "clients", "memory", "persistence", "stats", "replication", "cpu", "modules", "commandstats", "errorstats",
-    "latencystats", "cluster", "keyspace",
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "modules",
+    "commandstats",
+    "errorstats",
+    "latencystats",
+    "cluster",
+    "keyspace",
 ];
 
 /// Which sections an INFO call asks for (Redis 7: several names, "all", "everything",
@@ -170,7 +199,12 @@ pub fn sections(args: &[&[u8]]) -> Vec<&'static str> {
 /// Whether any of `wanted` reads the shards' snapshots (the others read shared state only,
 /// so `INFO server` or `INFO memory` costs no hop).
 pub fn needs_snapshots(wanted: &[&str]) -> bool {
-    wanted.iter().any(|s| matches!(*s, "clients" | "persistence" | "stats" | "commandstats" | "errorstats" | "keyspace"))
+    wanted.iter().any(|s| {
+        matches!(
+            *s,
+            "clients" | "persistence" | "stats" | "commandstats" | "errorstats" | "keyspace"
+        )
+    })
 }
 
 /// (system, user) CPU seconds of the process or of the calling thread.
@@ -186,7 +220,11 @@ fn uname() -> String {
     // SAFETY: uname into a zeroed struct; fields are NUL-terminated.
     let mut u: libc::utsname = unsafe { std::mem::zeroed() };
     unsafe { libc::uname(&mut u) };
-    let f = |s: &[libc::c_char]| unsafe { std::ffi::CStr::from_ptr(s.as_ptr()) }.to_string_lossy().into_owned();
+    let f = |s: &[libc::c_char]| {
+        unsafe { std::ffi::CStr::from_ptr(s.as_ptr()) }
+            .to_string_lossy()
+            .into_owned()
+    };
     format!("{} {} {}", f(&u.sysname), f(&u.release), f(&u.machine))
 }
 
@@ -344,7 +382,10 @@ pub fn render(shard: &Shard, snaps: &[ShardSnapshot], wanted: &[&str]) -> String
                     .field("used_memory_overhead", overhead)
                     .field("used_memory_startup", startup)
                     .field("used_memory_dataset", dataset)
-                    .field("used_memory_dataset_perc", format_args!("{:.2}%", ratio(dataset * 100, net)))
+                    .field(
+                        "used_memory_dataset_perc",
+                        format_args!("{:.2}%", ratio(dataset * 100, net)),
+                    )
                     .field("allocator_allocated", mem.allocated)
                     .field("allocator_active", mem.active)
                     .field("allocator_resident", mem.resident)
@@ -474,7 +515,10 @@ pub fn render(shard: &Shard, snaps: &[ShardSnapshot], wanted: &[&str]) -> String
                     .field("io_threaded_writes_processed", 0)
                     .field("reply_buffer_shrinks", 0)
                     .field("reply_buffer_expands", 0)
-                    .field("basalt_persistence_records", shared.persist.records.load(Ordering::Relaxed));
+                    .field(
+                        "basalt_persistence_records",
+                        shared.persist.records.load(Ordering::Relaxed),
+                    );
             }
             "replication" => {
                 o.push_str("# Replication\r\n");

@@ -78,7 +78,11 @@ fn bind_socket(addr: SocketAddr, reuseport: bool) -> std::io::Result<RawFd> {
                     sin.sin_family = libc::AF_INET as libc::sa_family_t;
                     sin.sin_port = a.port().to_be();
                     sin.sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
-                    cvt(libc::bind(fd, &sin as *const _ as *const libc::sockaddr, std::mem::size_of_val(&sin) as libc::socklen_t))?;
+                    cvt(libc::bind(
+                        fd,
+                        &sin as *const _ as *const libc::sockaddr,
+                        std::mem::size_of_val(&sin) as libc::socklen_t,
+                    ))?;
                 }
                 SocketAddr::V6(a) => {
                     cvt(libc::setsockopt(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, p, len))?;
@@ -86,7 +90,11 @@ fn bind_socket(addr: SocketAddr, reuseport: bool) -> std::io::Result<RawFd> {
                     sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
                     sin6.sin6_port = a.port().to_be();
                     sin6.sin6_addr.s6_addr = a.ip().octets();
-                    cvt(libc::bind(fd, &sin6 as *const _ as *const libc::sockaddr, std::mem::size_of_val(&sin6) as libc::socklen_t))?;
+                    cvt(libc::bind(
+                        fd,
+                        &sin6 as *const _ as *const libc::sockaddr,
+                        std::mem::size_of_val(&sin6) as libc::socklen_t,
+                    ))?;
                 }
             }
             Ok(())
@@ -107,7 +115,11 @@ pub fn local_port(fd: RawFd) -> std::io::Result<u16> {
     unsafe {
         let mut ss: libc::sockaddr_storage = std::mem::zeroed();
         let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        cvt(libc::getsockname(fd, &mut ss as *mut _ as *mut libc::sockaddr, &mut len))?;
+        cvt(libc::getsockname(
+            fd,
+            &mut ss as *mut _ as *mut libc::sockaddr,
+            &mut len,
+        ))?;
         let port = if ss.ss_family as i32 == libc::AF_INET {
             let sin = &*(&ss as *const _ as *const libc::sockaddr_in);
             u16::from_be(sin.sin_port)

@@ -50,7 +50,13 @@ impl ServerShared {
     pub fn new(config: SharedConfig, nshards: usize, placement: String) -> ServerShared {
         let (port, config_file) = {
             let c = config.read();
-            (c.port as usize, c.config_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default())
+            (
+                c.port as usize,
+                c.config_file
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            )
         };
         ServerShared {
             config,
@@ -70,7 +76,9 @@ impl ServerShared {
             used_memory_peak: AtomicU64::new(0),
             port: AtomicUsize::new(port),
             placement,
-            executable: std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
+            executable: std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
             config_file,
         }
     }
@@ -172,11 +180,17 @@ impl ShardLocal {
 }
 
 pub fn unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 pub fn unix_us() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
 }
 
 /// Random hex from the kernel's generator (run ids), falling back to time-seeded bits.

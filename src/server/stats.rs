@@ -179,7 +179,15 @@ const MAX_ARGC: usize = 32;
 const MAX_STRING: usize = 128;
 
 impl SlowLog {
-    pub fn push(&mut self, args: &[bytes::Bytes], duration_us: u64, time: u64, addr: String, name: String, max_len: usize) {
+    pub fn push(
+        &mut self,
+        args: &[bytes::Bytes],
+        duration_us: u64,
+        time: u64,
+        addr: String,
+        name: String,
+        max_len: usize,
+    ) {
         let argc = args.len().min(MAX_ARGC);
         let mut v = Vec::with_capacity(argc);
         for (i, a) in args.iter().take(argc).enumerate() {
@@ -193,7 +201,14 @@ impl SlowLog {
                 v.push(a.to_vec());
             }
         }
-        self.entries.push_front(SlowEntry { id: self.next_id, time, duration_us, args: v, addr, name });
+        self.entries.push_front(SlowEntry {
+            id: self.next_id,
+            time,
+            duration_us,
+            args: v,
+            addr,
+            name,
+        });
         self.next_id += 1;
         self.entries.truncate(max_len);
     }

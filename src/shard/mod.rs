@@ -68,14 +68,20 @@ impl Lent {
 
     /// A reserved shard's whole store.
     pub fn store(&mut self, shard: usize) -> &mut Store {
-        let ptr = self.stores[shard].as_ref().expect("key on a shard the coordinator did not reserve");
+        let ptr = self.stores[shard]
+            .as_ref()
+            .expect("key on a shard the coordinator did not reserve");
         // SAFETY: we hold the reservation (see StorePtr); `&mut self` makes this the only
         // live reference handed out.
         unsafe { &mut *ptr.0 }
     }
 
     pub fn shards(&self) -> impl Iterator<Item = usize> + '_ {
-        self.stores.iter().enumerate().filter(|(_, s)| s.is_some()).map(|(i, _)| i)
+        self.stores
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_some())
+            .map(|(i, _)| i)
     }
 }
 
@@ -105,7 +111,14 @@ pub struct Shard {
 
 impl Shard {
     pub fn new(id: usize, nshards: usize, store: Store, mesh: Senders<Msg>, local: crate::server::ShardLocal) -> Shard {
-        Shard { id, nshards, store: RefCell::new(store), gate: Gate::default(), mesh, local }
+        Shard {
+            id,
+            nshards,
+            store: RefCell::new(store),
+            gate: Gate::default(),
+            mesh,
+            local,
+        }
     }
 
     /// True when no coordinator holds this shard: local work may touch the store directly.
@@ -213,7 +226,11 @@ impl Shard {
         order.sort_unstable();
         order.dedup();
         let txn = NEXT_TXN.fetch_add(1, Ordering::Relaxed);
-        let mut lent = Lent { txn, nshards: self.nshards, stores: (0..self.nshards).map(|_| None).collect() };
+        let mut lent = Lent {
+            txn,
+            nshards: self.nshards,
+            stores: (0..self.nshards).map(|_| None).collect(),
+        };
         for s in order {
             let (tx, rx) = oneshot::channel::<StorePtr>();
             let op: Op = Box::new(move |sh| {

@@ -40,7 +40,7 @@ impl std::fmt::Display for StartError {
 /// its cause and fix instead of failing deep inside the runtime.
 pub fn check_io_uring() -> Result<(), StartError> {
     let mut params = [0u8; 120]; // struct io_uring_params
-    // SAFETY: io_uring_setup with 1 entry and a zeroed params struct of the kernel's size.
+                                 // SAFETY: io_uring_setup with 1 entry and a zeroed params struct of the kernel's size.
     let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 1u32, params.as_mut_ptr()) };
     if fd >= 0 {
         // SAFETY: closing the ring we just created.
@@ -48,7 +48,9 @@ pub fn check_io_uring() -> Result<(), StartError> {
         return Ok(());
     }
     let err = std::io::Error::last_os_error();
-    let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled").map(|s| s.trim().to_string()).unwrap_or_default();
+    let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
     let why = match err.raw_os_error() {
         Some(libc::ENOSYS) => "this kernel has no io_uring (Linux 5.8 or newer is needed), or a seccomp profile hides it".to_string(),
         Some(libc::EPERM) | Some(libc::EACCES) if disabled != "0" && !disabled.is_empty() => {
@@ -65,7 +67,10 @@ pub fn check_io_uring() -> Result<(), StartError> {
 /// Makes sure RLIMIT_MEMLOCK is large enough for glommio, raising the soft limit if the
 /// hard limit allows.
 pub fn check_memlock() -> Result<(), StartError> {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit/setrlimit on a local struct.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) != 0 {
@@ -75,7 +80,10 @@ pub fn check_memlock() -> Result<(), StartError> {
             return Ok(());
         }
         if lim.rlim_max >= MIN_MEMLOCK {
-            let raised = libc::rlimit { rlim_cur: lim.rlim_max.min(64 << 20), rlim_max: lim.rlim_max };
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max.min(64 << 20),
+                rlim_max: lim.rlim_max,
+            };
             if libc::setrlimit(libc::RLIMIT_MEMLOCK, &raised) == 0 {
                 return Ok(());
             }
@@ -167,11 +175,27 @@ pub fn plan(config: &Config) -> Result<Plan, StartError> {
     if pinned {
         let mut assigned: Vec<usize> = cpus[..shards].to_vec();
         assigned.push(cpus[cpus.len() - 1]);
-        let description = format!("pinned: shards on CPUs {:?}, persistence on CPU {}", &assigned[..shards], assigned[shards]);
-        Ok(Plan { shards, cpus: Some(assigned), description })
+        let description = format!(
+            "pinned: shards on CPUs {:?}, persistence on CPU {}",
+            &assigned[..shards],
+            assigned[shards]
+        );
+        Ok(Plan {
+            shards,
+            cpus: Some(assigned),
+            description,
+        })
     } else {
-        let description = format!("unpinned: {} shards and persistence share {} usable CPUs", shards, cpus.len());
-        Ok(Plan { shards, cpus: None, description })
+        let description = format!(
+            "unpinned: {} shards and persistence share {} usable CPUs",
+            shards,
+            cpus.len()
+        );
+        Ok(Plan {
+            shards,
+            cpus: None,
+            description,
+        })
     }
 }
 
@@ -231,7 +255,9 @@ pub fn start(config: Config) -> Result<i32, StartError> {
                     tracing::warn!("Warning: Could not create server TCP listening socket {spec}:{port}: {e}");
                     continue;
                 }
-                return Err(StartError(format!("Could not create server TCP listening socket {spec}:{port}: {e}")));
+                return Err(StartError(format!(
+                    "Could not create server TCP listening socket {spec}:{port}: {e}"
+                )));
             }
         }
         let mut bound = Vec::new();
@@ -252,7 +278,9 @@ pub fn start(config: Config) -> Result<i32, StartError> {
                         tracing::warn!("Warning: Could not create server TCP listening socket {spec}:{port}: {e}");
                         break;
                     }
-                    return Err(StartError(format!("Could not create server TCP listening socket {spec}:{port}: {e}")));
+                    return Err(StartError(format!(
+                        "Could not create server TCP listening socket {spec}:{port}: {e}"
+                    )));
                 }
             }
         }
@@ -261,7 +289,9 @@ pub fn start(config: Config) -> Result<i32, StartError> {
         }
     }
     if fds[0].is_empty() {
-        return Err(StartError("Failed listening on any address (check the bind setting)".into()));
+        return Err(StartError(
+            "Failed listening on any address (check the bind setting)".into(),
+        ));
     }
 
     let databases = config.databases;

@@ -131,7 +131,10 @@ impl Db {
         let (slot, inserted) = self.keys.get_or_insert_with(
             key,
             || key.into(),
-            || Entry { value: Value::Str(super::value::Str::Int(0)), lru: clock },
+            || Entry {
+                value: Value::Str(super::value::Str::Int(0)),
+                lru: clock,
+            },
         );
         slot.value = value;
         slot.lru = clock;
@@ -159,7 +162,11 @@ impl Db {
     /// `contains`/`lookup` first). Returns the entry and its deadline.
     pub fn remove(&mut self, key: &[u8]) -> Option<(Entry, Option<u64>)> {
         let (_, entry) = self.keys.remove(key)?;
-        let at = if self.expires.is_empty() { None } else { self.expires.remove(key).map(|(_, at)| at) };
+        let at = if self.expires.is_empty() {
+            None
+        } else {
+            self.expires.remove(key).map(|(_, at)| at)
+        };
         Some((entry, at))
     }
 

@@ -53,10 +53,8 @@ struct Node<K, V> {
 }
 
 type Link<K, V> = Option<Box<Node<K, V>>>;
-type Buckets<'a, K, V> =
-    std::iter::Chain<std::slice::Iter<'a, Link<K, V>>, std::slice::Iter<'a, Link<K, V>>>;
-type BucketsMut<'a, K, V> =
-    std::iter::Chain<std::slice::IterMut<'a, Link<K, V>>, std::slice::IterMut<'a, Link<K, V>>>;
+type Buckets<'a, K, V> = std::iter::Chain<std::slice::Iter<'a, Link<K, V>>, std::slice::Iter<'a, Link<K, V>>>;
+type BucketsMut<'a, K, V> = std::iter::Chain<std::slice::IterMut<'a, Link<K, V>>, std::slice::IterMut<'a, Link<K, V>>>;
 
 /// Drops a chain iteratively (the default `Box` drop would recurse once per node).
 /// Returns the number of nodes dropped.
@@ -1012,10 +1010,7 @@ mod tests {
         let mut s: Dict<String, i32> = Dict::new();
         s.insert("hello".to_string(), 1);
         assert_eq!(s.get("hello"), Some(&1));
-        assert_eq!(
-            s.get_key_value("hello").map(|(k, _)| k.as_str()),
-            Some("hello")
-        );
+        assert_eq!(s.get_key_value("hello").map(|(k, _)| k.as_str()), Some("hello"));
     }
 
     #[test]
@@ -1109,11 +1104,7 @@ mod tests {
         // Removals during a shrink don't start another one; the owner's cron does.
         d.shrink_if_sparse();
         while d.rehash_steps(1000) {}
-        assert!(
-            d.buckets() <= 512,
-            "expected shrink, have {} buckets",
-            d.buckets()
-        );
+        assert!(d.buckets() <= 512, "expected shrink, have {} buckets", d.buckets());
         for i in (0..10_000u64).step_by(50) {
             assert_eq!(d.get(i.to_string().as_bytes()), Some(&i));
         }
@@ -1389,9 +1380,7 @@ mod tests {
     fn scan_guarantee_across_grow_and_shrink() {
         for round in 0..4u64 {
             let mut d: Dict<Box<[u8]>, u64> = Dict::new();
-            let stable: Vec<Box<[u8]>> = (0..500)
-                .map(|i| format!("stable:{i}").as_bytes().into())
-                .collect();
+            let stable: Vec<Box<[u8]>> = (0..500).map(|i| format!("stable:{i}").as_bytes().into()).collect();
             for (i, k) in stable.iter().enumerate() {
                 d.insert(k.clone(), i as u64);
             }
@@ -1435,10 +1424,7 @@ mod tests {
                 }
                 last = b;
             });
-            assert!(
-                grew > 0 && shrank > 0,
-                "round {round}: grew {grew} shrank {shrank}"
-            );
+            assert!(grew > 0 && shrank > 0, "round {round}: grew {grew} shrank {shrank}");
             check_invariants(&d);
         }
     }
@@ -1520,10 +1506,7 @@ mod tests {
             }
             assert_eq!(counts.len(), d.len(), "some keys never returned");
             let max = *counts.values().max().unwrap();
-            assert!(
-                max < 200 * 8,
-                "distribution too skewed: max {max} vs mean 200"
-            );
+            assert!(max < 200 * 8, "distribution too skewed: max {max} vs mean 200");
         };
         let mut d: Dict<u64, u64> = Dict::new();
         for i in 0..500 {

@@ -15,7 +15,9 @@ pub struct Store {
 
 impl Store {
     pub fn new(databases: usize) -> Store {
-        Store { dbs: (0..databases).map(|_| Db::new()).collect() }
+        Store {
+            dbs: (0..databases).map(|_| Db::new()).collect(),
+        }
     }
 
     pub fn keys(&self) -> usize {

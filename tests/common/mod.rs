@@ -88,11 +88,9 @@ impl Server {
         let port = free_port();
         let n = SEQ.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("basalt-bb-{}-{n}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| failed(format!("mkdir {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir).map_err(|e| failed(format!("mkdir {}: {e}", dir.display())))?;
         let log = dir.join("basalt.log");
-        let logf = std::fs::File::create(&log)
-            .map_err(|e| failed(format!("create {}: {e}", log.display())))?;
+        let logf = std::fs::File::create(&log).map_err(|e| failed(format!("create {}: {e}", log.display())))?;
         let mut args: Vec<String> = vec![
             "--shards".into(),
             SHARDS.to_string(),
@@ -190,8 +188,7 @@ impl Server {
         let con = client
             .get_connection_with_timeout(Duration::from_secs(10))
             .expect("connect with the redis crate");
-        con.set_read_timeout(Some(PATIENCE))
-            .expect("set read timeout");
+        con.set_read_timeout(Some(PATIENCE)).expect("set read timeout");
         con
     }
 
@@ -206,18 +203,11 @@ impl Server {
     /// run; a non-zero exit is returned as output too, redis-cli prints errors on stdout).
     pub fn cli(&self, args: &[&str]) -> String {
         let mut cmd = Command::new("redis-cli");
-        cmd.arg("-p")
-            .arg(self.port.to_string())
-            .arg("-h")
-            .arg("127.0.0.1");
+        cmd.arg("-p").arg(self.port.to_string()).arg("-h").arg("127.0.0.1");
         if let Some(p) = &self.password {
             cmd.arg("--no-auth-warning").arg("-a").arg(p);
         }
-        let out = cmd
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run redis-cli");
+        let out = cmd.args(args).stdin(Stdio::null()).output().expect("run redis-cli");
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -227,9 +217,7 @@ impl Server {
 
     /// The exit status if the process has exited.
     pub fn try_wait(&mut self) -> Option<ExitStatus> {
-        self.child
-            .as_mut()
-            .and_then(|c| c.try_wait().ok().flatten())
+        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// Polls until the process exits (or `timeout`); the exit status if it did.
@@ -321,9 +309,7 @@ impl Raw {
     pub fn connect(port: u16) -> std::io::Result<Raw> {
         let s = TcpStream::connect(("127.0.0.1", port))?;
         s.set_nodelay(true)?;
-        Ok(Raw {
-            r: BufReader::new(s),
-        })
+        Ok(Raw { r: BufReader::new(s) })
     }
 
     pub fn stream(&self) -> &TcpStream {
@@ -354,10 +340,7 @@ impl Raw {
         let mut buf = Vec::new();
         let n = self.r.read_until(b'\n', &mut buf)?;
         if n == 0 {
-            return Err(std::io::Error::new(
-                ErrorKind::UnexpectedEof,
-                "connection closed",
-            ));
+            return Err(std::io::Error::new(ErrorKind::UnexpectedEof, "connection closed"));
         }
         if !buf.ends_with(b"\r\n") {
             return Err(std::io::Error::new(
