@@ -518,10 +518,7 @@ fn client_help(c: &mut Client, _a: Args) -> LocalFuture<'_> {
             "HELP",
             "    Print this help.",
         ];
-        c.out.array(lines.len());
-        for l in lines {
-            c.out.simple(l);
-        }
+        super::reply_help(&mut c.out, lines);
         Ok(())
     })
 }

@@ -865,10 +865,7 @@ fn object_help(c: &mut Client, _a: Args) -> LocalFuture<'_> {
             "HELP",
             "    Prints this help.",
         ];
-        c.out.array(lines.len());
-        for l in lines {
-            c.out.simple(l);
-        }
+        super::reply_help(&mut c.out, lines);
         Ok(())
     })
 }

@@ -24,3 +24,11 @@ pub fn boxed<'a>(
 ) -> crate::command::LocalFuture<'a> {
     Box::pin(f)
 }
+
+/// A HELP subcommand's reply: one status line per line of text, as Redis's addReplyHelp.
+pub fn reply_help(out: &mut crate::resp::Reply, lines: &[&str]) {
+    out.array(lines.len());
+    for l in lines {
+        out.simple(l);
+    }
+}
