@@ -92,6 +92,10 @@ bitflags::bitflags! {
         const CQSIZE    = 1 << 3;
         const CLAMP     = 1 << 4;
         const ATTACH_WQ = 1 << 5;
+        /// basalt: IORING_SETUP_COOP_TASKRUN (Linux 5.19): completions that need task work
+        /// do not interrupt the running task with an IPI; the work runs at its next entry
+        /// into the kernel.
+        const COOP_TASKRUN = 1 << 8;
     }
 }
 

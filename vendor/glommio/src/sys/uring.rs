@@ -903,8 +903,17 @@ impl SleepableRing {
         source_map: Rc<RefCell<SourceMap>>,
     ) -> io::Result<Self> {
         assert!(*IO_URING_RECENT_ENOUGH);
+        // basalt: ask for cooperative task running, so socket readiness does not interrupt
+        // a busy shard (an IPI, and a VM exit on virtual machines); older kernels refuse the
+        // flag and get the plain ring.
+        let ring = iou::IoUring::new_with_flags(
+            size as _,
+            iou::SetupFlags::COOP_TASKRUN,
+            iou::SetupFeatures::empty(),
+        )
+        .or_else(|_| iou::IoUring::new(size as _))?;
         Ok(SleepableRing {
-            ring: iou::IoUring::new(size as _)?,
+            ring,
             size,
             submission_queue: UringQueueState::with_capacity(size * 4),
             name,
