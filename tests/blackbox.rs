@@ -976,3 +976,50 @@ fn client_list_kill_setname() {
         "connection {addr} not closed: {r:?}"
     );
 }
+
+/// `maxmemory` with `noeviction`: once used memory passes the limit, writes that may grow
+/// memory get Redis's exact OOM error, reads and deletes keep working, and raising the
+/// limit at run time lets writes through again.
+#[test]
+fn maxmemory_noeviction_refuses_writes_with_oom() {
+    let s = Server::start(&["--maxmemory", "8mb", "--maxmemory-policy", "noeviction"]);
+    let mut con = s.conn();
+    let value = "x".repeat(64 * 1024);
+    let mut refused = None;
+    // 8 MiB of values plus the process's own allocations pass the limit well before 1,000 keys.
+    for i in 0..1000 {
+        let r: redis::RedisResult<()> = redis::cmd("SET").arg(format!("big:{i}")).arg(&value).query(&mut con);
+        if let Err(e) = r {
+            refused = Some((i, e.to_string()));
+            break;
+        }
+        // used_memory is refreshed by the cron (every 100 ms at hz 10): give it a chance.
+        if i % 16 == 15 {
+            std::thread::sleep(std::time::Duration::from_millis(120));
+        }
+    }
+    let (at, err) = refused.expect("writes past maxmemory must be refused");
+    assert!(
+        err.contains("command not allowed when used memory > 'maxmemory'"),
+        "error: {err}"
+    );
+    assert!(at > 0, "the first writes fit");
+    let raw = s.cli(&["set", "one-more", "v"]);
+    assert_eq!(raw.trim(), "OOM command not allowed when used memory > 'maxmemory'.");
+    // Reads and deletes still work.
+    let got: Option<String> = redis::cmd("GET").arg("big:0").query(&mut con).expect("GET");
+    assert_eq!(got.as_deref(), Some(value.as_str()));
+    let _: i64 = redis::cmd("DEL").arg("big:0").query(&mut con).expect("DEL");
+    // Raising the limit lets writes through.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("0")
+        .query(&mut con)
+        .expect("CONFIG SET");
+    let _: () = redis::cmd("SET")
+        .arg("after")
+        .arg("v")
+        .query(&mut con)
+        .expect("SET after raising the limit");
+}
