@@ -129,7 +129,7 @@ pub fn exec_keyed(sh: &Shard, cmd: &Cmd, args: &Args, ctx: &BatchCtx, out: &mut 
         unreachable!("exec_keyed on a non-keyed command")
     };
     let start = Instant::now();
-    let now = unix_ms();
+    let now = sh.local.unix_ms_at(start);
     let mut effects = sh.local.effects.borrow_mut();
     let databases = sh.local.cfg.borrow().databases;
     let (result, dirty) = sh.with_store(|store| {

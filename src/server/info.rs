@@ -27,6 +27,7 @@ static STARTUP_MEMORY: OnceLock<u64> = OnceLock::new();
 pub fn cron(shard: &Rc<Shard>) {
     let local = &shard.local;
     local.refresh_config();
+    local.rebase_clock();
     let now = unix_ms();
     local.stats.borrow_mut().sample_ops(now);
     if shard.is_open() {

@@ -141,6 +141,10 @@ pub struct ShardLocal {
     pub effects: RefCell<Effects>,
     pub persist: Option<RecordSender>,
     rng: Cell<u64>,
+    /// A (monotonic, wall-clock ms) pair: commands derive the wall clock from the Instant
+    /// they take anyway, saving a clock read per command. The cron re-reads the wall clock
+    /// every tick, so a clock adjustment is followed within 1/hz seconds.
+    clock_base: Cell<(std::time::Instant, u64)>,
 }
 
 impl ShardLocal {
@@ -155,7 +159,19 @@ impl ShardLocal {
             effects: RefCell::new(effects),
             persist,
             rng: Cell::new(seed | 1),
+            clock_base: Cell::new((std::time::Instant::now(), unix_ms())),
         }
+    }
+
+    /// Re-reads the wall clock (from the cron).
+    pub fn rebase_clock(&self) {
+        self.clock_base.set((std::time::Instant::now(), unix_ms()));
+    }
+
+    /// Milliseconds since the epoch at `at`, from the last clock base.
+    pub fn unix_ms_at(&self, at: std::time::Instant) -> u64 {
+        let (base, ms) = self.clock_base.get();
+        ms + at.saturating_duration_since(base).as_millis() as u64
     }
 
     /// Re-reads the cached configuration if it changed. Cheap when it did not.
