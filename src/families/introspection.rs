@@ -200,14 +200,6 @@ fn lookup_line(argv: &[Bytes]) -> Option<&'static Cmd> {
 
 // ---- handlers ----------------------------------------------------------------------------------
 
-/// `COMMAND`: every command's COMMAND INFO entry.
-fn command(c: &mut Client, a: Args) -> LocalFuture<'_> {
-    boxed(async move {
-        reply_infos(&mut c.out, &a);
-        Ok(())
-    })
-}
-
 /// `COMMAND COUNT`: the number of (top-level) commands.
 fn command_count(c: &mut Client, _a: Args) -> LocalFuture<'_> {
     boxed(async move {
@@ -216,7 +208,8 @@ fn command_count(c: &mut Client, _a: Args) -> LocalFuture<'_> {
     })
 }
 
-/// `COMMAND INFO [command-name [command-name ...]]`: null for unknown names.
+/// `COMMAND INFO [command-name [command-name ...]]`: null for unknown names. Bare `COMMAND`
+/// runs this too: with no names it lists every command.
 fn command_info(c: &mut Client, a: Args) -> LocalFuture<'_> {
     boxed(async move {
         reply_infos(&mut c.out, &a);
@@ -451,7 +444,7 @@ static COMMAND_SUBCOMMANDS: &[CommandSpec] = &[
 
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec { name: "command", arity: -1, flags: LOADING | STALE, acl: CONN, group: "server", since: "2.8.13", summary: "Returns detailed information about all commands.", complexity: "O(N) where N is the total number of Redis commands", tips: ORDER, run: Run::Conn(command), subcommands: COMMAND_SUBCOMMANDS, ..CommandSpec::DEFAULT },
+    CommandSpec { name: "command", arity: -1, flags: LOADING | STALE, acl: CONN, group: "server", since: "2.8.13", summary: "Returns detailed information about all commands.", complexity: "O(N) where N is the total number of Redis commands", tips: ORDER, run: Run::Conn(command_info), subcommands: COMMAND_SUBCOMMANDS, ..CommandSpec::DEFAULT },
 ];
 
 #[cfg(test)]
