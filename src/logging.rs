@@ -16,7 +16,9 @@ pub fn init(config: &Config) -> std::io::Result<()> {
         .with_target(false)
         .with_thread_names(true);
     if config.logfile.is_empty() {
-        builder.with_writer(std::io::stdout).try_init().ok();
+        // Colours only on a terminal: Docker logs and redirected output stay plain text.
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        builder.with_ansi(ansi).with_writer(std::io::stdout).try_init().ok();
     } else {
         let file = std::fs::OpenOptions::new()
             .create(true)
