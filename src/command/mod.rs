@@ -11,8 +11,6 @@ pub mod table;
 use std::future::Future;
 use std::pin::Pin;
 
-use bytes::Bytes;
-
 use crate::error::CmdError;
 use crate::persist::Effects;
 use crate::resp::Reply;
@@ -136,8 +134,6 @@ pub enum Multi {
     Atomic,
     /// Independent keys: run per shard in parallel, reply = sum of the integer replies.
     SplitSum,
-    /// Independent keys: run per shard in parallel, reply = array with one element per key, in key order.
-    SplitArray,
 }
 
 #[derive(Clone, Copy)]
@@ -294,18 +290,13 @@ impl<'a> Exec<'a> {
         // come first, or a replay would delete what the command just wrote (SET or RENAME
         // onto an expired key).
         match &mut self.ks {
-            Keyspace::Local(store) => crate::server::dispatch::drain_expired(store, self.effects),
+            Keyspace::Local(store) => self.effects.take_expired(store),
             Keyspace::Lent(lent) => {
                 for s in lent.shards().collect::<Vec<_>>() {
-                    crate::server::dispatch::drain_expired(lent.store(s), self.effects);
+                    self.effects.take_expired(lent.store(s));
                 }
             }
         }
         self.effects.push(self.db, args);
     }
-}
-
-/// The name of a command as clients typed it, for error texts.
-pub fn display_name(arg: &Bytes) -> String {
-    String::from_utf8_lossy(arg).into_owned()
 }

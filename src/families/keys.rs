@@ -14,7 +14,6 @@ use crate::config::glob::glob_match;
 use crate::config::MaxmemoryPolicy;
 use crate::error::CmdError;
 use crate::server::client::Client;
-use crate::server::dispatch::drain_expired;
 use crate::server::unix_ms;
 use crate::shard::{shard_of, Shard};
 use crate::store::db::lru_clock;
@@ -644,7 +643,7 @@ fn move_(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
 /// Sends this shard's pending DELs of keys found expired by a hop that is not a command
 /// run through dispatch.
 fn flush_expired(sh: &std::rc::Rc<Shard>, store: &mut crate::store::Store) {
-    drain_expired(store, &mut sh.local.effects.borrow_mut());
+    sh.local.effects.borrow_mut().take_expired(store);
 }
 
 /// `KEYS pattern`
@@ -974,7 +973,7 @@ mod tests {
                     ex.out.error(&e.to_string());
                 }
             }
-            drain_expired(&mut self.store, &mut self.effects);
+            self.effects.take_expired(&mut self.store);
             String::from_utf8_lossy(&out.take()).into_owned()
         }
 

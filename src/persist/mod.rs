@@ -98,6 +98,19 @@ impl Effects {
         self.buf.is_empty()
     }
 
+    /// Turns keys that expired in `store` since the last call into `DEL` effects. Called
+    /// before a command's own effects and after every command, so a replay deletes them
+    /// exactly where the live server did.
+    pub fn take_expired(&mut self, store: &mut crate::store::Store) {
+        for (i, db) in store.dbs.iter_mut().enumerate() {
+            if !db.expired.is_empty() {
+                for k in db.expired.drain(..) {
+                    self.push(i, &[b"DEL", &k]);
+                }
+            }
+        }
+    }
+
     /// Takes the pending effects as one record (None if there are none).
     pub fn take(&mut self, shard: usize) -> Option<Record> {
         if self.buf.is_empty() {

@@ -21,11 +21,10 @@ use crate::command::table::{self, Cmd};
 use crate::command::{flags, Args, Exec, Keyspace, Multi, Run};
 use crate::error::CmdError;
 use crate::persist::Effects;
-use crate::resp::{parse_int_reply, skip_value, Proto, Reply};
+use crate::resp::{parse_int_reply, Proto, Reply};
 use crate::server::client::{Client, ReplyMode};
 use crate::server::unix_ms;
 use crate::shard::{shard_of, Shard};
-use crate::store::Store;
 
 /// Where a checked command goes.
 enum Route {
@@ -147,23 +146,12 @@ pub fn exec_keyed(sh: &Shard, cmd: &Cmd, args: &Args, ctx: &BatchCtx, out: &mut 
         let dirty = ex.dirty;
         (r, dirty)
     });
-    sh.with_store(|store| drain_expired(store, &mut effects));
+    sh.with_store(|store| effects.take_expired(store));
     drop(effects);
     if let Err(e) = &result {
         out.error(&e.to_string());
     }
     record(sh, cmd, start, result.as_ref().err(), dirty, args, ctx);
-}
-
-/// Turns keys that expired during a command into DEL effects, before the command's own.
-pub fn drain_expired(store: &mut Store, effects: &mut Effects) {
-    for (i, db) in store.dbs.iter_mut().enumerate() {
-        if !db.expired.is_empty() {
-            for k in db.expired.drain(..) {
-                effects.push(i, &[b"DEL", &k]);
-            }
-        }
-    }
 }
 
 /// Counts a command in commandstats/errorstats and the slow log.
@@ -389,7 +377,7 @@ async fn multi_shard(client: &mut Client, cmd: &'static Cmd, args: Args, shards:
     let sh = client.shard.clone();
     let result = match multi {
         Multi::Atomic => atomic(client, f, &args, &shards).await,
-        Multi::SplitSum | Multi::SplitArray => split(client, cmd, &args, &positions, multi).await,
+        Multi::SplitSum => split_sum(client, cmd, &args, &positions).await,
     };
     if let Err(e) = &result {
         client.out.error(&e.to_string());
@@ -422,7 +410,7 @@ async fn atomic(
         let r = f(&mut ex, args);
         let dirty = ex.dirty;
         for s in shards {
-            drain_expired(lent.store(*s), &mut effects);
+            effects.take_expired(lent.store(*s));
         }
         (r, dirty)
     };
@@ -435,36 +423,26 @@ async fn atomic(
 }
 
 /// Independent keys: each shard runs the command over its own keys; replies are merged.
-async fn split(
-    client: &mut Client,
-    cmd: &'static Cmd,
-    args: &Args,
-    positions: &[usize],
-    multi: Multi,
-) -> Result<(), CmdError> {
+async fn split_sum(client: &mut Client, cmd: &'static Cmd, args: &Args, positions: &[usize]) -> Result<(), CmdError> {
     let n = client.shard.nshards;
     let step = match cmd.spec.key_specs.first().map(|k| k.find) {
         Some(crate::command::Find::Range { step, .. }) => step.max(1),
         _ => 1,
     };
-    // Per shard: the sub-command's arguments, and which original key each of its keys is.
-    let mut per: Vec<(Vec<Bytes>, Vec<usize>)> = (0..n).map(|_| (Vec::new(), Vec::new())).collect();
-    for (key_index, &p) in positions.iter().enumerate() {
-        let s = shard_of(&args[p], n);
-        let entry = &mut per[s];
-        if entry.0.is_empty() {
-            entry.0.extend(args.as_slice()[..positions[0]].iter().cloned());
+    // Per shard: the sub-command's arguments (the command, then that shard's keys).
+    let mut per: Vec<Vec<Bytes>> = vec![Vec::new(); n];
+    for &p in positions {
+        let sub = &mut per[shard_of(&args[p], n)];
+        if sub.is_empty() {
+            sub.extend(args.as_slice()[..positions[0]].iter().cloned());
         }
-        entry
-            .0
-            .extend(args.as_slice()[p..(p + step).min(args.len())].iter().cloned());
-        entry.1.push(key_index);
+        sub.extend(args.as_slice()[p..(p + step).min(args.len())].iter().cloned());
     }
-    let targets: Vec<usize> = (0..n).filter(|&s| !per[s].1.is_empty()).collect();
+    let targets: Vec<usize> = (0..n).filter(|&s| !per[s].is_empty()).collect();
     let ctx = BatchCtx::of(client);
     let mut pending = Vec::with_capacity(targets.len());
     for &t in &targets {
-        let sub = Args::new(std::mem::take(&mut per[t].0));
+        let sub = Args::new(std::mem::take(&mut per[t]));
         let sh = client.shard.clone();
         let ctx = ctx.clone();
         pending.push(glommio::spawn_local(async move {
@@ -485,30 +463,8 @@ async fn split(
         client.out.raw(err);
         return Ok(());
     }
-    match multi {
-        Multi::SplitSum => {
-            let total: i64 = replies.iter().map(|r| parse_int_reply(r).unwrap_or(0)).sum();
-            client.out.int(total);
-        }
-        _ => {
-            let mut elems: Vec<&[u8]> = vec![&[]; positions.len()];
-            for (r, &t) in replies.iter().zip(&targets) {
-                // Skip the array header, then one element per key of that shard.
-                let Some(mut pos) = memchr::memchr(b'\n', r).map(|i| i + 1) else {
-                    continue;
-                };
-                for &ki in &per[t].1 {
-                    let end = skip_value(r, pos).unwrap_or(r.len());
-                    elems[ki] = &r[pos..end];
-                    pos = end;
-                }
-            }
-            client.out.array(elems.len());
-            for e in elems {
-                client.out.raw(e);
-            }
-        }
-    }
+    let total: i64 = replies.iter().map(|r| parse_int_reply(r).unwrap_or(0)).sum();
+    client.out.int(total);
     Ok(())
 }
 

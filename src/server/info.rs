@@ -90,7 +90,7 @@ pub async fn expire_loop(shard: Rc<Shard>) {
                     }
                     db_cursor = db_cursor.wrapping_add(1);
                 }
-                crate::server::dispatch::drain_expired(store, &mut effects);
+                effects.take_expired(store);
             });
             shard.flush_effects();
             local.stats.borrow_mut().expire_cycle_us += slice_start.elapsed().as_micros() as u64;
