@@ -5,7 +5,7 @@ use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 
 use basalt::command::keys::for_each_key;
-use basalt::command::{table, Args, Exec, Keyspace, Run};
+use basalt::command::{table, Args, Exec, Run};
 use basalt::persist::Effects;
 use basalt::resp::{Proto, Reply};
 use basalt::shard::shard_of;
@@ -25,14 +25,8 @@ fn run(store: &mut Store, effects: &mut Effects, out: &mut Reply, a: &Args) {
         panic!("keyed")
     };
     let mut ex = Exec {
-        ks: Keyspace::Local(store),
         db: 0,
-        now: 1,
-        out,
-        effects,
-        dirty: 0,
-        no_touch: false,
-        databases: 16,
+        ..Exec::local(store, out, effects, 1)
     };
     f(&mut ex, a).expect("command ok");
 }

@@ -137,6 +137,27 @@ pub fn parse_f64(s: &[u8]) -> Option<f64> {
     Some(v)
 }
 
+/// A blocking command's timeout (float seconds) as an absolute deadline in unix ms, 0 for
+/// "forever": Redis's getTimeoutFromObjectOrReply, errors included.
+pub fn parse_timeout(s: &[u8], now: u64) -> Result<u64, CmdError> {
+    let secs = parse_f64(s).ok_or(CmdError::Static("ERR timeout is not a float or out of range"))?;
+    let ms = (secs * 1000.0).ceil();
+    if ms > i64::MAX as f64 {
+        return Err(CmdError::Static("ERR timeout is out of range"));
+    }
+    if ms < 0.0 {
+        return Err(CmdError::Static("ERR timeout is negative"));
+    }
+    let ms = ms as u64;
+    if ms == 0 {
+        return Ok(0);
+    }
+    if ms > i64::MAX as u64 - now {
+        return Err(CmdError::Static("ERR timeout is out of range"));
+    }
+    Ok(now + ms)
+}
+
 /// strtod also accepts hexadecimal floats ("0x1p3", "0x10"); Rust's parser does not.
 fn parse_hex_float(text: &str) -> Option<f64> {
     let (neg, rest) = match text.as_bytes().first()? {
@@ -175,6 +196,23 @@ mod tests {
 
     fn args(v: &[&str]) -> Args {
         Args::new(v.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect())
+    }
+
+    #[test]
+    fn timeouts_follow_redis() {
+        assert_eq!(parse_timeout(b"0", 1000), Ok(0));
+        assert_eq!(parse_timeout(b"0.0001", 1000), Ok(1001));
+        assert_eq!(parse_timeout(b"1.5", 1000), Ok(2500));
+        assert!(parse_timeout(b"-1", 0).unwrap_err().to_string().contains("negative"));
+        assert!(parse_timeout(b"abc", 0)
+            .unwrap_err()
+            .to_string()
+            .contains("not a float"));
+        assert!(parse_timeout(b"inf", 0)
+            .unwrap_err()
+            .to_string()
+            .contains("out of range"));
+        assert!(parse_timeout(b"nan", 0).is_err());
     }
 
     #[test]

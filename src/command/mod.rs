@@ -15,7 +15,7 @@ use crate::error::CmdError;
 use crate::persist::Effects;
 use crate::resp::Reply;
 use crate::server::client::Client;
-use crate::store::{Db, Store};
+use crate::store::{Db, EncodingLimits, Store, Value};
 
 pub use args::Args;
 pub use keys::{Begin, Find, KeySpec};
@@ -237,6 +237,14 @@ pub enum Keyspace<'a> {
     Local(&'a mut Store),
     /// The coordinator holds the reservation of every shard the command touches.
     Lent(&'a mut crate::shard::Lent),
+    /// A shard serving a blocked client: only its own keys exist for the command; keys
+    /// of other shards read as missing (an empty scratch database).
+    Only {
+        store: &'a mut Store,
+        shard: usize,
+        nshards: usize,
+        scratch: &'a mut Db,
+    },
 }
 
 impl Keyspace<'_> {
@@ -244,6 +252,18 @@ impl Keyspace<'_> {
         match self {
             Keyspace::Local(store) => &mut store.dbs[db],
             Keyspace::Lent(lent) => lent.db(db, key),
+            Keyspace::Only {
+                store,
+                shard,
+                nshards,
+                scratch,
+            } => {
+                if crate::shard::shard_of(key, *nshards) == *shard {
+                    &mut store.dbs[db]
+                } else {
+                    scratch
+                }
+            }
         }
     }
 }
@@ -264,9 +284,38 @@ pub struct Exec<'a> {
     pub no_touch: bool,
     /// `databases`: for commands naming a database (MOVE, COPY DB).
     pub databases: usize,
+    /// Encoding thresholds as configured when the command started.
+    pub enc: EncodingLimits,
+    /// A blocking command that finds nothing may block (false inside MULTI, scripts, and
+    /// when a blocked client is being served).
+    pub may_block: bool,
+    /// Set by a blocking command that found nothing to serve: block until this deadline
+    /// (unix ms; 0 = forever). The handler wrote no reply.
+    pub block: Option<u64>,
 }
 
+/// Typed lookups: each takes an accessor such as `Value::as_list` and answers WRONGTYPE
+/// when the key holds another type.
+pub type Pick<T> = fn(&mut Value) -> Option<&mut T>;
+
 impl<'a> Exec<'a> {
+    /// An Exec over one store with default settings: for tests and benches.
+    pub fn local(store: &'a mut Store, out: &'a mut Reply, effects: &'a mut Effects, now: u64) -> Exec<'a> {
+        Exec {
+            ks: Keyspace::Local(store),
+            db: 0,
+            now,
+            out,
+            effects,
+            dirty: 0,
+            no_touch: false,
+            databases: 16,
+            enc: EncodingLimits::default(),
+            may_block: false,
+            block: None,
+        }
+    }
+
     /// The selected database's slice that holds `key`.
     pub fn db(&mut self, key: &[u8]) -> &mut Db {
         let db = self.db;
@@ -281,6 +330,68 @@ impl<'a> Exec<'a> {
         }
     }
 
+    /// A read of `key` as type `T` (counted as a keyspace hit or miss).
+    pub fn read<T>(&mut self, key: &[u8], pick: Pick<T>) -> Result<Option<&mut T>, CmdError> {
+        let (now, touch) = (self.now, self.touch());
+        match self.db(key).lookup(key, now, touch) {
+            None => Ok(None),
+            Some(e) => pick(&mut e.value).map(Some).ok_or(CmdError::WrongType),
+        }
+    }
+
+    /// A write lookup of `key` as type `T` (no hit/miss accounting).
+    pub fn write<T>(&mut self, key: &[u8], pick: Pick<T>) -> Result<Option<&mut T>, CmdError> {
+        let now = self.now;
+        match self.db(key).lookup_write(key, now) {
+            None => Ok(None),
+            Some(e) => pick(&mut e.value).map(Some).ok_or(CmdError::WrongType),
+        }
+    }
+
+    /// `key` as type `T`, created with `create()` when missing.
+    pub fn write_or_create<T>(
+        &mut self,
+        key: &[u8],
+        pick: Pick<T>,
+        create: impl FnOnce() -> Value,
+    ) -> Result<&mut T, CmdError> {
+        let now = self.now;
+        let db = self.db(key);
+        if db.lookup_write(key, now).is_none() {
+            db.set(key, create(), false);
+        }
+        let e = db.lookup_write(key, now).expect("just created");
+        pick(&mut e.value).ok_or(CmdError::WrongType)
+    }
+
+    /// Deletes `key` if its collection became empty (Redis never keeps empty collections).
+    /// Returns true if it was deleted.
+    pub fn remove_if_empty(&mut self, key: &[u8]) -> bool {
+        let db = self.db(key);
+        let empty = matches!(db.peek(key), Some(e) if e.value.elements() == 0 && !matches!(e.value, Value::Str(_)));
+        if empty {
+            db.remove(key);
+        }
+        empty
+    }
+
+    /// Tells blocked clients waiting on `key` that it may now have data (pushes, ZADD,
+    /// stores). Cheap when nobody waits. Waiters are served after the command (or the
+    /// transaction or script around it) finishes.
+    pub fn signal_ready(&mut self, key: &[u8]) {
+        self.db(key).signal_ready(key);
+    }
+
+    /// Blocking commands that found nothing: block until `deadline` (unix ms, 0 = forever)
+    /// if this context allows it. Returns false when it does not (the handler then replies
+    /// as on timeout).
+    pub fn block_on(&mut self, deadline: u64) -> bool {
+        if self.may_block {
+            self.block = Some(deadline);
+        }
+        self.may_block
+    }
+
     /// Records a write effect in the selected database.
     pub fn propagate(&mut self, args: &[&[u8]]) {
         if !self.effects.is_enabled() {
@@ -290,7 +401,7 @@ impl<'a> Exec<'a> {
         // come first, or a replay would delete what the command just wrote (SET or RENAME
         // onto an expired key).
         match &mut self.ks {
-            Keyspace::Local(store) => self.effects.take_expired(store),
+            Keyspace::Local(store) | Keyspace::Only { store, .. } => self.effects.take_expired(store),
             Keyspace::Lent(lent) => {
                 for s in lent.shards().collect::<Vec<_>>() {
                     self.effects.take_expired(lent.store(s));

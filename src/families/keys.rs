@@ -923,7 +923,6 @@ pub static COMMANDS: &[CommandSpec] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::command::Keyspace;
     use crate::persist::Effects;
     use crate::resp::{Proto, Reply};
     use crate::store::Store;
@@ -960,14 +959,8 @@ mod tests {
             let mut out = Reply::new(Proto::Resp2);
             {
                 let mut ex = Exec {
-                    ks: Keyspace::Local(&mut self.store),
                     db: self.db,
-                    now: self.now,
-                    out: &mut out,
-                    effects: &mut self.effects,
-                    dirty: 0,
-                    no_touch: false,
-                    databases: 16,
+                    ..Exec::local(&mut self.store, &mut out, &mut self.effects, self.now)
                 };
                 if let Err(e) = f(&mut ex, &args) {
                     ex.out.error(&e.to_string());

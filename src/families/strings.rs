@@ -887,7 +887,6 @@ pub static COMMANDS: &[CommandSpec] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::command::Keyspace;
     use crate::persist::Effects;
     use crate::resp::Proto;
     use crate::store::{Store, Touch};
@@ -928,14 +927,8 @@ mod tests {
                 unreachable!("string commands are keyed")
             };
             let mut ex = Exec {
-                ks: Keyspace::Local(&mut self.store),
                 db: 0,
-                now: self.now,
-                out: &mut out,
-                effects: &mut self.effects,
-                dirty: 0,
-                no_touch: false,
-                databases: 16,
+                ..Exec::local(&mut self.store, &mut out, &mut self.effects, self.now)
             };
             let r = f(&mut ex, &args);
             self.dirty += ex.dirty;

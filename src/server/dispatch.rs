@@ -130,7 +130,10 @@ pub fn exec_keyed(sh: &Shard, cmd: &Cmd, args: &Args, ctx: &BatchCtx, out: &mut 
     let start = Instant::now();
     let now = sh.local.unix_ms_at(start);
     let mut effects = sh.local.effects.borrow_mut();
-    let databases = sh.local.cfg.borrow().databases;
+    let (databases, enc) = {
+        let c = sh.local.cfg.borrow();
+        (c.databases, c.enc)
+    };
     let (result, dirty) = sh.with_store(|store| {
         let mut ex = Exec {
             ks: Keyspace::Local(store),
@@ -141,6 +144,9 @@ pub fn exec_keyed(sh: &Shard, cmd: &Cmd, args: &Args, ctx: &BatchCtx, out: &mut 
             dirty: 0,
             no_touch: ctx.no_touch,
             databases,
+            enc,
+            may_block: false,
+            block: None,
         };
         let r = f(&mut ex, args);
         let dirty = ex.dirty;
@@ -394,7 +400,10 @@ async fn atomic(
 ) -> Result<(), CmdError> {
     let sh = client.shard.clone();
     let mut lent = sh.reserve(shards).await?;
-    let databases = sh.local.cfg.borrow().databases;
+    let (databases, enc) = {
+        let c = sh.local.cfg.borrow();
+        (c.databases, c.enc)
+    };
     let mut effects = Effects::new(sh.local.effects.borrow().is_enabled());
     let (result, dirty) = {
         let mut ex = Exec {
@@ -406,6 +415,9 @@ async fn atomic(
             dirty: 0,
             no_touch: client.handle.no_touch.get(),
             databases,
+            enc,
+            may_block: false,
+            block: None,
         };
         let r = f(&mut ex, args);
         let dirty = ex.dirty;

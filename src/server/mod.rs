@@ -1,5 +1,6 @@
 //! The server layer: listeners, connections, dispatch, the client registry, INFO and stats.
 
+pub mod blocking;
 pub mod client;
 pub mod conn;
 pub mod dispatch;
@@ -107,6 +108,7 @@ pub struct CachedConfig {
     pub maxclients: usize,
     pub hz: u64,
     pub appendonly: bool,
+    pub enc: crate::store::EncodingLimits,
 }
 
 impl CachedConfig {
@@ -128,6 +130,17 @@ impl CachedConfig {
             maxclients: c.maxclients as usize,
             hz: (c.hz as u64).clamp(1, 500),
             appendonly: c.appendonly,
+            enc: crate::store::EncodingLimits {
+                hash_max_listpack_entries: c.hash_max_listpack_entries,
+                hash_max_listpack_value: c.hash_max_listpack_value,
+                list_max_listpack_size: c.list_max_listpack_size,
+                list_compress_depth: c.list_compress_depth,
+                set_max_intset_entries: c.set_max_intset_entries,
+                set_max_listpack_entries: c.set_max_listpack_entries,
+                set_max_listpack_value: c.set_max_listpack_value,
+                zset_max_listpack_entries: c.zset_max_listpack_entries,
+                zset_max_listpack_value: c.zset_max_listpack_value,
+            },
         }
     }
 }

@@ -38,6 +38,15 @@ pub struct Db {
     pub expired: Vec<Key>,
     /// The LRU clock value stamped on access; the shard refreshes it once per batch.
     pub lru_clock: u32,
+    /// Clients blocked on keys of this database (BLPOP, BZPOPMIN, ...): allocated while any are.
+    pub blocked: Option<Box<Blocked>>,
+}
+
+/// Blocked clients by key, and the keys that got data since the shard last served them.
+#[derive(Default)]
+pub struct Blocked {
+    pub waiters: ahash::AHashMap<Key, std::collections::VecDeque<crate::server::blocking::Waiter>>,
+    pub ready: Vec<Key>,
 }
 
 /// How a lookup treats the key's access metadata (`CLIENT NO-TOUCH`, `OBJECT`, `TTL` and
@@ -124,6 +133,20 @@ impl Db {
         self.keys.contains_key(key)
     }
 
+    /// The entry stored under `key` (expired or not), without touching it or counting it.
+    pub fn peek(&self, key: &[u8]) -> Option<&Entry> {
+        self.keys.get(key)
+    }
+
+    /// Marks `key` ready for the clients blocked on it, if any.
+    pub fn signal_ready(&mut self, key: &[u8]) {
+        if let Some(b) = &mut self.blocked {
+            if b.waiters.contains_key(key) && !b.ready.iter().any(|k| &k[..] == key) {
+                b.ready.push(key.into());
+            }
+        }
+    }
+
     /// Stores `value` under `key`, replacing any old value. The TTL is cleared unless
     /// `keep_ttl` (SET's default clears it; KEEPTTL and in-place updates keep it).
     pub fn set(&mut self, key: &[u8], value: Value, keep_ttl: bool) {
@@ -141,11 +164,13 @@ impl Db {
         if !inserted && !keep_ttl && !self.expires.is_empty() {
             self.expires.remove(key);
         }
+        self.signal_ready(key);
     }
 
     /// Inserts a whole entry (RENAME, MOVE, COPY keep the value's metadata).
     pub fn insert_entry(&mut self, key: &[u8], entry: Entry, expire_at: Option<u64>) {
         self.keys.insert(key.into(), entry);
+        self.signal_ready(key);
         match expire_at {
             Some(at) => {
                 self.expires.insert(key.into(), at);

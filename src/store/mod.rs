@@ -3,10 +3,48 @@
 
 pub mod db;
 pub mod dict;
+pub mod hash;
+pub mod list;
+pub mod set;
 pub mod value;
+pub mod zset;
 
 pub use db::{Db, Entry, Key, Touch};
 pub use value::{Str, Value};
+
+/// The thresholds at which collections leave their compact encodings (Redis's
+/// `*-max-listpack-*`, `set-max-intset-entries`, `list-max-listpack-size`), as CONFIG SET
+/// last left them. Commands carry a copy (see `Exec::enc`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EncodingLimits {
+    pub hash_max_listpack_entries: usize,
+    pub hash_max_listpack_value: usize,
+    /// Positive: entries per list node; negative: -1..-5 = 4/8/16/32/64 KiB per node.
+    pub list_max_listpack_size: i32,
+    pub list_compress_depth: u32,
+    pub set_max_intset_entries: usize,
+    pub set_max_listpack_entries: usize,
+    pub set_max_listpack_value: usize,
+    pub zset_max_listpack_entries: usize,
+    pub zset_max_listpack_value: usize,
+}
+
+impl Default for EncodingLimits {
+    /// Redis 7.2's defaults.
+    fn default() -> Self {
+        EncodingLimits {
+            hash_max_listpack_entries: 512,
+            hash_max_listpack_value: 64,
+            list_max_listpack_size: -2,
+            list_compress_depth: 0,
+            set_max_intset_entries: 512,
+            set_max_listpack_entries: 128,
+            set_max_listpack_value: 64,
+            zset_max_listpack_entries: 128,
+            zset_max_listpack_value: 64,
+        }
+    }
+}
 
 /// One shard's slice of every database.
 pub struct Store {

@@ -171,11 +171,15 @@ pub mod itoa_buf {
     }
 }
 
-/// A stored value. Collections arrive with the collections work; each variant keeps the
-/// encodings Redis reports through `OBJECT ENCODING`.
+/// A stored value. Each variant keeps the encodings Redis reports through `OBJECT ENCODING`,
+/// converting to the big form at the thresholds of [`super::EncodingLimits`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Str(Str),
+    List(super::list::List),
+    Hash(super::hash::Hash),
+    Set(super::set::Set),
+    ZSet(super::zset::ZSet),
 }
 
 impl Value {
@@ -183,20 +187,68 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
+            Value::List(_) => "list",
+            Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
         }
     }
 
     pub fn encoding(&self) -> &'static str {
         match self {
             Value::Str(s) => s.encoding(),
+            Value::List(v) => v.encoding(),
+            Value::Hash(v) => v.encoding(),
+            Value::Set(v) => v.encoding(),
+            Value::ZSet(v) => v.encoding(),
         }
     }
 
     pub fn heap_bytes(&self) -> usize {
         match self {
             Value::Str(s) => s.heap_bytes(),
+            Value::List(v) => v.heap_bytes(),
+            Value::Hash(v) => v.heap_bytes(),
+            Value::Set(v) => v.heap_bytes(),
+            Value::ZSet(v) => v.heap_bytes(),
         }
     }
+
+    /// Elements of a collection (1 for a string): what lazy freeing and `MEMORY USAGE`
+    /// sampling weigh.
+    pub fn elements(&self) -> usize {
+        match self {
+            Value::Str(_) => 1,
+            Value::List(v) => v.len(),
+            Value::Hash(v) => v.len(),
+            Value::Set(v) => v.len(),
+            Value::ZSet(v) => v.len(),
+        }
+    }
+}
+
+/// Typed access to a value: `Value::as_list` etc. (`None` on another type: WRONGTYPE).
+macro_rules! accessors {
+    ($($variant:ident, $ty:ty, $get:ident);* $(;)?) => {
+        impl Value {
+            $(
+                pub fn $get(&mut self) -> Option<&mut $ty> {
+                    match self {
+                        Value::$variant(v) => Some(v),
+                        _ => None,
+                    }
+                }
+            )*
+        }
+    };
+}
+
+accessors! {
+    Str, Str, as_str;
+    List, super::list::List, as_list;
+    Hash, super::hash::Hash, as_hash;
+    Set, super::set::Set, as_set;
+    ZSet, super::zset::ZSet, as_zset;
 }
 
 #[cfg(test)]

@@ -1,0 +1,5 @@
+//! The hash commands.
+
+use crate::command::CommandSpec;
+
+pub static COMMANDS: &[CommandSpec] = &[];

@@ -1,0 +1,5 @@
+//! The list commands.
+
+use crate::command::CommandSpec;
+
+pub static COMMANDS: &[CommandSpec] = &[];

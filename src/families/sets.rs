@@ -1,0 +1,5 @@
+//! The set commands.
+
+use crate::command::CommandSpec;
+
+pub static COMMANDS: &[CommandSpec] = &[];

@@ -1,0 +1,5 @@
+//! The sorted set commands.
+
+use crate::command::CommandSpec;
+
+pub static COMMANDS: &[CommandSpec] = &[];

@@ -1,0 +1,26 @@
+//! A list: listpack while small, then a quicklist-like chain of nodes (OBJECT ENCODING listpack / quicklist).
+//!
+//! Placeholder shape: the collections work replaces this file.
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct List {
+    items: Vec<Box<[u8]>>,
+}
+
+impl List {
+    pub fn encoding(&self) -> &'static str {
+        "listpack"
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.items.iter().map(|i| i.len() + 16).sum()
+    }
+}
