@@ -316,6 +316,24 @@ impl<'a> Exec<'a> {
         }
     }
 
+    /// A random number (SPOP, SRANDMEMBER, HRANDFIELD, ZRANDMEMBER): a per-thread
+    /// xorshift generator, seeded once per thread.
+    pub fn rand(&mut self) -> u64 {
+        thread_local! {
+            static RNG: std::cell::Cell<u64> = std::cell::Cell::new(
+                (crate::server::unix_ms() ^ (std::process::id() as u64) << 32) | 1,
+            );
+        }
+        RNG.with(|r| {
+            let mut x = r.get();
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            r.set(x);
+            x
+        })
+    }
+
     /// The selected database's slice that holds `key`.
     pub fn db(&mut self, key: &[u8]) -> &mut Db {
         let db = self.db;
