@@ -330,6 +330,30 @@ fn client_info(c: &mut Client, _a: Args) -> LocalFuture<'_> {
     })
 }
 
+/// `CLIENT UNBLOCK client-id [TIMEOUT | ERROR]`: ends another client's blocking command,
+/// as if it timed out, or with an -UNBLOCKED error.
+fn client_unblock(c: &mut Client, a: Args) -> LocalFuture<'_> {
+    boxed(async move {
+        let id = a.int(2)?;
+        let mode = if a.len() < 4 || a.is(3, "timeout") {
+            crate::server::blocking::Unblock::Timeout
+        } else if a.is(3, "error") {
+            crate::server::blocking::Unblock::Error
+        } else {
+            return Err(CmdError::Static("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"));
+        };
+        if a.len() > 4 {
+            return Err(CmdError::sub_syntax(&a[1], "CLIENT"));
+        }
+        let found = c
+            .shard
+            .hop_all(move |sh| id > 0 && crate::server::blocking::unblock(sh, id as u64, mode))
+            .await?;
+        c.out.int(found.iter().any(|&f| f) as i64);
+        Ok(())
+    })
+}
+
 /// A CLIENT KILL filter (Redis 7's new form; the old form is `CLIENT KILL addr:port`).
 #[derive(Default, Clone)]
 struct KillFilter {
@@ -532,6 +556,7 @@ static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "setinfo", arity: 4, flags: NOSCRIPT | LOADING | STALE, acl: CONN, group: "connection", since: "7.2.0", summary: "Sets information specific to the client or connection.", syntax: "<LIB-NAME libname | LIB-VER libver>", run: Run::Conn(client_setinfo), ..CommandSpec::DEFAULT },
     CommandSpec { name: "list", arity: -2, flags: ADMIN | NOSCRIPT | LOADING | STALE, acl: CONN, group: "connection", since: "2.4.0", summary: "Lists open connections.", complexity: "O(N) where N is the number of client connections", syntax: "[TYPE <NORMAL | MASTER | REPLICA | PUBSUB>] [ID client-id [client-id ...]]", tips: &["nondeterministic_output"], run: Run::Conn(client_list), ..CommandSpec::DEFAULT },
     CommandSpec { name: "info", arity: 2, flags: NOSCRIPT | LOADING | STALE, acl: CONN, group: "connection", since: "6.2.0", summary: "Returns information about the connection.", tips: &["nondeterministic_output"], run: Run::Conn(client_info), ..CommandSpec::DEFAULT },
+    CommandSpec { name: "unblock", arity: -3, flags: ADMIN | NOSCRIPT | LOADING | STALE, acl: CONN, group: "connection", since: "5.0.0", summary: "Unblocks a client blocked by a blocking command from a different connection.", complexity: "O(log N) where N is the number of client connections", syntax: "client-id [TIMEOUT | ERROR]", run: Run::Conn(client_unblock), ..CommandSpec::DEFAULT },
     CommandSpec { name: "kill", arity: -3, flags: ADMIN | NOSCRIPT | LOADING | STALE, acl: CONN, group: "connection", since: "2.4.0", summary: "Terminates open connections.", complexity: "O(N) where N is the number of client connections", syntax: "<ip:port | <[ID client-id] | [TYPE <NORMAL | MASTER | SLAVE | REPLICA | PUBSUB>] | [USER username] | [ADDR ip:port] | [LADDR ip:port] | [SKIPME <YES | NO>] | [MAXAGE maxage]> [[ID client-id] | [TYPE <NORMAL | MASTER | SLAVE | REPLICA | PUBSUB>] | [USER username] | [ADDR ip:port] | [LADDR ip:port] | [SKIPME <YES | NO>] | [MAXAGE maxage] ...]>", run: Run::Conn(client_kill), ..CommandSpec::DEFAULT },
     CommandSpec { name: "no-evict", arity: 3, flags: ADMIN | NOSCRIPT | LOADING | STALE, acl: CONN, group: "connection", since: "7.0.0", summary: "Sets the client eviction mode of the connection.", syntax: "<ON | OFF>", run: Run::Conn(client_no_evict), ..CommandSpec::DEFAULT },
     CommandSpec { name: "no-touch", arity: 3, flags: NOSCRIPT | LOADING | STALE, acl: CONN, group: "connection", since: "7.2.0", summary: "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.", syntax: "<ON | OFF>", run: Run::Conn(client_no_touch), ..CommandSpec::DEFAULT },

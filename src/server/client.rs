@@ -45,6 +45,10 @@ pub struct ClientHandle {
     /// Lines for a MONITOR client, written by its connection task.
     pub monitor_feed: RefCell<Vec<u8>>,
     pub monitor_wake: RefCell<Option<std::task::Waker>>,
+    /// Blocked in a blocking command (CLIENT LIST flag `b`).
+    pub blocked: Cell<bool>,
+    /// While blocked: how CLIENT UNBLOCK ends the wait.
+    pub unblock: RefCell<Option<futures_channel::oneshot::Sender<super::blocking::Unblock>>>,
 }
 
 impl ClientHandle {
@@ -67,6 +71,9 @@ impl ClientHandle {
         }
         if self.no_touch.get() {
             flags.push('T');
+        }
+        if self.blocked.get() {
+            flags.push('b');
         }
         if flags.is_empty() {
             flags.push('N');

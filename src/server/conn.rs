@@ -52,6 +52,8 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
         omem: Cell::new(0),
         monitor_feed: RefCell::new(Vec::new()),
         monitor_wake: RefCell::new(None),
+        blocked: Cell::new(false),
+        unblock: RefCell::new(None),
     });
     local.stats.borrow_mut().connections_received += 1;
     let connected = shared.connected_clients.fetch_add(1, Ordering::SeqCst) + 1;
@@ -142,7 +144,7 @@ async fn serve_client(client: &mut Client, stream: &mut TcpStream) {
             return;
         }
         if !requests.is_empty() {
-            pipeline.run(client, requests).await;
+            pipeline.run(client, requests, Some(&*stream)).await;
         }
         if let Some(e) = protocol_error {
             tracing::debug!(client = %handle.addr, "protocol error: {e}");

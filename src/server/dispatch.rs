@@ -121,9 +121,35 @@ fn check(client: &Client, args: &Args) -> Result<Route, CmdError> {
     }
 }
 
+/// How a keyed command runs on a shard.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ExecMode {
+    /// An ordinary command: blocked clients its writes made ready are served after it.
+    Normal,
+    /// A blocking command's first try: it may ask to block instead of replying.
+    MayBlock,
+    /// Serving a blocked client whose keys all live on this shard.
+    Serve,
+    /// Serving a blocked client with keys on other shards too: those read as missing.
+    ServeOnly,
+}
+
 /// Runs a keyed command's handler over this shard's store, recording stats. Synchronous:
 /// called inline on the home shard or inside an op on the owning shard.
-pub fn exec_keyed(sh: &Shard, cmd: &Cmd, args: &Args, ctx: &BatchCtx, out: &mut Reply) {
+pub fn exec_keyed(sh: &Rc<Shard>, cmd: &Cmd, args: &Args, ctx: &BatchCtx, out: &mut Reply) {
+    exec_keyed_mode(sh, cmd, args, ctx, out, ExecMode::Normal);
+}
+
+/// [`exec_keyed`] in a given mode. Returns the deadline when the command asked to block
+/// (it then wrote nothing and is not counted yet).
+pub fn exec_keyed_mode(
+    sh: &Rc<Shard>,
+    cmd: &Cmd,
+    args: &Args,
+    ctx: &BatchCtx,
+    out: &mut Reply,
+    mode: ExecMode,
+) -> Option<u64> {
     let Run::Keyed(f, _) = cmd.spec.run else {
         unreachable!("exec_keyed on a non-keyed command")
     };
@@ -134,9 +160,19 @@ pub fn exec_keyed(sh: &Shard, cmd: &Cmd, args: &Args, ctx: &BatchCtx, out: &mut 
         let c = sh.local.cfg.borrow();
         (c.databases, c.enc)
     };
-    let (result, dirty) = sh.with_store(|store| {
+    let (result, dirty, block, waiters) = sh.with_store(|store| {
+        let mut scratch = crate::store::Db::new();
+        let ks = match mode {
+            ExecMode::ServeOnly => Keyspace::Only {
+                store,
+                shard: sh.id,
+                nshards: sh.nshards,
+                scratch: &mut scratch,
+            },
+            _ => Keyspace::Local(store),
+        };
         let mut ex = Exec {
-            ks: Keyspace::Local(store),
+            ks,
             db: ctx.db,
             now,
             out,
@@ -145,19 +181,26 @@ pub fn exec_keyed(sh: &Shard, cmd: &Cmd, args: &Args, ctx: &BatchCtx, out: &mut 
             no_touch: ctx.no_touch,
             databases,
             enc,
-            may_block: false,
+            may_block: mode == ExecMode::MayBlock,
             block: None,
         };
         let r = f(&mut ex, args);
-        let dirty = ex.dirty;
-        (r, dirty)
+        let (dirty, block) = (ex.dirty, ex.block);
+        (r, dirty, block, store.blocked_waiters)
     });
     sh.with_store(|store| effects.take_expired(store));
     drop(effects);
+    if block.is_some() {
+        return block;
+    }
     if let Err(e) = &result {
         out.error(&e.to_string());
     }
     record(sh, cmd, start, result.as_ref().err(), dirty, args, ctx);
+    if waiters > 0 && mode == ExecMode::Normal {
+        super::blocking::serve_ready(sh);
+    }
+    None
 }
 
 /// Counts a command in commandstats/errorstats and the slow log.
@@ -224,18 +267,24 @@ impl Default for Pipeline {
 
 impl Pipeline {
     /// Runs a batch of requests read together, appending replies to `client.out` in order.
-    pub async fn run(&mut self, client: &mut Client, requests: Vec<Vec<Bytes>>) {
+    /// `conn` is the client's socket, which a blocked command watches for a disconnect.
+    pub async fn run(
+        &mut self,
+        client: &mut Client,
+        requests: Vec<Vec<Bytes>>,
+        conn: Option<&glommio::net::TcpStream>,
+    ) {
         for argv in requests {
             if client.close_after_reply {
                 break;
             }
             let args = Args::new(argv);
-            self.one(client, args).await;
+            self.one(client, args, conn).await;
         }
         self.flush(client).await;
     }
 
-    async fn one(&mut self, client: &mut Client, args: Args) {
+    async fn one(&mut self, client: &mut Client, args: Args, conn: Option<&glommio::net::TcpStream>) {
         let mark = client.out.len();
         let route = check(client, &args);
         // MONITOR shows commands once they ran (with the database they left selected), as
@@ -258,6 +307,26 @@ impl Pipeline {
                 self.flush(client).await;
                 let cmd = table::lookup(&args[0]);
                 reject(client, cmd, &e);
+            }
+            Ok(Route::Keyed { cmd, .. } | Route::MultiShard { cmd, .. }) if cmd.spec.has(flags::BLOCKING) => {
+                self.flush(client).await;
+                client.handle.last_cmd.set(cmd.full_name.as_str());
+                let start = Instant::now();
+                let record_args = args.clone();
+                let result = super::blocking::run(client, cmd, args, conn).await;
+                if let Err(e) = &result {
+                    client.out.error(&e.to_string());
+                }
+                let sh = client.shard.clone();
+                record(
+                    &sh,
+                    cmd,
+                    start,
+                    result.as_ref().err(),
+                    0,
+                    &record_args,
+                    &BatchCtx::of(client),
+                );
             }
             Ok(Route::Keyed { cmd, shard }) => {
                 client.handle.last_cmd.set(cmd.full_name.as_str());
@@ -376,13 +445,13 @@ fn apply_reply_mode(client: &mut Client, mark: usize) {
 
 /// A keyed command whose keys live on several shards.
 async fn multi_shard(client: &mut Client, cmd: &'static Cmd, args: Args, shards: Vec<usize>, positions: Vec<usize>) {
-    let Run::Keyed(f, multi) = cmd.spec.run else {
+    let Run::Keyed(_, multi) = cmd.spec.run else {
         unreachable!()
     };
     let start = Instant::now();
     let sh = client.shard.clone();
     let result = match multi {
-        Multi::Atomic => atomic(client, f, &args, &shards).await,
+        Multi::Atomic => atomic(client, cmd, &args, &shards).await,
         Multi::SplitSum => split_sum(client, cmd, &args, &positions).await,
     };
     if let Err(e) = &result {
@@ -392,12 +461,29 @@ async fn multi_shard(client: &mut Client, cmd: &'static Cmd, args: Args, shards:
 }
 
 /// Reserve the shards, run the handler over their keyspaces on this thread, release.
-async fn atomic(
+async fn atomic(client: &mut Client, cmd: &'static Cmd, args: &Args, shards: &[usize]) -> Result<(), CmdError> {
+    let mut out = std::mem::replace(&mut client.out, Reply::new(client.proto));
+    let r = atomic_with(client, cmd, args, shards, &mut out, false, |_| {}).await;
+    client.out = out;
+    r.map(|_| ())
+}
+
+/// The coordinated step behind [`atomic`]: reserve `shards`, run the handler over their
+/// keyspaces writing to `out`, enqueue the effects as one record, release. With
+/// `may_block`, a blocking command may ask to block instead: `on_block` then runs while the
+/// shards are still reserved, and the deadline is returned.
+pub async fn atomic_with(
     client: &mut Client,
-    f: crate::command::KeyedFn,
+    cmd: &'static Cmd,
     args: &Args,
     shards: &[usize],
-) -> Result<(), CmdError> {
+    out: &mut Reply,
+    may_block: bool,
+    on_block: impl FnOnce(&mut crate::shard::Lent),
+) -> Result<Option<u64>, CmdError> {
+    let Run::Keyed(f, _) = cmd.spec.run else {
+        unreachable!("atomic step of a non-keyed command")
+    };
     let sh = client.shard.clone();
     let mut lent = sh.reserve(shards).await?;
     let (databases, enc) = {
@@ -405,33 +491,36 @@ async fn atomic(
         (c.databases, c.enc)
     };
     let mut effects = Effects::new(sh.local.effects.borrow().is_enabled());
-    let (result, dirty) = {
+    let (result, dirty, block) = {
         let mut ex = Exec {
             ks: Keyspace::Lent(&mut lent),
             db: client.db,
             now: unix_ms(),
-            out: &mut client.out,
+            out,
             effects: &mut effects,
             dirty: 0,
             no_touch: client.handle.no_touch.get(),
             databases,
             enc,
-            may_block: false,
+            may_block,
             block: None,
         };
         let r = f(&mut ex, args);
-        let dirty = ex.dirty;
+        let (dirty, block) = (ex.dirty, ex.block);
         for s in shards {
             effects.take_expired(lent.store(*s));
         }
-        (r, dirty)
+        (r, dirty, block)
     };
+    if block.is_some() {
+        on_block(&mut lent);
+    }
     sh.local.stats.borrow_mut().dirty += dirty;
     // The effects are enqueued as one MULTI/EXEC record before the shards are released, so
     // the file order is a valid order.
     sh.send_effects_atomic(effects).await;
     sh.release(lent).await;
-    result
+    result.map(|_| block)
 }
 
 /// Independent keys: each shard runs the command over its own keys; replies are merged.

@@ -356,7 +356,7 @@ pub fn render(shard: &Shard, snaps: &[ShardSnapshot], wanted: &[&str]) -> String
                     .field("maxclients", cfg.maxclients)
                     .field("client_recent_max_input_buffer", 0)
                     .field("client_recent_max_output_buffer", 0)
-                    .field("blocked_clients", 0)
+                    .field("blocked_clients", shared.blocked_clients.load(Ordering::Relaxed))
                     .field("tracking_clients", 0)
                     .field("clients_in_timeout_table", 0);
             }

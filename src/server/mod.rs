@@ -31,6 +31,8 @@ pub struct ServerShared {
     pub next_client_id: AtomicU64,
     pub connected_clients: AtomicUsize,
     pub monitors: AtomicUsize,
+    /// Clients blocked in a blocking command (INFO blocked_clients).
+    pub blocked_clients: AtomicUsize,
     pub shutting_down: AtomicBool,
     /// The exit code once shutdown was requested.
     pub exit_code: AtomicUsize,
@@ -68,6 +70,7 @@ impl ServerShared {
             next_client_id: AtomicU64::new(1),
             connected_clients: AtomicUsize::new(0),
             monitors: AtomicUsize::new(0),
+            blocked_clients: AtomicUsize::new(0),
             shutting_down: AtomicBool::new(false),
             exit_code: AtomicUsize::new(0),
             persist: PersistStats::default(),

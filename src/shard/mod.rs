@@ -76,6 +76,10 @@ impl Lent {
         unsafe { &mut *ptr.0 }
     }
 
+    pub fn nshards(&self) -> usize {
+        self.nshards
+    }
+
     pub fn shards(&self) -> impl Iterator<Item = usize> + '_ {
         self.stores
             .iter()
@@ -259,7 +263,14 @@ impl Shard {
     pub async fn release(self: &Rc<Self>, lent: Lent) {
         let txn = lent.txn;
         for s in lent.shards().collect::<Vec<_>>() {
-            let op: Op = Box::new(move |sh| sh.gate.holder.set(0));
+            // Clients blocked on keys the coordinator's command filled are served now,
+            // after the whole step: never in the middle of a transaction or script.
+            let op: Op = Box::new(move |sh| {
+                sh.gate.holder.set(0);
+                if sh.with_store(|st| st.blocked_waiters) > 0 {
+                    crate::server::blocking::serve_ready(sh);
+                }
+            });
             // A shard that is gone (shutdown) has nothing left to release.
             let _ = self.send(s, Msg { txn, op }).await;
         }

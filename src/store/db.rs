@@ -45,7 +45,7 @@ pub struct Db {
 /// Blocked clients by key, and the keys that got data since the shard last served them.
 #[derive(Default)]
 pub struct Blocked {
-    pub waiters: ahash::AHashMap<Key, std::collections::VecDeque<crate::server::blocking::Waiter>>,
+    pub waiters: ahash::AHashMap<Key, std::collections::VecDeque<std::sync::Arc<crate::server::blocking::Waiter>>>,
     pub ready: Vec<Key>,
 }
 

@@ -49,12 +49,16 @@ impl Default for EncodingLimits {
 /// One shard's slice of every database.
 pub struct Store {
     pub dbs: Vec<Db>,
+    /// Registrations of blocked clients on this store's keys (a client blocked on two keys
+    /// here counts twice): while zero, nothing needs serving after a write.
+    pub blocked_waiters: usize,
 }
 
 impl Store {
     pub fn new(databases: usize) -> Store {
         Store {
             dbs: (0..databases).map(|_| Db::new()).collect(),
+            blocked_waiters: 0,
         }
     }
 

@@ -1,0 +1,328 @@
+//! Black-box tests of blocking commands with `--shards 4`: served by the first key that gets
+//! data, exactly once, first come first served, timeouts, CLIENT UNBLOCK, disconnects and
+//! CLIENT KILL removing the waiter everywhere, BLMOVE atomic between shards, INFO
+//! blocked_clients. Nothing here asserts speed: waits are polls with generous deadlines.
+
+mod common;
+
+use common::{key_on_other_shard, poll, shard_of, Raw, Server, PATIENCE, V};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn blocked_clients(s: &Server) -> i64 {
+    let info = s.raw().cmd(&["INFO", "clients"]).str();
+    info.lines()
+        .find_map(|l| {
+            l.trim_end()
+                .strip_prefix("blocked_clients:")
+                .map(|v| v.parse().unwrap())
+        })
+        .expect("blocked_clients in INFO")
+}
+
+/// Waits until `n` clients are blocked.
+fn await_blocked(s: &Server, n: i64) {
+    assert!(
+        poll(PATIENCE, || (blocked_clients(s) == n).then_some(())).is_some(),
+        "expected {n} blocked clients, have {}",
+        blocked_clients(s)
+    );
+}
+
+/// Four keys on four different shards.
+fn spread_keys() -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    for i in 0.. {
+        let k = format!("q{i}");
+        if keys.iter().all(|o| shard_of(o) != shard_of(&k)) {
+            keys.push(k);
+        }
+        if keys.len() == 4 {
+            break;
+        }
+    }
+    keys
+}
+
+fn arr(items: &[&str]) -> V {
+    V::Arr(items.iter().map(|s| V::Bulk(s.as_bytes().to_vec())).collect())
+}
+
+#[test]
+fn blpop_is_served_by_a_later_push() {
+    let s = Server::start(&[]);
+    let mut waiter = s.raw();
+    waiter.send(&["BLPOP", "q", "0"]).unwrap();
+    await_blocked(&s, 1);
+    assert_eq!(s.raw().cmd(&["RPUSH", "q", "x", "y"]), V::Int(2));
+    assert_eq!(waiter.read().unwrap(), arr(&["q", "x"]));
+    assert_eq!(s.raw().cmd(&["LRANGE", "q", "0", "-1"]), arr(&["y"]));
+    assert_eq!(blocked_clients(&s), 0);
+}
+
+#[test]
+fn waiter_on_keys_of_several_shards_is_served_by_the_first_key_with_data() {
+    let s = Server::start(&[]);
+    let keys = spread_keys();
+    let mut waiter = s.raw();
+    let mut cmd = vec!["BRPOP"];
+    cmd.extend(keys.iter().map(String::as_str));
+    cmd.push("0");
+    waiter.send(&cmd).unwrap();
+    await_blocked(&s, 1);
+    assert_eq!(s.raw().cmd(&["LPUSH", &keys[2], "v"]), V::Int(1));
+    assert_eq!(waiter.read().unwrap(), arr(&[&keys[2], "v"]));
+    // Served once: later pushes on the other keys stay.
+    let mut c = s.raw();
+    assert_eq!(c.cmd(&["LPUSH", &keys[0], "w"]), V::Int(1));
+    assert_eq!(c.cmd(&["LPUSH", &keys[3], "w"]), V::Int(1));
+    assert_eq!(c.cmd(&["LLEN", &keys[0]]), V::Int(1));
+    assert_eq!(c.cmd(&["LLEN", &keys[3]]), V::Int(1));
+}
+
+#[test]
+fn immediate_data_is_served_without_blocking_in_key_order() {
+    let s = Server::start(&[]);
+    let keys = spread_keys();
+    let mut c = s.raw();
+    c.cmd(&["RPUSH", &keys[1], "a"]);
+    c.cmd(&["RPUSH", &keys[3], "b"]);
+    assert_eq!(
+        c.cmd(&["BLPOP", &keys[0], &keys[3], &keys[1], "0"]),
+        arr(&[&keys[3], "b"])
+    );
+    assert_eq!(
+        c.cmd(&["BLPOP", &keys[0], &keys[3], &keys[1], "0"]),
+        arr(&[&keys[1], "a"])
+    );
+}
+
+#[test]
+fn waiters_on_one_key_are_served_first_come_first_served() {
+    let s = Server::start(&[]);
+    let mut waiters = Vec::new();
+    for i in 0..3 {
+        let mut w = s.raw();
+        w.send(&["BLPOP", "fifo", "0"]).unwrap();
+        await_blocked(&s, i + 1);
+        waiters.push(w);
+    }
+    let mut c = s.raw();
+    for v in ["1", "2", "3"] {
+        c.cmd(&["RPUSH", "fifo", v]);
+    }
+    for (w, v) in waiters.iter_mut().zip(["1", "2", "3"]) {
+        assert_eq!(w.read().unwrap(), arr(&["fifo", v]));
+    }
+}
+
+#[test]
+fn timeouts_and_their_errors() {
+    let s = Server::start(&[]);
+    let mut c = s.raw();
+    let t = Instant::now();
+    assert_eq!(c.cmd(&["BLPOP", "none", "0.2"]), V::Nil);
+    assert!(t.elapsed() >= Duration::from_millis(190));
+    assert_eq!(c.cmd(&["BLMOVE", "none", "x", "LEFT", "RIGHT", "0.05"]), V::Nil);
+    assert_eq!(
+        c.cmd(&["BLPOP", "none", "-1"]),
+        V::Err("ERR timeout is negative".into())
+    );
+    assert_eq!(
+        c.cmd(&["BLPOP", "none", "abc"]),
+        V::Err("ERR timeout is not a float or out of range".into())
+    );
+    c.cmd(&["SET", "str", "x"]);
+    assert_eq!(
+        c.cmd(&["BLPOP", "str", "0"]),
+        V::Err("WRONGTYPE Operation against a key holding the wrong kind of value".into())
+    );
+    // The connection goes on normally afterwards, pipelined commands included.
+    c.send(&["BLPOP", "none", "0.05"]).unwrap();
+    c.send(&["PING"]).unwrap();
+    assert_eq!(c.read().unwrap(), V::Nil);
+    assert_eq!(c.read().unwrap(), V::Simple("PONG".into()));
+    assert_eq!(blocked_clients(&s), 0);
+}
+
+#[test]
+fn commands_pipelined_after_a_blocked_one_wait_for_it() {
+    let s = Server::start(&[]);
+    let mut w = s.raw();
+    w.send(&["BLPOP", "p", "0"]).unwrap();
+    w.send(&["LLEN", "p"]).unwrap();
+    await_blocked(&s, 1);
+    s.raw().cmd(&["RPUSH", "p", "a", "b"]);
+    assert_eq!(w.read().unwrap(), arr(&["p", "a"]));
+    assert_eq!(w.read().unwrap(), V::Int(1));
+}
+
+#[test]
+fn client_unblock_ends_the_wait_with_timeout_or_error() {
+    let s = Server::start(&[]);
+    let mut w = s.raw();
+    let id = w.cmd(&["CLIENT", "ID"]).str();
+    w.send(&["BLPOP", "u", "0"]).unwrap();
+    await_blocked(&s, 1);
+    let list = s.raw().cmd(&["CLIENT", "LIST", "ID", &id]).str();
+    assert!(list.contains("flags=b"), "{list}");
+    let mut c = s.raw();
+    assert_eq!(c.cmd(&["CLIENT", "UNBLOCK", &id]), V::Int(1));
+    assert_eq!(w.read().unwrap(), V::Nil);
+    assert_eq!(c.cmd(&["CLIENT", "UNBLOCK", &id]), V::Int(0));
+    w.send(&["BZPOPMIN", "u2", "0"]).unwrap();
+    await_blocked(&s, 1);
+    assert_eq!(c.cmd(&["CLIENT", "UNBLOCK", &id, "ERROR"]), V::Int(1));
+    assert_eq!(
+        w.read().unwrap(),
+        V::Err("UNBLOCKED client unblocked via CLIENT UNBLOCK".into())
+    );
+    assert_eq!(
+        c.cmd(&["CLIENT", "UNBLOCK", &id, "MAYBE"]),
+        V::Err("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR".into())
+    );
+    // The unblocked waiter is gone from the key: a push stays in the list.
+    c.cmd(&["RPUSH", "u", "kept"]);
+    assert_eq!(c.cmd(&["LLEN", "u"]), V::Int(1));
+}
+
+#[test]
+fn a_disconnected_or_killed_waiter_takes_nothing() {
+    let s = Server::start(&[]);
+    let keys = spread_keys();
+    {
+        let mut w = s.raw();
+        w.send(&["BLPOP", &keys[0], &keys[1], "0"]).unwrap();
+        await_blocked(&s, 1);
+    } // dropped: the connection closes
+    await_blocked(&s, 0);
+    let mut w = s.raw();
+    let id = w.cmd(&["CLIENT", "ID"]).str();
+    w.send(&["BLPOP", &keys[2], &keys[3], "0"]).unwrap();
+    await_blocked(&s, 1);
+    let mut c = s.raw();
+    assert_eq!(c.cmd(&["CLIENT", "KILL", "ID", &id]), V::Int(1));
+    await_blocked(&s, 0);
+    for k in &keys {
+        c.cmd(&["RPUSH", k, "v"]);
+    }
+    for k in &keys {
+        assert_eq!(c.cmd(&["LLEN", k]), V::Int(1), "{k} lost its element to a dead waiter");
+    }
+}
+
+#[test]
+fn blmove_between_shards_is_atomic_and_wakes_on_push() {
+    let s = Server::start(&[]);
+    let src = "src".to_string();
+    let dst = key_on_other_shard(&src, "dst");
+    let mut w = s.raw();
+    w.send(&["BLMOVE", &src, &dst, "LEFT", "RIGHT", "0"]).unwrap();
+    await_blocked(&s, 1);
+    let mut c = s.raw();
+    c.cmd(&["RPUSH", &src, "a", "b"]);
+    assert_eq!(w.read().unwrap(), V::Bulk(b"a".to_vec()));
+    assert_eq!(c.cmd(&["LRANGE", &dst, "0", "-1"]), arr(&["a"]));
+    assert_eq!(c.cmd(&["LRANGE", &src, "0", "-1"]), arr(&["b"]));
+    // BRPOPLPUSH, served at once.
+    assert_eq!(c.cmd(&["BRPOPLPUSH", &src, &dst, "0"]), V::Bulk(b"b".to_vec()));
+    assert_eq!(c.cmd(&["LLEN", &dst]), V::Int(2));
+}
+
+#[test]
+fn bzpopmin_is_served_by_zadd_on_another_shard_key() {
+    let s = Server::start(&[]);
+    let keys = spread_keys();
+    let mut w = s.raw();
+    w.send(&["BZPOPMIN", &keys[0], &keys[1], "0"]).unwrap();
+    await_blocked(&s, 1);
+    s.raw().cmd(&["ZADD", &keys[1], "2", "b", "1", "a"]);
+    assert_eq!(
+        w.read().unwrap(),
+        V::Arr(vec![
+            V::Bulk(keys[1].as_bytes().to_vec()),
+            V::Bulk(b"a".to_vec()),
+            V::Bulk(b"1".to_vec())
+        ])
+    );
+}
+
+/// Many waiters blocked on keys spread over all shards, many pushers: every element is
+/// popped at most once, none is lost, and each served reply carries one element.
+#[test]
+fn every_element_is_delivered_exactly_once_under_load() {
+    let s = Server::start(&[]);
+    let port = s.port;
+    let keys = spread_keys();
+    let total = 400usize;
+    let popped = Arc::new(Mutex::new(Vec::<String>::new()));
+    let waiters: Vec<_> = (0..8)
+        .map(|i| {
+            let keys = keys.clone();
+            let popped = popped.clone();
+            std::thread::spawn(move || {
+                let mut c = Raw::connect(port).expect("connect");
+                c.set_timeout(PATIENCE);
+                let mut cmd: Vec<&str> = vec![if i % 2 == 0 { "BLPOP" } else { "BRPOP" }];
+                cmd.extend(keys.iter().map(String::as_str));
+                cmd.push("1");
+                loop {
+                    match c.cmd(&cmd) {
+                        V::Nil => return,
+                        V::Arr(v) => {
+                            assert_eq!(v.len(), 2);
+                            popped.lock().unwrap().push(v[1].str());
+                        }
+                        other => panic!("unexpected reply {other:?}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    let pushers: Vec<_> = (0..4)
+        .map(|p| {
+            let keys = keys.clone();
+            std::thread::spawn(move || {
+                let mut c = Raw::connect(port).expect("connect");
+                c.set_timeout(PATIENCE);
+                for n in 0..total / 4 {
+                    let k = &keys[(n + p) % keys.len()];
+                    c.cmd(&["RPUSH", k, &format!("{p}-{n}")]);
+                }
+            })
+        })
+        .collect();
+    for p in pushers {
+        p.join().unwrap();
+    }
+    for w in waiters {
+        w.join().unwrap();
+    }
+    let popped = popped.lock().unwrap();
+    let unique: HashSet<&String> = popped.iter().collect();
+    assert_eq!(unique.len(), popped.len(), "an element was delivered twice");
+    let mut c = s.raw();
+    let left: i64 = keys
+        .iter()
+        .map(|k| c.cmd(&["LLEN", k]).str().parse::<i64>().unwrap())
+        .sum();
+    assert_eq!(popped.len() + left as usize, total, "elements lost");
+    assert_eq!(blocked_clients(&s), 0);
+}
+
+/// A push and a pop pipelined by one client: the blocked client is served right after the
+/// push, before the pop runs (as Redis serves after each command).
+#[test]
+fn blocked_clients_are_served_after_each_command() {
+    let s = Server::start(&[]);
+    let mut w = s.raw();
+    w.send(&["BLPOP", "e", "0"]).unwrap();
+    await_blocked(&s, 1);
+    let mut c = s.raw();
+    c.send(&["RPUSH", "e", "x"]).unwrap();
+    c.send(&["LPOP", "e"]).unwrap();
+    assert_eq!(c.read().unwrap(), V::Int(1));
+    assert_eq!(c.read().unwrap(), V::Nil);
+    assert_eq!(w.read().unwrap(), arr(&["e", "x"]));
+}
