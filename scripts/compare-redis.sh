@@ -15,7 +15,9 @@
 #   REDIS_SERVER  redis-server binary (default: redis-server on PATH)
 #   REDIS_ARGS    extra redis-server arguments (default none)
 #   COMMON_ARGS   arguments given to both (default "--bind 127.0.0.1")
-#   TESTS         redis-benchmark -t list (default set,get,incr,mset; the list of
+#   TESTS         redis-benchmark -t list (default set,get,incr,mset,lpush,rpop,sadd,hset,
+#                 spop,zadd,lrange_100, in that order: RPOP pops what LPUSH pushed, SPOP what
+#                 SADD added, on both servers alike; the list of
 #                 redis-benchmark test names: ping_inline,ping_mbulk,set,get,incr,lpush,rpush,
 #                 lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100,lrange_300,lrange_500,
 #                 lrange_600,mset)
@@ -63,7 +65,7 @@ fi
 REQUESTS="${REQUESTS:-100000}"
 ROUNDS="${ROUNDS:-3}"
 WARMUP="${WARMUP:-1}"
-TESTS="${TESTS:-set,get,incr,mset}"
+TESTS="${TESTS:-set,get,incr,mset,lpush,rpop,sadd,hset,spop,zadd,lrange_100}"
 PIPELINES="${PIPELINES:-1 16}"
 CLIENTS="${CLIENTS:-50}"
 KEYSPACE="${KEYSPACE:-}"
