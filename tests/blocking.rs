@@ -326,3 +326,17 @@ fn blocked_clients_are_served_after_each_command() {
     assert_eq!(c.read().unwrap(), V::Nil);
     assert_eq!(w.read().unwrap(), arr(&["e", "x"]));
 }
+
+/// Clients blocked in a database are served when SWAPDB brings the key in (as Redis).
+#[test]
+fn swapdb_serves_clients_blocked_in_the_swapped_database() {
+    let s = Server::start(&[]);
+    let mut w = s.raw();
+    w.send(&["BLPOP", "sw", "0"]).unwrap();
+    await_blocked(&s, 1);
+    let mut c = s.raw();
+    c.cmd(&["SELECT", "1"]);
+    c.cmd(&["RPUSH", "sw", "from1"]);
+    assert_eq!(c.cmd(&["SWAPDB", "0", "1"]), V::Simple("OK".into()));
+    assert_eq!(w.read().unwrap(), arr(&["sw", "from1"]));
+}

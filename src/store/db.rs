@@ -235,9 +235,26 @@ impl Db {
     }
 
     /// Swaps the data of two databases (SWAPDB): stats and pending effects stay in place.
+    /// Blocked clients stay with their database number, so keys they wait on that the swap
+    /// brought in are ready (Redis's scanDatabaseForReadyKeys).
     pub fn swap_data(&mut self, other: &mut Db) {
         std::mem::swap(&mut self.keys, &mut other.keys);
         std::mem::swap(&mut self.expires, &mut other.expires);
+        self.signal_present_waited_keys();
+        other.signal_present_waited_keys();
+    }
+
+    fn signal_present_waited_keys(&mut self) {
+        let Some(b) = &self.blocked else { return };
+        let present: Vec<Key> = b
+            .waiters
+            .keys()
+            .filter(|k| self.keys.contains_key(&k[..]))
+            .cloned()
+            .collect();
+        for k in present {
+            self.signal_ready(&k);
+        }
     }
 
     /// One step of SCAN over this database: calls `f` for each live key in the buckets the
