@@ -10,6 +10,10 @@ pub enum Begin {
     Index(usize),
     /// The first key follows this keyword, searched from `startfrom` (negative: from the end, backwards).
     Keyword { keyword: &'static str, startfrom: i32 },
+    /// Redis's "unknown" begin_search (SORT's STORE and BY/GET keys): COMMAND INFO says
+    /// unknown; the function (if any) finds the key's position the way Redis's getkeys
+    /// procedure does. Use with `Find::Unknown`.
+    Unknown(Option<fn(&Args) -> Option<usize>>),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -23,6 +27,8 @@ pub enum Find {
         firstkey: usize,
         step: usize,
     },
+    /// Redis's "unknown" find_keys: the one key `Begin::Unknown` found.
+    Unknown,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -102,11 +108,16 @@ pub fn for_each_key(specs: &[KeySpec], args: &Args, mut f: impl FnMut(usize)) ->
                     None => continue,
                 }
             }
+            Begin::Unknown(finder) => match finder.and_then(|find| find(args)) {
+                Some(i) => i,
+                None => continue,
+            },
         };
         if first >= argc {
             continue;
         }
         match spec.find {
+            Find::Unknown => f(first),
             Find::Range { lastkey, step, limit } => {
                 let last = if lastkey >= 0 {
                     first + lastkey as usize

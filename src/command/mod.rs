@@ -166,6 +166,9 @@ pub struct CommandSpec {
     /// For key specs flagged VARIABLE_FLAGS: the flags a given command line really gives its
     /// keys (COMMAND GETKEYSANDFLAGS; Redis's getkeys procs, e.g. SET without GET is OW).
     pub key_flags: Option<KeyFlagsFn>,
+    /// For commands that may touch keys their key specs cannot name (SORT's BY and GET
+    /// patterns): true when this command line needs every shard, reserved atomically.
+    pub wide: Option<fn(&Args) -> bool>,
 }
 
 /// See [`CommandSpec::key_flags`].
@@ -188,6 +191,7 @@ impl CommandSpec {
         run: Run::Container,
         subcommands: &[],
         key_flags: None,
+        wide: None,
     };
 
     pub fn has(&self, flag: u32) -> bool {

@@ -180,6 +180,10 @@ fn reset(c: &mut Client, _a: Args) -> LocalFuture<'_> {
         c.select(0);
         c.set_proto(Proto::Resp2);
         c.reply_mode = ReplyMode::On;
+        c.multi = None;
+        c.multi_error = false;
+        c.handle.multi_len.set(-1);
+        crate::families::transactions::unwatch_all(c).await;
         *c.handle.name.borrow_mut() = None;
         c.handle.no_evict.set(false);
         c.handle.no_touch.set(false);

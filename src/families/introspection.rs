@@ -82,6 +82,11 @@ fn reply_key_spec(out: &mut Reply, spec: &KeySpec) {
             out.bulk(b"startfrom");
             out.int(startfrom as i64);
         }
+        Begin::Unknown(_) => {
+            out.bulk(b"unknown");
+            out.bulk(b"spec");
+            out.map(0);
+        }
     }
     out.bulk(b"find_keys");
     out.map(2);
@@ -112,6 +117,11 @@ fn reply_key_spec(out: &mut Reply, spec: &KeySpec) {
             out.int(firstkey as i64);
             out.bulk(b"keystep");
             out.int(step as i64);
+        }
+        Find::Unknown => {
+            out.bulk(b"unknown");
+            out.bulk(b"spec");
+            out.map(0);
         }
     }
 }

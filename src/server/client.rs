@@ -40,6 +40,8 @@ pub struct ClientHandle {
     pub no_evict: Cell<bool>,
     pub no_touch: Cell<bool>,
     pub killed: Cell<bool>,
+    /// Commands queued in MULTI (CLIENT LIST `multi=`), -1 outside MULTI.
+    pub multi_len: Cell<i64>,
     pub qbuf: Cell<usize>,
     pub omem: Cell<usize>,
     /// Lines for a MONITOR client, written by its connection task.
@@ -62,24 +64,24 @@ impl ClientHandle {
                 .map(|b| String::from_utf8_lossy(b).into_owned())
                 .unwrap_or_default()
         };
+        // In the order of Redis's getClientInfoString.
         let mut flags = String::new();
-        if self.monitor.get() {
-            flags.push('O');
-        }
-        if self.no_evict.get() {
-            flags.push('e');
-        }
-        if self.no_touch.get() {
-            flags.push('T');
-        }
-        if self.blocked.get() {
-            flags.push('b');
+        for (on, c) in [
+            (self.monitor.get(), 'O'),
+            (self.multi_len.get() >= 0, 'x'),
+            (self.blocked.get(), 'b'),
+            (self.no_evict.get(), 'e'),
+            (self.no_touch.get(), 'T'),
+        ] {
+            if on {
+                flags.push(c);
+            }
         }
         if flags.is_empty() {
             flags.push('N');
         }
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -89,6 +91,7 @@ impl ClientHandle {
             now_ms.saturating_sub(self.last_ms.get()) / 1000,
             flags,
             self.db.get(),
+            self.multi_len.get(),
             self.qbuf.get(),
             self.omem.get(),
             self.last_cmd.get(),
@@ -132,6 +135,12 @@ pub struct Client {
     pub reply_mode: ReplyMode,
     /// Close once the pending replies are written (QUIT, protocol error).
     pub close_after_reply: bool,
+    /// Inside MULTI: the queued commands.
+    pub multi: Option<Vec<(&'static crate::command::table::Cmd, crate::command::Args)>>,
+    /// A command was rejected while queueing: EXEC answers EXECABORT.
+    pub multi_error: bool,
+    /// WATCHed keys (database, key) and the flag their shards raise on a change.
+    pub watching: Option<(crate::store::db::WatchFlag, Vec<(usize, Bytes)>)>,
 }
 
 impl Client {
@@ -146,6 +155,9 @@ impl Client {
             authenticated,
             reply_mode: ReplyMode::On,
             close_after_reply: false,
+            multi: None,
+            multi_error: false,
+            watching: None,
         }
     }
 

@@ -48,6 +48,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
         no_evict: Cell::new(false),
         no_touch: Cell::new(false),
         killed: Cell::new(false),
+        multi_len: Cell::new(-1),
         qbuf: Cell::new(0),
         omem: Cell::new(0),
         monitor_feed: RefCell::new(Vec::new()),
@@ -71,6 +72,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     local.clients.borrow_mut().clients.insert(id, handle.clone());
     let mut client = Client::new(shard.clone(), handle.clone(), authenticated);
     serve_client(&mut client, &mut stream).await;
+    crate::families::transactions::unwatch_in_background(&mut client);
     if handle.monitor.get() {
         local.clients.borrow_mut().monitors.retain(|h| h.id != id);
         shared.monitors.fetch_sub(1, Ordering::SeqCst);

@@ -105,6 +105,13 @@ fn check(client: &Client, args: &Args) -> Result<Route, CmdError> {
                 }
             })
             .map_err(|_| CmdError::Syntax)?;
+            if cmd.spec.wide.is_some_and(|wide| wide(args)) {
+                return Ok(Route::MultiShard {
+                    cmd,
+                    shards: (0..n).collect(),
+                    positions: Vec::new(),
+                });
+            }
             if !spans {
                 let shard = if first == usize::MAX { client.shard.id } else { first };
                 return Ok(Route::Keyed { cmd, shard });
@@ -204,7 +211,7 @@ pub fn exec_keyed_mode(
 }
 
 /// Counts a command in commandstats/errorstats and the slow log.
-fn record(sh: &Shard, cmd: &Cmd, start: Instant, err: Option<&CmdError>, dirty: u64, args: &Args, who: &BatchCtx) {
+pub fn record(sh: &Shard, cmd: &Cmd, start: Instant, err: Option<&CmdError>, dirty: u64, args: &Args, who: &BatchCtx) {
     let us = start.elapsed().as_micros() as u64;
     {
         let mut stats = sh.local.stats.borrow_mut();
@@ -300,6 +307,21 @@ impl Pipeline {
         {
             if let Ok(Route::Keyed { cmd, .. } | Route::MultiShard { cmd, .. } | Route::Conn(cmd)) = &route {
                 monitored = Some((*cmd, args.clone()));
+            }
+        }
+        if client.multi.is_some() {
+            match &route {
+                // A command rejected while queueing dooms the transaction (EXECABORT).
+                Err(_) => client.multi_error = true,
+                Ok(Route::Keyed { cmd, .. } | Route::MultiShard { cmd, .. } | Route::Conn(cmd))
+                    if !crate::families::transactions::runs_inside_multi(cmd) =>
+                {
+                    self.flush(client).await;
+                    crate::families::transactions::queue(client, cmd, args);
+                    apply_reply_mode(client, mark);
+                    return;
+                }
+                Ok(_) => {}
             }
         }
         match route {

@@ -40,6 +40,17 @@ pub struct Db {
     pub lru_clock: u32,
     /// Clients blocked on keys of this database (BLPOP, BZPOPMIN, ...): allocated while any are.
     pub blocked: Option<Box<Blocked>>,
+    /// WATCHed keys: each watcher's flag is raised when the key is modified, deleted or
+    /// expires (Redis's touchWatchedKey). Allocated while any key is watched.
+    pub watched: Option<Box<Watched>>,
+}
+
+/// A WATCHing client's flag: set once any of its watched keys changed.
+pub type WatchFlag = std::sync::Arc<std::sync::atomic::AtomicBool>;
+
+#[derive(Default)]
+pub struct Watched {
+    pub keys: ahash::AHashMap<Key, Vec<WatchFlag>>,
 }
 
 /// Blocked clients by key, and the keys that got data since the shard last served them.
@@ -84,6 +95,7 @@ impl Db {
     }
 
     fn expire_now(&mut self, key: &[u8]) {
+        self.touch_watched(key);
         if let Some((k, _)) = self.keys.remove(key) {
             self.expires.remove(key);
             self.stats.expired_keys += 1;
@@ -118,6 +130,7 @@ impl Db {
         if self.is_expired(key, now) {
             self.expire_now(key);
         }
+        self.touch_watched(key);
         let clock = self.lru_clock;
         let e = self.keys.get_mut(key)?;
         e.lru = clock;
@@ -136,6 +149,58 @@ impl Db {
     /// The entry stored under `key` (expired or not), without touching it or counting it.
     pub fn peek(&self, key: &[u8]) -> Option<&Entry> {
         self.keys.get(key)
+    }
+
+    /// Raises the flags of the clients watching `key`.
+    #[inline]
+    pub fn touch_watched(&mut self, key: &[u8]) {
+        if let Some(w) = &self.watched {
+            if let Some(flags) = w.keys.get(key) {
+                for f in flags {
+                    f.store(true, std::sync::atomic::Ordering::Release);
+                }
+            }
+        }
+    }
+
+    /// Raises the flags of the clients watching keys that exist (FLUSHDB, SWAPDB).
+    fn touch_all_watched(&mut self) {
+        if let Some(w) = &self.watched {
+            for (k, flags) in &w.keys {
+                if self.keys.contains_key(&k[..]) {
+                    for f in flags {
+                        f.store(true, std::sync::atomic::Ordering::Release);
+                    }
+                }
+            }
+        }
+    }
+
+    /// WATCH: registers `flag` on `key`.
+    pub fn watch(&mut self, key: &[u8], flag: &WatchFlag) {
+        let v = self
+            .watched
+            .get_or_insert_with(Default::default)
+            .keys
+            .entry(key.into())
+            .or_default();
+        if !v.iter().any(|f| std::sync::Arc::ptr_eq(f, flag)) {
+            v.push(flag.clone());
+        }
+    }
+
+    /// UNWATCH: removes `flag` from `key`.
+    pub fn unwatch(&mut self, key: &[u8], flag: &WatchFlag) {
+        let Some(w) = &mut self.watched else { return };
+        if let Some(v) = w.keys.get_mut(key) {
+            v.retain(|f| !std::sync::Arc::ptr_eq(f, flag));
+            if v.is_empty() {
+                w.keys.remove(key);
+            }
+        }
+        if w.keys.is_empty() {
+            self.watched = None;
+        }
     }
 
     /// Marks `key` ready for the clients blocked on it, if any.
@@ -164,12 +229,14 @@ impl Db {
         if !inserted && !keep_ttl && !self.expires.is_empty() {
             self.expires.remove(key);
         }
+        self.touch_watched(key);
         self.signal_ready(key);
     }
 
     /// Inserts a whole entry (RENAME, MOVE, COPY keep the value's metadata).
     pub fn insert_entry(&mut self, key: &[u8], entry: Entry, expire_at: Option<u64>) {
         self.keys.insert(key.into(), entry);
+        self.touch_watched(key);
         self.signal_ready(key);
         match expire_at {
             Some(at) => {
@@ -187,6 +254,7 @@ impl Db {
     /// `contains`/`lookup` first). Returns the entry and its deadline.
     pub fn remove(&mut self, key: &[u8]) -> Option<(Entry, Option<u64>)> {
         let (_, entry) = self.keys.remove(key)?;
+        self.touch_watched(key);
         let at = if self.expires.is_empty() {
             None
         } else {
@@ -209,6 +277,7 @@ impl Db {
         if !self.keys.contains_key(key) {
             return false;
         }
+        self.touch_watched(key);
         let (slot, _) = self.expires.get_or_insert_with(key, || key.into(), || at);
         *slot = at;
         true
@@ -216,10 +285,15 @@ impl Db {
 
     /// Removes the deadline. Returns true if there was one.
     pub fn persist(&mut self, key: &[u8]) -> bool {
-        !self.expires.is_empty() && self.expires.remove(key).is_some()
+        let removed = !self.expires.is_empty() && self.expires.remove(key).is_some();
+        if removed {
+            self.touch_watched(key);
+        }
+        removed
     }
 
     pub fn clear(&mut self) -> usize {
+        self.touch_all_watched();
         let n = self.keys.len();
         self.keys = Dict::new();
         self.expires = Dict::new();
@@ -228,6 +302,7 @@ impl Db {
 
     /// Moves all contents out (SWAPDB, FLUSHALL ASYNC hand-off).
     pub fn take(&mut self) -> Db {
+        self.touch_all_watched();
         let mut taken = Db::new();
         std::mem::swap(&mut taken.keys, &mut self.keys);
         std::mem::swap(&mut taken.expires, &mut self.expires);
@@ -238,10 +313,14 @@ impl Db {
     /// Blocked clients stay with their database number, so keys they wait on that the swap
     /// brought in are ready (Redis's scanDatabaseForReadyKeys).
     pub fn swap_data(&mut self, other: &mut Db) {
+        self.touch_all_watched();
+        other.touch_all_watched();
         std::mem::swap(&mut self.keys, &mut other.keys);
         std::mem::swap(&mut self.expires, &mut other.expires);
         self.signal_present_waited_keys();
         other.signal_present_waited_keys();
+        self.touch_all_watched();
+        other.touch_all_watched();
     }
 
     fn signal_present_waited_keys(&mut self) {
