@@ -259,10 +259,16 @@ pub async fn run(
     conn: Option<&glommio::net::TcpStream>,
 ) -> Result<(), CmdError> {
     let mut positions = Vec::new();
-    crate::command::keys::key_positions(cmd.spec.key_specs, &args, &mut positions).map_err(|_| CmdError::Syntax)?;
-    let keys: Vec<Bytes> = positions.iter().map(|&p| args.bytes(p).clone()).collect();
+    // A bad key count: the handler answers its own error, on the home shard.
+    let keys: Vec<Bytes> = match crate::command::keys::key_positions(cmd.spec.key_specs, &args, &mut positions) {
+        Ok(()) => positions.iter().map(|&p| args.bytes(p).clone()).collect(),
+        Err(_) => Vec::new(),
+    };
     let n = client.shard.nshards;
     let mut shards: Vec<usize> = keys.iter().map(|k| shard_of(k, n)).collect();
+    if shards.is_empty() {
+        shards.push(client.shard.id);
+    }
     shards.sort_unstable();
     shards.dedup();
     let kind = if cmd.spec.acl & acl::SORTEDSET != 0 {
