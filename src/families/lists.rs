@@ -291,7 +291,9 @@ fn lpos(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     let needle = Elem::from_bytes(&a[2]);
     let len = list.len();
     let scan = if maxlen == 0 { len } else { len.min(maxlen as usize) };
-    let iter = list.iter_from(if from_tail { len - 1 } else { 0 }, from_tail).take(scan);
+    let iter = list
+        .iter_from(if from_tail { len - 1 } else { 0 }, from_tail)
+        .take(scan);
     let mut found: Vec<i64> = Vec::new();
     let mut matches = 0u64;
     for (i, e) in iter.enumerate() {

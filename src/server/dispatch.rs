@@ -316,6 +316,25 @@ impl Pipeline {
                 monitored = Some((*cmd, args.clone()));
             }
         }
+        // EXEC itself rejected (arity, auth): any transaction is discarded, with the reason.
+        if let Err(e) = &route {
+            if args[0].eq_ignore_ascii_case(b"exec") {
+                self.flush(client).await;
+                client.multi = None;
+                client.multi_error = false;
+                client.handle.multi_len.set(-1);
+                crate::families::transactions::unwatch_all(client).await;
+                let text = e.to_string();
+                let reason = text.strip_prefix("ERR ").unwrap_or(&text);
+                reject(
+                    client,
+                    table::lookup(&args[0]),
+                    &CmdError::Custom(format!("EXECABORT Transaction discarded because of: {reason}")),
+                );
+                apply_reply_mode(client, mark);
+                return;
+            }
+        }
         if client.multi.is_some() {
             match &route {
                 // A command rejected while queueing dooms the transaction (EXECABORT).
