@@ -502,9 +502,7 @@ fn hscan(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
         }
     }
     out.array(2);
-    let mut cbuf = itoa_buf::Buf::new();
-    // Redis 7.0 replies with the cursor as a signed long long.
-    out.bulk(cbuf.format(next as i64));
+    out.bulk(next.to_string().as_bytes());
     out.array(found.len() * 2);
     for (f, v) in &found {
         out.bulk(f);
