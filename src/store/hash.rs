@@ -104,50 +104,61 @@ fn encoded_len(s: &[u8]) -> usize {
     }
 }
 
-fn encode_int(out: &mut Vec<u8>, v: i64) {
-    match v {
-        0..=127 => out.push(v as u8),
-        -4096..=4095 => {
-            let u = (v as u16) & 0x1FFF;
-            out.extend_from_slice(&[0xC0 | (u >> 8) as u8, u as u8]);
-        }
-        -32768..=32767 => {
-            out.push(0xF1);
-            out.extend_from_slice(&(v as i16).to_le_bytes());
-        }
-        -8_388_608..=8_388_607 => {
-            out.push(0xF2);
-            out.extend_from_slice(&(v as i32).to_le_bytes()[..3]);
-        }
-        -2_147_483_648..=2_147_483_647 => {
-            out.push(0xF3);
-            out.extend_from_slice(&(v as i32).to_le_bytes());
-        }
-        _ => {
-            out.push(0xF4);
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-    }
-}
-
-fn encode(out: &mut Vec<u8>, s: &[u8]) {
+/// Writes the encoding of `s` at the start of `out` (which has room for `encoded_len(s)`
+/// bytes); returns its length.
+fn encode_into(out: &mut [u8], s: &[u8]) -> usize {
+    let mut put = |bytes: &[u8]| {
+        out[..bytes.len()].copy_from_slice(bytes);
+        bytes.len()
+    };
     if let Some(v) = int_of(s) {
-        return encode_int(out, v);
+        return match v {
+            0..=127 => put(&[v as u8]),
+            -4096..=4095 => {
+                let u = (v as u16) & 0x1FFF;
+                put(&[0xC0 | (u >> 8) as u8, u as u8])
+            }
+            -32768..=32767 => {
+                let b = (v as i16).to_le_bytes();
+                put(&[0xF1, b[0], b[1]])
+            }
+            -8_388_608..=8_388_607 => {
+                let b = (v as i32).to_le_bytes();
+                put(&[0xF2, b[0], b[1], b[2]])
+            }
+            -2_147_483_648..=2_147_483_647 => {
+                let b = (v as i32).to_le_bytes();
+                put(&[0xF3, b[0], b[1], b[2], b[3]])
+            }
+            _ => {
+                let mut x = [0xF4u8; 9];
+                x[1..].copy_from_slice(&v.to_le_bytes());
+                put(&x)
+            }
+        };
     }
     let n = s.len();
-    if n < 64 {
-        out.push(0x80 | n as u8);
+    let head = if n < 64 {
+        put(&[0x80 | n as u8])
     } else if n < 4096 {
-        out.extend_from_slice(&[0xE0 | (n >> 8) as u8, n as u8]);
+        put(&[0xE0 | (n >> 8) as u8, n as u8])
     } else {
-        out.push(0xF0);
-        out.extend_from_slice(&(n as u32).to_le_bytes());
-    }
-    out.extend_from_slice(s);
+        let b = (n as u32).to_le_bytes();
+        put(&[0xF0, b[0], b[1], b[2], b[3]])
+    };
+    out[head..head + n].copy_from_slice(s);
+    head + n
+}
+
+#[cfg(test)]
+fn encode(out: &mut Vec<u8>, s: &[u8]) {
+    let at = out.len();
+    out.resize(at + encoded_len(s), 0);
+    encode_into(&mut out[at..], s);
 }
 
 /// The entry at `pos` and the position after it. `buf` is always well formed: only
-/// `encode` writes it.
+/// `encode_into` writes it.
 #[inline]
 fn decode(buf: &[u8], pos: usize) -> (Elem<'_>, usize) {
     let b = buf[pos];
@@ -242,26 +253,30 @@ impl Pack {
         None
     }
 
-    /// Replaces `range` of the buffer with the encoding of `parts`: one reallocation at
-    /// most (none when the size is unchanged).
+    /// Replaces `range` of the buffer with the encoding of `parts`, in place: a resize of
+    /// the one allocation (which jemalloc does without moving it when the size class is
+    /// unchanged), none when the size is unchanged.
     fn splice(&mut self, range: std::ops::Range<usize>, parts: &[&[u8]]) {
         let new_len: usize = parts.iter().map(|p| encoded_len(p)).sum();
-        if new_len == range.len() {
-            let mut tmp = Vec::with_capacity(new_len);
-            for p in parts {
-                encode(&mut tmp, p);
+        let old_len = range.len();
+        if new_len != old_len {
+            let mut v = std::mem::take(&mut self.buf).into_vec();
+            let total = v.len();
+            if new_len > old_len {
+                // Exact, so that `into_boxed_slice` below has nothing to trim.
+                v.reserve_exact(new_len - old_len);
+                v.resize(total + new_len - old_len, 0);
+                v.copy_within(range.end..total, range.start + new_len);
+            } else {
+                v.copy_within(range.end..total, range.start + new_len);
+                v.truncate(total - (old_len - new_len));
             }
-            self.buf[range].copy_from_slice(&tmp);
-            return;
+            self.buf = v.into_boxed_slice();
         }
-        let old = std::mem::take(&mut self.buf);
-        let mut v = Vec::with_capacity(old.len() - range.len() + new_len);
-        v.extend_from_slice(&old[..range.start]);
+        let mut at = range.start;
         for p in parts {
-            encode(&mut v, p);
+            at += encode_into(&mut self.buf[at..], p);
         }
-        v.extend_from_slice(&old[range.end..]);
-        self.buf = v.into_boxed_slice();
     }
 
     /// Sets `field`; true if it was new.
