@@ -674,6 +674,21 @@ mod tests {
     }
 
     #[test]
+    fn saturated_pair_count_is_walked() {
+        let mut p = Pack::default();
+        for f in ["a", "b", "c"] {
+            p.set(f.as_bytes(), b"1");
+        }
+        assert_eq!(p.pairs(), 3);
+        p.buf[..HDR].copy_from_slice(&u16::MAX.to_le_bytes());
+        assert_eq!(p.pairs(), 3);
+        p.set_pairs(70_000);
+        assert_eq!(&p.buf[..HDR], &u16::MAX.to_le_bytes());
+        assert!(p.remove(b"b"));
+        assert_eq!(p.pairs(), 2);
+    }
+
+    #[test]
     fn set_get_remove() {
         let mut h = Hash::new();
         assert!(h.set(b"a", b"1", &lim()));
