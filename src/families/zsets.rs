@@ -90,11 +90,10 @@ fn lex_range<'a>(min: &'a [u8], max: &'a [u8]) -> Result<LexRange<'a>, CmdError>
 
 /// Redis's getPositiveLongFromObjectOrReply.
 fn positive(s: &[u8]) -> Result<i64, CmdError> {
-    let n = parse_i64(s).ok_or(CmdError::NotInteger)?;
-    if n < 0 {
-        return Err(POSITIVE_ERR);
+    match parse_i64(s) {
+        Some(n) if n >= 0 => Ok(n),
+        _ => Err(POSITIVE_ERR),
     }
-    Ok(n)
 }
 
 /// Redis's getRangeLongFromObjectOrReply(1, LONG_MAX) with a message for both failures.
@@ -714,6 +713,7 @@ fn zpop_generic(ex: &mut Exec<'_>, a: &Args, max: bool) -> Result<(), CmdError> 
         return Err(CmdError::Syntax);
     }
     let count = if a.len() == 3 { positive(&a[2])? as usize } else { 1 };
+    ex.write(&a[1], Value::as_zset)?;
     if count == 0 {
         ex.out.array(0);
         return Ok(());
@@ -959,11 +959,10 @@ fn setop_parse(
             withscores = true;
             j += 1;
         } else if card && remaining >= 2 && a.is(j, "LIMIT") {
-            let n = parse_i64(&a[j + 1]).ok_or(CmdError::NotInteger)?;
-            if n < 0 {
-                return Err(CmdError::Static("ERR LIMIT can't be negative"));
-            }
-            limit = n as usize;
+            limit = match parse_i64(&a[j + 1]) {
+                Some(n) if n >= 0 => n as usize,
+                _ => return Err(CmdError::Static("ERR LIMIT can't be negative")),
+            };
             j += 2;
         } else {
             return Err(CmdError::Syntax);
@@ -1117,7 +1116,7 @@ fn zrandmember(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     let l = parse_i64(&a[2]).ok_or(CmdError::NotInteger)?;
     if l == i64::MIN {
         return Err(CmdError::Static(
-            "ERR value is out of range, must be between -9223372036854775807 and 9223372036854775807",
+            "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
         ));
     }
     if a.len() > 4 || (a.len() == 4 && !a.is(3, "WITHSCORES")) {

@@ -184,7 +184,8 @@ impl Pack {
             len >>= 7;
         }
         out.extend_from_slice(member);
-        let is_int = score.fract() == 0.0 && score.abs() <= i32::MAX as f64 && !(score == 0.0 && score.is_sign_negative());
+        // -0 is stored as 0, as Redis's listpack does.
+        let is_int = score.fract() == 0.0 && score.abs() <= i32::MAX as f64;
         if is_int {
             let n = score as i32;
             if let Ok(v) = i8::try_from(n) {
@@ -1042,11 +1043,11 @@ mod tests {
     fn pack_scores_roundtrip() {
         let mut z = ZSet::new();
         let e = lim(128);
-        for s in [0.0, -0.0, 1.0, -1.0, 300.0, -70000.0, 1.5, f64::INFINITY, f64::NEG_INFINITY, 1e300, 3e9] {
+        for s in [0.0, 1.0, -1.0, 300.0, -70000.0, 1.5, f64::INFINITY, f64::NEG_INFINITY, 1e300, 3e9] {
             let m = format!("{s:?}");
             z.add(m.as_bytes(), s, AddFlags::default(), &e);
         }
-        for s in [0.0, -0.0, 1.0, -1.0, 300.0, -70000.0, 1.5, f64::INFINITY, f64::NEG_INFINITY, 1e300, 3e9] {
+        for s in [0.0, 1.0, -1.0, 300.0, -70000.0, 1.5, f64::INFINITY, f64::NEG_INFINITY, 1e300, 3e9] {
             let m = format!("{s:?}");
             assert_eq!(z.score(m.as_bytes()).map(f64::to_bits), Some(s.to_bits()));
         }
