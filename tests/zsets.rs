@@ -35,7 +35,14 @@ fn set_algebra_across_shards() {
     let _: i64 = con.zadd_multiple(&b, &[(10, "y"), (20, "z"), (30, "w")]).unwrap();
     let _: i64 = con.zadd_multiple(&c, &[(100, "z"), (200, "v")]).unwrap();
 
-    let n: i64 = redis::cmd("ZUNIONSTORE").arg(&d).arg(3).arg(&a).arg(&b).arg(&c).query(&mut con).unwrap();
+    let n: i64 = redis::cmd("ZUNIONSTORE")
+        .arg(&d)
+        .arg(3)
+        .arg(&a)
+        .arg(&b)
+        .arg(&c)
+        .query(&mut con)
+        .unwrap();
     assert_eq!(n, 5);
     assert_eq!(
         withscores(&mut con, &d),
@@ -59,21 +66,47 @@ fn set_algebra_across_shards() {
         .unwrap();
     assert_eq!(n, 1);
     assert_eq!(withscores(&mut con, &d), vec![("z".into(), 100.0)]);
-    let n: i64 = redis::cmd("ZDIFFSTORE").arg(&d).arg(2).arg(&a).arg(&b).query(&mut con).unwrap();
+    let n: i64 = redis::cmd("ZDIFFSTORE")
+        .arg(&d)
+        .arg(2)
+        .arg(&a)
+        .arg(&b)
+        .query(&mut con)
+        .unwrap();
     assert_eq!(n, 1);
     assert_eq!(withscores(&mut con, &d), vec![("x".into(), 1.0)]);
     // An empty result deletes the destination.
-    let n: i64 = redis::cmd("ZINTERSTORE").arg(&d).arg(2).arg(&a).arg("nosuchkey").query(&mut con).unwrap();
+    let n: i64 = redis::cmd("ZINTERSTORE")
+        .arg(&d)
+        .arg(2)
+        .arg(&a)
+        .arg("nosuchkey")
+        .query(&mut con)
+        .unwrap();
     assert_eq!(n, 0);
     let exists: bool = con.exists(&d).unwrap();
     assert!(!exists);
     let card: i64 = redis::cmd("ZINTERCARD").arg(2).arg(&a).arg(&b).query(&mut con).unwrap();
     assert_eq!(card, 2);
     // ZRANGESTORE and ZMPOP across shards too.
-    let n: i64 = redis::cmd("ZRANGESTORE").arg(&c).arg(&b).arg(0).arg(1).query(&mut con).unwrap();
+    let n: i64 = redis::cmd("ZRANGESTORE")
+        .arg(&c)
+        .arg(&b)
+        .arg(0)
+        .arg(1)
+        .query(&mut con)
+        .unwrap();
     assert_eq!(n, 2);
-    let popped: (String, Vec<(String, f64)>) =
-        redis::cmd("ZMPOP").arg(3).arg("nosuch").arg(&a).arg(&b).arg("MAX").arg("COUNT").arg(2).query(&mut con).unwrap();
+    let popped: (String, Vec<(String, f64)>) = redis::cmd("ZMPOP")
+        .arg(3)
+        .arg("nosuch")
+        .arg(&a)
+        .arg(&b)
+        .arg("MAX")
+        .arg("COUNT")
+        .arg(2)
+        .query(&mut con)
+        .unwrap();
     assert_eq!(popped, (a.clone(), vec![("z".into(), 3.0), ("y".into(), 2.0)]));
 }
 
@@ -179,7 +212,10 @@ fn skiplist_matches_a_model_over_the_wire() {
         assert_eq!(r, i as i64);
     }
     let n: i64 = con.zcount("s", 100, 500).unwrap();
-    assert_eq!(n, want.iter().filter(|(_, s)| (100.0..=500.0).contains(s)).count() as i64);
+    assert_eq!(
+        n,
+        want.iter().filter(|(_, s)| (100.0..=500.0).contains(s)).count() as i64
+    );
     // ZSCAN returns every member.
     let mut cursor: u64 = 0;
     let mut got = HashSet::new();

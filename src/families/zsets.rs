@@ -37,10 +37,20 @@ fn score_of(s: &[u8]) -> Option<f64> {
     }
     if v == 0.0 {
         // Underflow: a non-zero mantissa digit that still gave zero.
-        let mantissa = s.split(|c| matches!(c, b'e' | b'E' | b'p' | b'P')).next().unwrap_or(b"");
+        let mantissa = s
+            .split(|c| matches!(c, b'e' | b'E' | b'p' | b'P'))
+            .next()
+            .unwrap_or(b"");
         let hex = mantissa.windows(2).any(|w| w[0] == b'0' && (w[1] | 0x20) == b'x');
-        let digits = if hex { &mantissa[2.min(mantissa.len())..] } else { mantissa };
-        if digits.iter().any(|c| c.is_ascii_alphanumeric() && *c != b'0' && *c != b'x' && *c != b'X') {
+        let digits = if hex {
+            &mantissa[2.min(mantissa.len())..]
+        } else {
+            mantissa
+        };
+        if digits
+            .iter()
+            .any(|c| c.is_ascii_alphanumeric() && *c != b'0' && *c != b'x' && *c != b'X')
+        {
             return None;
         }
     }
@@ -61,7 +71,9 @@ fn range_item(s: &[u8]) -> Option<(f64, bool)> {
     if s.is_empty() {
         return Some((0.0, ex));
     }
-    let start = s.iter().position(|c| !matches!(c, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r'))?;
+    let start = s
+        .iter()
+        .position(|c| !matches!(c, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r'))?;
     Some((parse_f64(&s[start..])?, ex))
 }
 
@@ -224,13 +236,15 @@ fn zadd_generic(ex: &mut Exec<'_>, a: &Args, first: usize, f: AddFlags, ch: bool
             "ERR XX and NX options at the same time are not compatible",
         ));
     }
-    if (f.gt && f.nx) || (f.lt && f.nx) || (f.gt && f.lt) {
+    if (f.gt || f.lt) && (f.nx || (f.gt && f.lt)) {
         return Err(CmdError::Static(
             "ERR GT, LT, and/or NX options at the same time are not compatible",
         ));
     }
     if f.incr && pairs > 1 {
-        return Err(CmdError::Static("ERR INCR option supports a single increment-element pair"));
+        return Err(CmdError::Static(
+            "ERR INCR option supports a single increment-element pair",
+        ));
     }
     // Every score is checked before anything changes.
     let mut maxlen = 0;
@@ -248,7 +262,9 @@ fn zadd_generic(ex: &mut Exec<'_>, a: &Args, first: usize, f: AddFlags, ch: bool
         }
         return Ok(());
     }
-    let z = ex.write_or_create(key, Value::as_zset, || Value::ZSet(ZSet::with_hint(pairs, maxlen, &enc)))?;
+    let z = ex.write_or_create(key, Value::as_zset, || {
+        Value::ZSet(ZSet::with_hint(pairs, maxlen, &enc))
+    })?;
     let (mut added, mut updated, mut processed) = (0i64, 0i64, 0i64);
     let mut last = 0.0;
     let mut nan = false;
@@ -533,7 +549,11 @@ fn select(z: &ZSet, r: &RangeReq<'_>, b: &Bounds<'_>) -> (usize, usize) {
                 e = len - 1;
             }
             let n = (e - s + 1) as usize;
-            return if r.rev { ((len - 1 - s) as usize, n) } else { (s as usize, n) };
+            return if r.rev {
+                ((len - 1 - s) as usize, n)
+            } else {
+                (s as usize, n)
+            };
         }
         Bounds::Score(sr) => z.rank_span(sr),
         Bounds::Lex(lr) => z.rank_span(lr),
@@ -620,7 +640,11 @@ fn zrevrangebylex(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
 fn store_result(ex: &mut Exec<'_>, a: &Args, dst: &[u8], mut items: Vec<(Vec<u8>, f64)>) {
     let n = items.len();
     if n > 0 {
-        items.sort_by(|x, y| x.1.partial_cmp(&y.1).unwrap_or(std::cmp::Ordering::Equal).then_with(|| x.0.cmp(&y.0)));
+        items.sort_by(|x, y| {
+            x.1.partial_cmp(&y.1)
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then_with(|| x.0.cmp(&y.0))
+        });
         let z = ZSet::from_sorted(&items, &ex.enc);
         ex.db(dst).set(dst, Value::ZSet(z), false);
         ex.dirty += 1;
@@ -923,7 +947,11 @@ fn setop_parse(
     for i in 0..setnum {
         let key = &a[numkeys_at + 1 + i];
         let db = ex.db(key);
-        let e = if store { db.lookup_write(key, now) } else { db.lookup(key, now, touch) };
+        let e = if store {
+            db.lookup_write(key, now)
+        } else {
+            db.lookup(key, now, touch)
+        };
         let items = match e.map(|e| &e.value) {
             None => Vec::new(),
             Some(Value::ZSet(z)) => z.iter().map(|(m, s)| (m.to_vec(), s)).collect(),
@@ -1049,7 +1077,11 @@ fn setop_generic(ex: &mut Exec<'_>, a: &Args, op: Op, store: bool) -> Result<(),
         store_result(ex, a, &a[1], items);
         return Ok(());
     }
-    items.sort_by(|x, y| x.1.partial_cmp(&y.1).unwrap_or(std::cmp::Ordering::Equal).then_with(|| x.0.cmp(&y.0)));
+    items.sort_by(|x, y| {
+        x.1.partial_cmp(&y.1)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then_with(|| x.0.cmp(&y.0))
+    });
     reply_items(ex.out, &items, withscores);
     Ok(())
 }
@@ -1280,8 +1312,10 @@ const BZPOP_KEYS: &[KeySpec] = &[KeySpec {
 const STORE_KEYS: &[KeySpec] = &[KeySpec::one(1, OW_UPDATE), keynum(2, RO_ACCESS)];
 const OP_KEYS: &[KeySpec] = &[keynum(1, RO_ACCESS)];
 const RANGE_SYNTAX: &str = "key start stop [BYSCORE | BYLEX] [REV] [LIMIT offset count] [WITHSCORES]";
-const OP_SYNTAX: &str = "numkeys key [key ...] [WEIGHTS weight [weight ...]] [AGGREGATE <SUM | MIN | MAX>] [WITHSCORES]";
-const STORE_SYNTAX: &str = "destination numkeys key [key ...] [WEIGHTS weight [weight ...]] [AGGREGATE <SUM | MIN | MAX>]";
+const OP_SYNTAX: &str =
+    "numkeys key [key ...] [WEIGHTS weight [weight ...]] [AGGREGATE <SUM | MIN | MAX>] [WITHSCORES]";
+const STORE_SYNTAX: &str =
+    "destination numkeys key [key ...] [WEIGHTS weight [weight ...]] [AGGREGATE <SUM | MIN | MAX>]";
 const LOG_N: &str = "O(log(N))";
 const LOG_N_M: &str = "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).";
 
@@ -1337,13 +1371,22 @@ mod tests {
         assert_eq!(k.run("ZADD z XX INCR 1 a"), "$1\r\n4\r\n");
         assert_eq!(k.run("ZADD z GT 1 a"), ":0\r\n");
         assert_eq!(k.run("ZADD z GT INCR -1 a"), "$-1\r\n");
-        assert_eq!(k.run("ZADD z NX XX 1 a"), "-ERR XX and NX options at the same time are not compatible\r\n");
+        assert_eq!(
+            k.run("ZADD z NX XX 1 a"),
+            "-ERR XX and NX options at the same time are not compatible\r\n"
+        );
         assert_eq!(k.run("ZADD z 1 a 2"), "-ERR syntax error\r\n");
         assert_eq!(k.run("ZADD z x a"), "-ERR value is not a valid float\r\n");
         assert_eq!(k.run("ZADD z 1e400 a"), "-ERR value is not a valid float\r\n");
         assert_eq!(k.run("ZADD z inf a"), ":0\r\n");
-        assert_eq!(k.run("ZINCRBY z -inf a"), "-ERR resulting score is not a number (NaN)\r\n");
-        assert_eq!(k.run("ZRANGE z 0 -1 WITHSCORES"), "*6\r\n$1\r\nc\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n2\r\n$1\r\na\r\n$3\r\ninf\r\n");
+        assert_eq!(
+            k.run("ZINCRBY z -inf a"),
+            "-ERR resulting score is not a number (NaN)\r\n"
+        );
+        assert_eq!(
+            k.run("ZRANGE z 0 -1 WITHSCORES"),
+            "*6\r\n$1\r\nc\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n2\r\n$1\r\na\r\n$3\r\ninf\r\n"
+        );
         k.effects();
         k.run("ZADD z 5 q");
         assert!(k.effects().contains("ZADD"));
@@ -1356,7 +1399,10 @@ mod tests {
         assert_eq!(k.run("ZRANGEBYLEX z [b (d"), "*2\r\n$1\r\nb\r\n$1\r\nc\r\n");
         assert_eq!(k.run("ZREVRANGEBYLEX z + - LIMIT 1 2"), "*2\r\n$1\r\nd\r\n$1\r\nc\r\n");
         assert_eq!(k.run("ZLEXCOUNT z - +"), ":5\r\n");
-        assert_eq!(k.run("ZLEXCOUNT z a +"), "-ERR min or max not valid string range item\r\n");
+        assert_eq!(
+            k.run("ZLEXCOUNT z a +"),
+            "-ERR min or max not valid string range item\r\n"
+        );
         k.run("ZADD s 1 a 2 b 3 c");
         assert_eq!(k.run("ZCOUNT s (1 3"), ":2\r\n");
         assert_eq!(k.run("ZRANGE s (1 +inf BYSCORE REV"), "*0\r\n");
@@ -1372,11 +1418,17 @@ mod tests {
         k.run("ZADD a 1 x 2 y");
         k.run("ZADD b 3 y 4 z");
         assert_eq!(k.run("ZUNIONSTORE d 2 a b WEIGHTS 1 2"), ":3\r\n");
-        assert_eq!(k.run("ZRANGE d 0 -1 WITHSCORES"), "*6\r\n$1\r\nx\r\n$1\r\n1\r\n$1\r\ny\r\n$1\r\n8\r\n$1\r\nz\r\n$1\r\n8\r\n");
+        assert_eq!(
+            k.run("ZRANGE d 0 -1 WITHSCORES"),
+            "*6\r\n$1\r\nx\r\n$1\r\n1\r\n$1\r\ny\r\n$1\r\n8\r\n$1\r\nz\r\n$1\r\n8\r\n"
+        );
         assert_eq!(k.run("ZINTERCARD 2 a b"), ":1\r\n");
         assert_eq!(k.run("ZPOPMIN d"), "*2\r\n$1\r\nx\r\n$1\r\n1\r\n");
         k.effects();
-        assert_eq!(k.run("ZMPOP 1 d MAX COUNT 5"), "*2\r\n$1\r\nd\r\n*2\r\n*2\r\n$1\r\nz\r\n$1\r\n8\r\n*2\r\n$1\r\ny\r\n$1\r\n8\r\n");
+        assert_eq!(
+            k.run("ZMPOP 1 d MAX COUNT 5"),
+            "*2\r\n$1\r\nd\r\n*2\r\n*2\r\n$1\r\nz\r\n$1\r\n8\r\n*2\r\n$1\r\ny\r\n$1\r\n8\r\n"
+        );
         assert!(k.effects().contains("ZPOPMAX"));
         assert_eq!(k.run("ZMPOP 1 d MAX"), "*-1\r\n");
         assert_eq!(k.run("BZPOPMIN d 0"), "*-1\r\n");

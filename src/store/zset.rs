@@ -120,6 +120,10 @@ impl Pack {
         Pack { buf }
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     #[inline]
     pub fn len(&self) -> usize {
         u32::from_le_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize
@@ -441,8 +445,8 @@ impl Skip {
                 span: rank[0] - rank[i] + 1,
             };
         }
-        for i in lvl..self.level {
-            self.nodes[update[i] as usize].levels[i].span += 1;
+        for (i, &u) in update.iter().enumerate().take(self.level).skip(lvl) {
+            self.nodes[u as usize].levels[i].span += 1;
         }
         self.nodes[x as usize].backward = update[0];
         let f = self.fwd(x, 0);
@@ -738,7 +742,13 @@ impl ZSet {
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], f64)> + '_ {
         let (pack, skip) = match self {
             ZSet::Pack(p) => (Some(p.iter()), None),
-            ZSet::Skip(s) => (None, Some(SkipIter { skip: s, x: s.fwd(NIL, 0) })),
+            ZSet::Skip(s) => (
+                None,
+                Some(SkipIter {
+                    skip: s,
+                    x: s.fwd(NIL, 0),
+                }),
+            ),
         };
         pack.into_iter().flatten().chain(skip.into_iter().flatten())
     }
@@ -750,7 +760,7 @@ impl ZSet {
         }
     }
 
-    fn to_skiplist(&mut self) {
+    fn convert_to_skiplist(&mut self) {
         if let ZSet::Pack(p) = self {
             let mut s = Skip::new();
             for (m, sc) in p.iter() {
@@ -800,7 +810,7 @@ impl ZSet {
                 }
                 if let ZSet::Pack(p) = self {
                     if p.len() + 1 > enc.zset_max_listpack_entries || member.len() > enc.zset_max_listpack_value {
-                        self.to_skiplist();
+                        self.convert_to_skiplist();
                     }
                 }
                 match self {
@@ -827,7 +837,11 @@ impl ZSet {
     /// 0-based rank of `member` in ascending order, with its score.
     pub fn rank(&self, member: &[u8]) -> Option<(usize, f64)> {
         match self {
-            ZSet::Pack(p) => p.iter().enumerate().find(|(_, (m, _))| *m == member).map(|(i, (_, s))| (i, s)),
+            ZSet::Pack(p) => p
+                .iter()
+                .enumerate()
+                .find(|(_, (m, _))| *m == member)
+                .map(|(i, (_, s))| (i, s)),
             ZSet::Skip(s) => {
                 let score = s.score(member)?;
                 Some((s.count_while(|sc, m| less(sc, m, score, member)), score))
@@ -877,19 +891,13 @@ impl ZSet {
                         }
                     }
                 } else {
-                    let mut offs = [0u32; 64];
-                    let mut big = Vec::new();
+                    let mut offs = Vec::with_capacity(rank + 1);
                     let mut pos = HEADER;
-                    for i in 0..=rank {
-                        if i < 64 {
-                            offs[i] = pos as u32;
-                        } else {
-                            big.push(pos as u32);
-                        }
+                    for _ in 0..=rank {
+                        offs.push(pos);
                         pos = p.entry(pos).2;
                     }
-                    for i in (0..=rank).rev() {
-                        let at = if i < 64 { offs[i] } else { big[i - 64] } as usize;
+                    for &at in offs.iter().rev() {
                         let (m, s, _) = p.entry(at);
                         if !f(m, s) {
                             return;
@@ -1009,7 +1017,11 @@ impl Clone for ZSet {
 
 impl PartialEq for ZSet {
     fn eq(&self, o: &ZSet) -> bool {
-        self.len() == o.len() && self.iter().zip(o.iter()).all(|(a, b)| a.0 == b.0 && a.1.to_bits() == b.1.to_bits())
+        self.len() == o.len()
+            && self
+                .iter()
+                .zip(o.iter())
+                .all(|(a, b)| a.0 == b.0 && a.1.to_bits() == b.1.to_bits())
     }
 }
 
@@ -1043,11 +1055,33 @@ mod tests {
     fn pack_scores_roundtrip() {
         let mut z = ZSet::new();
         let e = lim(128);
-        for s in [0.0, 1.0, -1.0, 300.0, -70000.0, 1.5, f64::INFINITY, f64::NEG_INFINITY, 1e300, 3e9] {
+        for s in [
+            0.0,
+            1.0,
+            -1.0,
+            300.0,
+            -70000.0,
+            1.5,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            1e300,
+            3e9,
+        ] {
             let m = format!("{s:?}");
             z.add(m.as_bytes(), s, AddFlags::default(), &e);
         }
-        for s in [0.0, 1.0, -1.0, 300.0, -70000.0, 1.5, f64::INFINITY, f64::NEG_INFINITY, 1e300, 3e9] {
+        for s in [
+            0.0,
+            1.0,
+            -1.0,
+            300.0,
+            -70000.0,
+            1.5,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            1e300,
+            3e9,
+        ] {
             let m = format!("{s:?}");
             assert_eq!(z.score(m.as_bytes()).map(f64::to_bits), Some(s.to_bits()));
         }
@@ -1147,7 +1181,10 @@ mod tests {
             z.add(format!("{i}").as_bytes(), i as f64, AddFlags::default(), &e);
         }
         for i in 0..200 {
-            let f = AddFlags { incr: true, ..AddFlags::default() };
+            let f = AddFlags {
+                incr: true,
+                ..AddFlags::default()
+            };
             z.add(format!("{i}").as_bytes(), ((i * 7919) % 300) as f64, f, &e);
             if let ZSet::Skip(s) = &z {
                 s.check();
