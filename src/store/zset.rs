@@ -1,26 +1,1207 @@
-//! A sorted set: listpack while small, then a skiplist plus a member index (OBJECT ENCODING listpack / skiplist).
+//! A sorted set: a listpack while small, then a skiplist plus a member index (OBJECT
+//! ENCODING `listpack` / `skiplist`), converting at `zset-max-listpack-entries` /
+//! `zset-max-listpack-value` as Redis 7.2 does.
 //!
-//! Placeholder shape: the collections work replaces this file.
+//! - The listpack ([`Pack`]) is one contiguous buffer of `member, score` pairs sorted by
+//!   (score, member): a 4-byte count, then per entry a varint member length, the member bytes,
+//!   and the score as a tagged small integer or an 8-byte double.
+//! - The skiplist ([`Skip`]) is Redis's: nodes with levels and spans (rank in O(log n)), a
+//!   backward link, kept in an arena indexed by `u32`, and a [`Dict`] from member to node.
+//!   The dict's key borrows the member bytes owned by the node, so each member is stored once.
+//!
+//! Every operation the commands need is expressed over ranks: `count_below` (how many elements
+//! sort before a range's start), `count_upto` (how many do not sort past its end) and `visit`
+//! (walk from a rank in either direction), so both encodings answer every range command.
 
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct ZSet {
-    items: Vec<Box<[u8]>>,
+use std::borrow::Borrow;
+use std::hash::{Hash, Hasher};
+
+use super::dict::Dict;
+use super::EncodingLimits;
+
+/// A score range (`ZRANGEBYSCORE` grammar: `(` makes a bound exclusive).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ScoreRange {
+    pub min: f64,
+    pub max: f64,
+    pub minex: bool,
+    pub maxex: bool,
 }
 
-impl ZSet {
-    pub fn encoding(&self) -> &'static str {
-        "listpack"
-    }
+/// One end of a lex range (`-`, `+`, `[x`, `(x`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LexBound<'a> {
+    NegInf,
+    PosInf,
+    Incl(&'a [u8]),
+    Excl(&'a [u8]),
+}
 
-    pub fn len(&self) -> usize {
-        self.items.len()
+/// Elements are in a range when they are neither below its start nor above its end; both
+/// tests are monotone along the set's order.
+pub trait Range {
+    fn below_min(&self, score: f64, member: &[u8]) -> bool;
+    fn above_max(&self, score: f64, member: &[u8]) -> bool;
+}
+
+impl Range for ScoreRange {
+    #[inline]
+    fn below_min(&self, s: f64, _: &[u8]) -> bool {
+        if self.minex {
+            s <= self.min
+        } else {
+            s < self.min
+        }
+    }
+    #[inline]
+    fn above_max(&self, s: f64, _: &[u8]) -> bool {
+        if self.maxex {
+            s >= self.max
+        } else {
+            s > self.max
+        }
+    }
+}
+
+/// A lex range (`min`, `max`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LexRange<'a> {
+    pub min: LexBound<'a>,
+    pub max: LexBound<'a>,
+}
+
+impl Range for LexRange<'_> {
+    #[inline]
+    fn below_min(&self, _: f64, m: &[u8]) -> bool {
+        match self.min {
+            LexBound::NegInf => false,
+            LexBound::PosInf => true,
+            LexBound::Incl(x) => m < x,
+            LexBound::Excl(x) => m <= x,
+        }
+    }
+    #[inline]
+    fn above_max(&self, _: f64, m: &[u8]) -> bool {
+        match self.max {
+            LexBound::PosInf => false,
+            LexBound::NegInf => true,
+            LexBound::Incl(x) => m > x,
+            LexBound::Excl(x) => m >= x,
+        }
+    }
+}
+
+/// (score, member) order, as Redis's zslInsert/zzlInsert: scores, then bytes.
+#[inline]
+fn less(s1: f64, m1: &[u8], s2: f64, m2: &[u8]) -> bool {
+    s1 < s2 || (s1 == s2 && m1 < m2)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Listpack
+// ---------------------------------------------------------------------------------------------
+
+const TAG_I8: u8 = 0;
+const TAG_I16: u8 = 1;
+const TAG_I32: u8 = 2;
+const TAG_F64: u8 = 3;
+const HEADER: usize = 4;
+
+/// The compact encoding: `[count u32][varint len, member, tag, score]*`, sorted.
+#[derive(Clone, PartialEq)]
+pub struct Pack {
+    buf: Vec<u8>,
+}
+
+impl Pack {
+    fn new() -> Pack {
+        let mut buf = Vec::with_capacity(HEADER + 16);
+        buf.extend_from_slice(&[0; HEADER]);
+        Pack { buf }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.len() == 0
+    }
+
+    #[inline]
+    pub fn len(&self) -> usize {
+        u32::from_le_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize
+    }
+
+    fn set_len(&mut self, n: usize) {
+        self.buf[..HEADER].copy_from_slice(&(n as u32).to_le_bytes());
+    }
+
+    /// The raw bytes (for persistence).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Decodes the entry at `pos`: (member, score, position of the next entry).
+    #[inline]
+    fn entry(&self, pos: usize) -> (&[u8], f64, usize) {
+        let b = &self.buf;
+        let (mut len, mut shift, mut p) = (0usize, 0, pos);
+        loop {
+            let c = b[p];
+            p += 1;
+            len |= ((c & 0x7f) as usize) << shift;
+            if c < 0x80 {
+                break;
+            }
+            shift += 7;
+        }
+        let member = &b[p..p + len];
+        p += len;
+        let tag = b[p];
+        p += 1;
+        let score = match tag {
+            TAG_I8 => {
+                p += 1;
+                b[p - 1] as i8 as f64
+            }
+            TAG_I16 => {
+                p += 2;
+                i16::from_le_bytes([b[p - 2], b[p - 1]]) as f64
+            }
+            TAG_I32 => {
+                p += 4;
+                i32::from_le_bytes(b[p - 4..p].try_into().expect("4 bytes")) as f64
+            }
+            _ => {
+                p += 8;
+                f64::from_le_bytes(b[p - 8..p].try_into().expect("8 bytes"))
+            }
+        };
+        (member, score, p)
+    }
+
+    fn encode(member: &[u8], score: f64, out: &mut Vec<u8>) {
+        let mut len = member.len();
+        loop {
+            if len < 0x80 {
+                out.push(len as u8);
+                break;
+            }
+            out.push((len as u8 & 0x7f) | 0x80);
+            len >>= 7;
+        }
+        out.extend_from_slice(member);
+        // -0 is stored as 0, as Redis's listpack does.
+        let is_int = score.fract() == 0.0 && score.abs() <= i32::MAX as f64;
+        if is_int {
+            let n = score as i32;
+            if let Ok(v) = i8::try_from(n) {
+                out.extend_from_slice(&[TAG_I8, v as u8]);
+            } else if let Ok(v) = i16::try_from(n) {
+                out.push(TAG_I16);
+                out.extend_from_slice(&v.to_le_bytes());
+            } else {
+                out.push(TAG_I32);
+                out.extend_from_slice(&n.to_le_bytes());
+            }
+        } else {
+            out.push(TAG_F64);
+            out.extend_from_slice(&score.to_le_bytes());
+        }
+    }
+
+    fn iter(&self) -> PackIter<'_> {
+        PackIter {
+            pack: self,
+            pos: HEADER,
+        }
+    }
+
+    /// (start offset, end offset, score) of `member`.
+    fn find(&self, member: &[u8]) -> Option<(usize, usize, f64)> {
+        let mut pos = HEADER;
+        while pos < self.buf.len() {
+            let (m, s, next) = self.entry(pos);
+            if m == member {
+                return Some((pos, next, s));
+            }
+            pos = next;
+        }
+        None
+    }
+
+    fn remove_at(&mut self, start: usize, end: usize) {
+        self.buf.drain(start..end);
+        let n = self.len() - 1;
+        self.set_len(n);
+    }
+
+    fn insert(&mut self, member: &[u8], score: f64) {
+        let mut pos = HEADER;
+        while pos < self.buf.len() {
+            let (m, s, next) = self.entry(pos);
+            if less(score, member, s, m) {
+                break;
+            }
+            pos = next;
+        }
+        // Encode at the end, then rotate into place: no temporary buffer.
+        let old = self.buf.len();
+        Pack::encode(member, score, &mut self.buf);
+        let n = self.buf.len() - old;
+        self.buf[pos..].rotate_right(n);
+        let len = self.len() + 1;
+        self.set_len(len);
+    }
+
+    /// Byte offset of the entry at `rank`.
+    fn offset_of(&self, rank: usize) -> usize {
+        let mut pos = HEADER;
+        for _ in 0..rank {
+            pos = self.entry(pos).2;
+        }
+        pos
+    }
+}
+
+struct PackIter<'a> {
+    pack: &'a Pack,
+    pos: usize,
+}
+
+impl<'a> Iterator for PackIter<'a> {
+    type Item = (&'a [u8], f64);
+    #[inline]
+    fn next(&mut self) -> Option<(&'a [u8], f64)> {
+        if self.pos >= self.pack.buf.len() {
+            return None;
+        }
+        let (m, s, next) = self.pack.entry(self.pos);
+        self.pos = next;
+        Some((m, s))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Skiplist
+// ---------------------------------------------------------------------------------------------
+
+const MAX_LEVEL: usize = 32;
+/// The header's index; also "no node" in forward/backward links (the header is never a target).
+const NIL: u32 = 0;
+
+#[derive(Clone, Copy, Default)]
+struct Level {
+    forward: u32,
+    span: u32,
+}
+
+struct Node {
+    member: Box<[u8]>,
+    score: f64,
+    backward: u32,
+    levels: Box<[Level]>,
+}
+
+/// The dict's key: the member bytes owned by a live node of the same [`Skip`]. The node's
+/// `Box<[u8]>` is never dropped or replaced while its dict entry exists, and moving the
+/// box (the arena growing) does not move the bytes.
+struct MemberKey(*const [u8]);
+
+// SAFETY: a MemberKey is only reachable through its Skip, which owns the bytes it points to;
+// moving the Skip to another thread moves the owner with it.
+unsafe impl Send for MemberKey {}
+unsafe impl Sync for MemberKey {}
+
+impl MemberKey {
+    #[inline]
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: see the type's invariant.
+        unsafe { &*self.0 }
+    }
+}
+
+impl Borrow<[u8]> for MemberKey {
+    fn borrow(&self) -> &[u8] {
+        self.bytes()
+    }
+}
+
+impl Hash for MemberKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.bytes().hash(state)
+    }
+}
+
+impl PartialEq for MemberKey {
+    fn eq(&self, o: &MemberKey) -> bool {
+        self.bytes() == o.bytes()
+    }
+}
+
+impl Eq for MemberKey {}
+
+/// Redis's zset: skiplist with spans plus a member index.
+pub struct Skip {
+    nodes: Vec<Node>,
+    free: Vec<u32>,
+    tail: u32,
+    level: usize,
+    len: usize,
+    dict: Dict<MemberKey, u32>,
+}
+
+fn random_level() -> usize {
+    thread_local! {
+        static RNG: std::cell::Cell<u64> = const { std::cell::Cell::new(0x9e37_79b9_7f4a_7c15) };
+    }
+    let r = RNG.with(|c| {
+        let mut x = c.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        c.set(x);
+        x
+    });
+    // Each level with probability 1/4 (Redis's ZSKIPLIST_P): two random bits per level.
+    let level = 1 + ((r | (1 << 62)).trailing_zeros() as usize / 2);
+    level.min(MAX_LEVEL)
+}
+
+impl Skip {
+    fn new() -> Skip {
+        Skip {
+            nodes: vec![Node {
+                member: Box::default(),
+                score: 0.0,
+                backward: NIL,
+                levels: vec![Level::default(); MAX_LEVEL].into_boxed_slice(),
+            }],
+            free: Vec::new(),
+            tail: NIL,
+            level: 1,
+            len: 0,
+            dict: Dict::new(),
+        }
+    }
+
+    #[inline]
+    fn fwd(&self, n: u32, i: usize) -> u32 {
+        self.nodes[n as usize].levels[i].forward
+    }
+
+    #[inline]
+    fn node(&self, n: u32) -> &Node {
+        &self.nodes[n as usize]
+    }
+
+    /// The node of each level after which `(score, member)` goes, with the rank of each.
+    fn find_update(&self, score: f64, member: &[u8]) -> ([u32; MAX_LEVEL], [u32; MAX_LEVEL]) {
+        let mut update = [NIL; MAX_LEVEL];
+        let mut rank = [0u32; MAX_LEVEL];
+        let mut x = NIL;
+        for i in (0..self.level).rev() {
+            rank[i] = if i == self.level - 1 { 0 } else { rank[i + 1] };
+            loop {
+                let f = self.fwd(x, i);
+                if f == NIL {
+                    break;
+                }
+                let fn_ = self.node(f);
+                if !less(fn_.score, &fn_.member, score, member) {
+                    break;
+                }
+                rank[i] += self.nodes[x as usize].levels[i].span;
+                x = f;
+            }
+            update[i] = x;
+        }
+        (update, rank)
+    }
+
+    /// Links node `x` (its member and score set, levels sized) at its place.
+    fn link(&mut self, x: u32) {
+        let (score, lvl) = {
+            let n = self.node(x);
+            (n.score, n.levels.len())
+        };
+        let member: *const [u8] = &*self.nodes[x as usize].member;
+        // SAFETY: the member bytes are not modified while we compare against them.
+        let (mut update, mut rank) = self.find_update(score, unsafe { &*member });
+        if lvl > self.level {
+            for i in self.level..lvl {
+                rank[i] = 0;
+                update[i] = NIL;
+                self.nodes[0].levels[i].span = self.len as u32;
+            }
+            self.level = lvl;
+        }
+        for i in 0..lvl {
+            let u = update[i] as usize;
+            let ul = self.nodes[u].levels[i];
+            self.nodes[x as usize].levels[i] = Level {
+                forward: ul.forward,
+                span: ul.span - (rank[0] - rank[i]),
+            };
+            self.nodes[u].levels[i] = Level {
+                forward: x,
+                span: rank[0] - rank[i] + 1,
+            };
+        }
+        for (i, &u) in update.iter().enumerate().take(self.level).skip(lvl) {
+            self.nodes[u as usize].levels[i].span += 1;
+        }
+        self.nodes[x as usize].backward = update[0];
+        let f = self.fwd(x, 0);
+        if f == NIL {
+            self.tail = x;
+        } else {
+            self.nodes[f as usize].backward = x;
+        }
+        self.len += 1;
+    }
+
+    /// Unlinks node `x` (still allocated).
+    fn unlink(&mut self, x: u32) {
+        let (score, member): (f64, *const [u8]) = {
+            let n = self.node(x);
+            (n.score, &*n.member)
+        };
+        // SAFETY: as in `link`.
+        let (update, _) = self.find_update(score, unsafe { &*member });
+        for (i, &u) in update.iter().enumerate().take(self.level) {
+            let u = u as usize;
+            if self.nodes[u].levels[i].forward == x {
+                let xl = self.nodes[x as usize].levels[i];
+                self.nodes[u].levels[i].span += xl.span;
+                self.nodes[u].levels[i].span -= 1;
+                self.nodes[u].levels[i].forward = xl.forward;
+            } else {
+                self.nodes[u].levels[i].span -= 1;
+            }
+        }
+        let f = self.fwd(x, 0);
+        let b = self.node(x).backward;
+        if f == NIL {
+            self.tail = b;
+        } else {
+            self.nodes[f as usize].backward = b;
+        }
+        while self.level > 1 && self.nodes[0].levels[self.level - 1].forward == NIL {
+            self.level -= 1;
+        }
+        self.len -= 1;
+    }
+
+    fn insert(&mut self, member: &[u8], score: f64) {
+        let node = Node {
+            member: member.into(),
+            score,
+            backward: NIL,
+            levels: vec![Level::default(); random_level()].into_boxed_slice(),
+        };
+        let x = match self.free.pop() {
+            Some(i) => {
+                self.nodes[i as usize] = node;
+                i
+            }
+            None => {
+                self.nodes.push(node);
+                (self.nodes.len() - 1) as u32
+            }
+        };
+        self.link(x);
+        let key = MemberKey(&*self.nodes[x as usize].member);
+        self.dict.insert(key, x);
+    }
+
+    fn score(&self, member: &[u8]) -> Option<f64> {
+        self.dict.get(member).map(|&x| self.node(x).score)
+    }
+
+    fn update(&mut self, x: u32, score: f64) {
+        let n = self.node(x);
+        let b = n.backward;
+        let f = n.levels[0].forward;
+        let stays = (b == NIL || less(self.node(b).score, &self.node(b).member, score, &n.member))
+            && (f == NIL || less(score, &n.member, self.node(f).score, &self.node(f).member));
+        if stays {
+            self.nodes[x as usize].score = score;
+            return;
+        }
+        self.unlink(x);
+        self.nodes[x as usize].score = score;
+        self.link(x);
+    }
+
+    fn remove(&mut self, member: &[u8]) -> Option<f64> {
+        let (_, x) = self.dict.remove(member)?;
+        self.unlink(x);
+        let n = &mut self.nodes[x as usize];
+        let score = n.score;
+        n.member = Box::default();
+        n.levels = Box::default();
+        self.free.push(x);
+        Some(score)
+    }
+
+    /// How many elements satisfy `pred`, a test true for a prefix of the order.
+    fn count_while(&self, pred: impl Fn(f64, &[u8]) -> bool) -> usize {
+        let mut x = NIL;
+        let mut rank = 0usize;
+        for i in (0..self.level).rev() {
+            loop {
+                let f = self.fwd(x, i);
+                if f == NIL {
+                    break;
+                }
+                let n = self.node(f);
+                if !pred(n.score, &n.member) {
+                    break;
+                }
+                rank += self.nodes[x as usize].levels[i].span as usize;
+                x = f;
+            }
+        }
+        rank
+    }
+
+    /// The node at 0-based `rank` (< len).
+    fn at_rank(&self, rank: usize) -> u32 {
+        let target = rank + 1;
+        let mut x = NIL;
+        let mut traversed = 0usize;
+        for i in (0..self.level).rev() {
+            loop {
+                let f = self.fwd(x, i);
+                let span = self.nodes[x as usize].levels[i].span as usize;
+                if f == NIL || traversed + span > target {
+                    break;
+                }
+                traversed += span;
+                x = f;
+            }
+            if traversed == target {
+                return x;
+            }
+        }
+        x
+    }
+
+    fn heap_bytes(&self) -> usize {
+        let nodes = self.nodes.capacity() * std::mem::size_of::<Node>();
+        let owned: usize = self
+            .nodes
+            .iter()
+            .map(|n| n.member.len() + n.levels.len() * std::mem::size_of::<Level>())
+            .sum();
+        nodes + owned + self.free.capacity() * 4 + self.dict.table_bytes()
+    }
+
+    #[cfg(test)]
+    fn check(&self) {
+        // Spans and order agree with a walk of level 0.
+        let mut ranks = std::collections::HashMap::new();
+        let mut x = self.fwd(NIL, 0);
+        let mut r = 1usize;
+        let mut prev = NIL;
+        while x != NIL {
+            ranks.insert(x, r);
+            assert_eq!(self.node(x).backward, prev);
+            if prev != NIL {
+                let (p, n) = (self.node(prev), self.node(x));
+                assert!(less(p.score, &p.member, n.score, &n.member));
+            }
+            prev = x;
+            x = self.fwd(x, 0);
+            r += 1;
+        }
+        assert_eq!(self.tail, prev);
+        assert_eq!(r - 1, self.len);
+        assert_eq!(self.dict.len(), self.len);
+        for i in 0..self.level {
+            let mut x = NIL;
+            let mut at = 0usize;
+            loop {
+                let l = self.nodes[x as usize].levels[i];
+                if l.forward == NIL {
+                    break;
+                }
+                at += l.span as usize;
+                assert_eq!(ranks[&l.forward], at, "span at level {i}");
+                x = l.forward;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The sorted set
+// ---------------------------------------------------------------------------------------------
+
+/// ZADD's input flags.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AddFlags {
+    pub nx: bool,
+    pub xx: bool,
+    pub gt: bool,
+    pub lt: bool,
+    pub incr: bool,
+}
+
+/// What one ZADD element did.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum AddOutcome {
+    Added(f64),
+    Updated(f64),
+    /// Present and unchanged (the score it has).
+    Same(f64),
+    /// Skipped by NX / XX / GT / LT.
+    Nop,
+    /// INCR made the score NaN: nothing changed.
+    Nan,
+}
+
+pub enum ZSet {
+    Pack(Pack),
+    Skip(Box<Skip>),
+}
+
+impl Default for ZSet {
+    fn default() -> Self {
+        ZSet::new()
+    }
+}
+
+impl ZSet {
+    pub fn new() -> ZSet {
+        ZSet::Pack(Pack::new())
+    }
+
+    /// Redis's zsetTypeCreate: a listpack when `size_hint` elements of up to `max_len` bytes fit.
+    pub fn with_hint(size_hint: usize, max_len: usize, enc: &EncodingLimits) -> ZSet {
+        if size_hint <= enc.zset_max_listpack_entries && max_len <= enc.zset_max_listpack_value {
+            ZSet::Pack(Pack::new())
+        } else {
+            ZSet::Skip(Box::new(Skip::new()))
+        }
+    }
+
+    /// A set from elements sorted by (score, member), distinct, in the encoding Redis gives a
+    /// stored result (zsetConvertToListpackIfNeeded).
+    pub fn from_sorted<M: AsRef<[u8]>>(items: &[(M, f64)], enc: &EncodingLimits) -> ZSet {
+        let max_len = items.iter().map(|(m, _)| m.as_ref().len()).max().unwrap_or(0);
+        if items.len() <= enc.zset_max_listpack_entries && max_len <= enc.zset_max_listpack_value {
+            let mut p = Pack::new();
+            for (m, s) in items {
+                Pack::encode(m.as_ref(), *s, &mut p.buf);
+            }
+            p.set_len(items.len());
+            ZSet::Pack(p)
+        } else {
+            let mut s = Skip::new();
+            for (m, sc) in items {
+                s.insert(m.as_ref(), *sc);
+            }
+            ZSet::Skip(Box::new(s))
+        }
+    }
+
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            ZSet::Pack(_) => "listpack",
+            ZSet::Skip(_) => "skiplist",
+        }
+    }
+
+    #[inline]
+    pub fn len(&self) -> usize {
+        match self {
+            ZSet::Pack(p) => p.len(),
+            ZSet::Skip(s) => s.len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.items.iter().map(|i| i.len() + 16).sum()
+        match self {
+            ZSet::Pack(p) => p.buf.capacity(),
+            ZSet::Skip(s) => std::mem::size_of::<Skip>() + s.heap_bytes(),
+        }
+    }
+
+    /// The listpack's raw bytes, when in that encoding (for persistence).
+    pub fn listpack_bytes(&self) -> Option<&[u8]> {
+        match self {
+            ZSet::Pack(p) => Some(p.as_bytes()),
+            ZSet::Skip(_) => None,
+        }
+    }
+
+    /// Every element in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], f64)> + '_ {
+        let (pack, skip) = match self {
+            ZSet::Pack(p) => (Some(p.iter()), None),
+            ZSet::Skip(s) => (
+                None,
+                Some(SkipIter {
+                    skip: s,
+                    x: s.fwd(NIL, 0),
+                }),
+            ),
+        };
+        pack.into_iter().flatten().chain(skip.into_iter().flatten())
+    }
+
+    pub fn score(&self, member: &[u8]) -> Option<f64> {
+        match self {
+            ZSet::Pack(p) => p.find(member).map(|(_, _, s)| s),
+            ZSet::Skip(s) => s.score(member),
+        }
+    }
+
+    fn convert_to_skiplist(&mut self) {
+        if let ZSet::Pack(p) = self {
+            let mut s = Skip::new();
+            for (m, sc) in p.iter() {
+                s.insert(m, sc);
+            }
+            *self = ZSet::Skip(Box::new(s));
+        }
+    }
+
+    /// Redis's zsetAdd: one element of ZADD / ZINCRBY.
+    pub fn add(&mut self, member: &[u8], score: f64, f: AddFlags, enc: &EncodingLimits) -> AddOutcome {
+        let cur = self.score(member);
+        match cur {
+            Some(cur) => {
+                if f.nx {
+                    return AddOutcome::Nop;
+                }
+                let mut score = score;
+                if f.incr {
+                    score += cur;
+                    if score.is_nan() {
+                        return AddOutcome::Nan;
+                    }
+                }
+                if (f.lt && score >= cur) || (f.gt && score <= cur) {
+                    return AddOutcome::Nop;
+                }
+                if score == cur {
+                    return AddOutcome::Same(score);
+                }
+                match self {
+                    ZSet::Pack(p) => {
+                        let (start, end, _) = p.find(member).expect("present");
+                        p.remove_at(start, end);
+                        p.insert(member, score);
+                    }
+                    ZSet::Skip(s) => {
+                        let x = *s.dict.get(member).expect("present");
+                        s.update(x, score);
+                    }
+                }
+                AddOutcome::Updated(score)
+            }
+            None => {
+                if f.xx {
+                    return AddOutcome::Nop;
+                }
+                if let ZSet::Pack(p) = self {
+                    if p.len() + 1 > enc.zset_max_listpack_entries || member.len() > enc.zset_max_listpack_value {
+                        self.convert_to_skiplist();
+                    }
+                }
+                match self {
+                    ZSet::Pack(p) => p.insert(member, score),
+                    ZSet::Skip(s) => s.insert(member, score),
+                }
+                AddOutcome::Added(score)
+            }
+        }
+    }
+
+    /// Removes `member`; its score if it was there.
+    pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
+        match self {
+            ZSet::Pack(p) => {
+                let (start, end, s) = p.find(member)?;
+                p.remove_at(start, end);
+                Some(s)
+            }
+            ZSet::Skip(s) => s.remove(member),
+        }
+    }
+
+    /// 0-based rank of `member` in ascending order, with its score.
+    pub fn rank(&self, member: &[u8]) -> Option<(usize, f64)> {
+        match self {
+            ZSet::Pack(p) => p
+                .iter()
+                .enumerate()
+                .find(|(_, (m, _))| *m == member)
+                .map(|(i, (_, s))| (i, s)),
+            ZSet::Skip(s) => {
+                let score = s.score(member)?;
+                Some((s.count_while(|sc, m| less(sc, m, score, member)), score))
+            }
+        }
+    }
+
+    /// How many elements sort before the range's start.
+    pub fn count_below(&self, r: &impl Range) -> usize {
+        match self {
+            ZSet::Pack(p) => p.iter().take_while(|&(m, s)| r.below_min(s, m)).count(),
+            ZSet::Skip(s) => s.count_while(|sc, m| r.below_min(sc, m)),
+        }
+    }
+
+    /// How many elements do not sort past the range's end.
+    pub fn count_upto(&self, r: &impl Range) -> usize {
+        match self {
+            ZSet::Pack(p) => p.iter().take_while(|&(m, s)| !r.above_max(s, m)).count(),
+            ZSet::Skip(s) => s.count_while(|sc, m| !r.above_max(sc, m)),
+        }
+    }
+
+    /// The 0-based rank range `[start, end)` of the elements in `r`.
+    pub fn rank_span(&self, r: &impl Range) -> (usize, usize) {
+        let lo = self.count_below(r);
+        let hi = self.count_upto(r);
+        (lo, hi.max(lo))
+    }
+
+    /// Calls `f` on elements from 0-based `rank` (< len) towards the end (or the start when
+    /// `rev`) until it returns false or the set ends.
+    pub fn visit(&self, rank: usize, rev: bool, mut f: impl FnMut(&[u8], f64) -> bool) {
+        if rank >= self.len() {
+            return;
+        }
+        match self {
+            ZSet::Pack(p) => {
+                if !rev {
+                    let mut it = PackIter {
+                        pack: p,
+                        pos: p.offset_of(rank),
+                    };
+                    for (m, s) in &mut it {
+                        if !f(m, s) {
+                            return;
+                        }
+                    }
+                } else {
+                    let mut offs = Vec::with_capacity(rank + 1);
+                    let mut pos = HEADER;
+                    for _ in 0..=rank {
+                        offs.push(pos);
+                        pos = p.entry(pos).2;
+                    }
+                    for &at in offs.iter().rev() {
+                        let (m, s, _) = p.entry(at);
+                        if !f(m, s) {
+                            return;
+                        }
+                    }
+                }
+            }
+            ZSet::Skip(s) => {
+                let mut x = s.at_rank(rank);
+                while x != NIL {
+                    let n = s.node(x);
+                    if !f(&n.member, n.score) {
+                        return;
+                    }
+                    x = if rev { n.backward } else { n.levels[0].forward };
+                }
+            }
+        }
+    }
+
+    /// Up to `n` elements from the start (or the end when `rev`), removed.
+    pub fn pop(&mut self, n: usize, rev: bool) -> Vec<(Vec<u8>, f64)> {
+        let len = self.len();
+        let n = n.min(len);
+        if n == 0 {
+            return Vec::new();
+        }
+        let mut out = Vec::with_capacity(n);
+        let start = if rev { len - 1 } else { 0 };
+        self.visit(start, rev, |m, s| {
+            out.push((m.to_vec(), s));
+            out.len() < n
+        });
+        for (m, _) in &out {
+            self.remove(m);
+        }
+        out
+    }
+
+    /// Elements at 0-based ranks `[start, end)`, ascending.
+    pub fn collect_ranks(&self, start: usize, end: usize) -> Vec<(Vec<u8>, f64)> {
+        let mut out = Vec::with_capacity(end.saturating_sub(start));
+        if start < end {
+            self.visit(start, false, |m, s| {
+                out.push((m.to_vec(), s));
+                out.len() < end - start
+            });
+        }
+        out
+    }
+
+    /// ZSCAN over the member index: (next cursor). Listpacks answer everything at once.
+    pub fn scan(&self, cursor: u64, mut f: impl FnMut(&[u8], f64)) -> u64 {
+        match self {
+            ZSet::Pack(p) => {
+                for (m, s) in p.iter() {
+                    f(m, s);
+                }
+                0
+            }
+            ZSet::Skip(s) => s.dict.scan(cursor, |k, &x| f(k.bytes(), s.node(x).score)),
+        }
+    }
+
+    /// Skiplist only: a uniformly random element (ZRANDMEMBER); by rank so O(log n).
+    pub fn at(&self, rank: usize) -> Option<(&[u8], f64)> {
+        if rank >= self.len() {
+            return None;
+        }
+        match self {
+            ZSet::Pack(p) => {
+                let (m, s, _) = p.entry(p.offset_of(rank));
+                Some((m, s))
+            }
+            ZSet::Skip(s) => {
+                let n = s.node(s.at_rank(rank));
+                Some((&n.member, n.score))
+            }
+        }
+    }
+}
+
+struct SkipIter<'a> {
+    skip: &'a Skip,
+    x: u32,
+}
+
+impl<'a> Iterator for SkipIter<'a> {
+    type Item = (&'a [u8], f64);
+    fn next(&mut self) -> Option<(&'a [u8], f64)> {
+        if self.x == NIL {
+            return None;
+        }
+        let n = self.skip.node(self.x);
+        self.x = n.levels[0].forward;
+        Some((&n.member, n.score))
+    }
+}
+
+impl Clone for ZSet {
+    fn clone(&self) -> ZSet {
+        match self {
+            ZSet::Pack(p) => ZSet::Pack(p.clone()),
+            ZSet::Skip(s) => {
+                let mut n = Skip::new();
+                let mut x = s.fwd(NIL, 0);
+                while x != NIL {
+                    let node = s.node(x);
+                    n.insert(&node.member, node.score);
+                    x = node.levels[0].forward;
+                }
+                ZSet::Skip(Box::new(n))
+            }
+        }
+    }
+}
+
+impl PartialEq for ZSet {
+    fn eq(&self, o: &ZSet) -> bool {
+        self.len() == o.len()
+            && self
+                .iter()
+                .zip(o.iter())
+                .all(|(a, b)| a.0 == b.0 && a.1.to_bits() == b.1.to_bits())
+    }
+}
+
+impl std::fmt::Debug for ZSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.iter().map(|(m, s)| (String::from_utf8_lossy(m), s)))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn small_enough() {
+        assert!(std::mem::size_of::<ZSet>() <= 24);
+    }
+
+    fn lim(entries: usize) -> EncodingLimits {
+        EncodingLimits {
+            zset_max_listpack_entries: entries,
+            ..EncodingLimits::default()
+        }
+    }
+
+    #[test]
+    fn pack_scores_roundtrip() {
+        let mut z = ZSet::new();
+        let e = lim(128);
+        for s in [
+            0.0,
+            1.0,
+            -1.0,
+            300.0,
+            -70000.0,
+            1.5,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            1e300,
+            3e9,
+        ] {
+            let m = format!("{s:?}");
+            z.add(m.as_bytes(), s, AddFlags::default(), &e);
+        }
+        for s in [
+            0.0,
+            1.0,
+            -1.0,
+            300.0,
+            -70000.0,
+            1.5,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            1e300,
+            3e9,
+        ] {
+            let m = format!("{s:?}");
+            assert_eq!(z.score(m.as_bytes()).map(f64::to_bits), Some(s.to_bits()));
+        }
+        assert_eq!(z.encoding(), "listpack");
+    }
+
+    #[test]
+    fn converts_at_thresholds() {
+        let e = lim(4);
+        let mut z = ZSet::new();
+        for i in 0..4 {
+            z.add(format!("m{i}").as_bytes(), i as f64, AddFlags::default(), &e);
+        }
+        assert_eq!(z.encoding(), "listpack");
+        z.add(b"m9", 9.0, AddFlags::default(), &e);
+        assert_eq!(z.encoding(), "skiplist");
+        let mut z = ZSet::new();
+        z.add(&[b'x'; 65], 1.0, AddFlags::default(), &e);
+        assert_eq!(z.encoding(), "skiplist");
+        let items = [(b"a".to_vec(), 1.0), (b"b".to_vec(), 2.0)];
+        assert_eq!(ZSet::from_sorted(&items, &e).encoding(), "listpack");
+        assert_eq!(ZSet::from_sorted(&items, &lim(1)).encoding(), "skiplist");
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Add(u8, i8),
+        Del(u8),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => (0u8..60, -10i8..10).prop_map(|(m, s)| Op::Add(m, s)),
+            1 => (0u8..60).prop_map(Op::Del),
+        ]
+    }
+
+    fn member(m: u8) -> Vec<u8> {
+        format!("m{m:02}").into_bytes()
+    }
+
+    proptest! {
+        #[test]
+        fn matches_a_model(ops in proptest::collection::vec(op(), 1..300), entries in prop_oneof![Just(0usize), Just(8), Just(1000)], lo in -12i32..12, width in 0i32..10, lexa in 0u8..60, lexb in 0u8..60) {
+            let e = lim(entries);
+            let mut z = ZSet::new();
+            let mut model: BTreeMap<Vec<u8>, f64> = BTreeMap::new();
+            for o in &ops {
+                match *o {
+                    Op::Add(m, s) => {
+                        z.add(&member(m), s as f64 / 2.0, AddFlags::default(), &e);
+                        model.insert(member(m), s as f64 / 2.0);
+                    }
+                    Op::Del(m) => {
+                        prop_assert_eq!(z.remove(&member(m)), model.remove(&member(m)));
+                    }
+                }
+                if let ZSet::Skip(s) = &z { s.check(); }
+            }
+            let mut sorted: Vec<(Vec<u8>, f64)> = model.iter().map(|(m, s)| (m.clone(), *s)).collect();
+            sorted.sort_by(|a, b| a.1.partial_cmp(&b.1).unwrap().then(a.0.cmp(&b.0)));
+            prop_assert_eq!(z.len(), sorted.len());
+            let got: Vec<(Vec<u8>, f64)> = z.iter().map(|(m, s)| (m.to_vec(), s)).collect();
+            prop_assert_eq!(&got, &sorted);
+            for (i, (m, s)) in sorted.iter().enumerate() {
+                prop_assert_eq!(z.rank(m), Some((i, *s)));
+                prop_assert_eq!(z.at(i).map(|(m, s)| (m.to_vec(), s)), Some((m.clone(), *s)));
+            }
+            // Score range.
+            let r = ScoreRange { min: lo as f64 / 2.0, max: (lo + width) as f64 / 2.0, minex: lo % 2 == 0, maxex: width % 3 == 0 };
+            let want: Vec<&Vec<u8>> = sorted.iter().filter(|(_, s)| !r.below_min(*s, b"") && !r.above_max(*s, b"")).map(|(m, _)| m).collect();
+            let (a, b) = z.rank_span(&r);
+            let got: Vec<Vec<u8>> = z.collect_ranks(a, b).into_iter().map(|(m, _)| m).collect();
+            prop_assert_eq!(got.iter().collect::<Vec<_>>(), want);
+            let mut rev = vec![];
+            if b > a { z.visit(b - 1, true, |m, _| { rev.push(m.to_vec()); rev.len() < b - a }); }
+            rev.reverse();
+            prop_assert_eq!(rev, got);
+            // Lex range over a set with equal scores.
+            let mut lz = ZSet::new();
+            for m in model.keys() { lz.add(m, 0.0, AddFlags::default(), &e); }
+            let (x, y) = (member(lexa), member(lexb));
+            let lr = LexRange { min: LexBound::Incl(&x), max: LexBound::Excl(&y) };
+            let want: Vec<&Vec<u8>> = model.keys().filter(|m| **m >= x && **m < y).collect();
+            let (a, b) = lz.rank_span(&lr);
+            let got: Vec<Vec<u8>> = lz.collect_ranks(a, b).into_iter().map(|(m, _)| m).collect();
+            prop_assert_eq!(got.iter().collect::<Vec<_>>(), want);
+            prop_assert_eq!(z.clone(), z);
+        }
+    }
+
+    #[test]
+    fn update_moves_nodes() {
+        let e = lim(0);
+        let mut z = ZSet::new();
+        for i in 0..200 {
+            z.add(format!("{i}").as_bytes(), i as f64, AddFlags::default(), &e);
+        }
+        for i in 0..200 {
+            let f = AddFlags {
+                incr: true,
+                ..AddFlags::default()
+            };
+            z.add(format!("{i}").as_bytes(), ((i * 7919) % 300) as f64, f, &e);
+            if let ZSet::Skip(s) = &z {
+                s.check();
+            }
+        }
+        let mut n = 0;
+        z.scan(0, |_, _| n += 1);
+        let mut c = 0;
+        let mut total = 0;
+        loop {
+            c = z.scan(c, |_, _| total += 1);
+            if c == 0 {
+                break;
+            }
+        }
+        assert!(total >= 200);
+        assert_eq!(z.pop(3, false).len(), 3);
+        assert_eq!(z.len(), 197);
     }
 }
