@@ -96,15 +96,22 @@ fn check(client: &Client, args: &Args) -> Result<Route, CmdError> {
         Run::Keyed(..) => {
             let n = client.shard.nshards;
             let (mut first, mut spans) = (usize::MAX, false);
-            for_each_key(cmd.spec.key_specs, args, |p| {
+            let found = for_each_key(cmd.spec.key_specs, args, |p| {
                 let s = shard_of(&args[p], n);
                 if first == usize::MAX {
                     first = s;
                 } else if s != first {
                     spans = true;
                 }
-            })
-            .map_err(|_| CmdError::Syntax)?;
+            });
+            if found.is_err() {
+                // A bad numkeys: the handler validates it first and replies Redis's own
+                // error text (SINTERCARD, ZUNION, LMPOP...), touching no key.
+                return Ok(Route::Keyed {
+                    cmd,
+                    shard: client.shard.id,
+                });
+            }
             if !spans {
                 let shard = if first == usize::MAX { client.shard.id } else { first };
                 return Ok(Route::Keyed { cmd, shard });
