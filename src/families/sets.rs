@@ -779,3 +779,253 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "sdiffstore", arity: -3, flags: WRITE | DENYOOM, acl: SET, key_specs: STORE_KEYS, group: "set", summary: "Stores the difference of multiple sets in a key.", complexity: UNION_COMPLEXITY, syntax: "destination key [key ...]", run: Run::Keyed(sdiffstore, Multi::Atomic), ..CommandSpec::DEFAULT },
     CommandSpec { name: "sscan", arity: -3, flags: READONLY, acl: SET, key_specs: &[KeySpec::one(1, RO_ACCESS)], group: "set", since: "2.8.0", summary: "Iterates over members of a set.", complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.", syntax: "key cursor [MATCH pattern] [COUNT count]", tips: &["nondeterministic_output"], run: Run::Keyed(sscan, Multi::Atomic), ..CommandSpec::DEFAULT },
 ];
+
+#[cfg(test)]
+mod tests {
+    use crate::families::testkit::Kit;
+    use crate::resp::Proto;
+
+    /// The effects since the last call, without the SELECT that opens the first batch.
+    fn effects(k: &mut Kit) -> String {
+        let e = k.effects();
+        e.strip_prefix("*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n").map(str::to_string).unwrap_or(e)
+    }
+
+    fn enc(k: &Kit, key: &str) -> &'static str {
+        k.store.dbs[0].peek(key.as_bytes()).map_or("none", |e| e.value.encoding())
+    }
+
+    fn int(n: i64) -> String {
+        format!(":{n}\r\n")
+    }
+
+    /// The members of a flat RESP array reply, sorted.
+    fn sorted(reply: &str) -> Vec<String> {
+        let mut v: Vec<String> = reply
+            .split("\r\n")
+            .skip(1)
+            .collect::<Vec<_>>()
+            .chunks(2)
+            .filter(|c| c.len() == 2)
+            .map(|c| c[1].to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn sadd_srem_reply_and_propagate_as_sent() {
+        let mut k = Kit::new();
+        assert_eq!(k.run("SADD s a b a"), int(2));
+        assert_eq!(effects(&mut k), "*5\r\n$4\r\nSADD\r\n$1\r\ns\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\na\r\n");
+        assert_eq!(k.run("SADD s a"), int(0));
+        assert_eq!(effects(&mut k), "");
+        assert_eq!(k.run("SREM s x"), int(0));
+        assert_eq!(effects(&mut k), "");
+        assert_eq!(k.run("SREM s a b"), int(2));
+        assert!(effects(&mut k).starts_with("*4\r\n$4\r\nSREM"));
+        assert_eq!(k.run("EXISTS s"), int(0));
+        assert_eq!(k.dirty, 4);
+    }
+
+    #[test]
+    fn wrongtype_everywhere() {
+        let mut k = Kit::new();
+        k.run("SET str v");
+        let wrong = "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n";
+        for c in [
+            "SADD str a",
+            "SREM str a",
+            "SCARD str",
+            "SISMEMBER str a",
+            "SMISMEMBER str a",
+            "SMEMBERS str",
+            "SPOP str",
+            "SPOP str 2",
+            "SRANDMEMBER str",
+            "SRANDMEMBER str 2",
+            "SINTER str",
+            "SINTERCARD 1 str",
+            "SINTERSTORE d str",
+            "SUNION str",
+            "SUNIONSTORE d str",
+            "SDIFF str",
+            "SDIFFSTORE d str",
+            "SSCAN str 0",
+            "SMOVE str d a",
+        ] {
+            assert_eq!(k.run(c), wrong, "{c}");
+        }
+        k.run("SADD s a");
+        assert_eq!(k.run("SMOVE s str a"), wrong);
+        assert_eq!(k.run("SMOVE nokey str a"), int(0));
+    }
+
+    #[test]
+    fn spop_propagates_srem_or_del() {
+        let mut k = Kit::new();
+        k.run("SADD s 7");
+        effects(&mut k);
+        assert_eq!(k.run("SPOP s"), "$1\r\n7\r\n");
+        assert_eq!(effects(&mut k), "*3\r\n$4\r\nSREM\r\n$1\r\ns\r\n$1\r\n7\r\n");
+        assert_eq!(k.run("EXISTS s"), int(0));
+        k.run("SADD s 1 2 3");
+        effects(&mut k);
+        assert_eq!(k.run("SPOP s 5"), "*3\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n");
+        assert_eq!(effects(&mut k), "*2\r\n$3\r\nDEL\r\n$1\r\ns\r\n");
+        let members: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+        k.run(&format!("SADD s {}", members.join(" ")));
+        effects(&mut k);
+        let popped = sorted(&k.run("SPOP s 3"));
+        assert_eq!(popped.len(), 3);
+        let eff = effects(&mut k);
+        assert!(eff.starts_with("*5\r\n$4\r\nSREM\r\n$1\r\ns\r\n"), "{eff}");
+        for p in &popped {
+            assert!(eff.contains(&format!("\r\n{p}\r\n")));
+            assert_eq!(k.run(&format!("SISMEMBER s {p}")), int(0));
+        }
+        assert_eq!(k.run("SCARD s"), int(7));
+    }
+
+    #[test]
+    fn spop_most_of_a_set_rebuilds_it_compact() {
+        let mut k = Kit::new();
+        let members: Vec<String> = (0..1000).map(|i| format!("m{i}")).collect();
+        k.run(&format!("SADD s {}", members.join(" ")));
+        assert_eq!(enc(&k, "s"), "hashtable");
+        let popped = sorted(&k.run("SPOP s 950"));
+        assert_eq!(popped.len(), 950);
+        assert_eq!(k.run("SCARD s"), int(50));
+        assert_eq!(enc(&k, "s"), "listpack");
+        let mut rest = sorted(&k.run("SMEMBERS s"));
+        rest.extend(popped);
+        rest.sort();
+        let mut all = members.clone();
+        all.sort();
+        assert_eq!(rest, all);
+        // Integers from an intset stay an intset.
+        let ints: Vec<String> = (0..400).map(|i| i.to_string()).collect();
+        k.run(&format!("SADD n {}", ints.join(" ")));
+        k.run("SPOP n 390");
+        assert_eq!(enc(&k, "n"), "intset");
+        assert_eq!(k.run("SCARD n"), int(10));
+    }
+
+    #[test]
+    fn srandmember_counts() {
+        let mut k = Kit::new();
+        let members: Vec<String> = (0..300).map(|i| format!("e{i}")).collect();
+        k.run(&format!("SADD h {}", members.join(" ")));
+        k.run("SADD i 1 2 3 4 5 6 7 8 9 10");
+        k.run("SADD l a b c d e f g h");
+        for key in ["h", "i", "l"] {
+            let size = sorted(&k.run(&format!("SMEMBERS {key}"))).len();
+            for count in [1, 2, size / 2, size - 1, size / 4 + 1] {
+                let got = sorted(&k.run(&format!("SRANDMEMBER {key} {count}")));
+                let mut dedup = got.clone();
+                dedup.dedup();
+                assert_eq!((got.len(), dedup.len()), (count, count), "{key} {count}");
+            }
+            let rep = sorted(&k.run(&format!("SRANDMEMBER {key} -{}", size * 3)));
+            assert_eq!(rep.len(), size * 3);
+            assert_eq!(sorted(&k.run(&format!("SRANDMEMBER {key} {}", size + 5))).len(), size);
+        }
+        // Every member turns up eventually.
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..200 {
+            seen.extend(sorted(&k.run("SRANDMEMBER l -4")));
+        }
+        assert_eq!(seen.len(), 8);
+    }
+
+    #[test]
+    fn smove_dirty_and_effects() {
+        let mut k = Kit::new();
+        k.run("SADD a x");
+        effects(&mut k);
+        let d0 = k.dirty;
+        assert_eq!(k.run("SMOVE a b x"), int(1));
+        assert_eq!(k.dirty - d0, 2);
+        assert_eq!(effects(&mut k), "*4\r\n$5\r\nSMOVE\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nx\r\n");
+        assert_eq!(k.run("EXISTS a"), int(0));
+        assert_eq!(k.run("SMOVE a b x"), int(0));
+        assert_eq!(effects(&mut k), "");
+        assert_eq!(enc(&k, "b"), "listpack");
+    }
+
+    #[test]
+    fn store_encodings_follow_redis_7_2() {
+        let mut k = Kit::new();
+        let ints: Vec<String> = (0..600).map(|i| i.to_string()).collect();
+        k.run(&format!("SADD big {}", ints.join(" ")));
+        k.run("SADD small 1 2 3 700");
+        k.run("SADD strs a b 1");
+        assert_eq!(k.run("SINTERSTORE d big small"), int(3));
+        assert_eq!(enc(&k, "d"), "intset");
+        assert_eq!(k.run("SINTERSTORE d big strs"), int(1));
+        assert_eq!(enc(&k, "d"), "intset");
+        assert_eq!(k.run("SUNIONSTORE d small strs"), int(6));
+        assert_eq!(enc(&k, "d"), "listpack");
+        assert_eq!(k.run("SUNIONSTORE d big small"), int(601));
+        assert_eq!(enc(&k, "d"), "hashtable");
+        assert_eq!(k.run("SDIFFSTORE d strs small"), int(2));
+        assert_eq!(enc(&k, "d"), "listpack");
+        // An empty result deletes the destination and propagates the command.
+        effects(&mut k);
+        assert_eq!(k.run("SINTERSTORE d small nokey"), int(0));
+        assert_eq!(k.run("EXISTS d"), int(0));
+        assert!(effects(&mut k).contains("SINTERSTORE"));
+        assert_eq!(k.run("SINTERSTORE d small nokey"), int(0));
+        assert_eq!(effects(&mut k), "");
+    }
+
+    #[test]
+    fn listpack_keeps_insertion_order() {
+        let mut k = Kit::new();
+        k.run("SADD s c 3 a 1 b");
+        assert_eq!(
+            k.run("SMEMBERS s"),
+            "*5\r\n$1\r\nc\r\n$1\r\n3\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n"
+        );
+        k.run("SREM s a");
+        assert_eq!(k.run("SSCAN s 0 MATCH *"), "*2\r\n$1\r\n0\r\n*4\r\n$1\r\nc\r\n$1\r\n3\r\n$1\r\n1\r\n$1\r\nb\r\n");
+    }
+
+    #[test]
+    fn resp3_shapes() {
+        let mut k = Kit::new();
+        k.proto = Proto::Resp3;
+        k.run("SADD s 1 2");
+        assert_eq!(k.run("SMEMBERS s"), "~2\r\n$1\r\n1\r\n$1\r\n2\r\n");
+        assert_eq!(k.run("SPOP nokey 2"), "~0\r\n");
+        assert_eq!(k.run("SRANDMEMBER nokey 2"), "*0\r\n");
+        assert_eq!(k.run("SPOP nokey"), "_\r\n");
+        assert_eq!(k.run("SINTER s nokey"), "~0\r\n");
+    }
+
+    #[test]
+    fn sscan_walks_a_hashtable() {
+        let mut k = Kit::new();
+        let members: Vec<String> = (0..500).map(|i| format!("m{i}")).collect();
+        k.run(&format!("SADD s {}", members.join(" ")));
+        let mut seen = std::collections::BTreeSet::new();
+        let mut cursor = "0".to_string();
+        let mut calls = 0;
+        loop {
+            let r = k.run(&format!("SSCAN s {cursor} COUNT 20"));
+            let parts: Vec<&str> = r.split("\r\n").collect();
+            cursor = parts[2].to_string();
+            for c in parts[4..].chunks(2) {
+                if c.len() == 2 {
+                    seen.insert(c[1].to_string());
+                }
+            }
+            calls += 1;
+            if cursor == "0" {
+                break;
+            }
+        }
+        assert!(calls > 5);
+        assert_eq!(seen.len(), 500);
+    }
+}

@@ -979,3 +979,250 @@ impl fmt::Debug for Set {
         l.finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    fn lim() -> EncodingLimits {
+        EncodingLimits::default()
+    }
+
+    fn members(s: &Set) -> BTreeSet<Vec<u8>> {
+        s.iter().map(|m| m.to_vec()).collect()
+    }
+
+    fn rng() -> impl FnMut() -> u64 {
+        let mut x = 0x9E3779B97F4A7C15u64;
+        move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        }
+    }
+
+    #[test]
+    fn small_shapes() {
+        assert!(std::mem::size_of::<Set>() <= 16);
+        assert!(std::mem::size_of::<Set>() <= 24);
+        // Ten small integers: one allocation of header + width + 20 bytes.
+        let mut s = Set::new();
+        for i in 0..10 {
+            s.add(i.to_string().as_bytes(), &lim());
+        }
+        assert_eq!(s.encoding(), "intset");
+        assert_eq!(s.heap_bytes(), 4 + 1 + 20);
+    }
+
+    #[test]
+    fn intset_widths_and_order() {
+        let mut is = IntSet::new();
+        for v in [5, -3, 1000, 0, 7] {
+            assert!(is.insert(v));
+        }
+        assert!(!is.insert(5));
+        assert_eq!(is.width(), 2);
+        assert!(is.insert(70_000));
+        assert_eq!(is.width(), 4);
+        assert!(is.insert(i64::MIN));
+        assert_eq!(is.width(), 8);
+        assert_eq!(is.iter().collect::<Vec<_>>(), vec![i64::MIN, -3, 0, 5, 7, 1000, 70_000]);
+        assert!(is.contains(70_000) && is.contains(i64::MIN) && !is.contains(6));
+        assert!(is.remove(0) && !is.remove(0));
+        assert_eq!(is.len(), 6);
+        assert!(!IntSet::new().contains(i64::MAX));
+    }
+
+    #[test]
+    fn listpack_round_trips_every_entry_form() {
+        let long = vec![b'x'; 70_000];
+        let mid = vec![b'y'; 300];
+        let mut lp = ListPack::new();
+        let ms = [
+            Member::Int(0),
+            Member::Int(127),
+            Member::Int(128),
+            Member::Int(-1),
+            Member::Int(i64::MIN),
+            Member::Int(i64::MAX),
+            Member::Int(-129),
+            Member::Int(1 << 40),
+            Member::Str(b""),
+            Member::Str(b"abc"),
+            Member::Str(&mid),
+            Member::Str(&long),
+        ];
+        for m in ms {
+            lp.push(m);
+        }
+        assert_eq!(lp.len(), ms.len());
+        assert_eq!(lp.iter().collect::<Vec<_>>(), ms.to_vec());
+        for m in ms {
+            assert!(lp.contains(m));
+        }
+        assert!(lp.remove(Member::Int(128)));
+        assert!(!lp.contains(Member::Int(128)));
+        assert_eq!(lp.len(), ms.len() - 1);
+        assert!(lp.contains(Member::Str(&long)));
+    }
+
+    #[test]
+    fn conversions_follow_redis_7_2() {
+        let l = lim();
+        let mut s = Set::create(b"1", 1, &l);
+        assert_eq!(s.encoding(), "intset");
+        s.add(b"1", &l);
+        s.add(b"2", &l);
+        s.add(b"x", &l);
+        assert_eq!(s.encoding(), "listpack");
+        assert!(s.contains(b"1"), "{s:?}");
+        assert!(s.contains(b"x"), "{s:?}");
+        assert!(!s.contains(b"01"), "{s:?}");
+        for i in 0..125 {
+            s.add(format!("m{i}").as_bytes(), &l);
+        }
+        assert_eq!((s.len(), s.encoding()), (128, "listpack"));
+        s.add(b"one-more", &l);
+        assert_eq!(s.encoding(), "hashtable");
+        assert!(s.contains(b"1") && s.contains(b"m124"));
+
+        // A member too long for a listpack.
+        let mut s = Set::create(b"a", 1, &l);
+        s.add(&[b'z'; 65], &l);
+        assert_eq!(s.encoding(), "hashtable");
+
+        // Intset past set-max-intset-entries goes to a hash table directly.
+        let small = EncodingLimits {
+            set_max_intset_entries: 3,
+            ..l
+        };
+        let mut s = Set::new();
+        for v in ["1", "2", "3"] {
+            s.add(v.as_bytes(), &small);
+        }
+        assert_eq!(s.encoding(), "intset");
+        s.add(b"4", &small);
+        assert_eq!(s.encoding(), "hashtable");
+
+        // The size hint picks the encoding up front.
+        assert_eq!(Set::create(b"1", 513, &l).encoding(), "hashtable");
+        assert_eq!(Set::create(b"a", 128, &l).encoding(), "listpack");
+        assert_eq!(Set::create(b"a", 129, &l).encoding(), "hashtable");
+        let mut s = Set::create(b"a", 1, &l);
+        s.add(b"a", &l);
+        s.maybe_convert(129, &l);
+        assert_eq!(s.encoding(), "hashtable");
+
+        // An intset whose integers are too long for the listpack value limit.
+        let tight = EncodingLimits {
+            set_max_listpack_value: 3,
+            ..l
+        };
+        let mut s = Set::new();
+        s.add(b"12345", &tight);
+        s.add(b"ab", &tight);
+        assert_eq!(s.encoding(), "hashtable");
+    }
+
+    #[test]
+    fn hashtable_to_intset_when_only_integers() {
+        let l = lim();
+        let mut s = Set::create(b"1", 1000, &l);
+        assert_eq!(s.encoding(), "hashtable");
+        for i in 0..100 {
+            s.add(i.to_string().as_bytes(), &l);
+        }
+        s.maybe_convert_to_intset(&l);
+        assert_eq!(s.encoding(), "intset");
+        assert_eq!(s.len(), 100);
+    }
+
+    #[test]
+    fn pop_random_empties_every_encoding() {
+        let l = lim();
+        let mut r = rng();
+        for n in [10usize, 100, 1000] {
+            for strings in [false, true] {
+                let mut s = Set::new();
+                let mut model = BTreeSet::new();
+                for i in 0..n {
+                    let m = if strings { format!("s{i}") } else { i.to_string() };
+                    s.add(m.as_bytes(), &l);
+                    model.insert(m.into_bytes());
+                }
+                while let Some(m) = s.pop_random(&mut r) {
+                    assert!(model.remove(&m.as_member().to_vec()));
+                }
+                assert!(model.is_empty());
+                assert!(s.is_empty());
+            }
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Add(String),
+        Remove(String),
+        Pop,
+    }
+
+    fn member() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (-40i64..40).prop_map(|v| v.to_string()),
+            prop_oneof![Just(i64::MIN), Just(i64::MAX), Just(70_000), Just(-5_000_000_000)].prop_map(|v| v.to_string()),
+            "[a-c]{0,3}",
+            Just("01".to_string()),
+            Just("-0".to_string()),
+            "[x]{60,70}",
+        ]
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => member().prop_map(Op::Add),
+            2 => member().prop_map(Op::Remove),
+            1 => Just(Op::Pop),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn behaves_like_a_set(ops in proptest::collection::vec(op(), 1..200), ie in 1usize..20, le in 1usize..20, lv in 1usize..70) {
+            let l = EncodingLimits { set_max_intset_entries: ie, set_max_listpack_entries: le, set_max_listpack_value: lv, ..EncodingLimits::default() };
+            let mut s = Set::new();
+            let mut model: BTreeSet<Vec<u8>> = BTreeSet::new();
+            let mut r = rng();
+            for o in ops {
+                match o {
+                    Op::Add(m) => prop_assert_eq!(s.add(m.as_bytes(), &l), model.insert(m.into_bytes())),
+                    Op::Remove(m) => prop_assert_eq!(s.remove(m.as_bytes()), model.remove(m.as_bytes())),
+                    Op::Pop => match s.pop_random(&mut r) {
+                        Some(m) => prop_assert!(model.remove(&m.as_member().to_vec())),
+                        None => prop_assert!(model.is_empty()),
+                    },
+                }
+                prop_assert_eq!(s.len(), model.len());
+                prop_assert_eq!(&members(&s), &model);
+                match &s {
+                    Set::Int(is) => {
+                        prop_assert!(is.len() <= ie);
+                        let v: Vec<i64> = is.iter().collect();
+                        prop_assert!(v.windows(2).all(|w| w[0] < w[1]));
+                    }
+                    Set::Pack(lp) => {
+                        prop_assert!(lp.len() <= le);
+                        prop_assert!(lp.iter().all(|m| m.str_len() <= lv));
+                    }
+                    Set::Hash(_) => {}
+                }
+                for m in &model {
+                    prop_assert!(s.contains(m));
+                }
+            }
+            prop_assert_eq!(s.clone(), s);
+        }
+    }
+}
