@@ -1182,7 +1182,10 @@ mod tests {
         assert_eq!(Elem::from_bytes(b"-9223372036854775808"), Elem::Int(i64::MIN));
         assert_eq!(Elem::from_bytes(b"0123"), Elem::Str(b"0123"));
         assert_eq!(Elem::from_bytes(b"-0"), Elem::Str(b"-0"));
-        assert_eq!(Elem::from_bytes(b"9223372036854775808"), Elem::Str(b"9223372036854775808"));
+        assert_eq!(
+            Elem::from_bytes(b"9223372036854775808"),
+            Elem::Str(b"9223372036854775808")
+        );
         let l = List::from_items([&b"12"[..], b"x", b"-5"], -2);
         assert_eq!(items(&l), vec![b"12".to_vec(), b"x".to_vec(), b"-5".to_vec()]);
     }
