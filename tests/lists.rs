@@ -55,12 +55,19 @@ fn lmove_ring_conserves_elements_across_shards() {
         .map(|t| {
             let (url, ring, universe, moved) = (server.url(), ring.clone(), universe.clone(), Arc::clone(&moved));
             std::thread::spawn(move || {
-                let mut con = redis::Client::open(url).expect("client").get_connection().expect("connect");
+                let mut con = redis::Client::open(url)
+                    .expect("client")
+                    .get_connection()
+                    .expect("connect");
                 let mut rng = Rng::new(0x5eed + t);
                 for _ in 0..400 {
                     let i = rng.below(ring.len() as u64) as usize;
                     // Movers go both ways round the ring, so some lists drain and refill.
-                    let j = if rng.below(2) == 0 { (i + 1) % ring.len() } else { (i + ring.len() - 1) % ring.len() };
+                    let j = if rng.below(2) == 0 {
+                        (i + 1) % ring.len()
+                    } else {
+                        (i + ring.len() - 1) % ring.len()
+                    };
                     let side = |r: &mut Rng| if r.below(2) == 0 { "LEFT" } else { "RIGHT" };
                     let got: Option<String> = match rng.below(3) {
                         0 => redis::cmd("LMOVE")
@@ -70,7 +77,11 @@ fn lmove_ring_conserves_elements_across_shards() {
                             .arg(side(&mut rng))
                             .query(&mut con)
                             .expect("LMOVE"),
-                        1 => redis::cmd("RPOPLPUSH").arg(&ring[i]).arg(&ring[j]).query(&mut con).expect("RPOPLPUSH"),
+                        1 => redis::cmd("RPOPLPUSH")
+                            .arg(&ring[i])
+                            .arg(&ring[j])
+                            .query(&mut con)
+                            .expect("RPOPLPUSH"),
                         _ => redis::cmd("BLMOVE")
                             .arg(&ring[i])
                             .arg(&ring[j])
@@ -92,7 +103,10 @@ fn lmove_ring_conserves_elements_across_shards() {
         .map(|_| {
             let (url, ring, universe, stop) = (server.url(), ring.clone(), universe.clone(), Arc::clone(&stop));
             std::thread::spawn(move || {
-                let mut con = redis::Client::open(url).expect("client").get_connection().expect("connect");
+                let mut con = redis::Client::open(url)
+                    .expect("client")
+                    .get_connection()
+                    .expect("connect");
                 let mut rounds = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     // One pipeline of every list: each read is of one key, so each list on
@@ -108,7 +122,10 @@ fn lmove_ring_conserves_elements_across_shards() {
                         let len: usize = redis::from_redis_value(&pair[1]).expect("len");
                         let distinct: BTreeSet<&String> = items.iter().collect();
                         assert_eq!(distinct.len(), items.len(), "a list holds a duplicate: {items:?}");
-                        assert!(items.iter().all(|e| universe.contains(e)), "foreign element in {items:?}");
+                        assert!(
+                            items.iter().all(|e| universe.contains(e)),
+                            "foreign element in {items:?}"
+                        );
                         assert!(len <= universe.len(), "a list longer than the universe: {len}");
                     }
                     rounds += 1;
@@ -169,12 +186,24 @@ fn cross_shard_lmove_moves_exactly_one() {
     assert_eq!(lrange(&mut con, dst), items[..30].to_vec());
 
     let _: () = redis::cmd("SET").arg(other).arg("string").query(&mut con).expect("SET");
-    let err = redis::cmd("RPOPLPUSH").arg(src).arg(other).query::<Option<String>>(&mut con);
+    let err = redis::cmd("RPOPLPUSH")
+        .arg(src)
+        .arg(other)
+        .query::<Option<String>>(&mut con);
     assert!(format!("{err:?}").contains("WRONGTYPE"), "{err:?}");
     assert_eq!(llen(&mut con, src), 70);
 
-    let _: () = redis::cmd("LTRIM").arg(src).arg(0).arg(0).query(&mut con).expect("LTRIM");
-    let last: Option<String> = redis::cmd("RPOPLPUSH").arg(src).arg(dst).query(&mut con).expect("RPOPLPUSH");
+    let _: () = redis::cmd("LTRIM")
+        .arg(src)
+        .arg(0)
+        .arg(0)
+        .query(&mut con)
+        .expect("LTRIM");
+    let last: Option<String> = redis::cmd("RPOPLPUSH")
+        .arg(src)
+        .arg(dst)
+        .query(&mut con)
+        .expect("RPOPLPUSH");
     assert_eq!(last, Some("30".into()));
     let exists: i64 = redis::cmd("EXISTS").arg(src).query(&mut con).expect("EXISTS");
     assert_eq!(exists, 0);
@@ -197,8 +226,16 @@ fn multi_key_pops_across_shards_take_the_first_non_empty_list() {
     let server = Server::start(&[]);
     let keys = keys_on_distinct_shards("mp", SHARDS as usize);
     let mut con = server.conn();
-    let _: i64 = redis::cmd("RPUSH").arg(&keys[2]).arg(&["a", "b", "c"]).query(&mut con).expect("RPUSH");
-    let _: i64 = redis::cmd("RPUSH").arg(&keys[3]).arg(&["x"]).query(&mut con).expect("RPUSH");
+    let _: i64 = redis::cmd("RPUSH")
+        .arg(&keys[2])
+        .arg(&["a", "b", "c"])
+        .query(&mut con)
+        .expect("RPUSH");
+    let _: i64 = redis::cmd("RPUSH")
+        .arg(&keys[3])
+        .arg(&["x"])
+        .query(&mut con)
+        .expect("RPUSH");
     let (key, items): (String, Vec<String>) = redis::cmd("LMPOP")
         .arg(keys.len())
         .arg(&keys)
@@ -207,7 +244,10 @@ fn multi_key_pops_across_shards_take_the_first_non_empty_list() {
         .arg(2)
         .query(&mut con)
         .expect("LMPOP");
-    assert_eq!((key.as_str(), items), (keys[2].as_str(), vec!["c".to_string(), "b".to_string()]));
+    assert_eq!(
+        (key.as_str(), items),
+        (keys[2].as_str(), vec!["c".to_string(), "b".to_string()])
+    );
     let (key, item): (String, String) = redis::cmd("BLPOP").arg(&keys).arg(0).query(&mut con).expect("BLPOP");
     assert_eq!((key.as_str(), item.as_str()), (keys[2].as_str(), "a"));
     let (key, item): (String, String) = redis::cmd("BRPOP").arg(&keys).arg(0).query(&mut con).expect("BRPOP");
@@ -230,9 +270,17 @@ fn encodings_follow_list_max_listpack_size() {
     let server = Server::start(&[]);
     let mut con = server.conn();
     let enc = |con: &mut redis::Connection| -> String {
-        redis::cmd("OBJECT").arg("ENCODING").arg("l").query(con).expect("OBJECT ENCODING")
+        redis::cmd("OBJECT")
+            .arg("ENCODING")
+            .arg("l")
+            .query(con)
+            .expect("OBJECT ENCODING")
     };
-    let _: i64 = redis::cmd("RPUSH").arg("l").arg(&["a", "b", "c"]).query(&mut con).expect("RPUSH");
+    let _: i64 = redis::cmd("RPUSH")
+        .arg("l")
+        .arg(&["a", "b", "c"])
+        .query(&mut con)
+        .expect("RPUSH");
     assert_eq!(enc(&mut con), "listpack");
     let _: () = redis::cmd("CONFIG")
         .arg("SET")
@@ -240,9 +288,18 @@ fn encodings_follow_list_max_listpack_size() {
         .arg(4)
         .query(&mut con)
         .expect("CONFIG SET");
-    let _: i64 = redis::cmd("RPUSH").arg("l").arg(&["d", "e"]).query(&mut con).expect("RPUSH");
+    let _: i64 = redis::cmd("RPUSH")
+        .arg("l")
+        .arg(&["d", "e"])
+        .query(&mut con)
+        .expect("RPUSH");
     assert_eq!(enc(&mut con), "quicklist");
-    let _: () = redis::cmd("LTRIM").arg("l").arg(0).arg(1).query(&mut con).expect("LTRIM");
+    let _: () = redis::cmd("LTRIM")
+        .arg("l")
+        .arg(0)
+        .arg(1)
+        .query(&mut con)
+        .expect("LTRIM");
     assert_eq!(enc(&mut con), "listpack");
     assert_eq!(lrange(&mut con, "l"), vec!["a", "b"]);
     let big = "x".repeat(10_000);

@@ -733,14 +733,13 @@ impl List {
     }
 
     /// Call after removing elements from a list that is not empty: a quicklist reduced to
-    /// one node within half the node limit becomes a listpack (LIST_CONV_SHRINKING).
+    /// one node within half the node limit becomes a listpack (LIST_CONV_SHRINKING); a
+    /// listpack gives back memory it no longer needs.
     pub fn shrink(&mut self, fill: i32) {
         match &mut self.repr {
             Repr::Pack(n) => n.compact(),
             Repr::Quick(q) => {
-                for n in q.nodes.iter_mut() {
-                    n.compact();
-                }
+                // O(1): pops run this after every element.
                 if q.nodes.len() != 1 {
                     return;
                 }
@@ -756,7 +755,8 @@ impl List {
                 if n.lp_bytes() > size / 2 || n.count() > count / 2 {
                     return;
                 }
-                let n = q.nodes.pop_front().expect("one node");
+                let mut n = q.nodes.pop_front().expect("one node");
+                n.compact();
                 self.repr = Repr::Pack(n);
             }
         }
@@ -969,7 +969,11 @@ impl List {
                 };
                 for ni in order {
                     let left = if limit == 0 { 0 } else { limit - removed };
-                    removed += q.nodes[ni].remove_matching(needle, left, from_tail);
+                    let r = q.nodes[ni].remove_matching(needle, left, from_tail);
+                    if r > 0 {
+                        q.nodes[ni].compact();
+                    }
+                    removed += r;
                     if limit != 0 && removed == limit {
                         break;
                     }
@@ -1009,6 +1013,7 @@ impl List {
                         let from = n.offset_of(k);
                         let to = if k + take == c { n.end() } else { n.offset_of(k + take) };
                         n.remove_bytes(from, to, take);
+                        n.compact();
                         first += 1;
                     }
                     left -= take;
