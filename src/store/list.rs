@@ -360,6 +360,7 @@ impl Node {
             self.set_head(HDR);
         }
         let at = self.buf.len();
+        self.grow(n);
         self.buf.resize(at + n, 0);
         encode(e, &mut self.buf[at..]);
         let c = self.count();
@@ -379,12 +380,24 @@ impl Node {
         self.set_count(c + 1);
     }
 
+    /// Makes room for `n` more bytes at the end. The buffer grows by a quarter of its
+    /// entries at least (amortized O(1) pushes), not by doubling as a Vec would: a listpack
+    /// reallocates to the exact size, and memory is compared with Redis's.
+    #[inline]
+    fn grow(&mut self, n: usize) {
+        let spare = self.buf.capacity() - self.buf.len();
+        if spare < n {
+            self.buf.reserve_exact(n.max(self.data_len() / 4).max(16));
+        }
+    }
+
     /// Makes at least `room` free bytes in front of the first entry.
     fn open_front(&mut self, room: usize) {
         let (head, len) = (self.head(), self.buf.len());
         let new_head = HDR + room;
         if new_head > head {
             let extra = new_head - head;
+            self.grow(extra);
             self.buf.resize(len + extra, 0);
             self.buf.copy_within(head..len, new_head);
             self.set_head(new_head);
