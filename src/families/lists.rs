@@ -616,7 +616,12 @@ fn brpop(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
 }
 
 /// blmoveGenericCommand: serves if `source` has a list (WRONGTYPE if it holds another
-/// type), blocks otherwise (null on timeout). True if an element moved.
+/// type), blocks otherwise. True if an element moved.
+///
+/// The null bulk written here is Redis's answer where blocking is not allowed (MULTI,
+/// scripts). A client that did block and times out gets a null *array* from Redis, for
+/// BLMOVE and BRPOPLPUSH as for every blocking list command (replyToBlockedClientTimedOut).
+/// Serving a waiter needs both keys: the destination may live on another shard.
 fn blmove_generic(ex: &mut Exec<'_>, a: &Args, from: End, to: End, deadline: u64) -> Result<bool, CmdError> {
     let (src, dst) = (&a[1], &a[2]);
     let (list, _) = lookup(ex, src, false)?;
