@@ -616,7 +616,12 @@ fn brpop(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
 }
 
 /// blmoveGenericCommand: serves if `source` has a list (WRONGTYPE if it holds another
-/// type), blocks otherwise (null on timeout). True if an element moved.
+/// type), blocks otherwise. True if an element moved.
+///
+/// The null bulk written here is Redis's answer where blocking is not allowed (MULTI,
+/// scripts). A client that did block and times out gets a null *array* from Redis, for
+/// BLMOVE and BRPOPLPUSH as for every blocking list command (replyToBlockedClientTimedOut).
+/// Serving a waiter needs both keys: the destination may live on another shard.
 fn blmove_generic(ex: &mut Exec<'_>, a: &Args, from: End, to: End, deadline: u64) -> Result<bool, CmdError> {
     let (src, dst) = (&a[1], &a[2]);
     let (list, _) = lookup(ex, src, false)?;
@@ -730,3 +735,300 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "brpoplpush", arity: 4, flags: WRITE | DENYOOM | BLOCKING, acl: LIST, key_specs: MOVE_KEYS, group: "list", since: "2.2.0", summary: "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.", syntax: "source destination timeout", run: Run::Keyed(brpoplpush, Multi::Atomic), ..CommandSpec::DEFAULT },
     CommandSpec { name: "blmpop", arity: -5, flags: WRITE | BLOCKING, acl: LIST, key_specs: BLMPOP_KEYS, group: "list", since: "7.0.0", summary: "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", complexity: MPOP_COMPLEXITY, syntax: "timeout numkeys key [key ...] <LEFT | RIGHT> [COUNT count]", run: Run::Keyed(blmpop, Multi::Atomic), ..CommandSpec::DEFAULT },
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::families::testkit::Kit;
+    use crate::persist::Effects;
+    use crate::resp::Proto;
+
+    fn enc(kit: &Kit, key: &str) -> String {
+        kit.store.dbs[0]
+            .peek(key.as_bytes())
+            .map(|e| e.value.encoding().to_string())
+            .unwrap_or_default()
+    }
+
+    /// The propagated commands since the last call, one line each, SELECTs left out.
+    fn effects(kit: &mut Kit) -> Vec<String> {
+        let text = kit.effects();
+        let mut lines = vec![];
+        let mut parts = text.split("\r\n").filter(|p| !p.is_empty());
+        while let Some(h) = parts.next() {
+            let n: usize = h[1..].parse().expect("array header");
+            let args: Vec<&str> = (0..n).map(|_| parts.nth(1).expect("bulk")).collect();
+            if args[0] != "SELECT" {
+                lines.push(args.join(" "));
+            }
+        }
+        lines
+    }
+
+    #[test]
+    fn pushes_and_pops() {
+        let mut kit = Kit::new();
+        assert_eq!(kit.run("RPUSH l a b c"), ":3\r\n");
+        assert_eq!(kit.run("LPUSH l x y"), ":5\r\n");
+        assert_eq!(kit.dirty, 5);
+        assert_eq!(
+            kit.run("LRANGE l 0 -1"),
+            "*5\r\n$1\r\ny\r\n$1\r\nx\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n"
+        );
+        assert_eq!(kit.run("LPOP l"), "$1\r\ny\r\n");
+        assert_eq!(kit.run("RPOP l 2"), "*2\r\n$1\r\nc\r\n$1\r\nb\r\n");
+        assert_eq!(kit.run("LPOP l 0"), "*0\r\n");
+        assert_eq!(
+            effects(&mut kit),
+            ["RPUSH l a b c", "LPUSH l x y", "LPOP l", "RPOP l 2"]
+        );
+        assert_eq!(kit.run("LPOP l 5"), "*2\r\n$1\r\nx\r\n$1\r\na\r\n");
+        assert!(kit.store.dbs[0].peek(b"l").is_none(), "an emptied list is deleted");
+        assert_eq!(kit.run("LPOP l"), "$-1\r\n");
+        assert_eq!(kit.run("LPOP l 1"), "*-1\r\n");
+        kit.proto = Proto::Resp3;
+        assert_eq!(kit.run("LPOP l 1"), "_\r\n");
+        assert_eq!(kit.run("RPOP l"), "_\r\n");
+        assert_eq!(effects(&mut kit), ["LPOP l 5"]);
+        assert_eq!(kit.run("LPUSHX l a"), ":0\r\n");
+        assert_eq!(effects(&mut kit), Vec::<String>::new());
+    }
+
+    #[test]
+    fn pop_errors() {
+        let mut kit = Kit::new();
+        assert_eq!(kit.run("LPOP l -1"), "-ERR value is out of range, must be positive\r\n");
+        assert_eq!(kit.run("LPOP l x"), "-ERR value is out of range, must be positive\r\n");
+        assert_eq!(
+            kit.run("LPOP l 1 2"),
+            "-ERR wrong number of arguments for 'lpop' command\r\n"
+        );
+        kit.run("SET s v");
+        assert_eq!(
+            kit.run("RPOP s"),
+            "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
+        );
+    }
+
+    #[test]
+    fn listpack_until_8k_then_quicklist_and_back() {
+        let mut kit = Kit::new();
+        let v = "v".repeat(100);
+        for i in 0..79 {
+            kit.run(&format!("RPUSH l {v}"));
+            assert_eq!(enc(&kit, "l"), "listpack", "after {} pushes", i + 1);
+        }
+        kit.run(&format!("RPUSH l {v}"));
+        assert_eq!(enc(&kit, "l"), "quicklist");
+        // One node of 79 plus one of 1: back to listpack only once a single node is within
+        // half the limit (39 entries of 103 bytes).
+        kit.run("RPOP l");
+        assert_eq!(enc(&kit, "l"), "quicklist");
+        kit.run("LTRIM l 0 39");
+        assert_eq!(enc(&kit, "l"), "quicklist");
+        kit.run("RPOP l");
+        assert_eq!(enc(&kit, "l"), "listpack");
+        assert_eq!(kit.run("LLEN l"), ":39\r\n");
+    }
+
+    #[test]
+    fn positive_fill_counts_entries() {
+        let mut kit = Kit::new();
+        kit.enc.list_max_listpack_size = 4;
+        kit.run("RPUSH l 1 2 3 4");
+        assert_eq!(enc(&kit, "l"), "listpack");
+        kit.run("RPUSH l 5");
+        assert_eq!(enc(&kit, "l"), "quicklist");
+        kit.run("RPUSH l 6 7 8 9 10");
+        kit.run("LTRIM l 0 1");
+        assert_eq!(enc(&kit, "l"), "listpack");
+        // LINSERT converts before looking for the pivot, as Redis does.
+        kit.run("RPUSH m 1 2 3 4");
+        assert_eq!(kit.run("LINSERT m BEFORE nope x"), ":-1\r\n");
+        assert_eq!(enc(&kit, "m"), "quicklist");
+        // LSET converts as if it added, then shrinks back once replaced.
+        kit.enc.list_max_listpack_size = -1;
+        kit.run(&format!("RPUSH n {} a", "x".repeat(2990)));
+        assert_eq!(enc(&kit, "n"), "listpack");
+        assert_eq!(kit.run(&format!("LSET n 0 {}", "y".repeat(1100))), "+OK\r\n");
+        assert_eq!(enc(&kit, "n"), "listpack");
+        kit.run(&format!("LSET n 0 {}", "z".repeat(3000)));
+        assert_eq!(enc(&kit, "n"), "quicklist");
+        assert_eq!(kit.run("LINDEX n 1"), "$1\r\na\r\n");
+    }
+
+    #[test]
+    fn lmove_effects_and_types() {
+        let mut kit = Kit::new();
+        kit.run("RPUSH a 1 2 3");
+        assert_eq!(kit.run("LMOVE a b LEFT RIGHT"), "$1\r\n1\r\n");
+        assert_eq!(kit.run("RPOPLPUSH a b"), "$1\r\n3\r\n");
+        assert_eq!(kit.run("LRANGE b 0 -1"), "*2\r\n$1\r\n3\r\n$1\r\n1\r\n");
+        kit.run("SET s v");
+        assert_eq!(
+            kit.run("LMOVE a s LEFT LEFT"),
+            "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
+        );
+        assert_eq!(kit.run("LLEN a"), ":1\r\n");
+        assert_eq!(kit.run("LMOVE a a LEFT RIGHT"), "$1\r\n2\r\n");
+        assert_eq!(kit.run("LLEN a"), ":1\r\n");
+        assert_eq!(kit.run("LMOVE nokey a LEFT RIGHT"), "$-1\r\n");
+        assert_eq!(
+            effects(&mut kit),
+            [
+                "RPUSH a 1 2 3",
+                "LMOVE a b LEFT RIGHT",
+                "RPOPLPUSH a b",
+                "SET s v",
+                "LMOVE a a LEFT RIGHT"
+            ]
+        );
+        assert_eq!(kit.run("LMOVE a c right left"), "$1\r\n2\r\n");
+        assert!(kit.store.dbs[0].peek(b"a").is_none());
+        assert_eq!(effects(&mut kit), ["LMOVE a c right left"]);
+    }
+
+    #[test]
+    fn lmpop_replies_and_effects() {
+        let mut kit = Kit::new();
+        kit.run("RPUSH b 1 2 3");
+        assert_eq!(
+            kit.run("LMPOP 2 a b RIGHT COUNT 2"),
+            "*2\r\n$1\r\nb\r\n*2\r\n$1\r\n3\r\n$1\r\n2\r\n"
+        );
+        assert_eq!(
+            kit.run("LMPOP 2 a b LEFT COUNT 9"),
+            "*2\r\n$1\r\nb\r\n*1\r\n$1\r\n1\r\n"
+        );
+        assert_eq!(kit.run("LMPOP 2 a b LEFT"), "*-1\r\n");
+        kit.run("RPUSH a x");
+        assert_eq!(kit.run("LMPOP 1 a LEFT"), "*2\r\n$1\r\na\r\n*1\r\n$1\r\nx\r\n");
+        assert_eq!(
+            effects(&mut kit),
+            ["RPUSH b 1 2 3", "RPOP b 2", "LPOP b 1", "RPUSH a x", "LPOP a 1"]
+        );
+        assert_eq!(kit.run("LMPOP 0 a LEFT"), "-ERR numkeys should be greater than 0\r\n");
+        assert_eq!(
+            kit.run("LMPOP 1 a LEFT COUNT 0"),
+            "-ERR count should be greater than 0\r\n"
+        );
+        assert_eq!(kit.run("LMPOP 2 a LEFT"), "-ERR syntax error\r\n");
+    }
+
+    #[test]
+    fn blocking_forms_serve_and_propagate_the_plain_forms() {
+        let mut kit = Kit::new();
+        kit.run("RPUSH a 1 2 3 4 5");
+        assert_eq!(kit.run("BLPOP x a 0"), "*2\r\n$1\r\na\r\n$1\r\n1\r\n");
+        assert_eq!(kit.run("BRPOP a 0"), "*2\r\n$1\r\na\r\n$1\r\n5\r\n");
+        assert_eq!(kit.run("BLMOVE a b LEFT RIGHT 0"), "$1\r\n2\r\n");
+        assert_eq!(kit.run("BRPOPLPUSH a b 0"), "$1\r\n4\r\n");
+        assert_eq!(
+            kit.run("BLMPOP 0 2 x a RIGHT COUNT 3"),
+            "*2\r\n$1\r\na\r\n*1\r\n$1\r\n3\r\n"
+        );
+        assert_eq!(
+            effects(&mut kit),
+            [
+                "RPUSH a 1 2 3 4 5",
+                "LPOP a",
+                "RPOP a",
+                "LMOVE a b LEFT RIGHT",
+                "RPOPLPUSH a b",
+                "RPOP a 1"
+            ]
+        );
+        // Not allowed to block (MULTI, scripts): the timeout replies.
+        assert_eq!(kit.run("BLPOP a 0"), "*-1\r\n");
+        assert_eq!(kit.run("BLMOVE a b LEFT RIGHT 0"), "$-1\r\n");
+        assert_eq!(kit.run("BRPOPLPUSH a b 0"), "$-1\r\n");
+        assert_eq!(kit.run("BLMPOP 0 1 a LEFT"), "*-1\r\n");
+        assert_eq!(kit.run("BLMPOP x 1 a MIDDLE"), "-ERR syntax error\r\n");
+        assert_eq!(
+            kit.run("BLMPOP x 1 a LEFT"),
+            "-ERR timeout is not a float or out of range\r\n"
+        );
+    }
+
+    /// Runs a command in a context that may block: (reply, requested deadline).
+    fn run_may_block(kit: &mut Kit, line: &str) -> (String, Option<u64>) {
+        let args = Args::new(line.split(' ').map(|s| Bytes::copy_from_slice(s.as_bytes())).collect());
+        let cmd = crate::command::table::lookup(&args[0]).expect("a command");
+        let Run::Keyed(f, _) = cmd.spec.run else { unreachable!() };
+        let mut out = Reply::new(Proto::Resp2);
+        let mut effects = Effects::new(false);
+        let mut ex = Exec {
+            may_block: true,
+            ..Exec::local(&mut kit.store, &mut out, &mut effects, kit.now)
+        };
+        f(&mut ex, &args).expect("no error");
+        let block = ex.block;
+        (String::from_utf8_lossy(&out.take()).into_owned(), block)
+    }
+
+    #[test]
+    fn blocking_forms_block_when_nothing_serves() {
+        let mut kit = Kit::new();
+        let now = kit.now;
+        assert_eq!(run_may_block(&mut kit, "BLPOP a b 0"), (String::new(), Some(0)));
+        assert_eq!(
+            run_may_block(&mut kit, "BRPOP a 1.5"),
+            (String::new(), Some(now + 1500))
+        );
+        assert_eq!(
+            run_may_block(&mut kit, "BLMOVE a b LEFT RIGHT 0.01"),
+            (String::new(), Some(now + 10))
+        );
+        assert_eq!(
+            run_may_block(&mut kit, "BRPOPLPUSH a b 2"),
+            (String::new(), Some(now + 2000))
+        );
+        assert_eq!(run_may_block(&mut kit, "BLMPOP 0 2 a b LEFT"), (String::new(), Some(0)));
+        kit.run("RPUSH b x");
+        assert_eq!(
+            run_may_block(&mut kit, "BLPOP a b 0"),
+            ("*2\r\n$1\r\nb\r\n$1\r\nx\r\n".to_string(), None)
+        );
+    }
+
+    #[test]
+    fn trims_and_removals_propagate_only_changes() {
+        let mut kit = Kit::new();
+        kit.run("RPUSH l a b a c");
+        kit.effects();
+        assert_eq!(kit.run("LTRIM l 0 -1"), "+OK\r\n");
+        assert_eq!(kit.run("LREM l 0 zz"), ":0\r\n");
+        assert_eq!(kit.run("LINSERT l BEFORE zz x"), ":-1\r\n");
+        assert_eq!(effects(&mut kit), Vec::<String>::new());
+        assert_eq!(kit.run("LREM l -1 a"), ":1\r\n");
+        assert_eq!(kit.run("LTRIM l 1 -1"), "+OK\r\n");
+        assert_eq!(kit.run("LRANGE l 0 -1"), "*2\r\n$1\r\nb\r\n$1\r\nc\r\n");
+        assert_eq!(effects(&mut kit), ["LREM l -1 a", "LTRIM l 1 -1"]);
+        assert_eq!(kit.run("LTRIM l 5 1"), "+OK\r\n");
+        assert!(kit.store.dbs[0].peek(b"l").is_none());
+    }
+
+    #[test]
+    fn lpos_options() {
+        let mut kit = Kit::new();
+        kit.run("RPUSH l a b c 1 2 3 c c");
+        assert_eq!(kit.run("LPOS l c RANK -1 COUNT 2"), "*2\r\n:7\r\n:6\r\n");
+        assert_eq!(kit.run("LPOS l c COUNT 0 MAXLEN 7"), "*2\r\n:2\r\n:6\r\n");
+        assert_eq!(kit.run("LPOS l 3"), ":5\r\n");
+        assert_eq!(kit.run("LPOS l c RANK 4"), "$-1\r\n");
+        assert!(kit.run("LPOS l c RANK 0").starts_with("-ERR RANK can't be zero"));
+        assert_eq!(kit.run("LPOS l c COUNT -1"), "-ERR COUNT can't be negative\r\n");
+        assert_eq!(kit.run("LPOS l c MAXLEN x"), "-ERR MAXLEN can't be negative\r\n");
+    }
+
+    #[test]
+    fn reads_count_hits_and_misses() {
+        let mut kit = Kit::new();
+        kit.run("LLEN nokey");
+        kit.run("RPUSH l a");
+        kit.run("LRANGE l 0 -1");
+        kit.run("LPOP nokey");
+        let s = kit.store.dbs[0].stats;
+        assert_eq!((s.keyspace_hits, s.keyspace_misses), (1, 1));
+    }
+}

@@ -360,6 +360,7 @@ impl Node {
             self.set_head(HDR);
         }
         let at = self.buf.len();
+        self.grow(n);
         self.buf.resize(at + n, 0);
         encode(e, &mut self.buf[at..]);
         let c = self.count();
@@ -379,12 +380,24 @@ impl Node {
         self.set_count(c + 1);
     }
 
+    /// Makes room for `n` more bytes at the end. The buffer grows by a quarter of its
+    /// entries at least (amortized O(1) pushes), not by doubling as a Vec would: a listpack
+    /// reallocates to the exact size, and memory is compared with Redis's.
+    #[inline]
+    fn grow(&mut self, n: usize) {
+        let spare = self.buf.capacity() - self.buf.len();
+        if spare < n {
+            self.buf.reserve_exact(n.max(self.data_len() / 4).max(16));
+        }
+    }
+
     /// Makes at least `room` free bytes in front of the first entry.
     fn open_front(&mut self, room: usize) {
         let (head, len) = (self.head(), self.buf.len());
         let new_head = HDR + room;
         if new_head > head {
             let extra = new_head - head;
+            self.grow(extra);
             self.buf.resize(len + extra, 0);
             self.buf.copy_within(head..len, new_head);
             self.set_head(new_head);
@@ -733,14 +746,13 @@ impl List {
     }
 
     /// Call after removing elements from a list that is not empty: a quicklist reduced to
-    /// one node within half the node limit becomes a listpack (LIST_CONV_SHRINKING).
+    /// one node within half the node limit becomes a listpack (LIST_CONV_SHRINKING); a
+    /// listpack gives back memory it no longer needs.
     pub fn shrink(&mut self, fill: i32) {
         match &mut self.repr {
             Repr::Pack(n) => n.compact(),
             Repr::Quick(q) => {
-                for n in q.nodes.iter_mut() {
-                    n.compact();
-                }
+                // O(1): pops run this after every element.
                 if q.nodes.len() != 1 {
                     return;
                 }
@@ -756,7 +768,8 @@ impl List {
                 if n.lp_bytes() > size / 2 || n.count() > count / 2 {
                     return;
                 }
-                let n = q.nodes.pop_front().expect("one node");
+                let mut n = q.nodes.pop_front().expect("one node");
+                n.compact();
                 self.repr = Repr::Pack(n);
             }
         }
@@ -969,7 +982,11 @@ impl List {
                 };
                 for ni in order {
                     let left = if limit == 0 { 0 } else { limit - removed };
-                    removed += q.nodes[ni].remove_matching(needle, left, from_tail);
+                    let r = q.nodes[ni].remove_matching(needle, left, from_tail);
+                    if r > 0 {
+                        q.nodes[ni].compact();
+                    }
+                    removed += r;
                     if limit != 0 && removed == limit {
                         break;
                     }
@@ -1009,6 +1026,7 @@ impl List {
                         let from = n.offset_of(k);
                         let to = if k + take == c { n.end() } else { n.offset_of(k + take) };
                         n.remove_bytes(from, to, take);
+                        n.compact();
                         first += 1;
                     }
                     left -= take;
