@@ -124,7 +124,11 @@ fn timeouts_and_their_errors() {
     let t = Instant::now();
     assert_eq!(c.cmd(&["BLPOP", "none", "0.2"]), V::Nil);
     assert!(t.elapsed() >= Duration::from_millis(190));
-    assert_eq!(c.cmd(&["BLMOVE", "none", "x", "LEFT", "RIGHT", "0.05"]), V::Nil);
+    // A null array for BLMOVE too (Redis's replyToBlockedClientTimedOut).
+    c.send(&["BLMOVE", "none", "x", "LEFT", "RIGHT", "0.05"]).unwrap();
+    let mut raw = [0u8; 5];
+    std::io::Read::read_exact(&mut c.r, &mut raw).unwrap();
+    assert_eq!(&raw, b"*-1\r\n");
     assert_eq!(
         c.cmd(&["BLPOP", "none", "-1"]),
         V::Err("ERR timeout is negative".into())

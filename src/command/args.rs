@@ -141,7 +141,12 @@ pub fn parse_f64(s: &[u8]) -> Option<f64> {
 /// "forever": Redis's getTimeoutFromObjectOrReply, errors included.
 pub fn parse_timeout(s: &[u8], now: u64) -> Result<u64, CmdError> {
     let secs = parse_f64(s).ok_or(CmdError::Static("ERR timeout is not a float or out of range"))?;
-    let ms = (secs * 1000.0).ceil();
+    let mut ms = (secs * 1000.0).ceil();
+    // Redis parses a long double: "1e-400" is a positive timeout there (1 ms after ceil),
+    // where f64 underflows to 0, which would mean "forever".
+    if ms == 0.0 && !s.starts_with(b"-") && mantissa_nonzero(s) {
+        ms = 1.0;
+    }
     if ms > i64::MAX as f64 {
         return Err(CmdError::Static("ERR timeout is out of range"));
     }
@@ -156,6 +161,13 @@ pub fn parse_timeout(s: &[u8], now: u64) -> Result<u64, CmdError> {
         return Err(CmdError::Static("ERR timeout is out of range"));
     }
     Ok(now + ms)
+}
+
+/// True when a decimal float's mantissa has a nonzero digit ("1e-400", not "0.0e5").
+fn mantissa_nonzero(s: &[u8]) -> bool {
+    s.iter()
+        .take_while(|&&c| c != b'e' && c != b'E' && c != b'p' && c != b'P')
+        .any(|&c| (b'1'..=b'9').contains(&c))
 }
 
 /// strtod also accepts hexadecimal floats ("0x1p3", "0x10"); Rust's parser does not.
@@ -203,6 +215,8 @@ mod tests {
         assert_eq!(parse_timeout(b"0", 1000), Ok(0));
         assert_eq!(parse_timeout(b"0.0001", 1000), Ok(1001));
         assert_eq!(parse_timeout(b"1.5", 1000), Ok(2500));
+        assert_eq!(parse_timeout(b"1e-400", 1000), Ok(1001));
+        assert_eq!(parse_timeout(b"0.0e5", 1000), Ok(0));
         assert!(parse_timeout(b"-1", 0).unwrap_err().to_string().contains("negative"));
         assert!(parse_timeout(b"abc", 0)
             .unwrap_err()

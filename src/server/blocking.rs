@@ -310,7 +310,7 @@ pub async fn run(
                         Ended::Unblocked(Unblock::Error) => {
                             return Err(CmdError::Static("UNBLOCKED client unblocked via CLIENT UNBLOCK"))
                         }
-                        _ => timeout_reply(client, cmd),
+                        _ => timeout_reply(client),
                     }
                     return Ok(());
                 }
@@ -330,12 +330,10 @@ pub async fn run(
     }
 }
 
-/// The reply of a blocking command that timed out (or was unblocked with TIMEOUT).
-fn timeout_reply(client: &mut Client, cmd: &Cmd) {
-    match cmd.spec.name {
-        "blmove" | "brpoplpush" => client.out.null(),
-        _ => client.out.null_array(),
-    }
+/// The reply of a blocking command that timed out (or was unblocked with TIMEOUT): a null
+/// array for every blocking command, BLMOVE included, as Redis's replyToBlockedClientTimedOut.
+fn timeout_reply(client: &mut Client) {
+    client.out.null_array();
 }
 
 /// One shard owns every key: try there, and register in the same op if nothing serves.
