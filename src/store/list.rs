@@ -18,6 +18,8 @@
 
 use std::collections::VecDeque;
 
+use thin_vec::ThinVec;
+
 use super::value::parse_canonical_i64;
 
 /// Which end of a list.
@@ -296,9 +298,11 @@ fn is_large(raw_len: usize, fill: i32) -> bool {
 /// free room for pushes at the head.
 const HDR: usize = 8;
 
+/// The buffer is a `ThinVec` (one pointer; length and capacity live in the allocation), so
+/// a small list is 16 bytes in the keyspace instead of 24: every key's entry is smaller.
 #[derive(Clone)]
 struct Node {
-    buf: Vec<u8>,
+    buf: ThinVec<u8>,
 }
 
 impl Node {
@@ -308,7 +312,7 @@ impl Node {
 
     /// An empty node with room for `entries` bytes of entries after its head.
     fn with_room(entries: usize) -> Node {
-        let mut buf = Vec::with_capacity(HDR + entries);
+        let mut buf = ThinVec::with_capacity(HDR + entries);
         buf.extend_from_slice(&0u32.to_le_bytes());
         buf.extend_from_slice(&(HDR as u32).to_le_bytes());
         Node { buf }
@@ -502,7 +506,7 @@ impl Node {
     fn compact(&mut self) {
         let data = self.data_len();
         if self.buf.capacity() > 2 * (HDR + data) + 64 {
-            let mut buf = Vec::with_capacity(HDR + data + data / 8);
+            let mut buf = ThinVec::with_capacity(HDR + data + data / 8);
             buf.extend_from_slice(&self.buf[..4]);
             buf.extend_from_slice(&(HDR as u32).to_le_bytes());
             buf.extend_from_slice(&self.buf[self.head()..]);
@@ -1155,8 +1159,8 @@ mod tests {
 
     #[test]
     fn sizes() {
-        assert!(std::mem::size_of::<List>() <= 24);
-        assert_eq!(std::mem::size_of::<Node>(), 24);
+        assert_eq!(std::mem::size_of::<List>(), 16);
+        assert_eq!(std::mem::size_of::<Node>(), 8);
     }
 
     #[test]
