@@ -345,6 +345,8 @@ pub struct Skip {
     tail: u32,
     level: usize,
     len: usize,
+    /// Bytes owned by live nodes (members and level arrays): heap_bytes in O(1).
+    owned: usize,
     dict: Dict<MemberKey, u32>,
 }
 
@@ -378,6 +380,7 @@ impl Skip {
             tail: NIL,
             level: 1,
             len: 0,
+            owned: 0,
             dict: Dict::new(),
         }
     }
@@ -491,11 +494,13 @@ impl Skip {
     }
 
     fn insert(&mut self, member: &[u8], score: f64) {
+        let levels = random_level();
+        self.owned += member.len() + levels * std::mem::size_of::<Level>();
         let node = Node {
             member: member.into(),
             score,
             backward: NIL,
-            levels: vec![Level::default(); random_level()].into_boxed_slice(),
+            levels: vec![Level::default(); levels].into_boxed_slice(),
         };
         let x = match self.free.pop() {
             Some(i) => {
@@ -536,6 +541,7 @@ impl Skip {
         self.unlink(x);
         let n = &mut self.nodes[x as usize];
         let score = n.score;
+        self.owned -= n.member.len() + n.levels.len() * std::mem::size_of::<Level>();
         n.member = Box::default();
         n.levels = Box::default();
         self.free.push(x);
@@ -586,13 +592,11 @@ impl Skip {
     }
 
     fn heap_bytes(&self) -> usize {
-        let nodes = self.nodes.capacity() * std::mem::size_of::<Node>();
-        let owned: usize = self
-            .nodes
-            .iter()
-            .map(|n| n.member.len() + n.levels.len() * std::mem::size_of::<Level>())
-            .sum();
-        nodes + owned + self.free.capacity() * 4 + self.dict.table_bytes()
+        self.nodes.capacity() * std::mem::size_of::<Node>()
+            + MAX_LEVEL * std::mem::size_of::<Level>()
+            + self.owned
+            + self.free.capacity() * 4
+            + self.dict.table_bytes()
     }
 
     #[cfg(test)]
@@ -616,6 +620,11 @@ impl Skip {
         assert_eq!(self.tail, prev);
         assert_eq!(r - 1, self.len);
         assert_eq!(self.dict.len(), self.len);
+        let owned: usize = self.nodes[1..]
+            .iter()
+            .map(|n| n.member.len() + n.levels.len() * std::mem::size_of::<Level>())
+            .sum();
+        assert_eq!(owned, self.owned);
         for i in 0..self.level {
             let mut x = NIL;
             let mut at = 0usize;
