@@ -297,7 +297,53 @@ struct Node {
     member: Box<[u8]>,
     score: f64,
     backward: u32,
-    levels: Box<[Level]>,
+    nlev: u32,
+    /// The first levels live in the node (three in four nodes have one level; few have
+    /// more than four), so a traversal step touches one node, as with Redis's flexible array.
+    inline: [Level; INLINE],
+    over: Box<[Level]>,
+}
+
+const INLINE: usize = 4;
+
+impl Node {
+    fn new(member: Box<[u8]>, score: f64, nlev: usize) -> Node {
+        Node {
+            member,
+            score,
+            backward: NIL,
+            nlev: nlev as u32,
+            inline: [Level::default(); INLINE],
+            over: if nlev > INLINE {
+                vec![Level::default(); nlev - INLINE].into_boxed_slice()
+            } else {
+                Box::default()
+            },
+        }
+    }
+
+    #[inline]
+    fn lv(&self, i: usize) -> Level {
+        if i < INLINE {
+            self.inline[i]
+        } else {
+            self.over[i - INLINE]
+        }
+    }
+
+    #[inline]
+    fn lv_mut(&mut self, i: usize) -> &mut Level {
+        if i < INLINE {
+            &mut self.inline[i]
+        } else {
+            &mut self.over[i - INLINE]
+        }
+    }
+
+    /// Heap bytes this node owns beyond its arena slot.
+    fn owned(&self) -> usize {
+        self.member.len() + self.over.len() * std::mem::size_of::<Level>()
+    }
 }
 
 /// The dict's key: the member bytes owned by a live node of the same [`Skip`]. The node's
@@ -370,12 +416,7 @@ fn random_level() -> usize {
 impl Skip {
     fn new() -> Skip {
         Skip {
-            nodes: vec![Node {
-                member: Box::default(),
-                score: 0.0,
-                backward: NIL,
-                levels: vec![Level::default(); MAX_LEVEL].into_boxed_slice(),
-            }],
+            nodes: vec![Node::new(Box::default(), 0.0, MAX_LEVEL)],
             free: Vec::new(),
             tail: NIL,
             level: 1,
@@ -387,7 +428,7 @@ impl Skip {
 
     #[inline]
     fn fwd(&self, n: u32, i: usize) -> u32 {
-        self.nodes[n as usize].levels[i].forward
+        self.nodes[n as usize].lv(i).forward
     }
 
     #[inline]
@@ -411,7 +452,7 @@ impl Skip {
                 if !less(fn_.score, &fn_.member, score, member) {
                     break;
                 }
-                rank[i] += self.nodes[x as usize].levels[i].span;
+                rank[i] += self.nodes[x as usize].lv(i).span;
                 x = f;
             }
             update[i] = x;
@@ -423,7 +464,7 @@ impl Skip {
     fn link(&mut self, x: u32) {
         let (score, lvl) = {
             let n = self.node(x);
-            (n.score, n.levels.len())
+            (n.score, n.nlev as usize)
         };
         let member: *const [u8] = &*self.nodes[x as usize].member;
         // SAFETY: the member bytes are not modified while we compare against them.
@@ -432,24 +473,24 @@ impl Skip {
             for i in self.level..lvl {
                 rank[i] = 0;
                 update[i] = NIL;
-                self.nodes[0].levels[i].span = self.len as u32;
+                self.nodes[0].lv_mut(i).span = self.len as u32;
             }
             self.level = lvl;
         }
         for i in 0..lvl {
             let u = update[i] as usize;
-            let ul = self.nodes[u].levels[i];
-            self.nodes[x as usize].levels[i] = Level {
+            let ul = self.nodes[u].lv(i);
+            *self.nodes[x as usize].lv_mut(i) = Level {
                 forward: ul.forward,
                 span: ul.span - (rank[0] - rank[i]),
             };
-            self.nodes[u].levels[i] = Level {
+            *self.nodes[u].lv_mut(i) = Level {
                 forward: x,
                 span: rank[0] - rank[i] + 1,
             };
         }
         for (i, &u) in update.iter().enumerate().take(self.level).skip(lvl) {
-            self.nodes[u as usize].levels[i].span += 1;
+            self.nodes[u as usize].lv_mut(i).span += 1;
         }
         self.nodes[x as usize].backward = update[0];
         let f = self.fwd(x, 0);
@@ -471,13 +512,13 @@ impl Skip {
         let (update, _) = self.find_update(score, unsafe { &*member });
         for (i, &u) in update.iter().enumerate().take(self.level) {
             let u = u as usize;
-            if self.nodes[u].levels[i].forward == x {
-                let xl = self.nodes[x as usize].levels[i];
-                self.nodes[u].levels[i].span += xl.span;
-                self.nodes[u].levels[i].span -= 1;
-                self.nodes[u].levels[i].forward = xl.forward;
+            if self.nodes[u].lv_mut(i).forward == x {
+                let xl = self.nodes[x as usize].lv(i);
+                self.nodes[u].lv_mut(i).span += xl.span;
+                self.nodes[u].lv_mut(i).span -= 1;
+                self.nodes[u].lv_mut(i).forward = xl.forward;
             } else {
-                self.nodes[u].levels[i].span -= 1;
+                self.nodes[u].lv_mut(i).span -= 1;
             }
         }
         let f = self.fwd(x, 0);
@@ -487,21 +528,15 @@ impl Skip {
         } else {
             self.nodes[f as usize].backward = b;
         }
-        while self.level > 1 && self.nodes[0].levels[self.level - 1].forward == NIL {
+        while self.level > 1 && self.nodes[0].lv_mut(self.level - 1).forward == NIL {
             self.level -= 1;
         }
         self.len -= 1;
     }
 
     fn insert(&mut self, member: &[u8], score: f64) {
-        let levels = random_level();
-        self.owned += member.len() + levels * std::mem::size_of::<Level>();
-        let node = Node {
-            member: member.into(),
-            score,
-            backward: NIL,
-            levels: vec![Level::default(); levels].into_boxed_slice(),
-        };
+        let node = Node::new(member.into(), score, random_level());
+        self.owned += node.owned();
         let x = match self.free.pop() {
             Some(i) => {
                 self.nodes[i as usize] = node;
@@ -524,7 +559,7 @@ impl Skip {
     fn update(&mut self, x: u32, score: f64) {
         let n = self.node(x);
         let b = n.backward;
-        let f = n.levels[0].forward;
+        let f = n.inline[0].forward;
         let stays = (b == NIL || less(self.node(b).score, &self.node(b).member, score, &n.member))
             && (f == NIL || less(score, &n.member, self.node(f).score, &self.node(f).member));
         if stays {
@@ -541,9 +576,9 @@ impl Skip {
         self.unlink(x);
         let n = &mut self.nodes[x as usize];
         let score = n.score;
-        self.owned -= n.member.len() + n.levels.len() * std::mem::size_of::<Level>();
+        self.owned -= n.owned();
         n.member = Box::default();
-        n.levels = Box::default();
+        n.over = Box::default();
         self.free.push(x);
         Some(score)
     }
@@ -562,7 +597,7 @@ impl Skip {
                 if !pred(n.score, &n.member) {
                     break;
                 }
-                rank += self.nodes[x as usize].levels[i].span as usize;
+                rank += self.nodes[x as usize].lv(i).span as usize;
                 x = f;
             }
         }
@@ -577,7 +612,7 @@ impl Skip {
         for i in (0..self.level).rev() {
             loop {
                 let f = self.fwd(x, i);
-                let span = self.nodes[x as usize].levels[i].span as usize;
+                let span = self.nodes[x as usize].lv(i).span as usize;
                 if f == NIL || traversed + span > target {
                     break;
                 }
@@ -620,16 +655,13 @@ impl Skip {
         assert_eq!(self.tail, prev);
         assert_eq!(r - 1, self.len);
         assert_eq!(self.dict.len(), self.len);
-        let owned: usize = self.nodes[1..]
-            .iter()
-            .map(|n| n.member.len() + n.levels.len() * std::mem::size_of::<Level>())
-            .sum();
+        let owned: usize = self.nodes[1..].iter().map(Node::owned).sum();
         assert_eq!(owned, self.owned);
         for i in 0..self.level {
             let mut x = NIL;
             let mut at = 0usize;
             loop {
-                let l = self.nodes[x as usize].levels[i];
+                let l = self.nodes[x as usize].lv(i);
                 if l.forward == NIL {
                     break;
                 }
@@ -921,7 +953,7 @@ impl ZSet {
                     if !f(&n.member, n.score) {
                         return;
                     }
-                    x = if rev { n.backward } else { n.levels[0].forward };
+                    x = if rev { n.backward } else { n.inline[0].forward };
                 }
             }
         }
@@ -1001,7 +1033,7 @@ impl<'a> Iterator for SkipIter<'a> {
             return None;
         }
         let n = self.skip.node(self.x);
-        self.x = n.levels[0].forward;
+        self.x = n.inline[0].forward;
         Some((&n.member, n.score))
     }
 }
@@ -1016,7 +1048,7 @@ impl Clone for ZSet {
                 while x != NIL {
                     let node = s.node(x);
                     n.insert(&node.member, node.score);
-                    x = node.levels[0].forward;
+                    x = node.inline[0].forward;
                 }
                 ZSet::Skip(Box::new(n))
             }
