@@ -298,13 +298,13 @@ struct Node {
     score: f64,
     backward: u32,
     nlev: u32,
-    /// The first levels live in the node (three in four nodes have one level; few have
-    /// more than four), so a traversal step touches one node, as with Redis's flexible array.
+    /// The first levels live in the node (three in four nodes have one level; one in
+    /// sixteen has more than three), so a traversal step touches one node, as with Redis's flexible array.
     inline: [Level; INLINE],
     over: Box<[Level]>,
 }
 
-const INLINE: usize = 4;
+const INLINE: usize = 3;
 
 impl Node {
     fn new(member: Box<[u8]>, score: f64, nlev: usize) -> Node {
@@ -384,9 +384,57 @@ impl PartialEq for MemberKey {
 
 impl Eq for MemberKey {}
 
+const CHUNK_BITS: u32 = 10;
+const CHUNK: usize = 1 << CHUNK_BITS;
+
+/// The nodes, in chunks of [`CHUNK`] (the first grows by doubling): a big set never pays
+/// for a doubled vector's spare half.
+struct Arena {
+    chunks: Vec<Vec<Node>>,
+    len: usize,
+}
+
+impl Arena {
+    fn new(header: Node) -> Arena {
+        Arena {
+            chunks: vec![vec![header]],
+            len: 1,
+        }
+    }
+
+    fn push(&mut self, n: Node) -> u32 {
+        if self.len % CHUNK == 0 {
+            self.chunks.push(Vec::with_capacity(CHUNK));
+        }
+        self.chunks.last_mut().expect("one chunk at least").push(n);
+        self.len += 1;
+        (self.len - 1) as u32
+    }
+
+    fn bytes(&self) -> usize {
+        self.chunks.iter().map(|c| c.capacity()).sum::<usize>() * std::mem::size_of::<Node>()
+            + self.chunks.capacity() * std::mem::size_of::<Vec<Node>>()
+    }
+}
+
+impl std::ops::Index<usize> for Arena {
+    type Output = Node;
+    #[inline]
+    fn index(&self, i: usize) -> &Node {
+        &self.chunks[i >> CHUNK_BITS][i & (CHUNK - 1)]
+    }
+}
+
+impl std::ops::IndexMut<usize> for Arena {
+    #[inline]
+    fn index_mut(&mut self, i: usize) -> &mut Node {
+        &mut self.chunks[i >> CHUNK_BITS][i & (CHUNK - 1)]
+    }
+}
+
 /// Redis's zset: skiplist with spans plus a member index.
 pub struct Skip {
-    nodes: Vec<Node>,
+    nodes: Arena,
     free: Vec<u32>,
     tail: u32,
     level: usize,
@@ -416,7 +464,7 @@ fn random_level() -> usize {
 impl Skip {
     fn new() -> Skip {
         Skip {
-            nodes: vec![Node::new(Box::default(), 0.0, MAX_LEVEL)],
+            nodes: Arena::new(Node::new(Box::default(), 0.0, MAX_LEVEL)),
             free: Vec::new(),
             tail: NIL,
             level: 1,
@@ -542,10 +590,7 @@ impl Skip {
                 self.nodes[i as usize] = node;
                 i
             }
-            None => {
-                self.nodes.push(node);
-                (self.nodes.len() - 1) as u32
-            }
+            None => self.nodes.push(node),
         };
         self.link(x);
         let key = MemberKey(&*self.nodes[x as usize].member);
@@ -627,7 +672,7 @@ impl Skip {
     }
 
     fn heap_bytes(&self) -> usize {
-        self.nodes.capacity() * std::mem::size_of::<Node>()
+        self.nodes.bytes()
             + MAX_LEVEL * std::mem::size_of::<Level>()
             + self.owned
             + self.free.capacity() * 4
@@ -655,7 +700,7 @@ impl Skip {
         assert_eq!(self.tail, prev);
         assert_eq!(r - 1, self.len);
         assert_eq!(self.dict.len(), self.len);
-        let owned: usize = self.nodes[1..].iter().map(Node::owned).sum();
+        let owned: usize = (1..self.nodes.len).map(|i| self.nodes[i].owned()).sum();
         assert_eq!(owned, self.owned);
         for i in 0..self.level {
             let mut x = NIL;
@@ -1244,5 +1289,35 @@ mod tests {
         assert!(total >= 200);
         assert_eq!(z.pop(3, false).len(), 3);
         assert_eq!(z.len(), 197);
+    }
+
+    #[test]
+    fn big_skiplist_across_arena_chunks() {
+        let e = lim(0);
+        let mut z = ZSet::new();
+        let mut model = BTreeMap::new();
+        for i in 0..3000u32 {
+            let m = format!("m{}", i.wrapping_mul(2654435761) % 5000);
+            let s = ((i * 7) % 1000) as f64;
+            z.add(m.as_bytes(), s, AddFlags::default(), &e);
+            model.insert(m, s);
+            if i % 3 == 0 {
+                let gone = format!("m{}", (i / 3).wrapping_mul(2654435761) % 5000);
+                assert_eq!(z.remove(gone.as_bytes()), model.remove(&gone));
+            }
+        }
+        if let ZSet::Skip(s) = &z {
+            s.check();
+        }
+        let mut want: Vec<(String, f64)> = model.into_iter().collect();
+        want.sort_by(|a, b| a.1.partial_cmp(&b.1).unwrap().then(a.0.cmp(&b.0)));
+        let got: Vec<(String, f64)> = z
+            .iter()
+            .map(|(m, s)| (String::from_utf8(m.to_vec()).unwrap(), s))
+            .collect();
+        assert_eq!(got, want);
+        assert!(z.heap_bytes() > 0);
+        let c = z.clone();
+        assert_eq!(c, z);
     }
 }
