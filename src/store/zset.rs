@@ -492,16 +492,16 @@ impl Skip {
         for i in (0..self.level).rev() {
             rank[i] = if i == self.level - 1 { 0 } else { rank[i + 1] };
             loop {
-                let f = self.fwd(x, i);
-                if f == NIL {
+                let l = self.nodes[x as usize].lv(i);
+                if l.forward == NIL {
                     break;
                 }
-                let fn_ = self.node(f);
-                if !less(fn_.score, &fn_.member, score, member) {
+                let n = &self.nodes[l.forward as usize];
+                if !less(n.score, &n.member, score, member) {
                     break;
                 }
-                rank[i] += self.nodes[x as usize].lv(i).span;
-                x = f;
+                rank[i] += l.span;
+                x = l.forward;
             }
             update[i] = x;
         }
@@ -634,16 +634,16 @@ impl Skip {
         let mut rank = 0usize;
         for i in (0..self.level).rev() {
             loop {
-                let f = self.fwd(x, i);
-                if f == NIL {
+                let l = self.nodes[x as usize].lv(i);
+                if l.forward == NIL {
                     break;
                 }
-                let n = self.node(f);
+                let n = &self.nodes[l.forward as usize];
                 if !pred(n.score, &n.member) {
                     break;
                 }
-                rank += self.nodes[x as usize].lv(i).span as usize;
-                x = f;
+                rank += l.span as usize;
+                x = l.forward;
             }
         }
         rank
@@ -656,13 +656,12 @@ impl Skip {
         let mut traversed = 0usize;
         for i in (0..self.level).rev() {
             loop {
-                let f = self.fwd(x, i);
-                let span = self.nodes[x as usize].lv(i).span as usize;
-                if f == NIL || traversed + span > target {
+                let l = self.nodes[x as usize].lv(i);
+                if l.forward == NIL || traversed + l.span as usize > target {
                     break;
                 }
-                traversed += span;
-                x = f;
+                traversed += l.span as usize;
+                x = l.forward;
             }
             if traversed == target {
                 return x;
@@ -858,7 +857,14 @@ impl ZSet {
 
     /// Redis's zsetAdd: one element of ZADD / ZINCRBY.
     pub fn add(&mut self, member: &[u8], score: f64, f: AddFlags, enc: &EncodingLimits) -> AddOutcome {
-        let cur = self.score(member);
+        // One member lookup: the skiplist node found is reused for the update.
+        let (cur, node) = match self {
+            ZSet::Pack(p) => (p.find(member).map(|(_, _, s)| s), NIL),
+            ZSet::Skip(s) => match s.dict.get(member) {
+                Some(&x) => (Some(s.node(x).score), x),
+                None => (None, NIL),
+            },
+        };
         match cur {
             Some(cur) => {
                 if f.nx {
@@ -883,10 +889,7 @@ impl ZSet {
                         p.remove_at(start, end);
                         p.insert(member, score);
                     }
-                    ZSet::Skip(s) => {
-                        let x = *s.dict.get(member).expect("present");
-                        s.update(x, score);
-                    }
+                    ZSet::Skip(s) => s.update(node, score),
                 }
                 AddOutcome::Updated(score)
             }
