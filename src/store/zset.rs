@@ -293,8 +293,81 @@ struct Level {
     span: u32,
 }
 
+/// A member's bytes behind a thin pointer: one allocation `[len u32][bytes]`, so a node and
+/// the dict's key each hold 8 bytes for it instead of a 16-byte fat pointer.
+struct Thin(std::ptr::NonNull<u8>);
+
+/// The shared header of every empty `Thin` (the skiplist header, freed slots): never freed.
+static EMPTY_THIN: u32 = 0;
+
+// SAFETY: a Thin owns its allocation exclusively, like a Box<[u8]>.
+unsafe impl Send for Thin {}
+unsafe impl Sync for Thin {}
+
+impl Thin {
+    fn layout(len: usize) -> std::alloc::Layout {
+        std::alloc::Layout::from_size_align(4 + len, 4).expect("member size fits a layout")
+    }
+
+    fn new(b: &[u8]) -> Thin {
+        if b.is_empty() {
+            return Thin::empty();
+        }
+        let len = u32::try_from(b.len()).expect("members are shorter than 4 GiB");
+        let layout = Thin::layout(b.len());
+        // SAFETY: the layout is non-zero-sized; the writes stay inside it.
+        unsafe {
+            let p = std::alloc::alloc(layout);
+            let Some(p) = std::ptr::NonNull::new(p) else {
+                std::alloc::handle_alloc_error(layout)
+            };
+            (p.as_ptr() as *mut u32).write(len);
+            std::ptr::copy_nonoverlapping(b.as_ptr(), p.as_ptr().add(4), b.len());
+            Thin(p)
+        }
+    }
+
+    fn empty() -> Thin {
+        Thin(std::ptr::NonNull::from(&EMPTY_THIN).cast())
+    }
+
+    #[inline]
+    fn ptr(&self) -> std::ptr::NonNull<u8> {
+        self.0
+    }
+
+    /// The bytes of a Thin allocation (or of `EMPTY_THIN`) at `p`.
+    ///
+    /// # Safety
+    /// `p` must come from a live `Thin`, and the result must not outlive it.
+    #[inline]
+    unsafe fn bytes_at<'a>(p: std::ptr::NonNull<u8>) -> &'a [u8] {
+        let len = (p.as_ptr() as *const u32).read() as usize;
+        std::slice::from_raw_parts(p.as_ptr().add(4), len)
+    }
+}
+
+impl std::ops::Deref for Thin {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        // SAFETY: self is live.
+        unsafe { Thin::bytes_at(self.0) }
+    }
+}
+
+impl Drop for Thin {
+    fn drop(&mut self) {
+        if std::ptr::eq(self.0.as_ptr(), &EMPTY_THIN as *const u32 as *const u8) {
+            return;
+        }
+        // SAFETY: allocated by Thin::new with this length's layout.
+        unsafe { std::alloc::dealloc(self.0.as_ptr(), Thin::layout(self.len())) }
+    }
+}
+
 struct Node {
-    member: Box<[u8]>,
+    member: Thin,
     score: f64,
     backward: u32,
     nlev: u32,
@@ -307,7 +380,7 @@ struct Node {
 const INLINE: usize = 3;
 
 impl Node {
-    fn new(member: Box<[u8]>, score: f64, nlev: usize) -> Node {
+    fn new(member: Thin, score: f64, nlev: usize) -> Node {
         Node {
             member,
             score,
@@ -346,10 +419,10 @@ impl Node {
     }
 }
 
-/// The dict's key: the member bytes owned by a live node of the same [`Skip`]. The node's
-/// `Box<[u8]>` is never dropped or replaced while its dict entry exists, and moving the
-/// box (the arena growing) does not move the bytes.
-struct MemberKey(*const [u8]);
+/// The dict's key: the member bytes (a [`Thin`] allocation) owned by a live node of the same
+/// [`Skip`]. A node's member is never dropped or replaced while its dict entry exists, and
+/// moving the node (the arena growing) does not move the bytes.
+struct MemberKey(std::ptr::NonNull<u8>);
 
 // SAFETY: a MemberKey is only reachable through its Skip, which owns the bytes it points to;
 // moving the Skip to another thread moves the owner with it.
@@ -360,7 +433,7 @@ impl MemberKey {
     #[inline]
     fn bytes(&self) -> &[u8] {
         // SAFETY: see the type's invariant.
-        unsafe { &*self.0 }
+        unsafe { Thin::bytes_at(self.0) }
     }
 }
 
@@ -464,7 +537,7 @@ fn random_level() -> usize {
 impl Skip {
     fn new() -> Skip {
         Skip {
-            nodes: Arena::new(Node::new(Box::default(), 0.0, MAX_LEVEL)),
+            nodes: Arena::new(Node::new(Thin::empty(), 0.0, MAX_LEVEL)),
             free: Vec::new(),
             tail: NIL,
             level: 1,
@@ -583,7 +656,7 @@ impl Skip {
     }
 
     fn insert(&mut self, member: &[u8], score: f64) {
-        let node = Node::new(member.into(), score, random_level());
+        let node = Node::new(Thin::new(member), score, random_level());
         self.owned += node.owned();
         let x = match self.free.pop() {
             Some(i) => {
@@ -593,7 +666,7 @@ impl Skip {
             None => self.nodes.push(node),
         };
         self.link(x);
-        let key = MemberKey(&*self.nodes[x as usize].member);
+        let key = MemberKey(self.nodes[x as usize].member.ptr());
         self.dict.insert(key, x);
     }
 
@@ -622,7 +695,7 @@ impl Skip {
         let n = &mut self.nodes[x as usize];
         let score = n.score;
         self.owned -= n.owned();
-        n.member = Box::default();
+        n.member = Thin::empty();
         n.over = Box::default();
         self.free.push(x);
         Some(score)
@@ -1063,7 +1136,7 @@ impl ZSet {
             }
             ZSet::Skip(s) => {
                 let n = s.node(s.at_rank(rank));
-                Some((&n.member, n.score))
+                Some((&*n.member, n.score))
             }
         }
     }
@@ -1082,7 +1155,7 @@ impl<'a> Iterator for SkipIter<'a> {
         }
         let n = self.skip.node(self.x);
         self.x = n.inline[0].forward;
-        Some((&n.member, n.score))
+        Some((&*n.member, n.score))
     }
 }
 
