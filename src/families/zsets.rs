@@ -31,6 +31,9 @@ const POSITIVE_ERR: CmdError = CmdError::Static("ERR value is out of range, must
 /// A score argument as Redis's getDoubleFromObject: strtod's grammar over the whole
 /// argument, no leading space, no NaN, and overflow/underflow (ERANGE) refused.
 fn score_of(s: &[u8]) -> Option<f64> {
+    if s == b"0" {
+        return Some(0.0);
+    }
     let v = parse_f64(s)?;
     if v.is_infinite() && !s.iter().any(|c| matches!(c, b'i' | b'I')) {
         return None;
@@ -1432,5 +1435,62 @@ mod tests {
         assert!(k.effects().contains("ZPOPMAX"));
         assert_eq!(k.run("ZMPOP 1 d MAX"), "*-1\r\n");
         assert_eq!(k.run("BZPOPMIN d 0"), "*-1\r\n");
+    }
+
+    #[test]
+    fn propagation_is_deterministic() {
+        let mut k = Kit::new();
+        k.run("ZADD z 1 a 2 b 3 c");
+        k.effects();
+        k.run("BZPOPMIN z 0");
+        assert!(k.effects().ends_with("*2\r\n$7\r\nZPOPMIN\r\n$1\r\nz\r\n"));
+        k.run("BZMPOP 0 1 z MAX");
+        assert!(k.effects().ends_with("*3\r\n$7\r\nZPOPMAX\r\n$1\r\nz\r\n$1\r\n1\r\n"));
+        k.run("ZREM z nosuch");
+        k.run("ZADD z NX 5 b");
+        k.run("ZREMRANGEBYSCORE z 10 20");
+        assert_eq!(k.effects(), "");
+        k.run("ZREM z b");
+        assert_eq!(k.run("EXISTS z"), ":0\r\n");
+        assert!(k.effects().contains("ZREM"));
+        assert_eq!(k.dirty, 6);
+    }
+
+    #[test]
+    fn resp3_shapes() {
+        let mut k = Kit::new();
+        k.proto = crate::resp::Proto::Resp3;
+        k.run("ZADD z 1 a 2.5 b");
+        assert_eq!(k.run("ZSCORE z b"), ",2.5\r\n");
+        assert_eq!(k.run("ZRANGE z 0 0 WITHSCORES"), "*1\r\n*2\r\n$1\r\na\r\n,1\r\n");
+        assert_eq!(k.run("ZRANK z b WITHSCORE"), "*2\r\n:1\r\n,2.5\r\n");
+        assert_eq!(k.run("ZRANK z x WITHSCORE"), "_\r\n");
+        assert_eq!(k.run("ZPOPMIN z"), "*2\r\n$1\r\na\r\n,1\r\n");
+        assert_eq!(k.run("ZPOPMIN z 1"), "*1\r\n*2\r\n$1\r\nb\r\n,2.5\r\n");
+        assert_eq!(k.run("ZPOPMIN z 1"), "*0\r\n");
+    }
+
+    #[test]
+    fn skiplist_commands_match_listpack_ones() {
+        // The same script against both encodings gives the same replies.
+        let script = [
+            "ZADD z 5 e 1 a 3 c 2 b 4 d 0 x 0 y",
+            "ZRANGE z 1 4 WITHSCORES",
+            "ZRANGE z (1 4 BYSCORE REV LIMIT 1 2",
+            "ZRANGE z [a [z BYLEX",
+            "ZREVRANK z c",
+            "ZCOUNT z (0 +inf",
+            "ZINCRBY z 10 a",
+            "ZREMRANGEBYRANK z 1 2",
+            "ZPOPMAX z 2",
+            "ZRANGE z 0 -1 WITHSCORES",
+            "ZRANDMEMBER z 100 WITHSCORES",
+        ];
+        let mut lp = Kit::new();
+        let mut sl = Kit::new();
+        sl.enc.zset_max_listpack_entries = 0;
+        for line in script {
+            assert_eq!(lp.run(line), sl.run(line), "{line}");
+        }
     }
 }

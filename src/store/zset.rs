@@ -293,17 +293,136 @@ struct Level {
     span: u32,
 }
 
-struct Node {
-    member: Box<[u8]>,
-    score: f64,
-    backward: u32,
-    levels: Box<[Level]>,
+/// A member's bytes behind a thin pointer: one allocation `[len u32][bytes]`, so a node and
+/// the dict's key each hold 8 bytes for it instead of a 16-byte fat pointer.
+struct Thin(std::ptr::NonNull<u8>);
+
+/// The shared header of every empty `Thin` (the skiplist header, freed slots): never freed.
+static EMPTY_THIN: u32 = 0;
+
+// SAFETY: a Thin owns its allocation exclusively, like a Box<[u8]>.
+unsafe impl Send for Thin {}
+unsafe impl Sync for Thin {}
+
+impl Thin {
+    fn layout(len: usize) -> std::alloc::Layout {
+        std::alloc::Layout::from_size_align(4 + len, 4).expect("member size fits a layout")
+    }
+
+    fn new(b: &[u8]) -> Thin {
+        if b.is_empty() {
+            return Thin::empty();
+        }
+        let len = u32::try_from(b.len()).expect("members are shorter than 4 GiB");
+        let layout = Thin::layout(b.len());
+        // SAFETY: the layout is non-zero-sized; the writes stay inside it.
+        unsafe {
+            let p = std::alloc::alloc(layout);
+            let Some(p) = std::ptr::NonNull::new(p) else {
+                std::alloc::handle_alloc_error(layout)
+            };
+            (p.as_ptr() as *mut u32).write(len);
+            std::ptr::copy_nonoverlapping(b.as_ptr(), p.as_ptr().add(4), b.len());
+            Thin(p)
+        }
+    }
+
+    fn empty() -> Thin {
+        Thin(std::ptr::NonNull::from(&EMPTY_THIN).cast())
+    }
+
+    #[inline]
+    fn ptr(&self) -> std::ptr::NonNull<u8> {
+        self.0
+    }
+
+    /// The bytes of a Thin allocation (or of `EMPTY_THIN`) at `p`.
+    ///
+    /// # Safety
+    /// `p` must come from a live `Thin`, and the result must not outlive it.
+    #[inline]
+    unsafe fn bytes_at<'a>(p: std::ptr::NonNull<u8>) -> &'a [u8] {
+        let len = (p.as_ptr() as *const u32).read() as usize;
+        std::slice::from_raw_parts(p.as_ptr().add(4), len)
+    }
 }
 
-/// The dict's key: the member bytes owned by a live node of the same [`Skip`]. The node's
-/// `Box<[u8]>` is never dropped or replaced while its dict entry exists, and moving the
-/// box (the arena growing) does not move the bytes.
-struct MemberKey(*const [u8]);
+impl std::ops::Deref for Thin {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        // SAFETY: self is live.
+        unsafe { Thin::bytes_at(self.0) }
+    }
+}
+
+impl Drop for Thin {
+    fn drop(&mut self) {
+        if std::ptr::eq(self.0.as_ptr(), &EMPTY_THIN as *const u32 as *const u8) {
+            return;
+        }
+        // SAFETY: allocated by Thin::new with this length's layout.
+        unsafe { std::alloc::dealloc(self.0.as_ptr(), Thin::layout(self.len())) }
+    }
+}
+
+struct Node {
+    member: Thin,
+    score: f64,
+    backward: u32,
+    nlev: u32,
+    /// The first levels live in the node (three in four nodes have one level; one in
+    /// sixteen has more than three), so a traversal step touches one node, as with Redis's flexible array.
+    inline: [Level; INLINE],
+    over: Box<[Level]>,
+}
+
+const INLINE: usize = 3;
+
+impl Node {
+    fn new(member: Thin, score: f64, nlev: usize) -> Node {
+        Node {
+            member,
+            score,
+            backward: NIL,
+            nlev: nlev as u32,
+            inline: [Level::default(); INLINE],
+            over: if nlev > INLINE {
+                vec![Level::default(); nlev - INLINE].into_boxed_slice()
+            } else {
+                Box::default()
+            },
+        }
+    }
+
+    #[inline]
+    fn lv(&self, i: usize) -> Level {
+        if i < INLINE {
+            self.inline[i]
+        } else {
+            self.over[i - INLINE]
+        }
+    }
+
+    #[inline]
+    fn lv_mut(&mut self, i: usize) -> &mut Level {
+        if i < INLINE {
+            &mut self.inline[i]
+        } else {
+            &mut self.over[i - INLINE]
+        }
+    }
+
+    /// Heap bytes this node owns beyond its arena slot.
+    fn owned(&self) -> usize {
+        self.member.len() + self.over.len() * std::mem::size_of::<Level>()
+    }
+}
+
+/// The dict's key: the member bytes (a [`Thin`] allocation) owned by a live node of the same
+/// [`Skip`]. A node's member is never dropped or replaced while its dict entry exists, and
+/// moving the node (the arena growing) does not move the bytes.
+struct MemberKey(std::ptr::NonNull<u8>);
 
 // SAFETY: a MemberKey is only reachable through its Skip, which owns the bytes it points to;
 // moving the Skip to another thread moves the owner with it.
@@ -314,7 +433,7 @@ impl MemberKey {
     #[inline]
     fn bytes(&self) -> &[u8] {
         // SAFETY: see the type's invariant.
-        unsafe { &*self.0 }
+        unsafe { Thin::bytes_at(self.0) }
     }
 }
 
@@ -338,13 +457,63 @@ impl PartialEq for MemberKey {
 
 impl Eq for MemberKey {}
 
+const CHUNK_BITS: u32 = 10;
+const CHUNK: usize = 1 << CHUNK_BITS;
+
+/// The nodes, in chunks of [`CHUNK`] (the first grows by doubling): a big set never pays
+/// for a doubled vector's spare half.
+struct Arena {
+    chunks: Vec<Vec<Node>>,
+    len: usize,
+}
+
+impl Arena {
+    fn new(header: Node) -> Arena {
+        Arena {
+            chunks: vec![vec![header]],
+            len: 1,
+        }
+    }
+
+    fn push(&mut self, n: Node) -> u32 {
+        if self.len % CHUNK == 0 {
+            self.chunks.push(Vec::with_capacity(CHUNK));
+        }
+        self.chunks.last_mut().expect("one chunk at least").push(n);
+        self.len += 1;
+        (self.len - 1) as u32
+    }
+
+    fn bytes(&self) -> usize {
+        self.chunks.iter().map(|c| c.capacity()).sum::<usize>() * std::mem::size_of::<Node>()
+            + self.chunks.capacity() * std::mem::size_of::<Vec<Node>>()
+    }
+}
+
+impl std::ops::Index<usize> for Arena {
+    type Output = Node;
+    #[inline]
+    fn index(&self, i: usize) -> &Node {
+        &self.chunks[i >> CHUNK_BITS][i & (CHUNK - 1)]
+    }
+}
+
+impl std::ops::IndexMut<usize> for Arena {
+    #[inline]
+    fn index_mut(&mut self, i: usize) -> &mut Node {
+        &mut self.chunks[i >> CHUNK_BITS][i & (CHUNK - 1)]
+    }
+}
+
 /// Redis's zset: skiplist with spans plus a member index.
 pub struct Skip {
-    nodes: Vec<Node>,
+    nodes: Arena,
     free: Vec<u32>,
     tail: u32,
     level: usize,
     len: usize,
+    /// Bytes owned by live nodes (members and level arrays): heap_bytes in O(1).
+    owned: usize,
     dict: Dict<MemberKey, u32>,
 }
 
@@ -368,23 +537,19 @@ fn random_level() -> usize {
 impl Skip {
     fn new() -> Skip {
         Skip {
-            nodes: vec![Node {
-                member: Box::default(),
-                score: 0.0,
-                backward: NIL,
-                levels: vec![Level::default(); MAX_LEVEL].into_boxed_slice(),
-            }],
+            nodes: Arena::new(Node::new(Thin::empty(), 0.0, MAX_LEVEL)),
             free: Vec::new(),
             tail: NIL,
             level: 1,
             len: 0,
+            owned: 0,
             dict: Dict::new(),
         }
     }
 
     #[inline]
     fn fwd(&self, n: u32, i: usize) -> u32 {
-        self.nodes[n as usize].levels[i].forward
+        self.nodes[n as usize].lv(i).forward
     }
 
     #[inline]
@@ -400,16 +565,16 @@ impl Skip {
         for i in (0..self.level).rev() {
             rank[i] = if i == self.level - 1 { 0 } else { rank[i + 1] };
             loop {
-                let f = self.fwd(x, i);
-                if f == NIL {
+                let l = self.nodes[x as usize].lv(i);
+                if l.forward == NIL {
                     break;
                 }
-                let fn_ = self.node(f);
-                if !less(fn_.score, &fn_.member, score, member) {
+                let n = &self.nodes[l.forward as usize];
+                if !less(n.score, &n.member, score, member) {
                     break;
                 }
-                rank[i] += self.nodes[x as usize].levels[i].span;
-                x = f;
+                rank[i] += l.span;
+                x = l.forward;
             }
             update[i] = x;
         }
@@ -420,7 +585,7 @@ impl Skip {
     fn link(&mut self, x: u32) {
         let (score, lvl) = {
             let n = self.node(x);
-            (n.score, n.levels.len())
+            (n.score, n.nlev as usize)
         };
         let member: *const [u8] = &*self.nodes[x as usize].member;
         // SAFETY: the member bytes are not modified while we compare against them.
@@ -429,24 +594,24 @@ impl Skip {
             for i in self.level..lvl {
                 rank[i] = 0;
                 update[i] = NIL;
-                self.nodes[0].levels[i].span = self.len as u32;
+                self.nodes[0].lv_mut(i).span = self.len as u32;
             }
             self.level = lvl;
         }
         for i in 0..lvl {
             let u = update[i] as usize;
-            let ul = self.nodes[u].levels[i];
-            self.nodes[x as usize].levels[i] = Level {
+            let ul = self.nodes[u].lv(i);
+            *self.nodes[x as usize].lv_mut(i) = Level {
                 forward: ul.forward,
                 span: ul.span - (rank[0] - rank[i]),
             };
-            self.nodes[u].levels[i] = Level {
+            *self.nodes[u].lv_mut(i) = Level {
                 forward: x,
                 span: rank[0] - rank[i] + 1,
             };
         }
         for (i, &u) in update.iter().enumerate().take(self.level).skip(lvl) {
-            self.nodes[u as usize].levels[i].span += 1;
+            self.nodes[u as usize].lv_mut(i).span += 1;
         }
         self.nodes[x as usize].backward = update[0];
         let f = self.fwd(x, 0);
@@ -468,13 +633,13 @@ impl Skip {
         let (update, _) = self.find_update(score, unsafe { &*member });
         for (i, &u) in update.iter().enumerate().take(self.level) {
             let u = u as usize;
-            if self.nodes[u].levels[i].forward == x {
-                let xl = self.nodes[x as usize].levels[i];
-                self.nodes[u].levels[i].span += xl.span;
-                self.nodes[u].levels[i].span -= 1;
-                self.nodes[u].levels[i].forward = xl.forward;
+            if self.nodes[u].lv_mut(i).forward == x {
+                let xl = self.nodes[x as usize].lv(i);
+                self.nodes[u].lv_mut(i).span += xl.span;
+                self.nodes[u].lv_mut(i).span -= 1;
+                self.nodes[u].lv_mut(i).forward = xl.forward;
             } else {
-                self.nodes[u].levels[i].span -= 1;
+                self.nodes[u].lv_mut(i).span -= 1;
             }
         }
         let f = self.fwd(x, 0);
@@ -484,31 +649,24 @@ impl Skip {
         } else {
             self.nodes[f as usize].backward = b;
         }
-        while self.level > 1 && self.nodes[0].levels[self.level - 1].forward == NIL {
+        while self.level > 1 && self.nodes[0].lv_mut(self.level - 1).forward == NIL {
             self.level -= 1;
         }
         self.len -= 1;
     }
 
     fn insert(&mut self, member: &[u8], score: f64) {
-        let node = Node {
-            member: member.into(),
-            score,
-            backward: NIL,
-            levels: vec![Level::default(); random_level()].into_boxed_slice(),
-        };
+        let node = Node::new(Thin::new(member), score, random_level());
+        self.owned += node.owned();
         let x = match self.free.pop() {
             Some(i) => {
                 self.nodes[i as usize] = node;
                 i
             }
-            None => {
-                self.nodes.push(node);
-                (self.nodes.len() - 1) as u32
-            }
+            None => self.nodes.push(node),
         };
         self.link(x);
-        let key = MemberKey(&*self.nodes[x as usize].member);
+        let key = MemberKey(self.nodes[x as usize].member.ptr());
         self.dict.insert(key, x);
     }
 
@@ -519,7 +677,7 @@ impl Skip {
     fn update(&mut self, x: u32, score: f64) {
         let n = self.node(x);
         let b = n.backward;
-        let f = n.levels[0].forward;
+        let f = n.inline[0].forward;
         let stays = (b == NIL || less(self.node(b).score, &self.node(b).member, score, &n.member))
             && (f == NIL || less(score, &n.member, self.node(f).score, &self.node(f).member));
         if stays {
@@ -536,8 +694,9 @@ impl Skip {
         self.unlink(x);
         let n = &mut self.nodes[x as usize];
         let score = n.score;
-        n.member = Box::default();
-        n.levels = Box::default();
+        self.owned -= n.owned();
+        n.member = Thin::empty();
+        n.over = Box::default();
         self.free.push(x);
         Some(score)
     }
@@ -548,16 +707,16 @@ impl Skip {
         let mut rank = 0usize;
         for i in (0..self.level).rev() {
             loop {
-                let f = self.fwd(x, i);
-                if f == NIL {
+                let l = self.nodes[x as usize].lv(i);
+                if l.forward == NIL {
                     break;
                 }
-                let n = self.node(f);
+                let n = &self.nodes[l.forward as usize];
                 if !pred(n.score, &n.member) {
                     break;
                 }
-                rank += self.nodes[x as usize].levels[i].span as usize;
-                x = f;
+                rank += l.span as usize;
+                x = l.forward;
             }
         }
         rank
@@ -570,13 +729,12 @@ impl Skip {
         let mut traversed = 0usize;
         for i in (0..self.level).rev() {
             loop {
-                let f = self.fwd(x, i);
-                let span = self.nodes[x as usize].levels[i].span as usize;
-                if f == NIL || traversed + span > target {
+                let l = self.nodes[x as usize].lv(i);
+                if l.forward == NIL || traversed + l.span as usize > target {
                     break;
                 }
-                traversed += span;
-                x = f;
+                traversed += l.span as usize;
+                x = l.forward;
             }
             if traversed == target {
                 return x;
@@ -586,13 +744,11 @@ impl Skip {
     }
 
     fn heap_bytes(&self) -> usize {
-        let nodes = self.nodes.capacity() * std::mem::size_of::<Node>();
-        let owned: usize = self
-            .nodes
-            .iter()
-            .map(|n| n.member.len() + n.levels.len() * std::mem::size_of::<Level>())
-            .sum();
-        nodes + owned + self.free.capacity() * 4 + self.dict.table_bytes()
+        self.nodes.bytes()
+            + MAX_LEVEL * std::mem::size_of::<Level>()
+            + self.owned
+            + self.free.capacity() * 4
+            + self.dict.table_bytes()
     }
 
     #[cfg(test)]
@@ -616,11 +772,13 @@ impl Skip {
         assert_eq!(self.tail, prev);
         assert_eq!(r - 1, self.len);
         assert_eq!(self.dict.len(), self.len);
+        let owned: usize = (1..self.nodes.len).map(|i| self.nodes[i].owned()).sum();
+        assert_eq!(owned, self.owned);
         for i in 0..self.level {
             let mut x = NIL;
             let mut at = 0usize;
             loop {
-                let l = self.nodes[x as usize].levels[i];
+                let l = self.nodes[x as usize].lv(i);
                 if l.forward == NIL {
                     break;
                 }
@@ -772,7 +930,14 @@ impl ZSet {
 
     /// Redis's zsetAdd: one element of ZADD / ZINCRBY.
     pub fn add(&mut self, member: &[u8], score: f64, f: AddFlags, enc: &EncodingLimits) -> AddOutcome {
-        let cur = self.score(member);
+        // One member lookup: the skiplist node found is reused for the update.
+        let (cur, node) = match self {
+            ZSet::Pack(p) => (p.find(member).map(|(_, _, s)| s), NIL),
+            ZSet::Skip(s) => match s.dict.get(member) {
+                Some(&x) => (Some(s.node(x).score), x),
+                None => (None, NIL),
+            },
+        };
         match cur {
             Some(cur) => {
                 if f.nx {
@@ -797,10 +962,7 @@ impl ZSet {
                         p.remove_at(start, end);
                         p.insert(member, score);
                     }
-                    ZSet::Skip(s) => {
-                        let x = *s.dict.get(member).expect("present");
-                        s.update(x, score);
-                    }
+                    ZSet::Skip(s) => s.update(node, score),
                 }
                 AddOutcome::Updated(score)
             }
@@ -912,7 +1074,7 @@ impl ZSet {
                     if !f(&n.member, n.score) {
                         return;
                     }
-                    x = if rev { n.backward } else { n.levels[0].forward };
+                    x = if rev { n.backward } else { n.inline[0].forward };
                 }
             }
         }
@@ -974,7 +1136,7 @@ impl ZSet {
             }
             ZSet::Skip(s) => {
                 let n = s.node(s.at_rank(rank));
-                Some((&n.member, n.score))
+                Some((&*n.member, n.score))
             }
         }
     }
@@ -992,8 +1154,8 @@ impl<'a> Iterator for SkipIter<'a> {
             return None;
         }
         let n = self.skip.node(self.x);
-        self.x = n.levels[0].forward;
-        Some((&n.member, n.score))
+        self.x = n.inline[0].forward;
+        Some((&*n.member, n.score))
     }
 }
 
@@ -1007,7 +1169,7 @@ impl Clone for ZSet {
                 while x != NIL {
                     let node = s.node(x);
                     n.insert(&node.member, node.score);
-                    x = node.levels[0].forward;
+                    x = node.inline[0].forward;
                 }
                 ZSet::Skip(Box::new(n))
             }
@@ -1203,5 +1365,35 @@ mod tests {
         assert!(total >= 200);
         assert_eq!(z.pop(3, false).len(), 3);
         assert_eq!(z.len(), 197);
+    }
+
+    #[test]
+    fn big_skiplist_across_arena_chunks() {
+        let e = lim(0);
+        let mut z = ZSet::new();
+        let mut model = BTreeMap::new();
+        for i in 0..3000u32 {
+            let m = format!("m{}", i.wrapping_mul(2654435761) % 5000);
+            let s = ((i * 7) % 1000) as f64;
+            z.add(m.as_bytes(), s, AddFlags::default(), &e);
+            model.insert(m, s);
+            if i % 3 == 0 {
+                let gone = format!("m{}", (i / 3).wrapping_mul(2654435761) % 5000);
+                assert_eq!(z.remove(gone.as_bytes()), model.remove(&gone));
+            }
+        }
+        if let ZSet::Skip(s) = &z {
+            s.check();
+        }
+        let mut want: Vec<(String, f64)> = model.into_iter().collect();
+        want.sort_by(|a, b| a.1.partial_cmp(&b.1).unwrap().then(a.0.cmp(&b.0)));
+        let got: Vec<(String, f64)> = z
+            .iter()
+            .map(|(m, s)| (String::from_utf8(m.to_vec()).unwrap(), s))
+            .collect();
+        assert_eq!(got, want);
+        assert!(z.heap_bytes() > 0);
+        let c = z.clone();
+        assert_eq!(c, z);
     }
 }
