@@ -912,10 +912,9 @@ fn aggregate(agg: Aggregate, acc: &mut f64, v: f64) {
     }
 }
 
-/// TODO-merge: the members of a plain set (score 1 each) once `Set` has an iteration API;
-/// expected: `Set::iter()` yielding member bytes.
-fn set_members(_s: &Set) -> Vec<Vec<u8>> {
-    Vec::new()
+/// The members of a plain set (each scores 1 in set operations).
+fn set_members(s: &Set) -> Vec<Vec<u8>> {
+    s.iter().map(|m| m.to_vec()).collect()
 }
 
 /// One source of a set operation, copied out of its shard's keyspace.

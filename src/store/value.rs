@@ -289,6 +289,14 @@ mod tests {
         assert_eq!(s.as_i64(), Some(123));
     }
 
+    /// Every key pays for these: the collections keep their small forms behind one pointer so
+    /// that `Value` fits 24 bytes and a keyspace entry 32 (a dict node of 64).
+    #[test]
+    fn sizes() {
+        assert_eq!(std::mem::size_of::<Value>(), 24);
+        assert_eq!(std::mem::size_of::<crate::store::Entry>(), 32);
+    }
+
     #[test]
     fn itoa() {
         let mut b = itoa_buf::Buf::new();

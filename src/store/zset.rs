@@ -16,6 +16,8 @@
 use std::borrow::Borrow;
 use std::hash::{Hash, Hasher};
 
+use thin_vec::ThinVec;
+
 use super::dict::Dict;
 use super::EncodingLimits;
 
@@ -110,12 +112,13 @@ const HEADER: usize = 4;
 /// The compact encoding: `[count u32][varint len, member, tag, score]*`, sorted.
 #[derive(Clone, PartialEq)]
 pub struct Pack {
-    buf: Vec<u8>,
+    /// A `ThinVec` (one pointer) keeps `ZSet` at 16 bytes, so every keyspace entry is smaller.
+    buf: ThinVec<u8>,
 }
 
 impl Pack {
     fn new() -> Pack {
-        let mut buf = Vec::with_capacity(HEADER + 16);
+        let mut buf = ThinVec::with_capacity(HEADER + 16);
         buf.extend_from_slice(&[0; HEADER]);
         Pack { buf }
     }
@@ -177,7 +180,7 @@ impl Pack {
         (member, score, p)
     }
 
-    fn encode(member: &[u8], score: f64, out: &mut Vec<u8>) {
+    fn encode(member: &[u8], score: f64, out: &mut ThinVec<u8>) {
         let mut len = member.len();
         loop {
             if len < 0x80 {
@@ -1203,7 +1206,7 @@ mod tests {
 
     #[test]
     fn small_enough() {
-        assert!(std::mem::size_of::<ZSet>() <= 24);
+        assert_eq!(std::mem::size_of::<ZSet>(), 16);
     }
 
     fn lim(entries: usize) -> EncodingLimits {
