@@ -94,7 +94,11 @@ fn smove_hammer_keeps_membership_across_shards() {
                 while !stop.load(Ordering::Relaxed) {
                     let all = members(&mut con, "SUNION", &sets);
                     assert_eq!(all.len(), MEMBERS, "SUNION saw a member missing");
-                    let stored: i64 = redis::cmd("SUNIONSTORE").arg(&store_key).arg(&sets).query(&mut con).unwrap();
+                    let stored: i64 = redis::cmd("SUNIONSTORE")
+                        .arg(&store_key)
+                        .arg(&sets)
+                        .query(&mut con)
+                        .unwrap();
                     assert_eq!(stored as usize, MEMBERS, "SUNIONSTORE stored a torn union");
                     let i = rng.below(sets.len() as u64) as usize;
                     let j = (i + 1 + rng.below(sets.len() as u64 - 1) as usize) % sets.len();
@@ -172,14 +176,32 @@ fn stores_across_shards() {
     q(&mut con, &["SET", dst, "string"]);
     assert_eq!(int(q(&mut con, &["SUNIONSTORE", dst, a])), 5);
     q(&mut con, &["SET", c, "string"]);
-    let err = redis::cmd("SINTERSTORE").arg(dst).arg(a).arg(c).query::<i64>(&mut con).unwrap_err();
+    let err = redis::cmd("SINTERSTORE")
+        .arg(dst)
+        .arg(a)
+        .arg(c)
+        .query::<i64>(&mut con)
+        .unwrap_err();
     assert!(err.to_string().contains("WRONGTYPE"), "{err}");
     assert_eq!(int(q(&mut con, &["SCARD", dst])), 5);
     // SINTERCARD's numkeys errors are Redis's, whatever the shards.
-    let err = redis::cmd("SINTERCARD").arg("abc").arg(a).query::<i64>(&mut con).unwrap_err();
+    let err = redis::cmd("SINTERCARD")
+        .arg("abc")
+        .arg(a)
+        .query::<i64>(&mut con)
+        .unwrap_err();
     assert!(err.to_string().contains("numkeys should be greater than 0"), "{err}");
-    let err = redis::cmd("SINTERCARD").arg(5).arg(a).arg(b).query::<i64>(&mut con).unwrap_err();
-    assert!(err.to_string().contains("Number of keys can't be greater than number of args"), "{err}");
+    let err = redis::cmd("SINTERCARD")
+        .arg(5)
+        .arg(a)
+        .arg(b)
+        .query::<i64>(&mut con)
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("Number of keys can't be greater than number of args"),
+        "{err}"
+    );
     assert_eq!(int(q(&mut con, &["SINTERCARD", "2", a, b, "LIMIT", "1"])), 1);
 }
 

@@ -573,7 +573,9 @@ fn sintercard(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
         _ => return Err(NUMKEYS),
     };
     if numkeys > (a.len() - 2) as u64 {
-        return Err(CmdError::Static("ERR Number of keys can't be greater than number of args"));
+        return Err(CmdError::Static(
+            "ERR Number of keys can't be greater than number of args",
+        ));
     }
     let numkeys = numkeys as usize;
     let mut limit = 0u64;
@@ -604,7 +606,11 @@ fn sinterstore(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
         Some((members, enc)) => {
             // Redis starts from the smallest set's compact encoding (a listpack after a
             // hash table) and goes to an intset at the end if only integers made it.
-            let mut set = if enc == "intset" { Set::new() } else { Set::new_listpack() };
+            let mut set = if enc == "intset" {
+                Set::new()
+            } else {
+                Set::new_listpack()
+            };
             let mut only_integers = true;
             for m in &members {
                 let m = match m.as_member() {
@@ -788,11 +794,15 @@ mod tests {
     /// The effects since the last call, without the SELECT that opens the first batch.
     fn effects(k: &mut Kit) -> String {
         let e = k.effects();
-        e.strip_prefix("*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n").map(str::to_string).unwrap_or(e)
+        e.strip_prefix("*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n")
+            .map(str::to_string)
+            .unwrap_or(e)
     }
 
     fn enc(k: &Kit, key: &str) -> &'static str {
-        k.store.dbs[0].peek(key.as_bytes()).map_or("none", |e| e.value.encoding())
+        k.store.dbs[0]
+            .peek(key.as_bytes())
+            .map_or("none", |e| e.value.encoding())
     }
 
     fn int(n: i64) -> String {
@@ -817,7 +827,10 @@ mod tests {
     fn sadd_srem_reply_and_propagate_as_sent() {
         let mut k = Kit::new();
         assert_eq!(k.run("SADD s a b a"), int(2));
-        assert_eq!(effects(&mut k), "*5\r\n$4\r\nSADD\r\n$1\r\ns\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\na\r\n");
+        assert_eq!(
+            effects(&mut k),
+            "*5\r\n$4\r\nSADD\r\n$1\r\ns\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\na\r\n"
+        );
         assert_eq!(k.run("SADD s a"), int(0));
         assert_eq!(effects(&mut k), "");
         assert_eq!(k.run("SREM s x"), int(0));
@@ -946,7 +959,10 @@ mod tests {
         let d0 = k.dirty;
         assert_eq!(k.run("SMOVE a b x"), int(1));
         assert_eq!(k.dirty - d0, 2);
-        assert_eq!(effects(&mut k), "*4\r\n$5\r\nSMOVE\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nx\r\n");
+        assert_eq!(
+            effects(&mut k),
+            "*4\r\n$5\r\nSMOVE\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nx\r\n"
+        );
         assert_eq!(k.run("EXISTS a"), int(0));
         assert_eq!(k.run("SMOVE a b x"), int(0));
         assert_eq!(effects(&mut k), "");
@@ -988,7 +1004,10 @@ mod tests {
             "*5\r\n$1\r\nc\r\n$1\r\n3\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n"
         );
         k.run("SREM s a");
-        assert_eq!(k.run("SSCAN s 0 MATCH *"), "*2\r\n$1\r\n0\r\n*4\r\n$1\r\nc\r\n$1\r\n3\r\n$1\r\n1\r\n$1\r\nb\r\n");
+        assert_eq!(
+            k.run("SSCAN s 0 MATCH *"),
+            "*2\r\n$1\r\n0\r\n*4\r\n$1\r\nc\r\n$1\r\n3\r\n$1\r\n1\r\n$1\r\nb\r\n"
+        );
     }
 
     #[test]
