@@ -900,7 +900,14 @@ impl Set {
             Set::Int(s) => s.heap_bytes(),
             Set::Pack(s) => s.heap_bytes(),
             Set::Hash(d) => {
-                std::mem::size_of::<Table>() + d.table_bytes() + d.iter().map(|(k, _)| k.len()).sum::<usize>()
+                // Members sampled, as Redis's MEMORY USAGE does: O(1) whatever the size.
+                const SAMPLES: usize = 16;
+                let (n, bytes) = d
+                    .iter()
+                    .take(SAMPLES)
+                    .fold((0usize, 0usize), |(n, b), (k, _)| (n + 1, b + k.len()));
+                let members = (bytes * d.len()).checked_div(n).unwrap_or(0);
+                std::mem::size_of::<Table>() + d.table_bytes() + members
             }
         }
     }
@@ -924,12 +931,16 @@ impl Set {
     }
 
     pub fn contains(&self, member: &[u8]) -> bool {
-        self.contains_member(Member::of(member))
+        self.contains_classified(Member::of(member))
     }
 
-    /// Membership of a member read from another set or classified with `Member::of`.
+    /// Membership of a member read from another set (hash tables give integers as strings).
     pub fn contains_member(&self, m: Member<'_>) -> bool {
-        match (self, m.normalized()) {
+        self.contains_classified(m.normalized())
+    }
+
+    fn contains_classified(&self, m: Member<'_>) -> bool {
+        match (self, m) {
             (Set::Int(s), Member::Int(v)) => s.contains(v),
             (Set::Int(_), Member::Str(_)) => false,
             (Set::Pack(lp), m) => lp.contains(m),
@@ -944,12 +955,15 @@ impl Set {
     /// Redis's setTypeAdd: adds `member`, converting the encoding as Redis 7.2 does.
     /// Returns false if it was already a member.
     pub fn add(&mut self, member: &[u8], lim: &EncodingLimits) -> bool {
-        self.add_member(Member::of(member), lim)
+        self.add_classified(Member::of(member), lim)
     }
 
-    /// `add` for a classified member.
+    /// `add` for a member read from another set.
     pub fn add_member(&mut self, m: Member<'_>, lim: &EncodingLimits) -> bool {
-        let m = m.normalized();
+        self.add_classified(m.normalized(), lim)
+    }
+
+    fn add_classified(&mut self, m: Member<'_>, lim: &EncodingLimits) -> bool {
         match self {
             Set::Hash(d) => {
                 let mut buf = itoa_buf::Buf::new();
@@ -970,7 +984,7 @@ impl Set {
                 } else {
                     let n = lp.len();
                     self.convert_to_table(n + 1);
-                    self.add_member(m, lim);
+                    self.add_classified(m, lim);
                 }
                 true
             }
@@ -1004,7 +1018,7 @@ impl Set {
                     } else {
                         self.convert_to_table(n + 1);
                     }
-                    self.add_member(m, lim)
+                    self.add_classified(m, lim)
                 }
             },
         }
@@ -1012,11 +1026,16 @@ impl Set {
 
     /// Removes `member`; false if it was not there.
     pub fn remove(&mut self, member: &[u8]) -> bool {
-        self.remove_member(Member::of(member))
+        self.remove_classified(Member::of(member))
     }
 
+    /// `remove` for a member read from another set.
     pub fn remove_member(&mut self, m: Member<'_>) -> bool {
-        match (self, m.normalized()) {
+        self.remove_classified(m.normalized())
+    }
+
+    fn remove_classified(&mut self, m: Member<'_>) -> bool {
+        match (self, m) {
             (Set::Int(s), Member::Int(v)) => s.remove(v),
             (Set::Int(_), Member::Str(_)) => false,
             (Set::Pack(lp), m) => lp.remove(m),
