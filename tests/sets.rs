@@ -38,6 +38,15 @@ fn keys_on_every_shard(prefix: &str, n: usize) -> Vec<String> {
     out
 }
 
+/// A connection whose replies must come within a bound, so a stuck server fails the test
+/// instead of hanging it.
+fn conn(server: &Server) -> redis::Connection {
+    let con = server.conn();
+    con.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("read timeout");
+    con
+}
+
 fn members(con: &mut redis::Connection, cmd: &str, keys: &[String]) -> Vec<String> {
     redis::cmd(cmd).arg(keys).query(con).expect(cmd)
 }
@@ -69,11 +78,14 @@ fn smove_hammer_keeps_membership_across_shards() {
     let moved = Arc::new(AtomicU64::new(0));
     let movers: Vec<_> = (0..MOVERS)
         .map(|t| {
-            let (sets, universe, moved) = (sets.clone(), universe.clone(), moved.clone());
-            let mut con = server.conn();
+            let (sets, universe, moved, stop) = (sets.clone(), universe.clone(), moved.clone(), stop.clone());
+            let mut con = conn(&server);
             std::thread::spawn(move || {
                 let mut rng = Rng::new(1000 + t as u64);
                 for _ in 0..MOVES {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
                     let src = &sets[rng.below(sets.len() as u64) as usize];
                     let dst = &sets[rng.below(sets.len() as u64) as usize];
                     let m = &universe[rng.below(universe.len() as u64) as usize];
@@ -87,33 +99,46 @@ fn smove_hammer_keeps_membership_across_shards() {
         .map(|t| {
             let (sets, stop) = (sets.clone(), stop.clone());
             let store_key = format!("{{snap}}{t}");
-            let mut con = server.conn();
+            let mut con = conn(&server);
             std::thread::spawn(move || {
+                // A violation stops everyone at once (and is reported after the joins).
+                let fail = |msg: String| -> Result<u64, String> {
+                    stop.store(true, Ordering::Relaxed);
+                    Err(msg)
+                };
                 let mut rng = Rng::new(7 + t as u64);
                 let mut checks = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     let all = members(&mut con, "SUNION", &sets);
-                    assert_eq!(all.len(), MEMBERS, "SUNION saw a member missing");
+                    if all.len() != MEMBERS {
+                        return fail(format!("SUNION saw {} members, not {MEMBERS}", all.len()));
+                    }
                     let stored: i64 = redis::cmd("SUNIONSTORE")
                         .arg(&store_key)
                         .arg(&sets)
                         .query(&mut con)
                         .unwrap();
-                    assert_eq!(stored as usize, MEMBERS, "SUNIONSTORE stored a torn union");
+                    if stored as usize != MEMBERS {
+                        return fail(format!("SUNIONSTORE stored {stored} members, not {MEMBERS}"));
+                    }
                     let i = rng.below(sets.len() as u64) as usize;
                     let j = (i + 1 + rng.below(sets.len() as u64 - 1) as usize) % sets.len();
                     let both = members(&mut con, "SINTER", &[sets[i].clone(), sets[j].clone()]);
-                    assert!(both.is_empty(), "{both:?} in both {} and {}", sets[i], sets[j]);
+                    if !both.is_empty() {
+                        return fail(format!("{both:?} in both {} and {}", sets[i], sets[j]));
+                    }
                     let card: i64 = redis::cmd("SINTERCARD")
                         .arg(2)
                         .arg(&sets[i])
                         .arg(&sets[j])
                         .query(&mut con)
                         .unwrap();
-                    assert_eq!(card, 0);
+                    if card != 0 {
+                        return fail(format!("SINTERCARD {} {} = {card}", sets[i], sets[j]));
+                    }
                     checks += 1;
                 }
-                checks
+                Ok(checks)
             })
         })
         .collect();
@@ -121,7 +146,13 @@ fn smove_hammer_keeps_membership_across_shards() {
         m.join().expect("mover");
     }
     stop.store(true, Ordering::Relaxed);
-    let checks: u64 = checkers.into_iter().map(|c| c.join().expect("checker")).sum();
+    let mut checks = 0;
+    for c in checkers {
+        match c.join().expect("checker") {
+            Ok(n) => checks += n,
+            Err(violation) => panic!("{violation}"),
+        }
+    }
     assert!(checks > 0);
     assert!(moved.load(Ordering::Relaxed) > 0);
     // Everything is accounted for, exactly once.

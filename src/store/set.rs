@@ -203,11 +203,104 @@ impl Owned {
 
 // ---- intset ----------------------------------------------------------------------------
 
-/// Sorted integers at one width (2, 4 or 8 bytes), upgraded when a wider one arrives.
-/// Blob bytes: `[width][int; len]`, little-endian.
+/// Sorted distinct integers. Small ones live inside the value itself (no allocation:
+/// Redis spends a 32-byte allocation on ten small integers); bigger ones are one
+/// allocation at one width (2, 4 or 8 bytes), upgraded when a wider integer arrives, as
+/// Redis's intset.c. Both report the `intset` encoding.
 #[derive(Clone)]
-pub struct IntSet {
-    blob: Blob,
+pub struct IntSet(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Small(SmallInts),
+    /// Blob bytes: `[width][int; len]`, little-endian.
+    Heap(Blob),
+}
+
+/// Most members an inline intset holds (each takes at least one byte).
+const SMALL_MAX: usize = 14;
+
+/// Up to 14 sorted integers in 14 bytes: the first as a zigzag LEB128 varint, then each
+/// gap minus one as a LEB128 varint (so 0..=13 takes one byte per member).
+#[derive(Clone, Copy)]
+struct SmallInts {
+    n: u8,
+    data: [u8; SMALL_MAX],
+}
+
+fn put_varint(out: &mut [u8; SMALL_MAX], pos: &mut usize, mut v: u64) -> bool {
+    loop {
+        if *pos >= SMALL_MAX {
+            return false;
+        }
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out[*pos] = byte;
+            *pos += 1;
+            return true;
+        }
+        out[*pos] = byte | 0x80;
+        *pos += 1;
+    }
+}
+
+fn get_varint(data: &[u8], pos: &mut usize) -> u64 {
+    let mut v = 0u64;
+    let mut shift = 0;
+    loop {
+        let b = data[*pos];
+        *pos += 1;
+        v |= ((b & 0x7f) as u64) << shift;
+        if b & 0x80 == 0 {
+            return v;
+        }
+        shift += 7;
+    }
+}
+
+impl SmallInts {
+    /// Encodes sorted distinct integers, if they fit.
+    fn encode(vals: &[i64]) -> Option<SmallInts> {
+        if vals.len() > SMALL_MAX {
+            return None;
+        }
+        let mut s = SmallInts {
+            n: vals.len() as u8,
+            data: [0; SMALL_MAX],
+        };
+        let mut pos = 0;
+        let mut prev = 0i64;
+        for (i, &v) in vals.iter().enumerate() {
+            let word = if i == 0 {
+                ((v << 1) ^ (v >> 63)) as u64
+            } else {
+                (v.wrapping_sub(prev) as u64).wrapping_sub(1)
+            };
+            if !put_varint(&mut s.data, &mut pos, word) {
+                return None;
+            }
+            prev = v;
+        }
+        Some(s)
+    }
+
+    fn decode(&self, out: &mut [i64; SMALL_MAX]) -> usize {
+        let n = self.n as usize;
+        let mut pos = 0;
+        let mut prev = 0i64;
+        for (i, slot) in out.iter_mut().enumerate().take(n) {
+            let word = get_varint(&self.data, &mut pos);
+            let v = if i == 0 {
+                ((word >> 1) as i64) ^ -((word & 1) as i64)
+            } else {
+                prev.wrapping_add(word.wrapping_add(1) as i64)
+            };
+            *slot = v;
+            prev = v;
+        }
+        n
+    }
 }
 
 fn width_for(v: i64) -> usize {
@@ -234,31 +327,63 @@ fn write_int(b: &mut [u8], w: usize, v: i64) {
     b[..w].copy_from_slice(&v.to_le_bytes()[..w]);
 }
 
+/// A heap intset of sorted distinct integers.
+fn heap_from(vals: &[i64]) -> Blob {
+    let w = vals.iter().map(|&v| width_for(v)).max().unwrap_or(2);
+    let mut blob = Blob::zeroed(1 + vals.len() * w);
+    let b = blob.bytes_mut();
+    b[0] = w as u8;
+    for (i, &v) in vals.iter().enumerate() {
+        write_int(&mut b[1 + i * w..], w, v);
+    }
+    blob
+}
+
+/// The best representation of sorted distinct integers.
+fn repr_from(vals: &[i64]) -> Repr {
+    match SmallInts::encode(vals) {
+        Some(s) => Repr::Small(s),
+        None => Repr::Heap(heap_from(vals)),
+    }
+}
+
 impl IntSet {
     pub fn new() -> IntSet {
-        let mut blob = Blob::zeroed(1);
-        blob.bytes_mut()[0] = 2;
-        IntSet { blob }
+        IntSet(Repr::Small(SmallInts {
+            n: 0,
+            data: [0; SMALL_MAX],
+        }))
     }
 
-    #[inline]
-    fn width(&self) -> usize {
-        self.blob.bytes()[0] as usize
+    /// From sorted distinct integers.
+    pub fn from_sorted(vals: &[i64]) -> IntSet {
+        IntSet(repr_from(vals))
     }
 
     #[inline]
     pub fn len(&self) -> usize {
-        (self.blob.len() - 1) / self.width()
+        match &self.0 {
+            Repr::Small(s) => s.n as usize,
+            Repr::Heap(b) => (b.len() - 1) / b.bytes()[0] as usize,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    #[inline]
     pub fn get(&self, i: usize) -> i64 {
-        let w = self.width();
-        read_int(&self.blob.bytes()[1 + i * w..], w)
+        match &self.0 {
+            Repr::Small(s) => {
+                let mut vals = [0i64; SMALL_MAX];
+                s.decode(&mut vals);
+                vals[i]
+            }
+            Repr::Heap(b) => {
+                let w = b.bytes()[0] as usize;
+                read_int(&b.bytes()[1 + i * w..], w)
+            }
+        }
     }
 
     pub fn min(&self) -> Option<i64> {
@@ -269,23 +394,25 @@ impl IntSet {
         (!self.is_empty()).then(|| self.get(self.len() - 1))
     }
 
-    /// `Ok(index)` if present, else `Err(insertion index)`.
-    fn search(&self, v: i64) -> Result<usize, usize> {
-        let n = self.len();
+    /// Heap form: `Ok(index)` if present, else `Err(insertion index)`.
+    fn search(b: &Blob, v: i64) -> Result<usize, usize> {
+        let w = b.bytes()[0] as usize;
+        let n = (b.len() - 1) / w;
+        let at = |i: usize| read_int(&b.bytes()[1 + i * w..], w);
         if n == 0 {
             return Err(0);
         }
-        // Appends in ascending order (SINTERSTORE, SUNIONSTORE of intsets) stay O(1).
-        if v > self.get(n - 1) {
+        // Appends in ascending order (stores of intsets) stay O(1).
+        if v > at(n - 1) {
             return Err(n);
         }
-        if v < self.get(0) {
+        if v < at(0) {
             return Err(0);
         }
         let (mut lo, mut hi) = (0usize, n);
         while lo < hi {
             let mid = (lo + hi) / 2;
-            let x = self.get(mid);
+            let x = at(mid);
             if x == v {
                 return Ok(mid);
             } else if x < v {
@@ -298,87 +425,176 @@ impl IntSet {
     }
 
     pub fn contains(&self, v: i64) -> bool {
-        width_for(v) <= self.width() && self.search(v).is_ok()
+        match &self.0 {
+            Repr::Small(s) => {
+                let mut vals = [0i64; SMALL_MAX];
+                let n = s.decode(&mut vals);
+                vals[..n].contains(&v)
+            }
+            Repr::Heap(b) => width_for(v) <= b.bytes()[0] as usize && Self::search(b, v).is_ok(),
+        }
     }
 
     /// Adds `v`; false if it was present.
     pub fn insert(&mut self, v: i64) -> bool {
-        let w = self.width();
-        let wv = width_for(v);
-        if wv > w {
-            // A value wider than all others is smaller or larger than every one of them.
-            let n = self.len();
-            let mut blob = Blob::zeroed(1 + (n + 1) * wv);
-            {
-                let src = self.blob.bytes();
-                let dst = blob.bytes_mut();
-                dst[0] = wv as u8;
-                let off = if v < 0 { 1 } else { 0 };
-                for i in 0..n {
-                    let x = read_int(&src[1 + i * w..], w);
-                    write_int(&mut dst[1 + (i + off) * wv..], wv, x);
-                }
-                let at = if v < 0 { 0 } else { n };
-                write_int(&mut dst[1 + at * wv..], wv, v);
-            }
-            self.blob = blob;
-            return true;
-        }
-        match self.search(v) {
-            Ok(_) => false,
-            Err(at) => {
-                let n = self.len();
-                self.blob.resize(1 + (n + 1) * w);
-                let b = self.blob.bytes_mut();
-                let start = 1 + at * w;
-                b.copy_within(start..1 + n * w, start + w);
-                write_int(&mut b[start..], w, v);
+        match &mut self.0 {
+            Repr::Small(s) => {
+                let mut vals = [0i64; SMALL_MAX + 1];
+                let mut tmp = [0i64; SMALL_MAX];
+                let n = s.decode(&mut tmp);
+                vals[..n].copy_from_slice(&tmp[..n]);
+                let at = match vals[..n].binary_search(&v) {
+                    Ok(_) => return false,
+                    Err(at) => at,
+                };
+                vals.copy_within(at..n, at + 1);
+                vals[at] = v;
+                self.0 = repr_from(&vals[..n + 1]);
                 true
+            }
+            Repr::Heap(b) => {
+                let w = b.bytes()[0] as usize;
+                let wv = width_for(v);
+                if wv > w {
+                    // A value wider than all others is smaller or larger than every one.
+                    let mut vals: Vec<i64> = self.iter().collect();
+                    if v < 0 {
+                        vals.insert(0, v);
+                    } else {
+                        vals.push(v);
+                    }
+                    self.0 = Repr::Heap(heap_from(&vals));
+                    return true;
+                }
+                match Self::search(b, v) {
+                    Ok(_) => false,
+                    Err(at) => {
+                        let n = (b.len() - 1) / w;
+                        b.resize(1 + (n + 1) * w);
+                        let bytes = b.bytes_mut();
+                        let start = 1 + at * w;
+                        bytes.copy_within(start..1 + n * w, start + w);
+                        write_int(&mut bytes[start..], w, v);
+                        true
+                    }
+                }
             }
         }
     }
 
     /// Removes `v`; false if it was absent.
     pub fn remove(&mut self, v: i64) -> bool {
-        if width_for(v) > self.width() {
-            return false;
-        }
-        match self.search(v) {
-            Err(_) => false,
-            Ok(at) => {
+        let at = match &self.0 {
+            Repr::Small(s) => {
+                let mut vals = [0i64; SMALL_MAX];
+                let n = s.decode(&mut vals);
+                vals[..n].iter().position(|&x| x == v)
+            }
+            Repr::Heap(b) => {
+                if width_for(v) > b.bytes()[0] as usize {
+                    None
+                } else {
+                    Self::search(b, v).ok()
+                }
+            }
+        };
+        match at {
+            Some(at) => {
                 self.remove_at(at);
                 true
             }
+            None => false,
         }
     }
 
     fn remove_at(&mut self, at: usize) {
-        let w = self.width();
         let n = self.len();
-        let b = self.blob.bytes_mut();
-        let start = 1 + at * w;
-        b.copy_within(start + w..1 + n * w, start);
-        self.blob.resize(1 + (n - 1) * w);
+        if n <= SMALL_MAX + 1 {
+            // Small enough to go (back) inline if it fits.
+            let mut vals: Vec<i64> = self.iter().collect();
+            vals.remove(at);
+            self.0 = repr_from(&vals);
+            return;
+        }
+        if let Repr::Heap(b) = &mut self.0 {
+            let w = b.bytes()[0] as usize;
+            let bytes = b.bytes_mut();
+            let start = 1 + at * w;
+            bytes.copy_within(start + w..1 + n * w, start);
+            b.resize(1 + (n - 1) * w);
+        }
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = i64> + '_ {
-        let w = self.width();
-        self.blob.bytes()[1..].chunks_exact(w).map(move |c| read_int(c, w))
+    pub fn iter(&self) -> IntIter<'_> {
+        match &self.0 {
+            Repr::Small(s) => {
+                let mut vals = [0i64; SMALL_MAX];
+                let n = s.decode(&mut vals);
+                IntIter::Small { vals, i: 0, n }
+            }
+            Repr::Heap(b) => IntIter::Heap {
+                bytes: &b.bytes()[1..],
+                w: b.bytes()[0] as usize,
+            },
+        }
     }
 
-    /// The whole encoded form (width byte then the integers), for persistence.
-    pub fn raw(&self) -> &[u8] {
-        self.blob.bytes()
-    }
-
+    /// Heap bytes (0 when the integers live inline).
     pub fn heap_bytes(&self) -> usize {
-        self.blob.alloc_size()
+        match &self.0 {
+            Repr::Small(_) => 0,
+            Repr::Heap(b) => b.alloc_size(),
+        }
+    }
+
+    #[cfg(test)]
+    fn is_inline(&self) -> bool {
+        matches!(self.0, Repr::Small(_))
+    }
+
+    /// The heap form's width (0 inline).
+    #[cfg(test)]
+    fn width(&self) -> usize {
+        match &self.0 {
+            Repr::Small(_) => 0,
+            Repr::Heap(b) => b.bytes()[0] as usize,
+        }
     }
 }
 
 impl Default for IntSet {
     fn default() -> Self {
         IntSet::new()
+    }
+}
+
+/// The integers of an [`IntSet`], ascending.
+pub enum IntIter<'a> {
+    Small { vals: [i64; SMALL_MAX], i: usize, n: usize },
+    Heap { bytes: &'a [u8], w: usize },
+}
+
+impl Iterator for IntIter<'_> {
+    type Item = i64;
+    #[inline]
+    fn next(&mut self) -> Option<i64> {
+        match self {
+            IntIter::Small { vals, i, n } => {
+                if *i >= *n {
+                    return None;
+                }
+                *i += 1;
+                Some(vals[*i - 1])
+            }
+            IntIter::Heap { bytes, w } => {
+                if bytes.len() < *w {
+                    return None;
+                }
+                let v = read_int(bytes, *w);
+                *bytes = &bytes[*w..];
+                Some(v)
+            }
+        }
     }
 }
 
@@ -655,7 +871,7 @@ impl Set {
             Set::Hash(_) => false,
         };
         if convert {
-            self.to_table(size_hint);
+            self.convert_to_table(size_hint);
         }
     }
 
@@ -684,13 +900,20 @@ impl Set {
             Set::Int(s) => s.heap_bytes(),
             Set::Pack(s) => s.heap_bytes(),
             Set::Hash(d) => {
-                std::mem::size_of::<Table>() + d.table_bytes() + d.iter().map(|(k, _)| k.len()).sum::<usize>()
+                // Members sampled, as Redis's MEMORY USAGE does: O(1) whatever the size.
+                const SAMPLES: usize = 16;
+                let (n, bytes) = d
+                    .iter()
+                    .take(SAMPLES)
+                    .fold((0usize, 0usize), |(n, b), (k, _)| (n + 1, b + k.len()));
+                let members = (bytes * d.len()).checked_div(n).unwrap_or(0);
+                std::mem::size_of::<Table>() + d.table_bytes() + members
             }
         }
     }
 
     /// Converts to a hash table presized for `cap` members.
-    fn to_table(&mut self, cap: usize) {
+    fn convert_to_table(&mut self, cap: usize) {
         let mut d = table_with(cap.max(self.len()));
         let mut buf = itoa_buf::Buf::new();
         for m in self.iter() {
@@ -699,7 +922,7 @@ impl Set {
         *self = Set::Hash(d);
     }
 
-    fn to_listpack(&mut self) {
+    fn convert_to_listpack(&mut self) {
         let mut lp = ListPack::new();
         for m in self.iter() {
             lp.push(m);
@@ -708,12 +931,16 @@ impl Set {
     }
 
     pub fn contains(&self, member: &[u8]) -> bool {
-        self.contains_member(Member::of(member))
+        self.contains_classified(Member::of(member))
     }
 
-    /// Membership of a member read from another set or classified with `Member::of`.
+    /// Membership of a member read from another set (hash tables give integers as strings).
     pub fn contains_member(&self, m: Member<'_>) -> bool {
-        match (self, m.normalized()) {
+        self.contains_classified(m.normalized())
+    }
+
+    fn contains_classified(&self, m: Member<'_>) -> bool {
+        match (self, m) {
             (Set::Int(s), Member::Int(v)) => s.contains(v),
             (Set::Int(_), Member::Str(_)) => false,
             (Set::Pack(lp), m) => lp.contains(m),
@@ -728,12 +955,15 @@ impl Set {
     /// Redis's setTypeAdd: adds `member`, converting the encoding as Redis 7.2 does.
     /// Returns false if it was already a member.
     pub fn add(&mut self, member: &[u8], lim: &EncodingLimits) -> bool {
-        self.add_member(Member::of(member), lim)
+        self.add_classified(Member::of(member), lim)
     }
 
-    /// `add` for a classified member.
+    /// `add` for a member read from another set.
     pub fn add_member(&mut self, m: Member<'_>, lim: &EncodingLimits) -> bool {
-        let m = m.normalized();
+        self.add_classified(m.normalized(), lim)
+    }
+
+    fn add_classified(&mut self, m: Member<'_>, lim: &EncodingLimits) -> bool {
         match self {
             Set::Hash(d) => {
                 let mut buf = itoa_buf::Buf::new();
@@ -753,8 +983,8 @@ impl Set {
                     lp.push(m);
                 } else {
                     let n = lp.len();
-                    self.to_table(n + 1);
-                    self.add_member(m, lim);
+                    self.convert_to_table(n + 1);
+                    self.add_classified(m, lim);
                 }
                 true
             }
@@ -765,7 +995,7 @@ impl Set {
                     }
                     if is.len() > intset_max(lim) {
                         let n = is.len();
-                        self.to_table(n);
+                        self.convert_to_table(n);
                     }
                     true
                 }
@@ -784,11 +1014,11 @@ impl Set {
                         && maxelelen <= lim.set_max_listpack_value
                         && totsize + s.len() < LISTPACK_MAX_SAFETY_SIZE
                     {
-                        self.to_listpack();
+                        self.convert_to_listpack();
                     } else {
-                        self.to_table(n + 1);
+                        self.convert_to_table(n + 1);
                     }
-                    self.add_member(m, lim)
+                    self.add_classified(m, lim)
                 }
             },
         }
@@ -796,11 +1026,16 @@ impl Set {
 
     /// Removes `member`; false if it was not there.
     pub fn remove(&mut self, member: &[u8]) -> bool {
-        self.remove_member(Member::of(member))
+        self.remove_classified(Member::of(member))
     }
 
+    /// `remove` for a member read from another set.
     pub fn remove_member(&mut self, m: Member<'_>) -> bool {
-        match (self, m.normalized()) {
+        self.remove_classified(m.normalized())
+    }
+
+    fn remove_classified(&mut self, m: Member<'_>) -> bool {
+        match (self, m) {
             (Set::Int(s), Member::Int(v)) => s.remove(v),
             (Set::Int(_), Member::Str(_)) => false,
             (Set::Pack(lp), m) => lp.remove(m),
@@ -819,7 +1054,7 @@ impl Set {
     /// a listpack, table order for a hash table).
     pub fn iter(&self) -> Iter<'_> {
         match self {
-            Set::Int(s) => Iter::Int(s, 0),
+            Set::Int(s) => Iter::Int(s.iter()),
             Set::Pack(lp) => Iter::Pack(lp.iter()),
             Set::Hash(d) => Iter::Hash(d.iter()),
         }
@@ -920,7 +1155,7 @@ impl Set {
 }
 
 pub enum Iter<'a> {
-    Int(&'a IntSet, usize),
+    Int(IntIter<'a>),
     Pack(LpIter<'a>),
     Hash(super::dict::Iter<'a, Box<[u8]>, ()>),
 }
@@ -930,14 +1165,7 @@ impl<'a> Iterator for Iter<'a> {
     #[inline]
     fn next(&mut self) -> Option<Member<'a>> {
         match self {
-            Iter::Int(s, i) => {
-                if *i >= s.len() {
-                    return None;
-                }
-                let v = s.get(*i);
-                *i += 1;
-                Some(Member::Int(v))
-            }
+            Iter::Int(it) => it.next().map(Member::Int),
             Iter::Pack(it) => it.next(),
             Iter::Hash(it) => it.next().map(|(k, _)| Member::Str(&k[..])),
         }
@@ -1007,14 +1235,49 @@ mod tests {
     #[test]
     fn small_shapes() {
         assert!(std::mem::size_of::<Set>() <= 16);
-        assert!(std::mem::size_of::<Set>() <= 24);
-        // Ten small integers: one allocation of header + width + 20 bytes.
+        assert!(std::mem::size_of::<IntSet>() <= 16);
+        // Ten small integers live inside the value: no allocation at all.
         let mut s = Set::new();
         for i in 0..10 {
             s.add(i.to_string().as_bytes(), &lim());
         }
         assert_eq!(s.encoding(), "intset");
-        assert_eq!(s.heap_bytes(), 4 + 1 + 20);
+        assert_eq!(s.heap_bytes(), 0);
+        // Ten integers a few hundred apart still fit inline, sorted.
+        let mut is = IntSet::new();
+        for v in [250, -3, 17, 120, 200, 0, 1, 64, 127, 100] {
+            assert!(is.insert(v));
+        }
+        assert!(is.is_inline());
+        assert_eq!(
+            is.iter().collect::<Vec<_>>(),
+            vec![-3, 0, 1, 17, 64, 100, 120, 127, 200, 250]
+        );
+        // Past what fits inline: one allocation of header + width + packed integers.
+        for v in 5000..5010 {
+            is.insert(v);
+        }
+        assert!(!is.is_inline());
+        assert_eq!(is.heap_bytes(), 4 + 1 + 20 * 2);
+        for v in 5000..5010 {
+            assert!(is.remove(v));
+        }
+        assert!(is.is_inline());
+        assert_eq!(is.len(), 10);
+    }
+
+    #[test]
+    fn inline_extremes() {
+        let mut is = IntSet::new();
+        assert!(is.insert(i64::MAX));
+        assert!(is.insert(i64::MIN));
+        assert!(is.insert(0));
+        assert!(!is.insert(i64::MIN));
+        assert_eq!(is.iter().collect::<Vec<_>>(), vec![i64::MIN, 0, i64::MAX]);
+        assert!(is.contains(i64::MAX) && is.contains(i64::MIN) && !is.contains(1));
+        assert!(is.remove(0));
+        assert_eq!(is.iter().collect::<Vec<_>>(), vec![i64::MIN, i64::MAX]);
+        assert_eq!((is.min(), is.max()), (Some(i64::MIN), Some(i64::MAX)));
     }
 
     #[test]
@@ -1024,15 +1287,21 @@ mod tests {
             assert!(is.insert(v));
         }
         assert!(!is.insert(5));
+        for v in 100..120 {
+            assert!(is.insert(v * 100));
+        }
         assert_eq!(is.width(), 2);
         assert!(is.insert(70_000));
         assert_eq!(is.width(), 4);
         assert!(is.insert(i64::MIN));
         assert_eq!(is.width(), 8);
-        assert_eq!(is.iter().collect::<Vec<_>>(), vec![i64::MIN, -3, 0, 5, 7, 1000, 70_000]);
+        let mut want = vec![i64::MIN, -3, 0, 5, 7, 1000];
+        want.extend((100..120).map(|v| v * 100));
+        want.push(70_000);
+        assert_eq!(is.iter().collect::<Vec<_>>(), want);
         assert!(is.contains(70_000) && is.contains(i64::MIN) && !is.contains(6));
         assert!(is.remove(0) && !is.remove(0));
-        assert_eq!(is.len(), 6);
+        assert_eq!(is.len(), 26);
         assert!(!IntSet::new().contains(i64::MAX));
     }
 
