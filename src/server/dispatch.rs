@@ -92,6 +92,12 @@ fn check(client: &Client, args: &Args) -> Result<Route, CmdError> {
         }
     }
     drop(cfg);
+    // Redis refuses writes (and PING) while the AOF cannot be written (processCommand).
+    if cmd.spec.has(flags::WRITE) || cmd.spec.name == "ping" {
+        if let Some(errno) = local.shared.persist.write_error() {
+            return Err(CmdError::Custom(crate::persist::misconf(errno)));
+        }
+    }
     match cmd.spec.run {
         Run::Keyed(..) => {
             let n = client.shard.nshards;
@@ -252,6 +258,8 @@ struct PendingRun {
 
 pub struct Pipeline {
     run: PendingRun,
+    /// A command that may write ran: its reply waits until the write is durable.
+    wrote: bool,
 }
 
 impl Default for Pipeline {
@@ -261,11 +269,17 @@ impl Default for Pipeline {
                 target: usize::MAX,
                 cmds: Vec::new(),
             },
+            wrote: false,
         }
     }
 }
 
 impl Pipeline {
+    /// True (once) if a command that may write ran since the last call.
+    pub fn take_wrote(&mut self) -> bool {
+        std::mem::take(&mut self.wrote)
+    }
+
     /// Runs a batch of requests read together, appending replies to `client.out` in order.
     /// `conn` is the client's socket, which a blocked command watches for a disconnect.
     pub async fn run(
@@ -287,6 +301,9 @@ impl Pipeline {
     async fn one(&mut self, client: &mut Client, args: Args, conn: Option<&glommio::net::TcpStream>) {
         let mark = client.out.len();
         let route = check(client, &args);
+        if let Ok(Route::Keyed { cmd, .. } | Route::MultiShard { cmd, .. } | Route::Conn(cmd)) = &route {
+            self.wrote |= cmd.spec.has(flags::WRITE | flags::MAY_REPLICATE);
+        }
         // MONITOR shows commands once they ran (with the database they left selected), as
         // Redis 7's call() does; commands rejected before running are not shown.
         let mut monitored = None;
@@ -600,6 +617,7 @@ impl Shard {
         bytes.extend_from_slice(b"*1\r\n$4\r\nEXEC\r\n");
         let record = crate::persist::Record {
             shard: self.id,
+            ticket: inner.ticket,
             bytes: bytes.freeze(),
             commands: inner.commands + 2,
         };

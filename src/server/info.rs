@@ -457,10 +457,23 @@ pub fn render(shard: &Shard, snaps: &[ShardSnapshot], wanted: &[&str]) -> String
                     .field("aof_last_bgrewrite_status", "ok")
                     .field("aof_rewrites", 0)
                     .field("aof_rewrites_consecutive_failures", 0)
-                    .field("aof_last_write_status", "ok")
+                    .field(
+                        "aof_last_write_status",
+                        if shared.persist.write_error().is_some() { "err" } else { "ok" },
+                    )
                     .field("aof_last_cow_size", 0)
                     .field("module_fork_in_progress", 0)
                     .field("module_fork_last_cow_size", 0);
+                if cfg.appendonly {
+                    let p = &shared.persist;
+                    Section(&mut o)
+                        .field("aof_current_size", p.current_size.load(Ordering::Relaxed))
+                        .field("aof_base_size", p.base_size.load(Ordering::Relaxed))
+                        .field("aof_pending_rewrite", 0)
+                        .field("aof_buffer_length", p.buffer_length.load(Ordering::Relaxed))
+                        .field("aof_pending_bio_fsync", p.pending_fsync.load(Ordering::Relaxed))
+                        .field("aof_delayed_fsync", p.delayed_fsync.load(Ordering::Relaxed));
+                }
             }
             "stats" => {
                 let (kbps_in, kbps_out) = stats.instantaneous_kbps();
