@@ -601,3 +601,75 @@ fn aof_written_by_redis_server_loads_into_basalt() {
     n.shutdown();
     assert_eq!(ours, theirs);
 }
+
+#[test]
+fn bgrewriteaof_under_load_is_point_in_time_and_loads_everywhere() {
+    let d = Dir::new("rewrite");
+    let n = Node::start(&d.0, &[]);
+    let mut r = n.raw();
+    // 20,000 keys, pipelined.
+    for chunk in 0..20 {
+        for i in 0..1000 {
+            let k = format!("key:{}", chunk * 1000 + i);
+            r.send(&["SET", &k, &k]).unwrap();
+        }
+        for _ in 0..1000 {
+            assert_eq!(r.read().unwrap().str(), "OK");
+        }
+    }
+    assert_eq!(r.cmd(&["SET", "ttl", "x", "PX", "600000"]).str(), "OK");
+    assert_eq!(r.cmd(&["SELECT", "5"]).str(), "OK");
+    assert_eq!(r.cmd(&["SET", "other-db", "y"]).str(), "OK");
+    assert_eq!(r.cmd(&["SELECT", "0"]).str(), "OK");
+    // Non-idempotent writes and deletes race the rewrite.
+    let stop = Arc::new(AtomicBool::new(false));
+    let port = n.port;
+    let load = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut r = Raw::connect(port).unwrap();
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                r.cmd(&["INCR", &format!("counter:{}", i % 10)]);
+                r.cmd(&["DEL", &format!("key:{}", (i * 7919) % 20000)]);
+                r.cmd(&["APPEND", &format!("key:{}", (i * 104729) % 20000), "+"]);
+                r.cmd(&["MSET", &format!("m:{}", i % 50), "1", &format!("n:{}", i % 50), &i.to_string()]);
+                i += 1;
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(r.cmd(&["BGREWRITEAOF"]).str(), "Background append only file rewriting started");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while n.info("aof_rewrites") != "1" {
+        assert_eq!(n.info("aof_last_bgrewrite_status"), "ok");
+        assert!(Instant::now() < deadline, "rewrite never finished:\n{}", n.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+    let before = dump(&mut r);
+    drop(r);
+    n.shutdown();
+    let manifest = std::fs::read_to_string(d.aof().join("appendonly.aof.manifest")).unwrap();
+    assert_eq!(
+        manifest,
+        "file appendonly.aof.2.base.aof seq 2 type b\nfile appendonly.aof.2.incr.aof seq 2 type i\n"
+    );
+    assert!(!d.aof().join("appendonly.aof.1.incr.aof").exists(), "history files are removed");
+
+    let n = Node::start(&d.0, &[]);
+    let mut r = n.raw();
+    assert_eq!(dump(&mut r), before, "base + new incr = the data set");
+    assert_eq!(r.cmd(&["SELECT", "5"]).str(), "OK");
+    assert_eq!(bulk(r.cmd(&["GET", "other-db"])).as_deref(), Some("y"));
+    drop(r);
+    n.shutdown();
+    if Path::new(REDIS).exists() {
+        let (child, port) = redis(&d.0, &[]);
+        let theirs = dump(&mut Raw::connect(port).unwrap());
+        redis_shutdown(child, port);
+        assert_eq!(theirs, before, "redis-server loads the rewritten AOF");
+    }
+}

@@ -17,6 +17,7 @@
 
 pub mod aof;
 pub mod load;
+pub mod rewrite;
 
 use std::cell::RefCell;
 use std::fs::File;
@@ -47,6 +48,22 @@ pub struct Record {
     pub bytes: Bytes,
     /// Number of commands in `bytes` (SELECTs included).
     pub commands: u64,
+    /// An instruction to the executor, applied at this ticket's place in the file order.
+    pub control: Option<Control>,
+}
+
+/// What a rewrite asks of the persistence executor (see [`rewrite`]).
+#[derive(Debug)]
+pub enum Control {
+    /// Start a new incremental file here and list it in the manifest.
+    Rotate,
+    /// Rename the finished base `temp` (in the AOF directory) to the next base name and
+    /// make the manifest new base + current incr; the older files are deleted.
+    Install {
+        temp: String,
+        size: u64,
+        done: futures_channel::oneshot::Sender<Result<(), String>>,
+    },
 }
 
 pub type RecordSender = ConnectedSender<Record>;
@@ -82,6 +99,23 @@ pub struct PersistStats {
     pub buffer_length: AtomicU64,
     pub pending_fsync: AtomicU64,
     pub delayed_fsync: AtomicU64,
+    pub rewrite_in_progress: AtomicBool,
+    pub rewrite_started_ms: AtomicU64,
+    pub rewrites: AtomicU64,
+    pub rewrite_failures: AtomicU64,
+    /// False once a rewrite failed, until one succeeds (starts true: see `Default`).
+    pub last_rewrite_ok: AtomicBool,
+    /// Duration of the last rewrite (-1: none yet).
+    pub last_rewrite_secs: std::sync::atomic::AtomicI64,
+}
+
+impl PersistStats {
+    pub fn new() -> PersistStats {
+        let s = PersistStats::default();
+        s.last_rewrite_ok.store(true, Ordering::Relaxed);
+        s.last_rewrite_secs.store(-1, Ordering::Relaxed);
+        s
+    }
 }
 
 impl PersistStats {
@@ -254,6 +288,7 @@ impl Effects {
             ticket: TICKETS.fetch_add(1, Ordering::SeqCst),
             bytes: self.buf.split().freeze(),
             commands,
+            control: None,
         })
     }
 }
@@ -268,7 +303,9 @@ pub struct AofFile {
 /// Records received, put back in ticket order.
 struct Queue {
     /// Records that arrived before a lower ticket.
-    early: std::collections::BTreeMap<u64, Bytes>,
+    early: std::collections::BTreeMap<u64, Record>,
+    /// Controls in ticket order: (offset in `buf` where they apply, ticket, control).
+    controls: Vec<(usize, u64, Control)>,
     /// The next ticket to append to `buf`.
     next: u64,
     /// Bytes in ticket order, not yet written.
@@ -283,16 +320,22 @@ struct Queue {
 impl Queue {
     fn push(&mut self, rec: Record) {
         if rec.ticket == self.next {
-            self.buf.extend_from_slice(&rec.bytes);
-            self.next += 1;
-            while let Some(b) = self.early.remove(&self.next) {
-                self.buf.extend_from_slice(&b);
-                self.next += 1;
+            self.append(rec);
+            while let Some(r) = self.early.remove(&self.next) {
+                self.append(r);
             }
         } else {
-            self.early.insert(rec.ticket, rec.bytes);
+            self.early.insert(rec.ticket, rec);
         }
         self.poke();
+    }
+
+    fn append(&mut self, rec: Record) {
+        self.buf.extend_from_slice(&rec.bytes);
+        if let Some(c) = rec.control {
+            self.controls.push((self.buf.len(), rec.ticket, c));
+        }
+        self.next = rec.ticket + 1;
     }
 
     fn poke(&mut self) {
@@ -368,6 +411,8 @@ const WRITE_ERROR_LOG_EVERY: Duration = Duration::from_secs(30);
 struct Writer {
     shared: Arc<crate::server::ServerShared>,
     file: Option<Arc<File>>,
+    /// The AOF's directory and manifest (None: no AOF).
+    aof: Option<(aof::Paths, aof::Manifest)>,
     bio: Bio,
     wake: Vec<WakeSender>,
     /// Size of the incremental file after the last complete write (a short write is cut
@@ -379,6 +424,8 @@ struct Writer {
     /// When the last failed write was tried: after an error, writes are retried once a
     /// TICK, not on every arrival.
     last_failure: Option<Instant>,
+    /// A rewrite's Rotate succeeded and its Install has not come yet.
+    rotated: bool,
 }
 
 impl Writer {
@@ -471,6 +518,89 @@ impl Writer {
         }
     }
 
+    /// Applies a rewrite's control record; `upto` is the ticket after it.
+    fn apply(&mut self, c: Control, upto: u64) {
+        match c {
+            Control::Rotate => {
+                if let Err(e) = self.rotate() {
+                    // The old incr file stays in use: the rewrite's install will notice.
+                    tracing::error!("Can't open a new incremental AOF file for the rewrite: {e}");
+                }
+            }
+            Control::Install { temp, size, done } => {
+                let r = self.install(&temp, size).map_err(|e| format!("cannot install the new base: {e}"));
+                let _ = done.send(r);
+            }
+        }
+        let durable = if self.policy() == Fsync::Always && self.file.is_some() {
+            self.shared.persist.synced.load(Ordering::SeqCst)
+        } else {
+            upto
+        };
+        self.publish(upto, durable);
+    }
+
+    /// Starts a new incremental file: fsync the current one, create the next, list it.
+    fn rotate(&mut self) -> std::io::Result<()> {
+        let Some((paths, m)) = self.aof.as_mut() else { return Ok(()) };
+        if let Some(f) = &self.file {
+            f.sync_data()?;
+        }
+        let seq = m.incr_seq() + 1;
+        let name = paths.incr_name(seq);
+        let mut next = m.clone();
+        next.incr.push(aof::FileInfo {
+            name: name.clone(),
+            seq,
+            kind: aof::Kind::Incr,
+        });
+        let f = std::fs::OpenOptions::new().append(true).create(true).open(paths.file(&name))?;
+        aof::fsync_dir(&paths.dir)?;
+        paths.write_manifest(&next)?;
+        *m = next;
+        self.file = Some(Arc::new(f));
+        self.incr_size = 0;
+        self.rotated = true;
+        Ok(())
+    }
+
+    /// Makes the rewritten base current: rename, manifest swap, old files deleted.
+    fn install(&mut self, temp: &str, size: u64) -> std::io::Result<()> {
+        let Some((paths, m)) = self.aof.as_mut() else {
+            return Err(std::io::Error::other("no AOF"));
+        };
+        if !std::mem::take(&mut self.rotated) {
+            let _ = std::fs::remove_file(paths.file(temp));
+            return Err(std::io::Error::other("the rewrite's new incremental file could not be opened"));
+        }
+        let seq = m.base_seq() + 1;
+        let base_name = paths.base_name(seq, false);
+        std::fs::rename(paths.file(temp), paths.file(&base_name))?;
+        let current = m.incr.last().cloned().ok_or_else(|| std::io::Error::other("no incr file"))?;
+        let old: Vec<aof::FileInfo> = m.base.iter().chain(&m.history).chain(&m.incr[..m.incr.len() - 1]).cloned().collect();
+        let next = aof::Manifest {
+            base: Some(aof::FileInfo {
+                name: base_name,
+                seq,
+                kind: aof::Kind::Base,
+            }),
+            history: Vec::new(),
+            incr: vec![current],
+        };
+        aof::fsync_dir(&paths.dir)?;
+        paths.write_manifest(&next)?;
+        *m = next;
+        for f in old {
+            if let Err(e) = std::fs::remove_file(paths.file(&f.name)) {
+                tracing::warn!("Can't remove the history AOF file {}: {e}", f.name);
+            }
+        }
+        let stats = &self.shared.persist;
+        stats.base_size.store(size, Ordering::SeqCst);
+        stats.current_size.store(size + self.incr_size, Ordering::SeqCst);
+        Ok(())
+    }
+
     /// The once-a-second background fsync of `everysec`.
     fn maybe_fsync(&mut self) {
         let stats = &self.shared.persist;
@@ -513,6 +643,7 @@ pub async fn run(
 ) {
     let q = Rc::new(RefCell::new(Queue {
         early: Default::default(),
+        controls: Vec::new(),
         next: 0,
         buf: Vec::new(),
         open: receivers.len(),
@@ -535,7 +666,10 @@ pub async fn run(
         })
         .detach();
     }
-    let file = aof.map(|a| Arc::new(a.file));
+    let (file, aof) = match aof {
+        Some(a) => (Some(Arc::new(a.file)), Some((a.paths, a.manifest))),
+        None => (None, None),
+    };
     let incr_size = file
         .as_ref()
         .and_then(|f| f.metadata().ok())
@@ -545,14 +679,17 @@ pub async fn run(
         bio: Bio::start(shared.clone()),
         shared: shared.clone(),
         file,
+        aof,
         wake,
         incr_size,
         postponed_since: None,
         last_fsync: Instant::now(),
         last_error_log: None,
         last_failure: None,
+        rotated: false,
     };
     let mut pending: Vec<u8> = Vec::new();
+    let mut controls: Vec<(usize, u64, Control)> = Vec::new();
     loop {
         let arrived = std::future::poll_fn(|cx| {
             let mut q = q.borrow_mut();
@@ -570,15 +707,35 @@ pub async fn run(
         futures_lite::future::or(arrived, tick).await;
         let (mut upto, closing) = {
             let mut q = q.borrow_mut();
+            let base = pending.len();
+            for (off, t, c) in q.controls.drain(..) {
+                controls.push((base + off, t, c));
+            }
             pending.append(&mut q.buf);
             (q.next, q.open == 0)
         };
+        // Controls apply at their place in the byte stream: write what comes before first.
+        while let Some((off, t, _)) = controls.first() {
+            let (off, t) = (*off, *t);
+            if off > 0 && !w.write(&pending[..off], t, false) {
+                break;
+            }
+            pending.drain(..off);
+            let (_, _, c) = controls.remove(0);
+            for c in controls.iter_mut() {
+                c.0 -= off;
+            }
+            w.apply(c, t + 1);
+        }
+        if !controls.is_empty() {
+            continue;
+        }
         if closing {
             // Tickets cut but never sent (a shard gone mid-send) leave gaps: write what
             // arrived, in order, rather than lose it.
             let mut q = q.borrow_mut();
-            for (t, b) in std::mem::take(&mut q.early) {
-                pending.extend_from_slice(&b);
+            for (t, r) in std::mem::take(&mut q.early) {
+                pending.extend_from_slice(&r.bytes);
                 upto = t + 1;
             }
         }

@@ -167,6 +167,7 @@ pub fn exec_keyed_mode(
         (c.databases, c.enc)
     };
     let (result, dirty, block, waiters) = sh.with_store(|store| {
+        crate::persist::rewrite::before_command(store, cmd, args);
         let mut scratch = crate::store::Db::new();
         let ks = match mode {
             ExecMode::ServeOnly => Keyspace::Only {
@@ -373,6 +374,9 @@ impl Pipeline {
                 self.flush(client).await;
                 client.handle.last_cmd.set(cmd.full_name.as_str());
                 let Run::Conn(f) = cmd.spec.run else { unreachable!() };
+                if matches!(cmd.spec.name, "flushall" | "flushdb" | "swapdb") {
+                    crate::persist::rewrite::settle_before_bulk_change(&client.shard).await;
+                }
                 let start = Instant::now();
                 let record_args = args.clone();
                 let result = f(client, args).await;
@@ -508,6 +512,9 @@ pub async fn atomic_with(
         (c.databases, c.enc)
     };
     let mut effects = Effects::new(sh.local.effects.borrow().is_enabled());
+    if sh.local.shared.persist.rewrite_in_progress.load(std::sync::atomic::Ordering::Relaxed) {
+        crate::persist::rewrite::before_command_lent(&mut lent, cmd, args);
+    }
     let (result, dirty, block) = {
         let mut ex = Exec {
             ks: Keyspace::Lent(&mut lent),
@@ -620,6 +627,7 @@ impl Shard {
             ticket: inner.ticket,
             bytes: bytes.freeze(),
             commands: inner.commands + 2,
+            control: None,
         };
         let _ = tx.send(record).await;
     }

@@ -73,7 +73,7 @@ impl ServerShared {
             blocked_clients: AtomicUsize::new(0),
             shutting_down: AtomicBool::new(false),
             exit_code: AtomicUsize::new(0),
-            persist: PersistStats::default(),
+            persist: PersistStats::new(),
             lastsave: AtomicU64::new(unix_ms() / 1000),
             slowlog: Mutex::new(stats::SlowLog::default()),
             used_memory: AtomicU64::new(0),
