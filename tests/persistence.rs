@@ -115,7 +115,10 @@ impl Node {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("basalt started but should not have:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+                panic!(
+                    "basalt started but should not have:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -212,13 +215,20 @@ fn restart_keeps_strings_expiry_and_multi_shard_writes() {
     n.shutdown();
 
     let text = std::fs::read(d.incr()).unwrap();
-    assert!(text.windows(5).any(|w| w == b"MULTI"), "multi-shard MSET is a MULTI/EXEC record");
+    assert!(
+        text.windows(5).any(|w| w == b"MULTI"),
+        "multi-shard MSET is a MULTI/EXEC record"
+    );
 
     let n = Node::start(&d.0, &[]);
     let mut r = n.raw();
     assert_eq!(bulk(r.cmd(&["GET", "plain"])).as_deref(), Some("v1"));
     assert_eq!(bulk(r.cmd(&["GET", "counter"])).as_deref(), Some("42"));
-    assert_eq!(int(r.cmd(&["PEXPIRETIME", "ttl"])), deadline, "expiry is an absolute time");
+    assert_eq!(
+        int(r.cmd(&["PEXPIRETIME", "ttl"])),
+        deadline,
+        "expiry is an absolute time"
+    );
     assert_eq!(bulk(r.cmd(&["GET", "m0"])), None);
     for k in &keys[1..] {
         assert_eq!(bulk(r.cmd(&["GET", k])), Some(format!("val-{k}")));
@@ -226,7 +236,9 @@ fn restart_keeps_strings_expiry_and_multi_shard_writes() {
     assert_eq!(r.cmd(&["SELECT", "3"]).str(), "OK");
     assert_eq!(bulk(r.cmd(&["GET", "indb3"])).as_deref(), Some("x"));
     assert_eq!(int(r.cmd(&["DBSIZE"])), 1);
-    assert!(n.log_text().contains("DB loaded from incr file appendonly.aof.1.incr.aof"));
+    assert!(n
+        .log_text()
+        .contains("DB loaded from incr file appendonly.aof.1.incr.aof"));
     drop(r);
     n.shutdown();
     assert!(Path::new(&d.aof().join("appendonly.aof.1.base.aof")).exists());
@@ -257,11 +269,19 @@ fn truncated_tail_is_dropped_or_refused_as_configured() {
 
     let (code, out) = Node::refused(&d.0, &["--aof-load-truncated", "no"]);
     assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains("Unexpected end of file") && out.contains("appendonly.aof.1.incr.aof"), "{out}");
-    assert!(out.contains(&format!("offset {good}")), "the message gives the offset: {out}");
+    assert!(
+        out.contains("Unexpected end of file") && out.contains("appendonly.aof.1.incr.aof"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("offset {good}")),
+        "the message gives the offset: {out}"
+    );
 
     let n = Node::start(&d.0, &[]);
-    assert!(n.log_text().contains(&format!("Truncating the AOF appendonly.aof.1.incr.aof at offset {good}")));
+    assert!(n.log_text().contains(&format!(
+        "Truncating the AOF appendonly.aof.1.incr.aof at offset {good}"
+    )));
     let mut r = n.raw();
     assert_eq!(bulk(r.cmd(&["GET", "k9"])).as_deref(), Some("v9"));
     assert_eq!(int(r.cmd(&["DBSIZE"])), 10);
@@ -290,7 +310,9 @@ fn corruption_mid_file_is_refused_and_check_aof_fixes_it() {
     let (code, out) = Node::refused(&d.0, &[]);
     assert_eq!(code, Some(1), "{out}");
     assert!(
-        out.contains("Bad file format") && out.contains("appendonly.aof.1.incr.aof") && out.contains(&format!("offset {star}")),
+        out.contains("Bad file format")
+            && out.contains("appendonly.aof.1.incr.aof")
+            && out.contains(&format!("offset {star}")),
         "names file and offset: {out}"
     );
 
@@ -306,7 +328,10 @@ fn corruption_mid_file_is_refused_and_check_aof_fixes_it() {
     };
     let (code, out) = check(false);
     assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains(&format!("ok_up_to={star}")) && out.contains("is not valid"), "{out}");
+    assert!(
+        out.contains(&format!("ok_up_to={star}")) && out.contains("is not valid"),
+        "{out}"
+    );
     let (code, out) = check(true);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("Successfully truncated"), "{out}");
@@ -341,8 +366,9 @@ fn kill_during_load(policy: &str) {
                 let mut i = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     // Pipelines of 8, and a cross-shard MSET now and then.
-                    let batch: Vec<(String, String)> =
-                        (0..8).map(|j| (format!("r{round}:t{t}:{i}:{j}"), format!("{i}-{j}"))).collect();
+                    let batch: Vec<(String, String)> = (0..8)
+                        .map(|j| (format!("r{round}:t{t}:{i}:{j}"), format!("{i}-{j}")))
+                        .collect();
                     for (k, v) in &batch {
                         if r.send(&["SET", k, v]).is_err() {
                             return;
@@ -386,7 +412,12 @@ fn kill_during_load(policy: &str) {
                 lost += 1;
             }
         }
-        assert_eq!(lost, 0, "round {round}: {lost} of {} acknowledged writes lost", acked.len());
+        assert_eq!(
+            lost,
+            0,
+            "round {round}: {lost} of {} acknowledged writes lost",
+            acked.len()
+        );
         drop(r);
         n.shutdown();
     }
@@ -418,7 +449,12 @@ fn info_persistence_has_redis_fields_with_real_values() {
     let after: u64 = n.info("aof_current_size").parse().unwrap();
     assert!(after > before, "{before} -> {after}");
     assert_eq!(after, std::fs::metadata(d.incr()).unwrap().len());
-    for f in ["aof_pending_rewrite", "aof_buffer_length", "aof_pending_bio_fsync", "rdb_changes_since_last_save"] {
+    for f in [
+        "aof_pending_rewrite",
+        "aof_buffer_length",
+        "aof_pending_bio_fsync",
+        "rdb_changes_since_last_save",
+    ] {
         n.info(f);
     }
     // Turning the AOF on at run time needs a rewrite; off is fine.
@@ -516,15 +552,27 @@ const REDIS: &str = "/usr/bin/redis-server";
 fn redis(dir: &Path, extra: &[&str]) -> (Child, u16) {
     let port = free_port();
     let mut c = Command::new(REDIS);
-    c.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"])
-        .arg("--dir")
-        .arg(dir)
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    c.args([
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+    ])
+    .arg("--dir")
+    .arg(dir)
+    .args(extra)
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
     let child = c.spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while Raw::connect(port).map(|mut r| r.cmd(&["PING"]).str() != "PONG").unwrap_or(true) {
+    while Raw::connect(port)
+        .map(|mut r| r.cmd(&["PING"]).str() != "PONG")
+        .unwrap_or(true)
+    {
         assert!(Instant::now() < deadline, "redis-server did not start");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -540,7 +588,9 @@ fn redis_shutdown(mut child: Child, port: u16) {
 /// Every key's value and deadline, sorted, for comparing two servers.
 fn dump(r: &mut Raw) -> Vec<(String, Option<String>, i64)> {
     let mut out = Vec::new();
-    let V::Arr(keys) = r.cmd(&["KEYS", "*"]) else { panic!("KEYS") };
+    let V::Arr(keys) = r.cmd(&["KEYS", "*"]) else {
+        panic!("KEYS")
+    };
     for k in keys {
         let k = k.str();
         let v = bulk(r.cmd(&["GET", &k]));
@@ -633,13 +683,22 @@ fn bgrewriteaof_under_load_is_point_in_time_and_loads_everywhere() {
                 r.cmd(&["INCR", &format!("counter:{}", i % 10)]);
                 r.cmd(&["DEL", &format!("key:{}", (i * 7919) % 20000)]);
                 r.cmd(&["APPEND", &format!("key:{}", (i * 104729) % 20000), "+"]);
-                r.cmd(&["MSET", &format!("m:{}", i % 50), "1", &format!("n:{}", i % 50), &i.to_string()]);
+                r.cmd(&[
+                    "MSET",
+                    &format!("m:{}", i % 50),
+                    "1",
+                    &format!("n:{}", i % 50),
+                    &i.to_string(),
+                ]);
                 i += 1;
             }
         })
     };
     std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(r.cmd(&["BGREWRITEAOF"]).str(), "Background append only file rewriting started");
+    assert_eq!(
+        r.cmd(&["BGREWRITEAOF"]).str(),
+        "Background append only file rewriting started"
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     while n.info("aof_rewrites") != "1" {
         assert_eq!(n.info("aof_last_bgrewrite_status"), "ok");
@@ -657,7 +716,10 @@ fn bgrewriteaof_under_load_is_point_in_time_and_loads_everywhere() {
         manifest,
         "file appendonly.aof.2.base.aof seq 2 type b\nfile appendonly.aof.2.incr.aof seq 2 type i\n"
     );
-    assert!(!d.aof().join("appendonly.aof.1.incr.aof").exists(), "history files are removed");
+    assert!(
+        !d.aof().join("appendonly.aof.1.incr.aof").exists(),
+        "history files are removed"
+    );
 
     let n = Node::start(&d.0, &[]);
     let mut r = n.raw();

@@ -103,7 +103,11 @@ impl Manifest {
                     if m.base.is_some() {
                         return Err(fail("Found duplicate base file information"));
                     }
-                    m.base = Some(FileInfo { name, seq, kind: Kind::Base });
+                    m.base = Some(FileInfo {
+                        name,
+                        seq,
+                        kind: Kind::Base,
+                    });
                 }
                 b'h' => m.history.push(FileInfo {
                     name,
@@ -115,7 +119,11 @@ impl Manifest {
                         return Err(fail("Found a non-monotonic sequence number"));
                     }
                     max_seq = seq;
-                    m.incr.push(FileInfo { name, seq, kind: Kind::Incr });
+                    m.incr.push(FileInfo {
+                        name,
+                        seq,
+                        kind: Kind::Incr,
+                    });
                 }
                 _ => return Err(fail("Unknown AOF file type")),
             }
@@ -127,7 +135,12 @@ impl Manifest {
     pub fn render(&self) -> String {
         let mut s = String::new();
         for f in self.base.iter().chain(&self.history).chain(&self.incr) {
-            s.push_str(&format!("file {} seq {} type {}\n", repr_if_needed(&f.name), f.seq, f.kind.letter()));
+            s.push_str(&format!(
+                "file {} seq {} type {}\n",
+                repr_if_needed(&f.name),
+                f.seq,
+                f.kind.letter()
+            ));
         }
         s
     }
@@ -183,7 +196,12 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                 if i >= n {
                     return None;
                 }
-                if line[i] == b'\\' && i + 3 < n && line[i + 1] == b'x' && line[i + 2].is_ascii_hexdigit() && line[i + 3].is_ascii_hexdigit() {
+                if line[i] == b'\\'
+                    && i + 3 < n
+                    && line[i + 1] == b'x'
+                    && line[i + 2].is_ascii_hexdigit()
+                    && line[i + 3].is_ascii_hexdigit()
+                {
                     let h = std::str::from_utf8(&line[i + 2..i + 4]).ok()?;
                     cur.push(u8::from_str_radix(h, 16).ok()?);
                     i += 3;
@@ -296,7 +314,10 @@ impl Paths {
                 .map(Some)
                 .map_err(|e| format!("Fatal error: bad AOF manifest {}: {e}", path.display())),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("Fatal error: can't open the AOF manifest file {} for reading: {e}", path.display())),
+            Err(e) => Err(format!(
+                "Fatal error: can't open the AOF manifest file {} for reading: {e}",
+                path.display()
+            )),
         }
     }
 
@@ -332,7 +353,11 @@ impl Paths {
 
     /// Opens the last incremental file for appending.
     pub fn open_incr(&self, m: &Manifest) -> io::Result<File> {
-        let name = &m.incr.last().ok_or_else(|| io::Error::other("the manifest names no incremental file"))?.name;
+        let name = &m
+            .incr
+            .last()
+            .ok_or_else(|| io::Error::other("the manifest names no incremental file"))?
+            .name;
         OpenOptions::new().append(true).create(true).open(self.file(name))
     }
 
@@ -382,8 +407,12 @@ mod tests {
         assert!(Manifest::parse(b"file a seq 2 type i\nfile b seq 1 type i\n")
             .unwrap_err()
             .contains("non-monotonic"));
-        assert!(Manifest::parse(b"file a/b seq 1 type i\n").unwrap_err().contains("just a filename"));
-        assert!(Manifest::parse(b"file a seq 1 type x\n").unwrap_err().contains("Unknown AOF file type"));
+        assert!(Manifest::parse(b"file a/b seq 1 type i\n")
+            .unwrap_err()
+            .contains("just a filename"));
+        assert!(Manifest::parse(b"file a seq 1 type x\n")
+            .unwrap_err()
+            .contains("Unknown AOF file type"));
         assert!(Manifest::parse(b"file a seq 1\n").unwrap_err().contains("Invalid"));
         // Comments are skipped, unknown keys kept for forward compatibility.
         let m = Manifest::parse(b"# hi\nfile a seq 3 type i extra x\n").unwrap();

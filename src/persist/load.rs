@@ -155,10 +155,18 @@ fn atoi(b: &[u8]) -> i64 {
 #[derive(Debug, PartialEq)]
 pub enum Scan {
     /// Every command complete.
-    Ok { commands: u64 },
+    Ok {
+        commands: u64,
+    },
     /// Ends inside a command or a MULTI; everything up to `valid` is good.
-    Truncated { commands: u64, valid: u64 },
-    Corrupt { offset: u64, why: &'static str },
+    Truncated {
+        commands: u64,
+        valid: u64,
+    },
+    Corrupt {
+        offset: u64,
+        why: &'static str,
+    },
 }
 
 /// Why loading failed: the message names the file and offset.
@@ -308,7 +316,8 @@ impl Replayer {
 /// reader yet.
 pub fn scan_file(path: &Path, mut replay: Option<&mut Replayer>) -> Result<Scan, LoadError> {
     let name = path.display().to_string();
-    let file = File::open(path).map_err(|e| LoadError(format!("Fatal error: can't open the append only file {name}: {e}")))?;
+    let file =
+        File::open(path).map_err(|e| LoadError(format!("Fatal error: can't open the append only file {name}: {e}")))?;
     let mut r = BufReader::with_capacity(1 << 20, file);
     if r.fill_buf().map(|b| b.starts_with(b"REDIS")).unwrap_or(false) {
         return Err(LoadError(format!(
@@ -333,8 +342,11 @@ pub fn scan_file(path: &Path, mut replay: Option<&mut Replayer>) -> Result<Scan,
                     in_multi = false;
                 }
                 if let Some(rp) = replay.as_deref_mut() {
-                    rp.apply(argv)
-                        .map_err(|e| LoadError(format!("{e} reading the append only file {name} (command ending at offset {end})")))?;
+                    rp.apply(argv).map_err(|e| {
+                        LoadError(format!(
+                            "{e} reading the append only file {name} (command ending at offset {end})"
+                        ))
+                    })?;
                 }
                 commands += 1;
                 valid = end;
@@ -413,7 +425,11 @@ pub fn load(
                 )));
             }
         }
-        let kind = if f.kind == super::aof::Kind::Base { "base" } else { "incr" };
+        let kind = if f.kind == super::aof::Kind::Base {
+            "base"
+        } else {
+            "incr"
+        };
         tracing::info!(
             "DB loaded from {kind} file {}: {:.3} seconds",
             f.name,
@@ -503,7 +519,10 @@ pub fn check_aof(args: &[String]) -> i32 {
                     println!("Failed to truncate AOF {}: {e}", f.display());
                     return 1;
                 }
-                println!("Successfully truncated AOF {} at offset {ok_up_to} ({why})", f.display());
+                println!(
+                    "Successfully truncated AOF {} at offset {ok_up_to} ({why})",
+                    f.display()
+                );
             }
             Some(why) => {
                 println!(
@@ -538,7 +557,10 @@ mod tests {
     fn reads_commands_with_offsets() {
         let v = items(b"*1\r\n$4\r\nPING\r\n#ts\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
         assert_eq!(v[0], Item::Command(vec![Bytes::from_static(b"PING")], 14));
-        assert_eq!(v[1], Item::Command(vec![Bytes::from_static(b"GET"), Bytes::from_static(b"k")], 39));
+        assert_eq!(
+            v[1],
+            Item::Command(vec![Bytes::from_static(b"GET"), Bytes::from_static(b"k")], 39)
+        );
         assert_eq!(v[2], Item::End);
     }
 
@@ -562,7 +584,11 @@ mod tests {
     #[test]
     fn replay_applies_multi_and_select_then_splits_by_shard() {
         let mut rp = Replayer::new(16, EncodingLimits::default());
-        let a = |v: &[&str]| v.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect::<Vec<_>>();
+        let a = |v: &[&str]| {
+            v.iter()
+                .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+                .collect::<Vec<_>>()
+        };
         rp.apply(a(&["SELECT", "2"])).unwrap();
         rp.apply(a(&["MULTI"])).unwrap();
         rp.apply(a(&["SET", "a", "1"])).unwrap();

@@ -370,7 +370,9 @@ impl Bio {
                     }
                     Err(e) => {
                         tracing::warn!("Error trying to fsync the AOF file: {e}");
-                        stats.fsync_errno.store(e.raw_os_error().unwrap_or(libc::EIO), Ordering::SeqCst);
+                        stats
+                            .fsync_errno
+                            .store(e.raw_os_error().unwrap_or(libc::EIO), Ordering::SeqCst);
                     }
                 }
                 stats.pending_fsync.fetch_sub(1, Ordering::SeqCst);
@@ -378,7 +380,9 @@ impl Bio {
             }
         });
         if let Err(e) = spawned {
-            tracing::warn!("cannot start the AOF fsync thread ({e}): everysec fsyncs will run on the persistence thread");
+            tracing::warn!(
+                "cannot start the AOF fsync thread ({e}): everysec fsyncs will run on the persistence thread"
+            );
         }
         Bio { tx, busy }
     }
@@ -487,7 +491,9 @@ impl Writer {
                 if policy == Fsync::Always {
                     // Like Redis: nothing written since the last good fsync may be
                     // acknowledged, and a failed fsync cannot be retried safely.
-                    tracing::error!("Can't persist AOF for fsync error when the AOF fsync policy is 'always': {e}. Exiting...");
+                    tracing::error!(
+                        "Can't persist AOF for fsync error when the AOF fsync policy is 'always': {e}. Exiting..."
+                    );
                     std::process::exit(1);
                 }
                 tracing::warn!("Fail to fsync the AOF file: {e}");
@@ -528,7 +534,9 @@ impl Writer {
                 }
             }
             Control::Install { temp, size, done } => {
-                let r = self.install(&temp, size).map_err(|e| format!("cannot install the new base: {e}"));
+                let r = self
+                    .install(&temp, size)
+                    .map_err(|e| format!("cannot install the new base: {e}"));
                 let _ = done.send(r);
             }
         }
@@ -542,7 +550,9 @@ impl Writer {
 
     /// Starts a new incremental file: fsync the current one, create the next, list it.
     fn rotate(&mut self) -> std::io::Result<()> {
-        let Some((paths, m)) = self.aof.as_mut() else { return Ok(()) };
+        let Some((paths, m)) = self.aof.as_mut() else {
+            return Ok(());
+        };
         if let Some(f) = &self.file {
             f.sync_data()?;
         }
@@ -554,7 +564,10 @@ impl Writer {
             seq,
             kind: aof::Kind::Incr,
         });
-        let f = std::fs::OpenOptions::new().append(true).create(true).open(paths.file(&name))?;
+        let f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(paths.file(&name))?;
         aof::fsync_dir(&paths.dir)?;
         paths.write_manifest(&next)?;
         *m = next;
@@ -571,13 +584,25 @@ impl Writer {
         };
         if !std::mem::take(&mut self.rotated) {
             let _ = std::fs::remove_file(paths.file(temp));
-            return Err(std::io::Error::other("the rewrite's new incremental file could not be opened"));
+            return Err(std::io::Error::other(
+                "the rewrite's new incremental file could not be opened",
+            ));
         }
         let seq = m.base_seq() + 1;
         let base_name = paths.base_name(seq, false);
         std::fs::rename(paths.file(temp), paths.file(&base_name))?;
-        let current = m.incr.last().cloned().ok_or_else(|| std::io::Error::other("no incr file"))?;
-        let old: Vec<aof::FileInfo> = m.base.iter().chain(&m.history).chain(&m.incr[..m.incr.len() - 1]).cloned().collect();
+        let current = m
+            .incr
+            .last()
+            .cloned()
+            .ok_or_else(|| std::io::Error::other("no incr file"))?;
+        let old: Vec<aof::FileInfo> = m
+            .base
+            .iter()
+            .chain(&m.history)
+            .chain(&m.incr[..m.incr.len() - 1])
+            .cloned()
+            .collect();
         let next = aof::Manifest {
             base: Some(aof::FileInfo {
                 name: base_name,
@@ -670,10 +695,7 @@ pub async fn run(
         Some(a) => (Some(Arc::new(a.file)), Some((a.paths, a.manifest))),
         None => (None, None),
     };
-    let incr_size = file
-        .as_ref()
-        .and_then(|f| f.metadata().ok())
-        .map_or(0, |m| m.len());
+    let incr_size = file.as_ref().and_then(|f| f.metadata().ok()).map_or(0, |m| m.len());
     shared.persist.aof_open.store(file.is_some(), Ordering::SeqCst);
     let mut w = Writer {
         bio: Bio::start(shared.clone()),
@@ -739,7 +761,10 @@ pub async fn run(
                 upto = t + 1;
             }
         }
-        shared.persist.buffer_length.store(pending.len() as u64, Ordering::Relaxed);
+        shared
+            .persist
+            .buffer_length
+            .store(pending.len() as u64, Ordering::Relaxed);
         let in_error = shared.persist.write_errno.load(Ordering::Relaxed) != 0;
         let retry_now = closing || !in_error || w.last_failure.is_none_or(|t| t.elapsed() >= TICK);
         if pending.is_empty() {
@@ -756,7 +781,10 @@ pub async fn run(
         w.maybe_fsync();
         if closing {
             if !pending.is_empty() {
-                tracing::warn!("The AOF could not be written at shutdown: {} bytes of effects are lost", pending.len());
+                tracing::warn!(
+                    "The AOF could not be written at shutdown: {} bytes of effects are lost",
+                    pending.len()
+                );
             }
             if let Some(f) = &w.file {
                 if let Err(e) = f.sync_all() {

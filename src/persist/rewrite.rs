@@ -156,7 +156,9 @@ pub fn before_command_lent(lent: &mut crate::shard::Lent, cmd: &crate::command::
 
 /// Serializes up to `keys` more keys. Returns true when the whole keyspace is done.
 pub fn step(store: &mut Store, keys: usize) -> bool {
-    let Some(mut snap) = store.snapshot.take() else { return true };
+    let Some(mut snap) = store.snapshot.take() else {
+        return true;
+    };
     let mut left = keys;
     while !snap.finished && left > 0 {
         if snap.db >= store.dbs.len() {
@@ -222,15 +224,21 @@ fn bgrewriteaof(c: &mut Client, _a: Args) -> LocalFuture<'_> {
             ));
         }
         if shared.persist.rewrite_in_progress.swap(true, Ordering::SeqCst) {
-            return Err(CmdError::Static("ERR Background append only file rewriting already in progress"));
+            return Err(CmdError::Static(
+                "ERR Background append only file rewriting already in progress",
+            ));
         }
         let sh = c.shard.clone();
         glommio::spawn_local(async move {
             let start = Instant::now();
-            shared.persist.rewrite_started_ms.store(crate::server::unix_ms(), Ordering::SeqCst);
+            shared
+                .persist
+                .rewrite_started_ms
+                .store(crate::server::unix_ms(), Ordering::SeqCst);
             let result = run_rewrite(&sh).await;
             let p = &shared.persist;
-            p.last_rewrite_secs.store(start.elapsed().as_secs() as i64, Ordering::SeqCst);
+            p.last_rewrite_secs
+                .store(start.elapsed().as_secs() as i64, Ordering::SeqCst);
             match result {
                 Ok(()) => {
                     p.rewrites.fetch_add(1, Ordering::SeqCst);
@@ -262,7 +270,9 @@ async fn control(sh: &Rc<Shard>, c: Control) -> Result<(), String> {
         commands: 0,
         control: Some(c),
     };
-    tx.send(rec).await.map_err(|_| "the persistence executor is gone".to_string())
+    tx.send(rec)
+        .await
+        .map_err(|_| "the persistence executor is gone".to_string())
 }
 
 async fn run_rewrite(sh: &Rc<Shard>) -> Result<(), String> {
@@ -319,7 +329,10 @@ async fn run_rewrite(sh: &Rc<Shard>) -> Result<(), String> {
     let (dir, tmp) = {
         let c = sh.local.shared.config.read();
         let paths = super::aof::Paths::new(&c.dir, &c.appenddirname, &c.appendfilename);
-        (paths.dir.clone(), format!("temp-rewriteaof-bg-{}.aof", std::process::id()))
+        (
+            paths.dir.clone(),
+            format!("temp-rewriteaof-bg-{}.aof", std::process::id()),
+        )
     };
     let tmp2 = tmp.clone();
     let (tx, rx) = futures_channel::oneshot::channel();
@@ -351,7 +364,9 @@ async fn run_rewrite(sh: &Rc<Shard>) -> Result<(), String> {
         },
     )
     .await?;
-    done_rx.await.map_err(|_| "the persistence executor is gone".to_string())?
+    done_rx
+        .await
+        .map_err(|_| "the persistence executor is gone".to_string())?
 }
 
 /// Completes any rewrite in progress on this shard before a command that changes keys it
@@ -415,7 +430,9 @@ mod tests {
         assert_eq!(rp.store.dbs[0].len(), 1000);
         assert!(rp.store.dbs[0].peek(b"fresh").is_none());
         let mut s = itoa_buf::Buf::new();
-        let Value::Str(v) = &rp.store.dbs[0].peek(b"k3").unwrap().value else { panic!() };
+        let Value::Str(v) = &rp.store.dbs[0].peek(b"k3").unwrap().value else {
+            panic!()
+        };
         assert_eq!(v.as_bytes(&mut s), b"old");
         assert_eq!(rp.store.dbs[0].expire_at(b"k7"), Some(99_999_999_999_999));
         assert_eq!(rp.store.dbs[2].len(), 1);

@@ -512,7 +512,13 @@ pub async fn atomic_with(
         (c.databases, c.enc)
     };
     let mut effects = Effects::new(sh.local.effects.borrow().is_enabled());
-    if sh.local.shared.persist.rewrite_in_progress.load(std::sync::atomic::Ordering::Relaxed) {
+    if sh
+        .local
+        .shared
+        .persist
+        .rewrite_in_progress
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
         crate::persist::rewrite::before_command_lent(&mut lent, cmd, args);
     }
     let (result, dirty, block) = {

@@ -458,20 +458,32 @@ pub fn render(shard: &Shard, snaps: &[ShardSnapshot], wanted: &[&str]) -> String
                     .field(
                         "aof_current_rewrite_time_sec",
                         if rewriting {
-                            (crate::server::unix_ms().saturating_sub(p.rewrite_started_ms.load(Ordering::Relaxed)) / 1000) as i64
+                            (crate::server::unix_ms().saturating_sub(p.rewrite_started_ms.load(Ordering::Relaxed))
+                                / 1000) as i64
                         } else {
                             -1
                         },
                     )
                     .field(
                         "aof_last_bgrewrite_status",
-                        if p.last_rewrite_ok.load(Ordering::Relaxed) { "ok" } else { "err" },
+                        if p.last_rewrite_ok.load(Ordering::Relaxed) {
+                            "ok"
+                        } else {
+                            "err"
+                        },
                     )
                     .field("aof_rewrites", p.rewrites.load(Ordering::Relaxed))
-                    .field("aof_rewrites_consecutive_failures", p.rewrite_failures.load(Ordering::Relaxed))
+                    .field(
+                        "aof_rewrites_consecutive_failures",
+                        p.rewrite_failures.load(Ordering::Relaxed),
+                    )
                     .field(
                         "aof_last_write_status",
-                        if shared.persist.write_error().is_some() { "err" } else { "ok" },
+                        if shared.persist.write_error().is_some() {
+                            "err"
+                        } else {
+                            "ok"
+                        },
                     )
                     .field("aof_last_cow_size", 0)
                     .field("module_fork_in_progress", 0)

@@ -144,7 +144,11 @@ pub fn check_persistence(config: &Config) -> Result<(), StartError> {
 /// With `appendonly yes`: opens the AOF (creating base, incremental file and manifest on a
 /// fresh start) and loads it into one store per shard, before any shard accepts a
 /// connection. Without it, empty stores.
-fn open_aof(config: &Config, nshards: usize, shared: &ServerShared) -> Result<(Vec<Store>, Option<persist::AofFile>), StartError> {
+fn open_aof(
+    config: &Config,
+    nshards: usize,
+    shared: &ServerShared,
+) -> Result<(Vec<Store>, Option<persist::AofFile>), StartError> {
     let empty = || (0..nshards).map(|_| Store::new(config.databases)).collect::<Vec<_>>();
     if !config.appendonly {
         return Ok((empty(), None));
@@ -153,7 +157,10 @@ fn open_aof(config: &Config, nshards: usize, shared: &ServerShared) -> Result<(V
     let (stores, manifest) = match paths.read_manifest().map_err(StartError)? {
         None => {
             let m = paths.create_fresh().map_err(|e| {
-                StartError(format!("Can't create the AOF directory or files in {}: {e}", paths.dir.display()))
+                StartError(format!(
+                    "Can't create the AOF directory or files in {}: {e}",
+                    paths.dir.display()
+                ))
             })?;
             tracing::info!(
                 "Creating AOF base file {} and incr file {} in {} (the base is RESP: basalt writes no RDB preamble yet)",
@@ -475,7 +482,10 @@ async fn shard_main(
     let wake_shard = shard.clone();
     let wake_task = glommio::spawn_local(async move {
         while wake_rx.recv().await.is_some() {
-            wake_shard.local.durable.wake(&wake_shard.local.shared.persist, wake_shard.id);
+            wake_shard
+                .local
+                .durable
+                .wake(&wake_shard.local.shared.persist, wake_shard.id);
         }
     });
 
