@@ -735,3 +735,24 @@ fn bgrewriteaof_under_load_is_point_in_time_and_loads_everywhere() {
         assert_eq!(theirs, before, "redis-server loads the rewritten AOF");
     }
 }
+
+#[test]
+fn sigterm_flushes_and_fsyncs_before_exit() {
+    let d = Dir::new("sigterm");
+    let mut n = Node::start(&d.0, &["--appendfsync", "no"]);
+    write_some(&n, 100);
+    let mut c = n.child.take().unwrap();
+    unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(st) = c.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(0));
+    let n = Node::start(&d.0, &[]);
+    assert_eq!(int(n.raw().cmd(&["DBSIZE"])), 100);
+    n.shutdown();
+}
