@@ -169,18 +169,26 @@ impl Durable {
 
     /// Wakes the connections whose target was reached (on the executor's signal).
     pub fn wake(&self, stats: &PersistStats, shard: usize) {
-        let done = stats.durable.load(Ordering::SeqCst);
         let mut w = self.waiters.borrow_mut();
-        w.retain(|(target, waker)| {
-            if *target <= done {
-                waker.wake_by_ref();
-                false
-            } else {
-                true
+        loop {
+            let done = stats.durable.load(Ordering::SeqCst);
+            w.retain(|(target, waker)| {
+                if *target <= done {
+                    waker.wake_by_ref();
+                    false
+                } else {
+                    true
+                }
+            });
+            if w.is_empty() {
+                return;
             }
-        });
-        if !w.is_empty() {
             stats.want.fetch_or(1 << (shard % 64), Ordering::SeqCst);
+            // A publish between the load above and the flag would not have signalled us:
+            // if progress moved meanwhile, look again instead of sleeping on it.
+            if stats.durable.load(Ordering::SeqCst) == done {
+                return;
+            }
         }
     }
 }
@@ -407,7 +415,11 @@ impl Bio {
 
 /// How often the writer looks at the clock when nothing arrives: the once-a-second fsync,
 /// retries after a write error, and the 2 s postponement rule are checked at this pace.
-const TICK: Duration = Duration::from_millis(100);
+/// It is short because it is also a safety net: under CPU contention glommio sometimes
+/// misses the cross-thread wake of a shared channel (measured: with 100 ms here, 0.1% of
+/// SETs waited ~100 ms for their record to be noticed; with 2 ms the p99.9 is back to the
+/// level of the server without AOF). Idle cost: 500 wake-ups a second of this thread.
+const TICK: Duration = Duration::from_millis(2);
 /// Redis's rate limit on repeated write error logs.
 const WRITE_ERROR_LOG_EVERY: Duration = Duration::from_secs(30);
 
