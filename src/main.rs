@@ -4,6 +4,9 @@ use basalt::config::Config;
 
 fn main() {
     let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).is_some_and(|a| a == "check-aof") {
+        std::process::exit(basalt::persist::load::check_aof(&argv[2..]));
+    }
     let config = match Config::from_args(&argv) {
         Ok(c) => c,
         Err(e) => {

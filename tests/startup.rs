@@ -126,13 +126,20 @@ fn small_memlock_limit_is_reported_not_panicked() {
 }
 
 #[test]
-fn appendonly_is_refused_until_the_aof_exists() {
+fn appendonly_without_a_usable_aof_dir_is_refused() {
+    // `appendonlydir` exists as a plain file: the AOF directory cannot be created.
+    let dir = std::env::temp_dir().join(format!("basalt-startup-aof-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("appendonlydir"), b"not a directory").unwrap();
     let mut cmd = basalt();
-    cmd.args(["--appendonly", "yes"]);
+    cmd.args(["--appendonly", "yes", "--dir", dir.to_str().unwrap()]);
     let out = run_with_timeout(cmd);
     let t = text(&out);
+    let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(out.status.code(), Some(1), "output: {t}");
-    assert!(t.contains("appendonly yes"), "output: {t}");
+    assert!(t.contains("appendonlydir"), "the message names the directory: {t}");
+    assert!(!t.contains("panicked"), "no panic: {t}");
 }
 
 #[test]

@@ -28,6 +28,7 @@ pub static ALL: &[&[CommandSpec]] = &[
     zsets::COMMANDS,
     transactions::COMMANDS,
     sort::COMMANDS,
+    crate::persist::rewrite::COMMANDS,
 ];
 
 /// `Box::pin` for connection-level handlers: `fn h(c: &mut Client, a: Args) -> LocalFuture<'_> { boxed(async move { .. }) }`.

@@ -225,6 +225,9 @@ fn exec(c: &mut Client, _a: Args) -> LocalFuture<'_> {
             let start = Instant::now();
             match cmd.spec.run {
                 Run::Keyed(f, _) => {
+                    if sh.local.shared.persist.rewrite_in_progress.load(Ordering::Relaxed) {
+                        crate::persist::rewrite::before_command_lent(&mut lent, cmd, &args);
+                    }
                     let mut ex = Exec {
                         ks: Keyspace::Lent(&mut lent),
                         db: c.db,

@@ -147,6 +147,10 @@ async fn serve_client(client: &mut Client, stream: &mut TcpStream) {
         }
         if !requests.is_empty() {
             pipeline.run(client, requests, Some(&*stream)).await;
+            // A reply to a write leaves only once the write is in the AOF as appendfsync asks.
+            if pipeline.take_wrote() {
+                crate::persist::wait_durable(local, shard.id).await;
+            }
         }
         if let Some(e) = protocol_error {
             tracing::debug!(client = %handle.addr, "protocol error: {e}");

@@ -92,6 +92,12 @@ fn check(client: &Client, args: &Args) -> Result<Route, CmdError> {
         }
     }
     drop(cfg);
+    // Redis refuses writes (and PING) while the AOF cannot be written (processCommand).
+    if cmd.spec.has(flags::WRITE) || cmd.spec.name == "ping" {
+        if let Some(errno) = local.shared.persist.write_error() {
+            return Err(CmdError::Custom(crate::persist::misconf(errno)));
+        }
+    }
     match cmd.spec.run {
         Run::Keyed(..) => {
             let n = client.shard.nshards;
@@ -175,6 +181,7 @@ pub fn exec_keyed_mode(
         (c.databases, c.enc)
     };
     let (result, dirty, block, waiters) = sh.with_store(|store| {
+        crate::persist::rewrite::before_command(store, cmd, args);
         let mut scratch = crate::store::Db::new();
         let ks = match mode {
             ExecMode::ServeOnly => Keyspace::Only {
@@ -266,6 +273,8 @@ struct PendingRun {
 
 pub struct Pipeline {
     run: PendingRun,
+    /// A command that may write ran: its reply waits until the write is durable.
+    wrote: bool,
 }
 
 impl Default for Pipeline {
@@ -275,11 +284,17 @@ impl Default for Pipeline {
                 target: usize::MAX,
                 cmds: Vec::new(),
             },
+            wrote: false,
         }
     }
 }
 
 impl Pipeline {
+    /// True (once) if a command that may write ran since the last call.
+    pub fn take_wrote(&mut self) -> bool {
+        std::mem::take(&mut self.wrote)
+    }
+
     /// Runs a batch of requests read together, appending replies to `client.out` in order.
     /// `conn` is the client's socket, which a blocked command watches for a disconnect.
     pub async fn run(
@@ -301,6 +316,11 @@ impl Pipeline {
     async fn one(&mut self, client: &mut Client, args: Args, conn: Option<&glommio::net::TcpStream>) {
         let mark = client.out.len();
         let route = check(client, &args);
+        if let Ok(Route::Keyed { cmd, .. } | Route::MultiShard { cmd, .. } | Route::Conn(cmd)) = &route {
+            // EXEC (and the scripts) carry the writes of the commands they run.
+            self.wrote |= cmd.spec.has(flags::WRITE | flags::MAY_REPLICATE)
+                || matches!(cmd.spec.name, "exec" | "eval" | "evalsha" | "fcall");
+        }
         // MONITOR shows commands once they ran (with the database they left selected), as
         // Redis 7's call() does; commands rejected before running are not shown.
         let mut monitored = None;
@@ -404,6 +424,9 @@ impl Pipeline {
                 self.flush(client).await;
                 client.handle.last_cmd.set(cmd.full_name.as_str());
                 let Run::Conn(f) = cmd.spec.run else { unreachable!() };
+                if matches!(cmd.spec.name, "flushall" | "flushdb" | "swapdb") {
+                    crate::persist::rewrite::settle_before_bulk_change(&client.shard).await;
+                }
                 let start = Instant::now();
                 let record_args = args.clone();
                 let result = f(client, args).await;
@@ -539,6 +562,15 @@ pub async fn atomic_with(
         (c.databases, c.enc)
     };
     let mut effects = Effects::new(sh.local.effects.borrow().is_enabled());
+    if sh
+        .local
+        .shared
+        .persist
+        .rewrite_in_progress
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        crate::persist::rewrite::before_command_lent(&mut lent, cmd, args);
+    }
     let (result, dirty, block) = {
         let mut ex = Exec {
             ks: Keyspace::Lent(&mut lent),
@@ -648,8 +680,10 @@ impl Shard {
         bytes.extend_from_slice(b"*1\r\n$4\r\nEXEC\r\n");
         let record = crate::persist::Record {
             shard: self.id,
+            ticket: inner.ticket,
             bytes: bytes.freeze(),
             commands: inner.commands + 2,
+            control: None,
         };
         let _ = tx.send(record).await;
     }

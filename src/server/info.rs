@@ -429,6 +429,8 @@ pub fn render(shard: &Shard, snaps: &[ShardSnapshot], wanted: &[&str]) -> String
                     .field("lazyfreed_objects", LAZYFREED.load(Ordering::Relaxed));
             }
             "persistence" => {
+                let p = &shared.persist;
+                let rewriting = p.rewrite_in_progress.load(Ordering::Relaxed);
                 o.push_str("# Persistence\r\n");
                 Section(&mut o)
                     .field("loading", 0)
@@ -450,17 +452,51 @@ pub fn render(shard: &Shard, snaps: &[ShardSnapshot], wanted: &[&str]) -> String
                     .field("rdb_last_load_keys_expired", 0)
                     .field("rdb_last_load_keys_loaded", 0)
                     .field("aof_enabled", cfg.appendonly as u8)
-                    .field("aof_rewrite_in_progress", 0)
+                    .field("aof_rewrite_in_progress", rewriting as u8)
                     .field("aof_rewrite_scheduled", 0)
-                    .field("aof_last_rewrite_time_sec", -1)
-                    .field("aof_current_rewrite_time_sec", -1)
-                    .field("aof_last_bgrewrite_status", "ok")
-                    .field("aof_rewrites", 0)
-                    .field("aof_rewrites_consecutive_failures", 0)
-                    .field("aof_last_write_status", "ok")
+                    .field("aof_last_rewrite_time_sec", p.last_rewrite_secs.load(Ordering::Relaxed))
+                    .field(
+                        "aof_current_rewrite_time_sec",
+                        if rewriting {
+                            (crate::server::unix_ms().saturating_sub(p.rewrite_started_ms.load(Ordering::Relaxed))
+                                / 1000) as i64
+                        } else {
+                            -1
+                        },
+                    )
+                    .field(
+                        "aof_last_bgrewrite_status",
+                        if p.last_rewrite_ok.load(Ordering::Relaxed) {
+                            "ok"
+                        } else {
+                            "err"
+                        },
+                    )
+                    .field("aof_rewrites", p.rewrites.load(Ordering::Relaxed))
+                    .field(
+                        "aof_rewrites_consecutive_failures",
+                        p.rewrite_failures.load(Ordering::Relaxed),
+                    )
+                    .field(
+                        "aof_last_write_status",
+                        if shared.persist.write_error().is_some() {
+                            "err"
+                        } else {
+                            "ok"
+                        },
+                    )
                     .field("aof_last_cow_size", 0)
                     .field("module_fork_in_progress", 0)
                     .field("module_fork_last_cow_size", 0);
+                if cfg.appendonly {
+                    Section(&mut o)
+                        .field("aof_current_size", p.current_size.load(Ordering::Relaxed))
+                        .field("aof_base_size", p.base_size.load(Ordering::Relaxed))
+                        .field("aof_pending_rewrite", 0)
+                        .field("aof_buffer_length", p.buffer_length.load(Ordering::Relaxed))
+                        .field("aof_pending_bio_fsync", p.pending_fsync.load(Ordering::Relaxed))
+                        .field("aof_delayed_fsync", p.delayed_fsync.load(Ordering::Relaxed));
+                }
             }
             "stats" => {
                 let (kbps_in, kbps_out) = stats.instantaneous_kbps();

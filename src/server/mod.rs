@@ -73,7 +73,7 @@ impl ServerShared {
             blocked_clients: AtomicUsize::new(0),
             shutting_down: AtomicBool::new(false),
             exit_code: AtomicUsize::new(0),
-            persist: PersistStats::default(),
+            persist: PersistStats::new(),
             lastsave: AtomicU64::new(unix_ms() / 1000),
             slowlog: Mutex::new(stats::SlowLog::default()),
             used_memory: AtomicU64::new(0),
@@ -156,6 +156,8 @@ pub struct ShardLocal {
     pub clients: RefCell<client::Registry>,
     pub effects: RefCell<Effects>,
     pub persist: Option<RecordSender>,
+    /// Connections holding replies until their writes are durable (see persist::Durable).
+    pub durable: crate::persist::Durable,
     rng: Cell<u64>,
     /// A (monotonic, wall-clock ms) pair: commands derive the wall clock from the Instant
     /// they take anyway, saving a clock read per command. The cron re-reads the wall clock
@@ -174,6 +176,7 @@ impl ShardLocal {
             clients: RefCell::new(client::Registry::default()),
             effects: RefCell::new(effects),
             persist,
+            durable: crate::persist::Durable::default(),
             rng: Cell::new(seed | 1),
             clock_base: Cell::new((std::time::Instant::now(), unix_ms())),
         }

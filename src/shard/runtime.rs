@@ -132,19 +132,77 @@ fn cgroup_cpu_quota() -> Option<usize> {
     Some((quota / period).ceil() as usize)
 }
 
-/// This build keeps data in memory only. Asking for the append-only file is refused rather
-/// than silently not persisting; RDB save points are only warned about, because every
-/// redis.conf carries them by default.
+/// RDB save points are only warned about: this build writes no RDB snapshots, and every
+/// redis.conf carries save points by default.
 pub fn check_persistence(config: &Config) -> Result<(), StartError> {
-    if config.appendonly {
-        return Err(StartError(
-            "appendonly yes: this build of basalt does not write an append-only file yet, and refuses to start rather than lose writes you expect to be persisted. Start with appendonly no to run in memory only.".into(),
-        ));
-    }
     if !config.save.is_empty() {
-        tracing::warn!("RDB snapshots are not written by this build: the save points ({} configured) are ignored and data lives in memory only", config.save.len());
+        tracing::warn!("RDB snapshots are not written by this build: the save points ({} configured) are ignored; use appendonly yes to persist", config.save.len());
     }
     Ok(())
+}
+
+/// With `appendonly yes`: opens the AOF (creating base, incremental file and manifest on a
+/// fresh start) and loads it into one store per shard, before any shard accepts a
+/// connection. Without it, empty stores.
+fn open_aof(
+    config: &Config,
+    nshards: usize,
+    shared: &ServerShared,
+) -> Result<(Vec<Store>, Option<persist::AofFile>), StartError> {
+    let empty = || (0..nshards).map(|_| Store::new(config.databases)).collect::<Vec<_>>();
+    if !config.appendonly {
+        return Ok((empty(), None));
+    }
+    let paths = persist::aof::Paths::new(&config.dir, &config.appenddirname, &config.appendfilename);
+    let (stores, manifest) = match paths.read_manifest().map_err(StartError)? {
+        None => {
+            let m = paths.create_fresh().map_err(|e| {
+                StartError(format!(
+                    "Can't create the AOF directory or files in {}: {e}",
+                    paths.dir.display()
+                ))
+            })?;
+            tracing::info!(
+                "Creating AOF base file {} and incr file {} in {} (the base is RESP: basalt writes no RDB preamble yet)",
+                m.base.as_ref().map_or("", |b| b.name.as_str()),
+                m.incr.last().map_or("", |i| i.name.as_str()),
+                paths.dir.display()
+            );
+            (empty(), m)
+        }
+        Some(mut m) => {
+            let start = Instant::now();
+            let enc = crate::server::CachedConfig::load(&shared.config).enc;
+            let loaded = persist::load::load(&paths, &m, nshards, config.databases, enc, config.aof_load_truncated)
+                .map_err(|e| StartError(e.0))?;
+            tracing::info!(
+                "DB loaded from append only file: {:.3} seconds ({} keys from {} commands)",
+                start.elapsed().as_secs_f64(),
+                loaded.keys,
+                loaded.commands
+            );
+            if m.incr.is_empty() {
+                // A base alone (an upgraded or rewritten AOF): appends go to a new incr file.
+                let seq = m.incr_seq() + 1;
+                m.incr.push(persist::aof::FileInfo {
+                    name: paths.incr_name(seq),
+                    seq,
+                    kind: persist::aof::Kind::Incr,
+                });
+                paths
+                    .write_manifest(&m)
+                    .map_err(|e| StartError(format!("Can't write the AOF manifest: {e}")))?;
+            }
+            (loaded.stores, m)
+        }
+    };
+    let file = paths
+        .open_incr(&manifest)
+        .map_err(|e| StartError(format!("Can't open the append-only file {}: {e}", paths.dir.display())))?;
+    let (base, total) = paths.sizes(&manifest);
+    shared.persist.base_size.store(base, Ordering::Relaxed);
+    shared.persist.current_size.store(total, Ordering::Relaxed);
+    Ok((stores, Some(persist::AofFile { paths, manifest, file })))
 }
 
 /// How many shards and where they run.
@@ -294,8 +352,8 @@ pub fn start(config: Config) -> Result<i32, StartError> {
         ));
     }
 
-    let databases = config.databases;
     let appendonly = config.appendonly;
+    let aof_config = config.clone();
     let shared_config = SharedConfig::new(config);
     let shared = Arc::new(ServerShared::new(shared_config, nshards, plan.description.clone()));
     shared.port.store(port as usize, Ordering::SeqCst);
@@ -313,13 +371,21 @@ pub fn start(config: Config) -> Result<i32, StartError> {
         if appendonly { "appendonly" } else { "off" }
     );
 
+    // Loaded before any shard accepts: connections made meanwhile wait in the backlog.
+    let (stores, aof) = open_aof(&aof_config, nshards, &shared)?;
+
     let mesh = MeshBuilder::<Msg, _>::full(nshards, MESH_CAPACITY);
     let mut record_senders = Vec::new();
     let mut record_receivers = Vec::new();
+    let mut wake_senders = Vec::new();
+    let mut wake_receivers = Vec::new();
     for _ in 0..nshards {
         let (tx, rx) = shared_channel::new_bounded::<Record>(MESH_CAPACITY);
         record_senders.push(tx);
         record_receivers.push(rx);
+        let (tx, rx) = shared_channel::new_bounded::<()>(1);
+        wake_senders.push(tx);
+        wake_receivers.push(rx);
     }
 
     let persist_shared = shared.clone();
@@ -331,13 +397,18 @@ pub fn start(config: Config) -> Result<i32, StartError> {
             for rx in record_receivers {
                 receivers.push(rx.connect().await);
             }
-            persist::run(receivers, persist_shared).await;
+            let mut wake = Vec::new();
+            for tx in wake_senders {
+                wake.push(tx.connect().await);
+            }
+            persist::run(receivers, wake, persist_shared, aof).await;
         })
         .map_err(|e| StartError(format!("cannot start the persistence executor: {e}")))?;
 
     let ready = Arc::new(AtomicUsize::new(0));
     let mut handles = Vec::new();
-    for (i, (listen_fds, record_tx)) in fds.into_iter().zip(record_senders).enumerate() {
+    let shard_io = fds.into_iter().zip(record_senders).zip(wake_receivers).zip(stores);
+    for (i, (((listen_fds, record_tx), wake_rx), store)) in shard_io.enumerate() {
         let mesh = mesh.clone();
         let shared = shared.clone();
         let ready = ready.clone();
@@ -345,7 +416,12 @@ pub fn start(config: Config) -> Result<i32, StartError> {
             .name(&format!("shard-{i}"))
             .io_memory(IO_MEMORY)
             .spawn(move || async move {
-                shard_main(i, nshards, databases, mesh, record_tx, shared, listen_fds, ready).await;
+                let io = ShardIo {
+                    record_tx,
+                    wake_rx,
+                    listen_fds,
+                };
+                shard_main(i, nshards, store, mesh, io, shared, ready).await;
             })
             .map_err(|e| StartError(format!("cannot start shard {i}: {e}")))?;
         handles.push(h);
@@ -368,17 +444,27 @@ pub fn start(config: Config) -> Result<i32, StartError> {
     Ok(shared.exit_code.load(Ordering::SeqCst) as i32)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A shard's endpoints, created at start-up.
+struct ShardIo {
+    record_tx: shared_channel::SharedSender<Record>,
+    wake_rx: shared_channel::SharedReceiver<()>,
+    listen_fds: Vec<RawFd>,
+}
+
 async fn shard_main(
     id: usize,
     nshards: usize,
-    databases: usize,
+    store: Store,
     mesh: MeshBuilder<Msg, glommio::channels::channel_mesh::Full>,
-    record_tx: shared_channel::SharedSender<Record>,
+    io: ShardIo,
     shared: Arc<ServerShared>,
-    listen_fds: Vec<RawFd>,
     ready: Arc<AtomicUsize>,
 ) {
+    let ShardIo {
+        record_tx,
+        wake_rx,
+        listen_fds,
+    } = io;
     let (senders, receivers) = match mesh.join().await {
         Ok(x) => x,
         Err(_) => {
@@ -389,7 +475,19 @@ async fn shard_main(
     let record_tx = record_tx.connect().await;
     let seed = crate::server::unix_us() ^ ((id as u64 + 1) << 32);
     let local = ShardLocal::new(shared.clone(), Some(record_tx), seed);
-    let shard = Rc::new(Shard::new(id, nshards, Store::new(databases), senders, local));
+    let shard = Rc::new(Shard::new(id, nshards, store, senders, local));
+    // The persistence executor's signal that writes became durable: wake the connections
+    // holding their replies.
+    let wake_rx = wake_rx.connect().await;
+    let wake_shard = shard.clone();
+    let wake_task = glommio::spawn_local(async move {
+        while wake_rx.recv().await.is_some() {
+            wake_shard
+                .local
+                .durable
+                .wake(&wake_shard.local.shared.persist, wake_shard.id);
+        }
+    });
 
     let mesh_task = glommio::spawn_local(serve_mesh(shard.clone(), receivers));
     let mut accepts = Vec::new();
@@ -447,4 +545,5 @@ async fn shard_main(
     // Other shards may still hop here while they shut down; serve them a little longer.
     glommio::timer::sleep(Duration::from_millis(50)).await;
     mesh_task.cancel().await;
+    wake_task.cancel().await;
 }

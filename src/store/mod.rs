@@ -52,6 +52,8 @@ pub struct Store {
     /// Registrations of blocked clients on this store's keys (a client blocked on two keys
     /// here counts twice): while zero, nothing needs serving after a write.
     pub blocked_waiters: usize,
+    /// This shard's part of a BGREWRITEAOF in progress (see persist::rewrite).
+    pub snapshot: Option<Box<crate::persist::rewrite::Snapshot>>,
 }
 
 impl Store {
@@ -59,6 +61,7 @@ impl Store {
         Store {
             dbs: (0..databases).map(|_| Db::new()).collect(),
             blocked_waiters: 0,
+            snapshot: None,
         }
     }
 

@@ -1,0 +1,761 @@
+//! Black-box tests of the append-only file: the real binary with `--shards 4 --appendonly yes`
+//! in a temporary directory, restarted over the same directory, killed with SIGKILL under
+//! load, starved of disk space, and swapped with Debian's redis-server 7.0 both ways.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Raw, V};
+
+/// A temporary data directory, removed when the test passes.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(tag: &str) -> Dir {
+        let d = std::env::temp_dir().join(format!("basalt-persist-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Dir(d)
+    }
+
+    fn aof(&self) -> PathBuf {
+        self.0.join("appendonlydir")
+    }
+
+    fn incr(&self) -> PathBuf {
+        self.aof().join("appendonly.aof.1.incr.aof")
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One basalt process over a data directory.
+struct Node {
+    child: Option<Child>,
+    port: u16,
+    log: PathBuf,
+}
+
+fn spawn(dir: &Path, extra: &[&str]) -> (Child, u16, PathBuf) {
+    let port = free_port();
+    let log = dir.join(format!("basalt-{port}.log"));
+    let f = std::fs::File::create(&log).unwrap();
+    let mut args = vec![
+        "--shards".to_string(),
+        "4".into(),
+        "--port".into(),
+        port.to_string(),
+        "--bind".into(),
+        "127.0.0.1".into(),
+        "--save".into(),
+        String::new(),
+        "--appendonly".into(),
+        "yes".into(),
+        "--dir".into(),
+        dir.to_str().unwrap().into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let child = Command::new(env!("CARGO_BIN_EXE_basalt"))
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(f.try_clone().unwrap())
+        .stderr(f)
+        .spawn()
+        .unwrap();
+    (child, port, log)
+}
+
+impl Node {
+    fn start(dir: &Path, extra: &[&str]) -> Node {
+        let (child, port, log) = spawn(dir, extra);
+        let mut n = Node {
+            child: Some(child),
+            port,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(st) = n.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("basalt exited with {st}:\n{}", n.log_text());
+            }
+            if n.log_text().contains("Ready to accept connections") && Raw::connect(port).is_ok() {
+                return n;
+            }
+            assert!(Instant::now() < deadline, "basalt did not start:\n{}", n.log_text());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Runs basalt expecting it to refuse to start; returns its exit code and output.
+    fn refused(dir: &Path, extra: &[&str]) -> (Option<i32>, String) {
+        let (mut child, _, log) = spawn(dir, extra);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                return (st.code(), std::fs::read_to_string(&log).unwrap_or_default());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "basalt started but should not have:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn raw(&self) -> Raw {
+        let mut r = Raw::connect(self.port).unwrap();
+        r.set_timeout(Duration::from_secs(20));
+        r
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SHUTDOWN, and wait for the exit.
+    fn shutdown(mut self) {
+        let mut r = self.raw();
+        let _ = r.send(&["SHUTDOWN"]);
+        let mut c = self.child.take().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while c.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "no exit after SHUTDOWN");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn kill9(mut self) {
+        let mut c = self.child.take().unwrap();
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+
+    fn info(&self, field: &str) -> String {
+        let text = self.raw().cmd(&["INFO", "persistence"]).str();
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.trim().to_string()))
+            .unwrap_or_else(|| panic!("no {field} in INFO persistence:\n{text}"))
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+            if std::thread::panicking() {
+                eprintln!("---- basalt log ----\n{}", self.log_text());
+            }
+        }
+    }
+}
+
+fn bulk(v: V) -> Option<String> {
+    match v {
+        V::Bulk(b) => Some(String::from_utf8(b).unwrap()),
+        V::Nil => None,
+        other => panic!("not a bulk: {other:?}"),
+    }
+}
+
+fn int(v: V) -> i64 {
+    match v {
+        V::Int(i) => i,
+        other => panic!("not an integer: {other:?}"),
+    }
+}
+
+#[test]
+fn restart_keeps_strings_expiry_and_multi_shard_writes() {
+    let d = Dir::new("restart");
+    let n = Node::start(&d.0, &[]);
+    let mut r = n.raw();
+    assert_eq!(r.cmd(&["SET", "plain", "v1"]).str(), "OK");
+    assert_eq!(r.cmd(&["SET", "ttl", "v2", "EX", "1000"]).str(), "OK");
+    assert_eq!(r.cmd(&["INCR", "counter"]).str(), "1");
+    assert_eq!(r.cmd(&["INCRBY", "counter", "41"]).str(), "42");
+    assert_eq!(r.cmd(&["SELECT", "3"]).str(), "OK");
+    assert_eq!(r.cmd(&["SET", "indb3", "x"]).str(), "OK");
+    assert_eq!(r.cmd(&["SELECT", "0"]).str(), "OK");
+    // Keys on every shard in one atomic command: one MULTI/EXEC record.
+    let keys: Vec<String> = (0..12).map(|i| format!("m{i}")).collect();
+    let mut mset = vec!["MSET".to_string()];
+    for k in &keys {
+        mset.push(k.clone());
+        mset.push(format!("val-{k}"));
+    }
+    let mset: Vec<&str> = mset.iter().map(|s| s.as_str()).collect();
+    assert_eq!(r.cmd(&mset).str(), "OK");
+    assert_eq!(int(r.cmd(&["DEL", "m0"])), 1);
+    let deadline = int(r.cmd(&["PEXPIRETIME", "ttl"]));
+    assert!(deadline > 0);
+    drop(r);
+    n.shutdown();
+
+    let text = std::fs::read(d.incr()).unwrap();
+    assert!(
+        text.windows(5).any(|w| w == b"MULTI"),
+        "multi-shard MSET is a MULTI/EXEC record"
+    );
+
+    let n = Node::start(&d.0, &[]);
+    let mut r = n.raw();
+    assert_eq!(bulk(r.cmd(&["GET", "plain"])).as_deref(), Some("v1"));
+    assert_eq!(bulk(r.cmd(&["GET", "counter"])).as_deref(), Some("42"));
+    assert_eq!(
+        int(r.cmd(&["PEXPIRETIME", "ttl"])),
+        deadline,
+        "expiry is an absolute time"
+    );
+    assert_eq!(bulk(r.cmd(&["GET", "m0"])), None);
+    for k in &keys[1..] {
+        assert_eq!(bulk(r.cmd(&["GET", k])), Some(format!("val-{k}")));
+    }
+    assert_eq!(r.cmd(&["SELECT", "3"]).str(), "OK");
+    assert_eq!(bulk(r.cmd(&["GET", "indb3"])).as_deref(), Some("x"));
+    assert_eq!(int(r.cmd(&["DBSIZE"])), 1);
+    assert!(n
+        .log_text()
+        .contains("DB loaded from incr file appendonly.aof.1.incr.aof"));
+    drop(r);
+    n.shutdown();
+    assert!(Path::new(&d.aof().join("appendonly.aof.1.base.aof")).exists());
+    assert_eq!(
+        std::fs::read_to_string(d.aof().join("appendonly.aof.manifest")).unwrap(),
+        "file appendonly.aof.1.base.aof seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n"
+    );
+}
+
+fn write_some(n: &Node, count: usize) {
+    let mut r = n.raw();
+    for i in 0..count {
+        assert_eq!(r.cmd(&["SET", &format!("k{i}"), &format!("v{i}")]).str(), "OK");
+    }
+}
+
+#[test]
+fn truncated_tail_is_dropped_or_refused_as_configured() {
+    let d = Dir::new("truncated");
+    let n = Node::start(&d.0, &[]);
+    write_some(&n, 10);
+    n.kill9();
+    let good = std::fs::metadata(d.incr()).unwrap().len();
+    // A crash in the middle of a write: half a command at the end.
+    let mut f = std::fs::OpenOptions::new().append(true).open(d.incr()).unwrap();
+    std::io::Write::write_all(&mut f, b"*3\r\n$3\r\nSET\r\n$2\r\nk1").unwrap();
+    drop(f);
+
+    let (code, out) = Node::refused(&d.0, &["--aof-load-truncated", "no"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("Unexpected end of file") && out.contains("appendonly.aof.1.incr.aof"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("offset {good}")),
+        "the message gives the offset: {out}"
+    );
+
+    let n = Node::start(&d.0, &[]);
+    assert!(n.log_text().contains(&format!(
+        "Truncating the AOF appendonly.aof.1.incr.aof at offset {good}"
+    )));
+    let mut r = n.raw();
+    assert_eq!(bulk(r.cmd(&["GET", "k9"])).as_deref(), Some("v9"));
+    assert_eq!(int(r.cmd(&["DBSIZE"])), 10);
+    // The file was cut back and new writes follow on a command boundary.
+    assert_eq!(r.cmd(&["SET", "after", "1"]).str(), "OK");
+    drop(r);
+    n.shutdown();
+    let n = Node::start(&d.0, &["--aof-load-truncated", "no"]);
+    assert_eq!(bulk(n.raw().cmd(&["GET", "after"])).as_deref(), Some("1"));
+    n.shutdown();
+}
+
+#[test]
+fn corruption_mid_file_is_refused_and_check_aof_fixes_it() {
+    let d = Dir::new("corrupt");
+    let n = Node::start(&d.0, &[]);
+    write_some(&n, 10);
+    n.shutdown();
+    let mut bytes = std::fs::read(d.incr()).unwrap();
+    // Overwrite the '*' of a command in the middle.
+    let at = bytes.len() / 2;
+    let star = at + bytes[at..].iter().position(|&b| b == b'*').unwrap();
+    bytes[star] = b'!';
+    std::fs::write(d.incr(), &bytes).unwrap();
+
+    let (code, out) = Node::refused(&d.0, &[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("Bad file format")
+            && out.contains("appendonly.aof.1.incr.aof")
+            && out.contains(&format!("offset {star}")),
+        "names file and offset: {out}"
+    );
+
+    let manifest = d.aof().join("appendonly.aof.manifest");
+    let check = |fix: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_basalt"));
+        c.arg("check-aof");
+        if fix {
+            c.arg("--fix");
+        }
+        let o = c.arg(&manifest).output().unwrap();
+        (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let (code, out) = check(false);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(&format!("ok_up_to={star}")) && out.contains("is not valid"),
+        "{out}"
+    );
+    let (code, out) = check(true);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("Successfully truncated"), "{out}");
+    let (code, out) = check(false);
+    assert_eq!(code, Some(0), "{out}");
+
+    let n = Node::start(&d.0, &[]);
+    let mut r = n.raw();
+    let size = int(r.cmd(&["DBSIZE"]));
+    assert!(size > 0 && size < 10, "a prefix of the writes survives: {size}");
+    for i in 0..size {
+        assert_eq!(bulk(r.cmd(&["GET", &format!("k{i}")])), Some(format!("v{i}")));
+    }
+    drop(r);
+    n.shutdown();
+}
+
+/// Writers on several connections record what was acknowledged; after SIGKILL and a
+/// restart every acknowledged write must be there.
+fn kill_during_load(policy: &str) {
+    let d = Dir::new(&format!("kill-{policy}"));
+    for round in 0..3 {
+        let n = Node::start(&d.0, &["--appendfsync", policy]);
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(Mutex::new(Vec::<(String, String)>::new()));
+        let mut threads = Vec::new();
+        for t in 0..4 {
+            let (stop, acked, port) = (stop.clone(), acked.clone(), n.port);
+            threads.push(std::thread::spawn(move || {
+                let Ok(mut r) = Raw::connect(port) else { return };
+                r.set_timeout(Duration::from_secs(5));
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    // Pipelines of 8, and a cross-shard MSET now and then.
+                    let batch: Vec<(String, String)> = (0..8)
+                        .map(|j| (format!("r{round}:t{t}:{i}:{j}"), format!("{i}-{j}")))
+                        .collect();
+                    for (k, v) in &batch {
+                        if r.send(&["SET", k, v]).is_err() {
+                            return;
+                        }
+                    }
+                    for kv in batch {
+                        match r.read() {
+                            Ok(V::Simple(s)) if s == "OK" => acked.lock().unwrap().push(kv),
+                            _ => return,
+                        }
+                    }
+                    let (a, b) = (format!("r{round}:t{t}:{i}:ma"), format!("r{round}:t{t}:{i}:mb"));
+                    if r.send(&["MSET", &a, "1", &b, "2"]).is_err() {
+                        return;
+                    }
+                    match r.read() {
+                        Ok(V::Simple(s)) if s == "OK" => {
+                            let mut g = acked.lock().unwrap();
+                            g.push((a, "1".into()));
+                            g.push((b, "2".into()));
+                        }
+                        _ => return,
+                    }
+                    i += 1;
+                }
+            }));
+        }
+        std::thread::sleep(Duration::from_millis(300 + 200 * round));
+        n.kill9();
+        stop.store(true, Ordering::Relaxed);
+        for t in threads {
+            let _ = t.join();
+        }
+        let acked = std::mem::take(&mut *acked.lock().unwrap());
+        assert!(!acked.is_empty(), "the load ran");
+        let n = Node::start(&d.0, &["--appendfsync", policy]);
+        let mut r = n.raw();
+        let mut lost = 0;
+        for (k, v) in &acked {
+            if bulk(r.cmd(&["GET", k])).as_deref() != Some(v.as_str()) {
+                lost += 1;
+            }
+        }
+        assert_eq!(
+            lost,
+            0,
+            "round {round}: {lost} of {} acknowledged writes lost",
+            acked.len()
+        );
+        drop(r);
+        n.shutdown();
+    }
+}
+
+#[test]
+fn kill9_loses_no_acknowledged_write_everysec() {
+    kill_during_load("everysec");
+}
+
+#[test]
+fn kill9_loses_no_acknowledged_write_always() {
+    kill_during_load("always");
+}
+
+#[test]
+fn info_persistence_has_redis_fields_with_real_values() {
+    let d = Dir::new("info");
+    let n = Node::start(&d.0, &[]);
+    assert_eq!(n.info("aof_enabled"), "1");
+    assert_eq!(n.info("loading"), "0");
+    assert_eq!(n.info("aof_rewrite_in_progress"), "0");
+    assert_eq!(n.info("aof_last_bgrewrite_status"), "ok");
+    assert_eq!(n.info("aof_last_write_status"), "ok");
+    assert_eq!(n.info("aof_base_size"), "0");
+    assert_eq!(n.info("aof_delayed_fsync"), "0");
+    let before: u64 = n.info("aof_current_size").parse().unwrap();
+    write_some(&n, 5);
+    let after: u64 = n.info("aof_current_size").parse().unwrap();
+    assert!(after > before, "{before} -> {after}");
+    assert_eq!(after, std::fs::metadata(d.incr()).unwrap().len());
+    for f in [
+        "aof_pending_rewrite",
+        "aof_buffer_length",
+        "aof_pending_bio_fsync",
+        "rdb_changes_since_last_save",
+    ] {
+        n.info(f);
+    }
+    // Turning the AOF on at run time needs a rewrite; off is fine.
+    let mut r = n.raw();
+    assert_eq!(r.cmd(&["CONFIG", "SET", "appendonly", "no"]).str(), "OK");
+    assert!(matches!(r.cmd(&["CONFIG", "SET", "appendonly", "yes"]), V::Err(_)));
+    drop(r);
+    n.shutdown();
+}
+
+/// Mounts a small tmpfs (needs root); None when that is not possible here.
+fn small_tmpfs(tag: &str) -> Option<PathBuf> {
+    let m = std::env::temp_dir().join(format!("basalt-tmpfs-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&m).ok()?;
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&m)
+        .status()
+        .ok()?
+        .success();
+    ok.then_some(m)
+}
+
+#[test]
+fn disk_full_refuses_writes_with_misconf_then_recovers() {
+    let Some(mnt) = small_tmpfs("full") else {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    let guard = scopeguard(mnt.clone());
+    let n = Node::start(&mnt, &[]);
+    let mut r = n.raw();
+    assert_eq!(r.cmd(&["SET", "before", "1"]).str(), "OK");
+    // Fill the disk, leaving a few hundred bytes.
+    let filler = mnt.join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![0u8; 4096];
+    while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
+    let _ = f.sync_all();
+    drop(f);
+    // The first write that does not fit stays pending (not acknowledged) until space
+    // returns; send it on its own connection.
+    let big = "x".repeat(64 * 1024);
+    let mut pending = n.raw();
+    pending.send(&["SET", "big", &big]).unwrap();
+    // (A write sent before the executor noticed the full disk would also wait: probe only
+    // once INFO shows the error.)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while n.info("aof_last_write_status") != "err" {
+        assert!(Instant::now() < deadline, "the write error never showed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    match r.cmd(&["SET", "probe", "1"]) {
+        V::Err(e) => assert_eq!(e, "MISCONF Errors writing to the AOF file: No space left on device"),
+        other => panic!("write accepted on a full disk: {other:?}"),
+    }
+    assert!(
+        matches!(r.cmd(&["PING"]), V::Err(e) if e.starts_with("MISCONF")),
+        "PING too, as in Redis 7.0"
+    );
+    // Reads keep working.
+    assert_eq!(bulk(r.cmd(&["GET", "before"])).as_deref(), Some("1"));
+    std::fs::remove_file(&filler).unwrap();
+    // The pending write goes out and is acknowledged; new writes are accepted again.
+    assert_eq!(pending.read().unwrap().str(), "OK");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while r.cmd(&["SET", "after", "1"]).str() != "OK" {
+        assert!(Instant::now() < deadline, "writes never resumed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(n.info("aof_last_write_status"), "ok");
+    drop((r, pending));
+    n.shutdown();
+    let n = Node::start(&mnt, &[]);
+    let mut r = n.raw();
+    assert_eq!(bulk(r.cmd(&["GET", "big"])).map(|s| s.len()), Some(big.len()));
+    assert_eq!(bulk(r.cmd(&["GET", "after"])).as_deref(), Some("1"));
+    drop(r);
+    n.shutdown();
+    drop(guard);
+}
+
+/// Unmounts and removes the tmpfs when the test ends (even by panic).
+struct Unmount(PathBuf);
+fn scopeguard(p: PathBuf) -> Unmount {
+    Unmount(p)
+}
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+const REDIS: &str = "/usr/bin/redis-server";
+
+/// redis-server over `dir` (same appendonly settings), on a free port.
+fn redis(dir: &Path, extra: &[&str]) -> (Child, u16) {
+    let port = free_port();
+    let mut c = Command::new(REDIS);
+    c.args([
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+    ])
+    .arg("--dir")
+    .arg(dir)
+    .args(extra)
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    let child = c.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Raw::connect(port)
+        .map(|mut r| r.cmd(&["PING"]).str() != "PONG")
+        .unwrap_or(true)
+    {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (child, port)
+}
+
+fn redis_shutdown(mut child: Child, port: u16) {
+    let mut r = Raw::connect(port).unwrap();
+    let _ = r.send(&["SHUTDOWN", "NOSAVE"]);
+    let _ = child.wait();
+}
+
+/// Every key's value and deadline, sorted, for comparing two servers.
+fn dump(r: &mut Raw) -> Vec<(String, Option<String>, i64)> {
+    let mut out = Vec::new();
+    let V::Arr(keys) = r.cmd(&["KEYS", "*"]) else {
+        panic!("KEYS")
+    };
+    for k in keys {
+        let k = k.str();
+        let v = bulk(r.cmd(&["GET", &k]));
+        let at = int(r.cmd(&["PEXPIRETIME", &k]));
+        out.push((k, v, at));
+    }
+    out.sort();
+    out
+}
+
+fn fill(r: &mut Raw) {
+    for i in 0..50 {
+        assert_eq!(r.cmd(&["SET", &format!("s{i}"), &format!("v{i}")]).str(), "OK");
+    }
+    assert_eq!(r.cmd(&["SET", "e1", "x", "PX", "500000"]).str(), "OK");
+    assert_eq!(int(r.cmd(&["EXPIRE", "s1", "1000"])), 1);
+    assert_eq!(r.cmd(&["MSET", "ma", "1", "mb", "2", "mc", "3"]).str(), "OK");
+    assert_eq!(int(r.cmd(&["DEL", "s2"])), 1);
+    assert_eq!(r.cmd(&["INCRBYFLOAT", "f", "1.5"]).str(), "1.5");
+    assert_eq!(r.cmd(&["APPEND", "s3", "-more"]).str(), "7");
+}
+
+#[test]
+fn aof_written_by_basalt_loads_into_redis_server() {
+    if !Path::new(REDIS).exists() {
+        eprintln!("SKIPPED: no {REDIS}");
+        return;
+    }
+    let d = Dir::new("to-redis");
+    let n = Node::start(&d.0, &[]);
+    let mut r = n.raw();
+    fill(&mut r);
+    let ours = dump(&mut r);
+    drop(r);
+    n.shutdown();
+    let (child, port) = redis(&d.0, &[]);
+    let theirs = dump(&mut Raw::connect(port).unwrap());
+    redis_shutdown(child, port);
+    assert_eq!(ours, theirs);
+}
+
+#[test]
+fn aof_written_by_redis_server_loads_into_basalt() {
+    if !Path::new(REDIS).exists() {
+        eprintln!("SKIPPED: no {REDIS}");
+        return;
+    }
+    let d = Dir::new("from-redis");
+    // Redis's base is RDB by default; basalt reads RESP bases (no RDB reader yet).
+    let (child, port) = redis(&d.0, &["--aof-use-rdb-preamble", "no"]);
+    let mut r = Raw::connect(port).unwrap();
+    fill(&mut r);
+    let theirs = dump(&mut r);
+    drop(r);
+    redis_shutdown(child, port);
+    let n = Node::start(&d.0, &[]);
+    let ours = dump(&mut n.raw());
+    n.shutdown();
+    assert_eq!(ours, theirs);
+}
+
+#[test]
+fn bgrewriteaof_under_load_is_point_in_time_and_loads_everywhere() {
+    let d = Dir::new("rewrite");
+    let n = Node::start(&d.0, &[]);
+    let mut r = n.raw();
+    // 20,000 keys, pipelined.
+    for chunk in 0..20 {
+        for i in 0..1000 {
+            let k = format!("key:{}", chunk * 1000 + i);
+            r.send(&["SET", &k, &k]).unwrap();
+        }
+        for _ in 0..1000 {
+            assert_eq!(r.read().unwrap().str(), "OK");
+        }
+    }
+    assert_eq!(r.cmd(&["SET", "ttl", "x", "PX", "600000"]).str(), "OK");
+    assert_eq!(r.cmd(&["SELECT", "5"]).str(), "OK");
+    assert_eq!(r.cmd(&["SET", "other-db", "y"]).str(), "OK");
+    assert_eq!(r.cmd(&["SELECT", "0"]).str(), "OK");
+    // Non-idempotent writes and deletes race the rewrite.
+    let stop = Arc::new(AtomicBool::new(false));
+    let port = n.port;
+    let load = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut r = Raw::connect(port).unwrap();
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                r.cmd(&["INCR", &format!("counter:{}", i % 10)]);
+                r.cmd(&["DEL", &format!("key:{}", (i * 7919) % 20000)]);
+                r.cmd(&["APPEND", &format!("key:{}", (i * 104729) % 20000), "+"]);
+                r.cmd(&[
+                    "MSET",
+                    &format!("m:{}", i % 50),
+                    "1",
+                    &format!("n:{}", i % 50),
+                    &i.to_string(),
+                ]);
+                i += 1;
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        r.cmd(&["BGREWRITEAOF"]).str(),
+        "Background append only file rewriting started"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while n.info("aof_rewrites") != "1" {
+        assert_eq!(n.info("aof_last_bgrewrite_status"), "ok");
+        assert!(Instant::now() < deadline, "rewrite never finished:\n{}", n.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+    let before = dump(&mut r);
+    drop(r);
+    n.shutdown();
+    let manifest = std::fs::read_to_string(d.aof().join("appendonly.aof.manifest")).unwrap();
+    assert_eq!(
+        manifest,
+        "file appendonly.aof.2.base.aof seq 2 type b\nfile appendonly.aof.2.incr.aof seq 2 type i\n"
+    );
+    assert!(
+        !d.aof().join("appendonly.aof.1.incr.aof").exists(),
+        "history files are removed"
+    );
+
+    let n = Node::start(&d.0, &[]);
+    let mut r = n.raw();
+    assert_eq!(dump(&mut r), before, "base + new incr = the data set");
+    assert_eq!(r.cmd(&["SELECT", "5"]).str(), "OK");
+    assert_eq!(bulk(r.cmd(&["GET", "other-db"])).as_deref(), Some("y"));
+    drop(r);
+    n.shutdown();
+    if Path::new(REDIS).exists() {
+        let (child, port) = redis(&d.0, &[]);
+        let theirs = dump(&mut Raw::connect(port).unwrap());
+        redis_shutdown(child, port);
+        assert_eq!(theirs, before, "redis-server loads the rewritten AOF");
+    }
+}
+
+#[test]
+fn sigterm_flushes_and_fsyncs_before_exit() {
+    let d = Dir::new("sigterm");
+    let mut n = Node::start(&d.0, &["--appendfsync", "no"]);
+    write_some(&n, 100);
+    let mut c = n.child.take().unwrap();
+    unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(st) = c.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(0));
+    let n = Node::start(&d.0, &[]);
+    assert_eq!(int(n.raw().cmd(&["DBSIZE"])), 100);
+    n.shutdown();
+}
