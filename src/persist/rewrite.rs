@@ -79,15 +79,56 @@ pub fn rewrite_value(key: &[u8], v: &Value, out: &mut BytesMut) -> Result<(), St
             put_cmd(out, &[b"SET", key, s.as_bytes(&mut scratch)]);
             Ok(())
         }
-        Value::List(_) => Err(unsupported("list")),
-        Value::Hash(_) => Err(unsupported("hash")),
-        Value::Set(_) => Err(unsupported("set")),
-        Value::ZSet(_) => Err(unsupported("zset")),
+        Value::List(l) => {
+            put_batched(out, b"RPUSH", key, l.iter().map(|e| vec![e.to_vec()]));
+            Ok(())
+        }
+        Value::Hash(h) => {
+            put_batched(out, b"HSET", key, h.iter().map(|(f, v)| vec![f.to_vec(), v.to_vec()]));
+            Ok(())
+        }
+        Value::Set(st) => {
+            put_batched(out, b"SADD", key, st.iter().map(|m| vec![m.to_vec()]));
+            Ok(())
+        }
+        Value::ZSet(z) => {
+            put_batched(
+                out,
+                b"ZADD",
+                key,
+                z.iter().map(|(m, score)| {
+                    let mut b = Vec::new();
+                    crate::resp::reply::format_double(score, &mut b);
+                    vec![b, m.to_vec()]
+                }),
+            );
+            Ok(())
+        }
     }
 }
 
-fn unsupported(t: &str) -> String {
-    format!("BGREWRITEAOF cannot serialize {t} values in this build (the {t} type has no iteration API for the rewrite yet); the AOF is unchanged and still complete")
+/// Writes a collection as commands of at most 64 items each (Redis's
+/// AOF_REWRITE_ITEMS_PER_CMD), so a huge collection never becomes one huge command.
+fn put_batched(out: &mut BytesMut, cmd: &[u8], key: &[u8], items: impl Iterator<Item = Vec<Vec<u8>>>) {
+    let mut batch: Vec<Vec<u8>> = Vec::new();
+    let mut n = 0;
+    let flush = |out: &mut BytesMut, batch: &mut Vec<Vec<u8>>| {
+        let mut args: Vec<&[u8]> = vec![cmd, key];
+        args.extend(batch.iter().map(Vec::as_slice));
+        put_cmd(out, &args);
+        batch.clear();
+    };
+    for item in items {
+        batch.extend(item);
+        n += 1;
+        if n == 64 {
+            flush(out, &mut batch);
+            n = 0;
+        }
+    }
+    if n > 0 {
+        flush(out, &mut batch);
+    }
 }
 
 impl Snapshot {
