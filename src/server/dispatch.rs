@@ -92,6 +92,13 @@ fn check(client: &Client, args: &Args) -> Result<Route, CmdError> {
         }
     }
     drop(cfg);
+    // RESP2 subscribed mode (RESP3 clients may run anything while subscribed).
+    if client.proto == Proto::Resp2 && client.handle.pubsub.active() && !crate::families::pubsub::allowed_when_subscribed(cmd) {
+        return Err(CmdError::Custom(format!(
+            "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+            cmd.full_name
+        )));
+    }
     match cmd.spec.run {
         Run::Keyed(..) => {
             let n = client.shard.nshards;
@@ -204,6 +211,7 @@ pub fn exec_keyed_mode(
     });
     sh.with_store(|store| effects.take_expired(store));
     drop(effects);
+    super::pubsub::flush_events(sh);
     if block.is_some() {
         return block;
     }
@@ -299,6 +307,11 @@ impl Pipeline {
     }
 
     async fn one(&mut self, client: &mut Client, args: Args, conn: Option<&glommio::net::TcpStream>) {
+        // Pub/Sub pushes that arrived before this command go before its reply.
+        if client.handle.pubsub.needs_wait() {
+            let end = client.out.len();
+            super::pubsub::drain_into(&client.handle, &mut client.out, end);
+        }
         let mark = client.out.len();
         let route = check(client, &args);
         // MONITOR shows commands once they ran (with the database they left selected), as
@@ -425,7 +438,13 @@ impl Pipeline {
         if let Some((cmd, args)) = monitored {
             super::conn::feed_monitors(client, cmd, &args).await;
         }
+        super::pubsub::flush_events(&client.shard);
         apply_reply_mode(client, mark);
+        // Pushes the command itself produced (a message to itself, a keyspace event) come
+        // before its reply, as in Redis.
+        if client.handle.pubsub.needs_wait() {
+            super::pubsub::drain_into(&client.handle, &mut client.out, mark);
+        }
     }
 
     /// Sends the pending run to its shard and appends the replies.
