@@ -465,7 +465,17 @@ pub async fn wait_input(stream: &mut TcpStream, handle: &ClientHandle, sh: &Shar
         if !pending.is_empty() {
             handle.pubsub.in_flight.set(pending.len());
             sh.local.stats.borrow_mut().net_output_bytes += pending.len() as u64;
-            let r = stream.write_all(&pending).await;
+            // A killed client's write may wait forever on a full socket: the kill ends it
+            // (the connection closes, so the abandoned write loses nothing).
+            let killed = std::future::poll_fn(|cx| {
+                if handle.killed.get() {
+                    Poll::Ready(Err(std::io::ErrorKind::ConnectionAborted.into()))
+                } else {
+                    *handle.pubsub.waker.borrow_mut() = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            });
+            let r = futures_lite::future::or(stream.write_all(&pending), killed).await;
             handle.pubsub.in_flight.set(0);
             if handle.pubsub.pending.borrow().is_empty() {
                 handle.omem.set(0);
