@@ -114,9 +114,21 @@ async fn all_names(c: &Client, kind: Kind, pattern: Option<Bytes>) -> Result<BTr
     Ok(per.into_iter().flatten().collect())
 }
 
+/// Redis's addReplySubcommandSyntaxError, for CHANNELS and SHARDCHANNELS given too much.
+fn too_many(a: &Args) -> Result<(), CmdError> {
+    if a.len() > 3 {
+        return Err(CmdError::Custom(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try PUBSUB HELP.",
+            String::from_utf8_lossy(&a[1])
+        )));
+    }
+    Ok(())
+}
+
 /// `PUBSUB CHANNELS [pattern]`
 fn pubsub_channels(c: &mut Client, a: Args) -> LocalFuture<'_> {
     boxed(async move {
+        too_many(&a)?;
         let names = all_names(c, Kind::Channel, a.as_slice().get(2).cloned()).await?;
         c.out.array_of_bulks(names.iter());
         Ok(())
@@ -126,6 +138,7 @@ fn pubsub_channels(c: &mut Client, a: Args) -> LocalFuture<'_> {
 /// `PUBSUB SHARDCHANNELS [pattern]`
 fn pubsub_shardchannels(c: &mut Client, a: Args) -> LocalFuture<'_> {
     boxed(async move {
+        too_many(&a)?;
         let names = all_names(c, Kind::Shard, a.as_slice().get(2).cloned()).await?;
         c.out.array_of_bulks(names.iter());
         Ok(())
@@ -188,7 +201,7 @@ fn pubsub_help(c: &mut Client, _a: Args) -> LocalFuture<'_> {
                 "SHARDNUMSUB [<shardchannel> ...]",
                 "    Return the number of subscribers for the specified shard level channel(s)",
                 "HELP",
-                "    Print this help.",
+                "    Prints this help.",
             ],
         );
         Ok(())
