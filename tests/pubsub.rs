@@ -44,11 +44,19 @@ fn fan_out_to_100_subscribers_exact_count_in_order() {
     let mut p = s.raw();
     assert_eq!(numsub(&s, "news"), 100);
     for i in 0..200 {
-        assert_eq!(p.cmd(&["PUBLISH", "news", &format!("m{i}")]), V::Int(100), "message {i}");
+        assert_eq!(
+            p.cmd(&["PUBLISH", "news", &format!("m{i}")]),
+            V::Int(100),
+            "message {i}"
+        );
     }
     for (n, sub) in subs.iter_mut().enumerate() {
         for i in 0..200 {
-            assert_eq!(sub.read().unwrap(), push("message", "news", &format!("m{i}")), "subscriber {n}");
+            assert_eq!(
+                sub.read().unwrap(),
+                push("message", "news", &format!("m{i}")),
+                "subscriber {n}"
+            );
         }
     }
     // Nothing duplicated: the next thing each subscriber sees is the answer to its PING.
@@ -132,7 +140,11 @@ fn resp3_pushes_between_replies() {
     c.send(&["PUBLISH", "ch", "self"]).unwrap();
     assert_eq!(
         c.read().unwrap(),
-        V::Push(vec![V::Bulk(b"message".to_vec()), V::Bulk(b"ch".to_vec()), V::Bulk(b"self".to_vec())])
+        V::Push(vec![
+            V::Bulk(b"message".to_vec()),
+            V::Bulk(b"ch".to_vec()),
+            V::Bulk(b"self".to_vec())
+        ])
     );
     assert_eq!(c.read().unwrap(), V::Int(1));
 }
@@ -192,7 +204,11 @@ fn reset_and_disconnect_unsubscribe() {
     let b = subscriber(&s, &["PSUBSCRIBE", "c*"]);
     let mut p = s.raw();
     assert_eq!(p.cmd(&["PUBLISH", "c1", "x"]), V::Int(2));
-    assert!(s.raw().cmd(&["CLIENT", "LIST"]).str().contains("flags=P db=0 sub=2 psub=0 ssub=0"));
+    assert!(s
+        .raw()
+        .cmd(&["CLIENT", "LIST"])
+        .str()
+        .contains("flags=P db=0 sub=2 psub=0 ssub=0"));
     a.read().unwrap();
     assert_eq!(a.cmd(&["RESET"]), V::Simple("RESET".into()));
     assert_eq!(a.cmd(&["GET", "k"]), V::Nil);
@@ -201,7 +217,10 @@ fn reset_and_disconnect_unsubscribe() {
     assert!(poll(PATIENCE, || (p.cmd(&["PUBLISH", "c1", "x"]) == V::Int(0)).then_some(())).is_some());
     assert_eq!(p.cmd(&["PUBSUB", "NUMPAT"]), V::Int(0));
     let info = p.cmd(&["INFO", "stats"]).str();
-    assert!(info.contains("pubsub_channels:0") && info.contains("pubsub_patterns:0"), "{info}");
+    assert!(
+        info.contains("pubsub_channels:0") && info.contains("pubsub_patterns:0"),
+        "{info}"
+    );
 }
 
 #[test]
@@ -212,7 +231,9 @@ fn keyspace_events_for_set_del_expire_and_expired() {
         p.cmd(&["CONFIG", "SET", "notify-keyspace-events", "KEA"]),
         V::Simple("OK".into())
     );
-    let mut events: Vec<Raw> = (0..6).map(|_| subscriber(&s, &["PSUBSCRIBE", "__keyevent@0__:*"])).collect();
+    let mut events: Vec<Raw> = (0..6)
+        .map(|_| subscriber(&s, &["PSUBSCRIBE", "__keyevent@0__:*"]))
+        .collect();
     let mut space = subscriber(&s, &["SUBSCRIBE", "__keyspace@0__:k1"]);
     p.cmd(&["SET", "k1", "v"]);
     p.cmd(&["EXPIRE", "k1", "100"]);

@@ -17,8 +17,8 @@ use crate::resp::Reply;
 use crate::server::client::Client;
 use crate::store::{Db, EncodingLimits, Store, Value};
 
-pub use args::Args;
 pub use crate::config::NotifyFlags;
+pub use args::Args;
 pub use keys::{Begin, Find, KeySpec};
 
 /// Command flags, with the names `COMMAND INFO` reports (Redis's CMD_* flags).

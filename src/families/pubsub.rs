@@ -21,7 +21,15 @@ pub fn allowed_when_subscribed(cmd: &Cmd) -> bool {
     cmd.parent.is_none()
         && matches!(
             cmd.spec.name,
-            "ping" | "subscribe" | "ssubscribe" | "unsubscribe" | "sunsubscribe" | "psubscribe" | "punsubscribe" | "quit" | "reset"
+            "ping"
+                | "subscribe"
+                | "ssubscribe"
+                | "unsubscribe"
+                | "sunsubscribe"
+                | "psubscribe"
+                | "punsubscribe"
+                | "quit"
+                | "reset"
         )
 }
 
@@ -405,10 +413,16 @@ mod tests {
     #[test]
     fn subscribed_mode_allows_redis_list() {
         for name in ["ping", "subscribe", "punsubscribe", "ssubscribe", "quit", "reset"] {
-            assert!(allowed_when_subscribed(table::lookup(name.as_bytes()).unwrap()), "{name}");
+            assert!(
+                allowed_when_subscribed(table::lookup(name.as_bytes()).unwrap()),
+                "{name}"
+            );
         }
         for name in ["get", "publish", "echo", "client"] {
-            assert!(!allowed_when_subscribed(table::lookup(name.as_bytes()).unwrap()), "{name}");
+            assert!(
+                !allowed_when_subscribed(table::lookup(name.as_bytes()).unwrap()),
+                "{name}"
+            );
         }
     }
 }

@@ -93,7 +93,10 @@ fn check(client: &Client, args: &Args) -> Result<Route, CmdError> {
     }
     drop(cfg);
     // RESP2 subscribed mode (RESP3 clients may run anything while subscribed).
-    if client.proto == Proto::Resp2 && client.handle.pubsub.active() && !crate::families::pubsub::allowed_when_subscribed(cmd) {
+    if client.proto == Proto::Resp2
+        && client.handle.pubsub.active()
+        && !crate::families::pubsub::allowed_when_subscribed(cmd)
+    {
         return Err(CmdError::Custom(format!(
             "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
             cmd.full_name

@@ -298,7 +298,8 @@ fn totals(snaps: &[ShardSnapshot], databases: usize) -> Totals {
         pubsub: [0; 3],
     };
     for (i, n) in t.pubsub.iter_mut().enumerate() {
-        let names: std::collections::HashSet<&[u8]> = snaps.iter().flat_map(|s| s.pubsub[i].iter().map(|b| &b[..])).collect();
+        let names: std::collections::HashSet<&[u8]> =
+            snaps.iter().flat_map(|s| s.pubsub[i].iter().map(|b| &b[..])).collect();
         *n = names.len();
     }
     for s in snaps {
@@ -530,7 +531,10 @@ pub fn render(shard: &Shard, snaps: &[ShardSnapshot], wanted: &[&str]) -> String
                     .field("total_writes_processed", 0)
                     .field("io_threaded_reads_processed", 0)
                     .field("io_threaded_writes_processed", 0)
-                    .field("client_output_buffer_limit_disconnections", stats.obuf_limit_disconnections)
+                    .field(
+                        "client_output_buffer_limit_disconnections",
+                        stats.obuf_limit_disconnections,
+                    )
                     .field("reply_buffer_shrinks", 0)
                     .field("reply_buffer_expands", 0)
                     .field(

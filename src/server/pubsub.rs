@@ -420,7 +420,12 @@ pub fn deliver(sh: &Shard, kind: Kind, channel: &[u8], message: &[u8]) -> usize 
 }
 
 /// PUBLISH / SPUBLISH: delivers on every shard that has subscribers; the exact total.
-pub async fn publish(sh: &Rc<Shard>, kind: Kind, channel: Bytes, message: Bytes) -> Result<usize, crate::error::CmdError> {
+pub async fn publish(
+    sh: &Rc<Shard>,
+    kind: Kind,
+    channel: Bytes,
+    message: Bytes,
+) -> Result<usize, crate::error::CmdError> {
     let targets = sh.local.shared.pubsub.targets(kind);
     match targets[..] {
         [] => Ok(0),
@@ -664,7 +669,8 @@ mod tests {
         assert!(!over_limit(&subs, 5, limit));
         assert!(!over_limit(&subs, 20, limit));
         assert!(over_limit(&subs, 100, limit));
-        subs.soft_since.set(Some(Instant::now() - std::time::Duration::from_secs(61)));
+        subs.soft_since
+            .set(Some(Instant::now() - std::time::Duration::from_secs(61)));
         assert!(over_limit(&subs, 20, limit));
         assert!(!over_limit(&subs, 5, limit));
         assert!(subs.soft_since.get().is_none());
