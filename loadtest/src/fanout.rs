@@ -51,7 +51,7 @@ pub fn run(cfg: &FanoutCfg) -> Result<(f64, f64), String> {
             .map_err(|e| e.to_string())?;
         let mut r = BufReader::with_capacity(256 * 1024, s);
         // *3 $9 subscribe $12 fanout-bench :1
-        for _ in 0..7 {
+        for _ in 0..6 {
             let mut line = Vec::new();
             r.read_until(b'\n', &mut line)
                 .map_err(|e| format!("subscribe ack: {e}"))?;

@@ -458,64 +458,114 @@ pub fn drain_into(handle: &ClientHandle, out: &mut Reply, mark: usize) {
     p.clear();
 }
 
+/// What a direct send of the pending pushes did.
+enum Sent {
+    All,
+    /// The socket is full: the rest waits for it to drain.
+    Blocked,
+    Failed,
+}
+
+/// Writes pending pushes with nonblocking sends on the socket (one syscall per batch, as
+/// Redis writes): no io_uring submission, and the connection's pending peek stays armed.
+fn send_pending(fd: i32, handle: &ClientHandle, sh: &Shard) -> Sent {
+    let mut p = handle.pubsub.pending.borrow_mut();
+    let mut off = 0;
+    while off < p.len() {
+        // SAFETY: the buffer outlives the call; fd is this connection's open socket.
+        let n = unsafe {
+            libc::send(
+                fd,
+                p[off..].as_ptr().cast(),
+                p.len() - off,
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        if n > 0 {
+            off += n as usize;
+            continue;
+        }
+        let err = std::io::Error::last_os_error();
+        match err.kind() {
+            std::io::ErrorKind::Interrupted => continue,
+            std::io::ErrorKind::WouldBlock => break,
+            _ if n == 0 => break,
+            _ => return Sent::Failed,
+        }
+    }
+    if off > 0 {
+        sh.local.stats.borrow_mut().net_output_bytes += off as u64;
+        p.drain(..off);
+    }
+    if p.is_empty() {
+        handle.omem.set(0);
+        handle.pubsub.soft_since.set(None);
+        if p.capacity() > 64 * 1024 {
+            *p = Vec::new();
+        }
+        Sent::All
+    } else {
+        handle.omem.set(p.len());
+        Sent::Blocked
+    }
+}
+
 /// Waits until the socket has input, writing pushes as they come. False when the client
 /// is gone. The read that follows finds data at once; no read is ever abandoned.
 pub async fn wait_input(stream: &mut TcpStream, handle: &ClientHandle, sh: &Shard) -> bool {
     use futures_lite::AsyncWriteExt;
+    use std::os::fd::AsRawFd;
+    let fd = stream.as_raw_fd();
     loop {
-        if handle.killed.get() {
-            return false;
-        }
-        let pending = std::mem::take(&mut *handle.pubsub.pending.borrow_mut());
-        if !pending.is_empty() {
-            handle.pubsub.in_flight.set(pending.len());
-            sh.local.stats.borrow_mut().net_output_bytes += pending.len() as u64;
-            // A killed client's write may wait forever on a full socket: the kill ends it
-            // (the connection closes, so the abandoned write loses nothing).
-            let killed = std::future::poll_fn(|cx| {
-                if handle.killed.get() {
-                    Poll::Ready(Err(std::io::ErrorKind::ConnectionAborted.into()))
-                } else {
-                    *handle.pubsub.waker.borrow_mut() = Some(cx.waker().clone());
-                    Poll::Pending
-                }
-            });
-            let r = futures_lite::future::or(stream.write_all(&pending), killed).await;
-            handle.pubsub.in_flight.set(0);
-            if handle.pubsub.pending.borrow().is_empty() {
-                handle.omem.set(0);
-                handle.pubsub.soft_since.set(None);
-                // Keep the allocation for the next burst unless it grew large.
-                if pending.capacity() <= 64 * 1024 {
-                    let mut pending = pending;
-                    pending.clear();
-                    *handle.pubsub.pending.borrow_mut() = pending;
-                }
-            }
-            if r.is_err() {
-                return false;
-            }
-            continue;
-        }
-        if !handle.pubsub.active() {
-            return true;
-        }
-        let readable = async {
+        {
+            // One peek per round, kept in flight while pushes are sent directly.
             let mut b = [0u8; 1];
-            Some(matches!(stream.peek(&mut b).await, Ok(n) if n > 0))
-        };
-        let pushed = std::future::poll_fn(|cx| {
-            if handle.killed.get() || !handle.pubsub.pending.borrow().is_empty() {
-                Poll::Ready(None)
+            let mut readable = std::pin::pin!(async { matches!(stream.peek(&mut b).await, Ok(n) if n > 0) });
+            loop {
+                if handle.killed.get() {
+                    return false;
+                }
+                match send_pending(fd, handle, sh) {
+                    Sent::All => {}
+                    Sent::Blocked => break,
+                    Sent::Failed => return false,
+                }
+                if !handle.pubsub.active() {
+                    return true;
+                }
+                let pushed = std::future::poll_fn(|cx| {
+                    if handle.killed.get() || !handle.pubsub.pending.borrow().is_empty() {
+                        Poll::Ready(None)
+                    } else {
+                        *handle.pubsub.waker.borrow_mut() = Some(cx.waker().clone());
+                        Poll::Pending
+                    }
+                });
+                let readable = readable.as_mut();
+                match futures_lite::future::or(pushed, async { Some(readable.await) }).await {
+                    Some(ok) => return ok,
+                    None => continue,
+                }
+            }
+        }
+        // The socket is full (a slow reader): wait for it to drain with an ordinary write.
+        let pending = std::mem::take(&mut *handle.pubsub.pending.borrow_mut());
+        handle.pubsub.in_flight.set(pending.len());
+        sh.local.stats.borrow_mut().net_output_bytes += pending.len() as u64;
+        // A killed client's write may wait forever on a full socket: the kill ends it
+        // (the connection closes, so the abandoned write loses nothing).
+        let killed = std::future::poll_fn(|cx| {
+            if handle.killed.get() {
+                Poll::Ready(Err(std::io::ErrorKind::ConnectionAborted.into()))
             } else {
                 *handle.pubsub.waker.borrow_mut() = Some(cx.waker().clone());
                 Poll::Pending
             }
         });
-        match futures_lite::future::or(pushed, readable).await {
-            Some(true) => return true,
-            Some(false) => return false,
-            None => continue,
+        let r = futures_lite::future::or(stream.write_all(&pending), killed).await;
+        handle.pubsub.in_flight.set(0);
+        if r.is_err() {
+            return false;
         }
     }
 }
