@@ -544,7 +544,10 @@ pub async fn wait_input(stream: &mut TcpStream, handle: &ClientHandle, sh: &Shar
                 let readable = readable.as_mut();
                 match futures_lite::future::or(pushed, async { Some(readable.await) }).await {
                     Some(ok) => return ok,
-                    None => continue,
+                    // Let the publisher (woken on this shard too) write its reply first, as
+                    // Redis writes the most recent pending client first: it can send its next
+                    // message while subscribers read this one. More pushes may batch meanwhile.
+                    None => futures_lite::future::yield_now().await,
                 }
             }
         }
