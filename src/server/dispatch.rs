@@ -214,7 +214,11 @@ pub fn exec_keyed_mode(
     });
     sh.with_store(|store| effects.take_expired(store));
     drop(effects);
-    super::pubsub::flush_events(sh);
+    // A client's own commands (Normal) publish their keyspace events through the client,
+    // in command order; serving blocked clients has no client to wait for them.
+    if mode != ExecMode::Normal {
+        super::pubsub::flush_events(sh);
+    }
     if block.is_some() {
         return block;
     }
@@ -441,7 +445,8 @@ impl Pipeline {
         if let Some((cmd, args)) = monitored {
             super::conn::feed_monitors(client, cmd, &args).await;
         }
-        super::pubsub::flush_events(&client.shard);
+        let events = super::pubsub::take_events();
+        super::pubsub::publish_events(&client.shard, events).await;
         apply_reply_mode(client, mark);
         // Pushes the command itself produced (a message to itself, a keyspace event) come
         // before its reply, as in Redis.
@@ -473,11 +478,12 @@ impl Pipeline {
                     }
                 }
                 sh.flush_effects();
-                (out.take(), ends)
+                (out.take(), ends, super::pubsub::take_events())
             })
             .await;
         match result {
-            Ok((bytes, ends)) => {
+            Ok((bytes, ends, events)) => {
+                super::pubsub::publish_events(&client.shard, events).await;
                 if marks_needed {
                     // CLIENT REPLY OFF/SKIP: replies are dropped one by one, so split them.
                     let mut start = 0;
@@ -621,14 +627,16 @@ async fn split_sum(client: &mut Client, cmd: &'static Cmd, args: &Args, position
                 let mut out = Reply::new(ctx.proto);
                 exec_keyed(sh, cmd, &sub, &ctx, &mut out);
                 sh.flush_effects();
-                out.take()
+                (out.take(), super::pubsub::take_events())
             })
             .await
         }));
     }
     let mut replies = Vec::with_capacity(pending.len());
     for p in pending {
-        replies.push(p.await?);
+        let (reply, events) = p.await?;
+        super::pubsub::publish_events(&client.shard, events).await;
+        replies.push(reply);
     }
     if let Some(err) = replies.iter().find(|r| r.first() == Some(&b'-')) {
         client.out.raw(err);

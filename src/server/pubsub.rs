@@ -15,9 +15,11 @@
 //!   the soft seconds) gets its client disconnected: the buffer is dropped and no more is
 //!   appended, so a subscriber that never reads costs at most the limit.
 //! - Keyspace notifications are recorded by command handlers ([`notify`], through
-//!   `Exec::notify`) into a per-thread list and published by the dispatcher after the
-//!   command ([`flush_events`]): local subscribers at once, other shards through one ordered
-//!   outbox per shard.
+//!   `Exec::notify`) into a per-thread list. The dispatcher takes them after the command and
+//!   the issuing connection publishes them before its next command ([`publish_events`]), so
+//!   one client's events keep its command order across shards; events with no client (active
+//!   expiry, serving blocked clients) go through one ordered outbox per shard
+//!   ([`flush_events`]).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -615,8 +617,54 @@ pub fn notify(db: usize, class: u32, event: &str, key: &[u8]) {
     });
 }
 
-/// Publishes the recorded events: to this shard's subscribers now, to other shards through
-/// this shard's outbox (one task drains it, so events keep their order).
+/// Keyspace events recorded on this thread, taken to be published by the client whose
+/// commands produced them (in its command order: see [`publish_events`]).
+pub struct Events(Vec<Event>);
+
+/// Takes this thread's recorded events.
+pub fn take_events() -> Events {
+    Events(EVENTS.with(|e| {
+        let mut e = e.borrow_mut();
+        if e.is_empty() {
+            Vec::new()
+        } else {
+            std::mem::take(&mut *e)
+        }
+    }))
+}
+
+/// Publishes events for the connection whose commands produced them, before its next
+/// command runs: every shard with subscribers gets the batch and the wait ends once all have
+/// delivered, so a subscriber sees one client's events in that client's command order,
+/// whichever shards its keys live on.
+pub async fn publish_events(sh: &Rc<Shard>, events: Events) {
+    if events.0.is_empty() {
+        return;
+    }
+    let targets = sh.local.shared.pubsub.targets(Kind::Channel);
+    match targets[..] {
+        [] => {}
+        [t] if t == sh.id => {
+            for ev in &events.0 {
+                deliver(sh, Kind::Channel, &ev.channel, &ev.message);
+            }
+        }
+        _ => {
+            let batch = std::sync::Arc::new(events.0);
+            let _ = sh
+                .hop_many(&targets, move |sh| {
+                    for ev in batch.iter() {
+                        deliver(sh, Kind::Channel, &ev.channel, &ev.message);
+                    }
+                })
+                .await;
+        }
+    }
+}
+
+/// Publishes events no client waits for (expiry by the cron, serving blocked clients): to
+/// this shard's subscribers now, to other shards through this shard's outbox (one task
+/// drains it, so these events keep their order).
 pub fn flush_events(sh: &Rc<Shard>) {
     let events = EVENTS.with(|e| {
         let mut e = e.borrow_mut();
