@@ -14,6 +14,7 @@
 mod bench;
 mod camera;
 mod client;
+mod fanout;
 mod latency;
 mod resp;
 mod stats;
@@ -83,6 +84,30 @@ enum Cmd {
     Latency(LatencyArgs),
     /// Camera pipeline scenario: queues, dedupe, rate limiting, DLQ, pub/sub; audited.
     Camera(CameraArgs),
+    /// Pub/Sub fan-out: one publisher, many subscribers; every delivery checked.
+    Fanout(FanoutArgs),
+}
+
+#[derive(Args)]
+struct FanoutArgs {
+    /// Server host.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Server port.
+    #[arg(short, long, default_value_t = 6379)]
+    port: u16,
+    /// Subscriber connections.
+    #[arg(short, long, default_value_t = 100)]
+    subscribers: usize,
+    /// Messages published.
+    #[arg(short = 'n', long, default_value_t = 20_000)]
+    messages: u64,
+    /// PUBLISHes in flight.
+    #[arg(short = 'P', long, default_value_t = 1)]
+    pipeline: usize,
+    /// Message size in bytes (at least 12).
+    #[arg(long, default_value_t = 16)]
+    size: usize,
 }
 
 #[derive(Args)]
@@ -220,6 +245,23 @@ fn main() -> ExitCode {
         Cmd::Bench(a) => run_bench(a),
         Cmd::Latency(a) => run_latency(a),
         Cmd::Camera(a) => run_camera(a),
+        Cmd::Fanout(a) => {
+            let cfg = fanout::FanoutCfg {
+                host: a.host,
+                port: a.port,
+                subscribers: a.subscribers,
+                messages: a.messages,
+                pipeline: a.pipeline.max(1),
+                size: a.size,
+            };
+            fanout::run(&cfg).map(|(msgs, deliveries)| {
+                println!(
+                    "fanout: {} subscribers, pipeline {}, {} messages: {:.0} messages/s, {:.0} deliveries/s",
+                    cfg.subscribers, cfg.pipeline, cfg.messages, msgs, deliveries
+                );
+                true
+            })
+        }
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -17,6 +17,7 @@ use crate::resp::Reply;
 use crate::server::client::Client;
 use crate::store::{Db, EncodingLimits, Store, Value};
 
+pub use crate::config::NotifyFlags;
 pub use args::Args;
 pub use keys::{Begin, Find, KeySpec};
 
@@ -412,6 +413,18 @@ impl<'a> Exec<'a> {
             self.block = Some(deadline);
         }
         self.may_block
+    }
+
+    /// Records a keyspace event (`notify-keyspace-events`) for `key` in the selected
+    /// database: `class` is one of `NotifyFlags`' class bits, `event` Redis's event name.
+    /// Costs a thread-local read when notifications are off; published after the command.
+    pub fn notify(&self, class: u32, event: &str, key: &[u8]) {
+        crate::server::pubsub::notify(self.db, class, event, key);
+    }
+
+    /// [`Exec::notify`] in another database (MOVE, COPY ... DB).
+    pub fn notify_db(&self, db: usize, class: u32, event: &str, key: &[u8]) {
+        crate::server::pubsub::notify(db, class, event, key);
     }
 
     /// Records a write effect in the selected database.

@@ -49,10 +49,19 @@ const BAD_NAME: &str = "ERR Client names cannot contain spaces, newlines or spec
 
 fn ping(c: &mut Client, a: Args) -> LocalFuture<'_> {
     boxed(async move {
+        if a.len() > 2 {
+            return Err(CmdError::WrongArity("ping".into()));
+        }
+        if c.proto == Proto::Resp2 && c.handle.pubsub.active() {
+            // Subscribed RESP2 clients get PING's answer in the shape of a message.
+            c.out.array(2);
+            c.out.bulk(b"pong");
+            c.out.bulk(if a.len() == 2 { &a[1] } else { b"" });
+            return Ok(());
+        }
         match a.len() {
             1 => c.out.simple("PONG"),
-            2 => c.out.bulk(&a[1]),
-            _ => return Err(CmdError::WrongArity("ping".into())),
+            _ => c.out.bulk(&a[1]),
         }
         Ok(())
     })
@@ -184,6 +193,7 @@ fn reset(c: &mut Client, _a: Args) -> LocalFuture<'_> {
         c.multi_error = false;
         c.handle.multi_len.set(-1);
         crate::families::transactions::unwatch_all(c).await;
+        crate::server::pubsub::unsubscribe_all(&c.shard, &c.handle);
         *c.handle.name.borrow_mut() = None;
         c.handle.no_evict.set(false);
         c.handle.no_touch.set(false);

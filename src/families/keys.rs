@@ -9,7 +9,7 @@
 use bytes::Bytes;
 
 use super::boxed;
-use crate::command::{acl, flags::*, Args, CommandSpec, Exec, KeySpec, LocalFuture, Multi, Run};
+use crate::command::{acl, flags::*, Args, CommandSpec, Exec, KeySpec, LocalFuture, Multi, NotifyFlags, Run};
 use crate::config::glob::glob_match;
 use crate::config::MaxmemoryPolicy;
 use crate::error::CmdError;
@@ -336,6 +336,7 @@ fn delete_keys(ex: &mut Exec<'_>, a: &Args, effect: &[u8]) -> i64 {
         let db = ex.db(key);
         if db.contains(key, now) {
             db.remove(key);
+            ex.notify(NotifyFlags::GENERIC, "del", key);
             deleted.push(key);
         }
     }
@@ -423,10 +424,12 @@ fn expire_generic(ex: &mut Exec<'_>, a: &Args, relative: bool, seconds: bool, cm
         // A deadline already past deletes the key, propagated as the DEL it is.
         db.remove(key);
         ex.dirty += 1;
+        ex.notify(NotifyFlags::GENERIC, "del", key);
         ex.propagate(&[b"DEL", key]);
     } else {
         db.set_expire(key, when as u64);
         ex.dirty += 1;
+        ex.notify(NotifyFlags::GENERIC, "expire", key);
         if ex.effects.is_enabled() {
             let mut buf = itoa_buf::Buf::new();
             let at = buf.format(when);
@@ -514,6 +517,7 @@ fn persist(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     let removed = db.lookup_write(key, now).is_some() && db.persist(key);
     if removed {
         ex.dirty += 1;
+        ex.notify(NotifyFlags::GENERIC, "persist", key);
         ex.propagate(&[b"PERSIST", key]);
     }
     ex.out.int(removed as i64);
@@ -546,6 +550,8 @@ fn rename_generic(ex: &mut Exec<'_>, a: &Args, nx: bool) -> Result<(), CmdError>
     };
     ex.db(dst).insert_entry(dst, entry, at);
     ex.dirty += 1;
+    ex.notify(NotifyFlags::GENERIC, "rename_from", src);
+    ex.notify(NotifyFlags::GENERIC, "rename_to", dst);
     ex.propagate(&[if nx { b"RENAMENX" } else { b"RENAME" }, src, dst]);
     if nx {
         ex.out.int(1);
@@ -603,6 +609,7 @@ fn copy(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     let lru = target.lru_clock;
     target.insert_entry(dst, Entry { value, lru }, at);
     ex.dirty += 1;
+    ex.notify_db(dst_db, NotifyFlags::GENERIC, "copy_to", dst);
     if ex.effects.is_enabled() {
         let mut effect: Vec<&[u8]> = vec![b"COPY"];
         effect.extend(a.as_slice()[1..].iter().map(|b| &b[..]));
@@ -633,6 +640,8 @@ fn move_(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     };
     ex.ks.db(dst_db, key).insert_entry(key, entry, at);
     ex.dirty += 1;
+    ex.notify(NotifyFlags::GENERIC, "move_from", key);
+    ex.notify_db(dst_db, NotifyFlags::GENERIC, "move_to", key);
     ex.propagate(&[b"MOVE", key, &a[2]]);
     ex.out.int(1);
     Ok(())

@@ -10,7 +10,7 @@
 use bytes::Bytes;
 
 use crate::command::args::{parse_i64, parse_timeout};
-use crate::command::{acl, flags::*, Args, Begin, CommandSpec, Exec, Find, KeySpec, Multi, Run};
+use crate::command::{acl, flags::*, Args, Begin, CommandSpec, Exec, Find, KeySpec, Multi, NotifyFlags, Run};
 use crate::error::CmdError;
 use crate::resp::Reply;
 use crate::store::list::{Elem, End, List};
@@ -50,6 +50,7 @@ fn lookup<'e>(ex: &'e mut Exec<'_>, key: &[u8], read: bool) -> Result<(Option<&'
 fn after_removal(ex: &mut Exec<'_>, key: &[u8], list_empty: bool, n: usize) {
     if list_empty {
         ex.db(key).remove(key);
+        ex.notify(NotifyFlags::GENERIC, "del", key);
     }
     ex.dirty += n as u64;
 }
@@ -158,9 +159,20 @@ fn push_generic(ex: &mut Exec<'_>, a: &Args, end: End, xx: bool) -> Result<(), C
     let len = list.len();
     ex.out.int(len as i64);
     ex.signal_ready(key);
+    ex.notify(NotifyFlags::LIST, end_event(end, true), key);
     ex.dirty += items.len() as u64;
     propagate_as_is(ex, a);
     Ok(())
+}
+
+/// The keyspace event of a push or pop at `end`.
+fn end_event(end: End, push: bool) -> &'static str {
+    match (end, push) {
+        (End::Head, true) => "lpush",
+        (End::Tail, true) => "rpush",
+        (End::Head, false) => "lpop",
+        (End::Tail, false) => "rpop",
+    }
 }
 
 /// `LPUSH key element [element ...]`: the new length.
@@ -208,6 +220,7 @@ fn linsert(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     }
     out.int(list.len() as i64);
     ex.dirty += 1;
+    ex.notify(NotifyFlags::LIST, "linsert", key);
     propagate_as_is(ex, a);
     Ok(())
 }
@@ -342,6 +355,7 @@ fn lset(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     list.shrink(fill);
     out.ok();
     ex.dirty += 1;
+    ex.notify(NotifyFlags::LIST, "lset", &a[1]);
     propagate_as_is(ex, a);
     Ok(())
 }
@@ -363,6 +377,9 @@ fn lrem(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
         list.shrink(fill);
     }
     out.int(removed as i64);
+    if removed > 0 {
+        ex.notify(NotifyFlags::LIST, "lrem", key);
+    }
     after_removal(ex, key, empty, removed);
     if removed > 0 {
         propagate_as_is(ex, a);
@@ -401,6 +418,7 @@ fn ltrim(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     if !empty {
         list.shrink(fill);
     }
+    ex.notify(NotifyFlags::LIST, "ltrim", key);
     after_removal(ex, key, empty, (ltrim + rtrim) as usize);
     if ltrim + rtrim > 0 {
         propagate_as_is(ex, a);
@@ -447,6 +465,7 @@ fn pop_generic(ex: &mut Exec<'_>, a: &Args, end: End) -> Result<(), CmdError> {
     if !empty {
         list.shrink(fill);
     }
+    ex.notify(NotifyFlags::LIST, end_event(end, false), key);
     after_removal(ex, key, empty, n);
     propagate_as_is(ex, a);
     Ok(())
@@ -490,6 +509,8 @@ fn lmove_generic(ex: &mut Exec<'_>, src: &[u8], dst: &[u8], from: End, to: End) 
     d.prepare_add(raw, 1, fill);
     d.push(to, v.as_elem(), fill);
     ex.signal_ready(dst);
+    ex.notify(NotifyFlags::LIST, end_event(to, true), dst);
+    ex.notify(NotifyFlags::LIST, end_event(from, false), src);
     reply_elem(ex.out, v.as_elem());
     let (list, _) = lookup(ex, src, false)?;
     let empty = match list {
@@ -559,6 +580,7 @@ fn serve_mpop(ex: &mut Exec<'_>, keys: &[Bytes], end: End, count: usize) -> Resu
         if !empty {
             list.shrink(fill);
         }
+        ex.notify(NotifyFlags::LIST, end_event(end, false), key);
         after_removal(ex, key, empty, n);
         propagate_pop_count(ex, end, key, n);
         return Ok(true);
@@ -594,6 +616,7 @@ fn bpop_generic(ex: &mut Exec<'_>, a: &Args, end: End) -> Result<(), CmdError> {
         if !empty {
             list.shrink(fill);
         }
+        ex.notify(NotifyFlags::LIST, end_event(end, false), key);
         after_removal(ex, key, empty, 1);
         ex.propagate(&[pop_name(end), key]);
         return Ok(());

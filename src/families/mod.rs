@@ -7,6 +7,7 @@ pub mod hashes;
 pub mod introspection;
 pub mod keys;
 pub mod lists;
+pub mod pubsub;
 pub mod server;
 pub mod sets;
 pub mod sort;
@@ -29,6 +30,7 @@ pub static ALL: &[&[CommandSpec]] = &[
     transactions::COMMANDS,
     sort::COMMANDS,
     crate::persist::rewrite::COMMANDS,
+    pubsub::COMMANDS,
 ];
 
 /// `Box::pin` for connection-level handlers: `fn h(c: &mut Client, a: Args) -> LocalFuture<'_> { boxed(async move { .. }) }`.

@@ -3,7 +3,7 @@
 //! error texts, encodings (`int`/`embstr`/`raw` as `OBJECT ENCODING` reports them) and
 //! propagated effects.
 
-use crate::command::{acl, flags::*, Args, CommandSpec, Exec, Find, KeySpec, Multi, Run};
+use crate::command::{acl, flags::*, Args, CommandSpec, Exec, Find, KeySpec, Multi, NotifyFlags, Run};
 use crate::command::{args::parse_i64, Begin};
 use crate::error::CmdError;
 use crate::resp::{LongDouble, Reply, PROTO_MAX_BULK_LEN};
@@ -250,6 +250,10 @@ fn set_generic(
         }
     }
     ex.dirty += 1;
+    ex.notify(NotifyFlags::STRING, "set", key);
+    if deadline.is_some() {
+        ex.notify(NotifyFlags::GENERIC, "expire", key);
+    }
     Ok(true)
 }
 
@@ -328,6 +332,7 @@ fn getset(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     reply_get(ex, key)?;
     ex.db(key).set(key, Value::Str(Str::from_set(val)), false);
     ex.dirty += 1;
+    ex.notify(NotifyFlags::STRING, "set", key);
     ex.propagate(&[b"SET", key, val]);
     Ok(())
 }
@@ -338,6 +343,7 @@ fn getdel(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     if reply_get(ex, key)? {
         ex.db(key).remove(key);
         ex.dirty += 1;
+        ex.notify(NotifyFlags::GENERIC, "del", key);
         ex.propagate(&[b"DEL", key]);
     }
     Ok(())
@@ -368,11 +374,13 @@ fn getex(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
         Some((ExpireUnit::ExAt | ExpireUnit::PxAt, at)) if at <= now => {
             db.remove(key);
             ex.dirty += 1;
+            ex.notify(NotifyFlags::GENERIC, "del", key);
             ex.propagate(&[b"DEL", key]);
         }
         Some((_, at)) => {
             db.set_expire(key, at);
             ex.dirty += 1;
+            ex.notify(NotifyFlags::GENERIC, "expire", key);
             if ex.effects.is_enabled() {
                 let mut n = itoa_buf::Buf::new();
                 let at = n.format(at as i64).to_vec();
@@ -381,6 +389,7 @@ fn getex(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
         }
         None if o.persist && db.persist(key) => {
             ex.dirty += 1;
+            ex.notify(NotifyFlags::GENERIC, "persist", key);
             ex.propagate(&[b"PERSIST", key]);
         }
         None => {}
@@ -419,6 +428,7 @@ fn mset_generic(ex: &mut Exec<'_>, a: &Args, nx: bool, name: &str) -> Result<(),
     }
     for kv in pairs {
         ex.db(&kv[0]).set(&kv[0], Value::Str(Str::from_set(&kv[1])), false);
+        ex.notify(NotifyFlags::STRING, "set", &kv[0]);
     }
     ex.dirty += (a.len() as u64 - 1) / 2;
     if nx {
@@ -464,6 +474,7 @@ fn append(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     };
     out.int(len as i64);
     ex.dirty += 1;
+    ex.notify(NotifyFlags::STRING, "append", key);
     propagate_as_is(ex, a);
     Ok(())
 }
@@ -499,6 +510,7 @@ fn incr_decr(ex: &mut Exec<'_>, a: &Args, incr: i64) -> Result<(), CmdError> {
     }
     out.int(new);
     ex.dirty += 1;
+    ex.notify(NotifyFlags::STRING, "incrby", key);
     propagate_as_is(ex, a);
     Ok(())
 }
@@ -562,6 +574,7 @@ fn incrbyfloat(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     }
     out.bulk(&text);
     ex.dirty += 1;
+    ex.notify(NotifyFlags::STRING, "incrbyfloat", key);
     ex.propagate(&[b"SET", key, &text, b"KEEPTTL"]);
     Ok(())
 }
@@ -646,6 +659,7 @@ fn setrange(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     };
     out.int(len as i64);
     ex.dirty += 1;
+    ex.notify(NotifyFlags::STRING, "setrange", key);
     propagate_as_is(ex, a);
     Ok(())
 }

@@ -51,6 +51,8 @@ pub struct ClientHandle {
     pub blocked: Cell<bool>,
     /// While blocked: how CLIENT UNBLOCK ends the wait.
     pub unblock: RefCell<Option<futures_channel::oneshot::Sender<super::blocking::Unblock>>>,
+    /// Pub/Sub subscriptions and pushes waiting to be written.
+    pub pubsub: super::pubsub::ClientSubs,
 }
 
 impl ClientHandle {
@@ -68,6 +70,7 @@ impl ClientHandle {
         let mut flags = String::new();
         for (on, c) in [
             (self.monitor.get(), 'O'),
+            (self.pubsub.active(), 'P'),
             (self.multi_len.get() >= 0, 'x'),
             (self.blocked.get(), 'b'),
             (self.no_evict.get(), 'e'),
@@ -80,8 +83,9 @@ impl ClientHandle {
         if flags.is_empty() {
             flags.push('N');
         }
+        let subs = self.pubsub.counts();
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -91,6 +95,9 @@ impl ClientHandle {
             now_ms.saturating_sub(self.last_ms.get()) / 1000,
             flags,
             self.db.get(),
+            subs.0,
+            subs.1,
+            subs.2,
             self.multi_len.get(),
             self.qbuf.get(),
             self.omem.get(),
@@ -113,6 +120,7 @@ impl ClientHandle {
         if let Some(w) = self.monitor_wake.borrow_mut().take() {
             w.wake();
         }
+        self.pubsub.wake();
     }
 }
 

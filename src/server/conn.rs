@@ -55,6 +55,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
         monitor_wake: RefCell::new(None),
         blocked: Cell::new(false),
         unblock: RefCell::new(None),
+        pubsub: Default::default(),
     });
     local.stats.borrow_mut().connections_received += 1;
     let connected = shared.connected_clients.fetch_add(1, Ordering::SeqCst) + 1;
@@ -73,6 +74,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     let mut client = Client::new(shard.clone(), handle.clone(), authenticated);
     serve_client(&mut client, &mut stream).await;
     crate::families::transactions::unwatch_in_background(&mut client);
+    crate::server::pubsub::unsubscribe_all(&shard, &handle);
     if handle.monitor.get() {
         local.clients.borrow_mut().monitors.retain(|h| h.id != id);
         shared.monitors.fetch_sub(1, Ordering::SeqCst);
@@ -93,6 +95,10 @@ async fn serve_client(client: &mut Client, stream: &mut TcpStream) {
         let start = inbuf.len();
         let want = chunk.max(need.saturating_sub(start)).min(MAX_READ.max(chunk));
         inbuf.resize(start + want, 0);
+        // A subscriber must get its pushes while it sends nothing.
+        if handle.pubsub.needs_wait() && !super::pubsub::wait_input(stream, &handle, &shard).await {
+            return;
+        }
         let n = match stream.read(&mut inbuf[start..]).await {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
@@ -156,6 +162,10 @@ async fn serve_client(client: &mut Client, stream: &mut TcpStream) {
             tracing::debug!(client = %handle.addr, "protocol error: {e}");
             client.out.raw(&e.reply_bytes());
             client.close_after_reply = true;
+        }
+        if handle.pubsub.needs_wait() {
+            let end = client.out.len();
+            super::pubsub::drain_into(&handle, &mut client.out, end);
         }
         if !client.out.is_empty() {
             let out = client.out.take();

@@ -98,6 +98,16 @@ fn check(client: &Client, args: &Args) -> Result<Route, CmdError> {
             return Err(CmdError::Custom(crate::persist::misconf(errno)));
         }
     }
+    // RESP2 subscribed mode (RESP3 clients may run anything while subscribed).
+    if client.proto == Proto::Resp2
+        && client.handle.pubsub.active()
+        && !crate::families::pubsub::allowed_when_subscribed(cmd)
+    {
+        return Err(CmdError::Custom(format!(
+            "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+            cmd.full_name
+        )));
+    }
     match cmd.spec.run {
         Run::Keyed(..) => {
             let n = client.shard.nshards;
@@ -211,6 +221,11 @@ pub fn exec_keyed_mode(
     });
     sh.with_store(|store| effects.take_expired(store));
     drop(effects);
+    // A client's own commands (Normal) publish their keyspace events through the client,
+    // in command order; serving blocked clients has no client to wait for them.
+    if mode != ExecMode::Normal {
+        super::pubsub::flush_events(sh);
+    }
     if block.is_some() {
         return block;
     }
@@ -314,6 +329,11 @@ impl Pipeline {
     }
 
     async fn one(&mut self, client: &mut Client, args: Args, conn: Option<&glommio::net::TcpStream>) {
+        // Pub/Sub pushes that arrived before this command go before its reply.
+        if client.handle.pubsub.needs_wait() {
+            let end = client.out.len();
+            super::pubsub::drain_into(&client.handle, &mut client.out, end);
+        }
         let mark = client.out.len();
         let route = check(client, &args);
         if let Ok(Route::Keyed { cmd, .. } | Route::MultiShard { cmd, .. } | Route::Conn(cmd)) = &route {
@@ -448,7 +468,14 @@ impl Pipeline {
         if let Some((cmd, args)) = monitored {
             super::conn::feed_monitors(client, cmd, &args).await;
         }
+        let events = super::pubsub::take_events();
+        super::pubsub::publish_events(&client.shard, events).await;
         apply_reply_mode(client, mark);
+        // Pushes the command itself produced (a message to itself, a keyspace event) come
+        // before its reply, as in Redis.
+        if client.handle.pubsub.needs_wait() {
+            super::pubsub::drain_into(&client.handle, &mut client.out, mark);
+        }
     }
 
     /// Sends the pending run to its shard and appends the replies.
@@ -474,11 +501,12 @@ impl Pipeline {
                     }
                 }
                 sh.flush_effects();
-                (out.take(), ends)
+                (out.take(), ends, super::pubsub::take_events())
             })
             .await;
         match result {
-            Ok((bytes, ends)) => {
+            Ok((bytes, ends, events)) => {
+                super::pubsub::publish_events(&client.shard, events).await;
                 if marks_needed {
                     // CLIENT REPLY OFF/SKIP: replies are dropped one by one, so split them.
                     let mut start = 0;
@@ -631,14 +659,16 @@ async fn split_sum(client: &mut Client, cmd: &'static Cmd, args: &Args, position
                 let mut out = Reply::new(ctx.proto);
                 exec_keyed(sh, cmd, &sub, &ctx, &mut out);
                 sh.flush_effects();
-                out.take()
+                (out.take(), super::pubsub::take_events())
             })
             .await
         }));
     }
     let mut replies = Vec::with_capacity(pending.len());
     for p in pending {
-        replies.push(p.await?);
+        let (reply, events) = p.await?;
+        super::pubsub::publish_events(&client.shard, events).await;
+        replies.push(reply);
     }
     if let Some(err) = replies.iter().find(|r| r.first() == Some(&b'-')) {
         client.out.raw(err);

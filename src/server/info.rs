@@ -93,6 +93,7 @@ pub async fn expire_loop(shard: Rc<Shard>) {
                 effects.take_expired(store);
             });
             shard.flush_effects();
+            super::pubsub::flush_events(&shard);
             local.stats.borrow_mut().expire_cycle_us += slice_start.elapsed().as_micros() as u64;
             if more {
                 glommio::yield_if_needed().await;
@@ -112,6 +113,8 @@ pub struct ShardSnapshot {
     pub hits: u64,
     pub misses: u64,
     pub clients: usize,
+    /// Names with subscribers here: channels, patterns, shard channels.
+    pub pubsub: [Vec<bytes::Bytes>; 3],
 }
 
 pub fn snapshot(shard: &Shard) -> ShardSnapshot {
@@ -127,6 +130,11 @@ pub fn snapshot(shard: &Shard) -> ShardSnapshot {
         }
         (ks, e, h, m)
     });
+    let pubsub = {
+        use super::pubsub::Kind;
+        let reg = shard.local.pubsub.borrow();
+        [Kind::Channel, Kind::Pattern, Kind::Shard].map(|k| reg.names(k, None))
+    };
     ShardSnapshot {
         stats,
         keyspace,
@@ -134,6 +142,7 @@ pub fn snapshot(shard: &Shard) -> ShardSnapshot {
         hits,
         misses,
         clients,
+        pubsub,
     }
 }
 
@@ -274,6 +283,8 @@ struct Totals {
     clients: usize,
     /// Per database: keys, keys with a TTL.
     keyspace: Vec<(usize, usize)>,
+    /// Distinct channels, patterns, shard channels over all shards.
+    pubsub: [usize; 3],
 }
 
 fn totals(snaps: &[ShardSnapshot], databases: usize) -> Totals {
@@ -284,7 +295,13 @@ fn totals(snaps: &[ShardSnapshot], databases: usize) -> Totals {
         misses: 0,
         clients: 0,
         keyspace: vec![(0, 0); databases],
+        pubsub: [0; 3],
     };
+    for (i, n) in t.pubsub.iter_mut().enumerate() {
+        let names: std::collections::HashSet<&[u8]> =
+            snaps.iter().flat_map(|s| s.pubsub[i].iter().map(|b| &b[..])).collect();
+        *n = names.len();
+    }
     for s in snaps {
         t.stats.merge(&s.stats);
         t.expired += s.expired_keys;
@@ -527,9 +544,9 @@ pub fn render(shard: &Shard, snaps: &[ShardSnapshot], wanted: &[&str]) -> String
                     .field("current_eviction_exceeded_time", 0)
                     .field("keyspace_hits", t.hits)
                     .field("keyspace_misses", t.misses)
-                    .field("pubsub_channels", 0)
-                    .field("pubsub_patterns", 0)
-                    .field("pubsubshard_channels", 0)
+                    .field("pubsub_channels", t.pubsub[0])
+                    .field("pubsub_patterns", t.pubsub[1])
+                    .field("pubsubshard_channels", t.pubsub[2])
                     .field("latest_fork_usec", 0)
                     .field("total_forks", 0)
                     .field("migrate_cached_sockets", 0)
@@ -550,6 +567,10 @@ pub fn render(shard: &Shard, snaps: &[ShardSnapshot], wanted: &[&str]) -> String
                     .field("total_writes_processed", 0)
                     .field("io_threaded_reads_processed", 0)
                     .field("io_threaded_writes_processed", 0)
+                    .field(
+                        "client_output_buffer_limit_disconnections",
+                        stats.obuf_limit_disconnections,
+                    )
                     .field("reply_buffer_shrinks", 0)
                     .field("reply_buffer_expands", 0)
                     .field(

@@ -7,6 +7,7 @@ pub mod dispatch;
 pub mod info;
 pub mod listener;
 pub mod memory;
+pub mod pubsub;
 pub mod stats;
 
 use std::cell::{Cell, RefCell};
@@ -47,6 +48,8 @@ pub struct ServerShared {
     pub placement: String,
     pub executable: String,
     pub config_file: String,
+    /// Pub/Sub subscriptions per shard: publishers skip shards with none.
+    pub pubsub: pubsub::Counters,
 }
 
 impl ServerShared {
@@ -84,6 +87,7 @@ impl ServerShared {
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
             config_file,
+            pubsub: pubsub::Counters::new(nshards),
         }
     }
 
@@ -112,6 +116,10 @@ pub struct CachedConfig {
     pub hz: u64,
     pub appendonly: bool,
     pub enc: crate::store::EncodingLimits,
+    /// notify-keyspace-events bits.
+    pub notify: u32,
+    /// client-output-buffer-limit pubsub.
+    pub pubsub_obuf: crate::config::ObufLimit,
 }
 
 impl CachedConfig {
@@ -144,6 +152,8 @@ impl CachedConfig {
                 zset_max_listpack_entries: c.zset_max_listpack_entries,
                 zset_max_listpack_value: c.zset_max_listpack_value,
             },
+            notify: c.notify_keyspace_events.0,
+            pubsub_obuf: c.client_output_buffer_limit.pubsub,
         }
     }
 }
@@ -154,6 +164,8 @@ pub struct ShardLocal {
     pub cfg: RefCell<CachedConfig>,
     pub stats: RefCell<stats::Stats>,
     pub clients: RefCell<client::Registry>,
+    /// This shard's clients' Pub/Sub subscriptions.
+    pub pubsub: RefCell<pubsub::Registry>,
     pub effects: RefCell<Effects>,
     pub persist: Option<RecordSender>,
     /// Connections holding replies until their writes are durable (see persist::Durable).
@@ -174,6 +186,7 @@ impl ShardLocal {
             cfg: RefCell::new(cfg),
             stats: RefCell::new(stats::Stats::new(crate::command::table::len())),
             clients: RefCell::new(client::Registry::default()),
+            pubsub: RefCell::new(pubsub::Registry::default()),
             effects: RefCell::new(effects),
             persist,
             durable: crate::persist::Durable::default(),
@@ -201,6 +214,7 @@ impl ShardLocal {
             self.effects.borrow_mut().set_enabled(cfg.appendonly);
             *self.cfg.borrow_mut() = cfg;
         }
+        pubsub::set_notify_flags(self.cfg.borrow().notify);
     }
 
     /// xorshift64*: RANDOMKEY, sampling and SCAN need speed, not cryptographic quality.

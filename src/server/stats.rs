@@ -68,6 +68,8 @@ pub struct Stats {
     pub total_commands: u64,
     pub connections_received: u64,
     pub rejected_connections: u64,
+    /// Pub/Sub clients closed at client-output-buffer-limit.
+    pub obuf_limit_disconnections: u64,
     pub net_input_bytes: u64,
     pub net_output_bytes: u64,
     pub expire_cycle_us: u64,
@@ -86,6 +88,7 @@ impl Stats {
             total_commands: 0,
             connections_received: 0,
             rejected_connections: 0,
+            obuf_limit_disconnections: 0,
             net_input_bytes: 0,
             net_output_bytes: 0,
             expire_cycle_us: 0,
@@ -137,6 +140,7 @@ impl Stats {
         self.total_commands += o.total_commands;
         self.connections_received += o.connections_received;
         self.rejected_connections += o.rejected_connections;
+        self.obuf_limit_disconnections += o.obuf_limit_disconnections;
         self.net_input_bytes += o.net_input_bytes;
         self.net_output_bytes += o.net_output_bytes;
         self.expire_cycle_us += o.expire_cycle_us;
