@@ -7,6 +7,7 @@ pub mod hashes;
 pub mod introspection;
 pub mod keys;
 pub mod lists;
+pub mod scripting;
 pub mod server;
 pub mod sets;
 pub mod strings;
@@ -26,6 +27,7 @@ pub static ALL: &[&[CommandSpec]] = &[
     sets::COMMANDS,
     zsets::COMMANDS,
     transactions::COMMANDS,
+    scripting::COMMANDS,
 ];
 
 /// `Box::pin` for connection-level handlers: `fn h(c: &mut Client, a: Args) -> LocalFuture<'_> { boxed(async move { .. }) }`.

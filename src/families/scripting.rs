@@ -1,0 +1,363 @@
+//! Scripting: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT. The machinery (the per-shard
+//! Lua thread, the Redis API, conversions, libraries) lives in `crate::scripting`; these
+//! handlers parse arguments, reserve every shard for the script's run, hand the run to the
+//! Lua thread and, once it is done, enqueue its effects as one record and release the shards.
+
+use bytes::Bytes;
+use futures_channel::oneshot;
+
+use super::{boxed, reply_help};
+use crate::command::{acl, flags::*, Args, Begin, CommandSpec, Find, KeySpec, LocalFuture, Run};
+use crate::error::CmdError;
+use crate::scripting::{self, vm};
+use crate::server::client::Client;
+
+/// Numkeys, keys and arguments of EVAL-like commands, with Redis's errors.
+fn split_keys(a: &Args) -> Result<(Vec<Bytes>, Vec<Bytes>), CmdError> {
+    let n = std::str::from_utf8(&a[2])
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .ok_or(CmdError::NotInteger)?;
+    if n < 0 {
+        return Err(CmdError::Static("ERR Number of keys can't be negative"));
+    }
+    let rest = &a.as_slice()[3..];
+    if n as u64 > rest.len() as u64 {
+        return Err(CmdError::Static("ERR Number of keys can't be greater than number of args"));
+    }
+    let (k, v) = rest.split_at(n as usize);
+    Ok((k.to_vec(), v.to_vec()))
+}
+
+/// `EVAL script numkeys [key [key ...]] [arg [arg ...]]` and the _RO / SHA variants.
+async fn eval_generic(c: &mut Client, a: Args, by_sha: bool, read_only: bool) -> Result<(), CmdError> {
+    let (keys, argv) = split_keys(&a)?;
+    let (sha, body) = if by_sha {
+        let sha = String::from_utf8_lossy(&a[1]).to_ascii_lowercase();
+        let body = scripting::cache_get(&sha).ok_or(CmdError::Static(scripting::NOSCRIPT))?;
+        (sha, body)
+    } else {
+        let body = a.as_slice()[1].clone();
+        let sha = scripting::sha1_hex(&body);
+        if scripting::cache_get(&sha).is_none() {
+            vm::compile_check(&body).map_err(CmdError::Custom)?;
+            scripting::cache_put(sha.clone(), body.clone());
+        }
+        (sha, body)
+    };
+    let sh = c.shard.clone();
+    // A script may touch keys it did not declare: it holds every shard while it runs.
+    let all: Vec<usize> = (0..sh.nshards).collect();
+    let lent = sh.reserve(&all).await?;
+    let (databases, enc) = {
+        let cfg = sh.local.cfg.borrow();
+        (cfg.databases, cfg.enc)
+    };
+    let busy_ms = sh.local.shared.config.read().busy_reply_threshold;
+    let (tx, rx) = oneshot::channel();
+    let job = vm::Job {
+        sha,
+        body,
+        keys,
+        argv,
+        lent,
+        db: c.db,
+        proto: c.proto,
+        read_only,
+        no_touch: c.handle.no_touch.get(),
+        databases,
+        enc,
+        effects_enabled: sh.local.effects.borrow().is_enabled(),
+        busy_ms,
+        done: tx,
+    };
+    if let Err(job) = vm::submit(sh.id, job) {
+        sh.release(job.lent).await;
+        return Err(CmdError::Static("ERR could not start the scripting thread"));
+    }
+    let done = rx
+        .await
+        .map_err(|_| CmdError::Static("ERR the scripting thread stopped"))?;
+    {
+        let mut stats = sh.local.stats.borrow_mut();
+        stats.dirty += done.dirty;
+        for call in &done.calls {
+            stats.total_commands += 1;
+            let s = &mut stats.commands[call.cmd.id];
+            s.calls += 1;
+            s.usec += call.usec;
+            if let Some(code) = &call.err {
+                s.failed += 1;
+                stats.error(code);
+            }
+        }
+        if let Some(code) = &done.err {
+            stats.error(code);
+        }
+    }
+    // One MULTI/EXEC record before the shards are released: the file order is a valid order.
+    sh.send_effects_atomic(done.effects).await;
+    sh.release(done.lent).await;
+    c.out.raw(&done.out);
+    Ok(())
+}
+
+fn eval(c: &mut Client, a: Args) -> LocalFuture<'_> {
+    boxed(eval_generic(c, a, false, false))
+}
+
+fn evalsha(c: &mut Client, a: Args) -> LocalFuture<'_> {
+    boxed(eval_generic(c, a, true, false))
+}
+
+fn eval_ro(c: &mut Client, a: Args) -> LocalFuture<'_> {
+    boxed(eval_generic(c, a, false, true))
+}
+
+fn evalsha_ro(c: &mut Client, a: Args) -> LocalFuture<'_> {
+    boxed(eval_generic(c, a, true, true))
+}
+
+/// `SCRIPT LOAD script`
+fn script_load(c: &mut Client, a: Args) -> LocalFuture<'_> {
+    boxed(async move {
+        let body = a.as_slice()[2].clone();
+        let sha = scripting::sha1_hex(&body);
+        if scripting::cache_get(&sha).is_none() {
+            vm::compile_check(&body).map_err(CmdError::Custom)?;
+            scripting::cache_put(sha.clone(), body);
+        }
+        c.out.bulk(sha.as_bytes());
+        Ok(())
+    })
+}
+
+/// `SCRIPT EXISTS sha1 [sha1 ...]`
+fn script_exists(c: &mut Client, a: Args) -> LocalFuture<'_> {
+    boxed(async move {
+        let shas = &a.as_slice()[2..];
+        c.out.array(shas.len());
+        for s in shas {
+            let sha = String::from_utf8_lossy(s).to_ascii_lowercase();
+            c.out.int(scripting::cache_get(&sha).is_some() as i64);
+        }
+        Ok(())
+    })
+}
+
+/// `SCRIPT FLUSH [ASYNC | SYNC]`
+fn script_flush(c: &mut Client, a: Args) -> LocalFuture<'_> {
+    boxed(async move {
+        let ok = match a.len() {
+            2 => true,
+            3 => a[2].eq_ignore_ascii_case(b"sync") || a[2].eq_ignore_ascii_case(b"async"),
+            _ => false,
+        };
+        if !ok {
+            return Err(CmdError::Static("ERR SCRIPT FLUSH only support SYNC|ASYNC option"));
+        }
+        scripting::cache_flush();
+        c.out.ok();
+        Ok(())
+    })
+}
+
+/// `SCRIPT KILL`
+fn script_kill(c: &mut Client, _a: Args) -> LocalFuture<'_> {
+    boxed(async move {
+        scripting::kill().map_err(CmdError::Static)?;
+        c.out.ok();
+        Ok(())
+    })
+}
+
+/// `SCRIPT HELP`
+fn script_help(c: &mut Client, _a: Args) -> LocalFuture<'_> {
+    boxed(async move {
+        reply_help(
+            &mut c.out,
+            &[
+                "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "DEBUG (YES|SYNC|NO)",
+                "    Set the debug mode for subsequent scripts executed.",
+                "EXISTS <sha1> [<sha1> ...]",
+                "    Return information about the existence of the scripts in the script cache.",
+                "FLUSH [ASYNC|SYNC]",
+                "    Flush the Lua scripts cache. Very dangerous on replicas.",
+                "    When called without the optional mode argument, the behavior is determined by the",
+                "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+                "    * ASYNC: Asynchronously flush the scripts cache.",
+                "    * SYNC: Synchronously flush the scripts cache.",
+                "KILL",
+                "    Kill the currently executing Lua script.",
+                "LOAD <script>",
+                "    Load a script into the scripts cache without executing it.",
+                "HELP",
+                "    Prints this help.",
+            ],
+        );
+        Ok(())
+    })
+}
+
+const EVAL_KEYS: &[KeySpec] = &[KeySpec {
+    flags: &["RW", "ACCESS", "UPDATE"],
+    begin: Begin::Index(2),
+    find: Find::Keynum {
+        keynumidx: 0,
+        firstkey: 1,
+        step: 1,
+    },
+    notes: "We cannot tell how the keys will be used so we assume the worst, RW and UPDATE",
+}];
+
+const EVAL_RO_KEYS: &[KeySpec] = &[KeySpec {
+    flags: &["RO", "ACCESS"],
+    begin: Begin::Index(2),
+    find: Find::Keynum {
+        keynumidx: 0,
+        firstkey: 1,
+        step: 1,
+    },
+    notes: "",
+}];
+
+const EVAL_SYNTAX: &str = "script numkeys [key [key ...]] [arg [arg ...]]";
+const EVALSHA_SYNTAX: &str = "sha1 numkeys [key [key ...]] [arg [arg ...]]";
+
+pub static COMMANDS: &[CommandSpec] = &[
+    CommandSpec {
+        name: "eval",
+        arity: -3,
+        flags: NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | NO_MANDATORY_KEYS | STALE,
+        acl: acl::SCRIPTING,
+        key_specs: EVAL_KEYS,
+        group: "scripting",
+        since: "2.6.0",
+        summary: "Executes a server-side Lua script.",
+        complexity: "Depends on the script that is executed.",
+        syntax: EVAL_SYNTAX,
+        run: Run::Conn(eval),
+        ..CommandSpec::DEFAULT
+    },
+    CommandSpec {
+        name: "evalsha",
+        arity: -3,
+        flags: NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | NO_MANDATORY_KEYS | STALE,
+        acl: acl::SCRIPTING,
+        key_specs: EVAL_KEYS,
+        group: "scripting",
+        since: "2.6.0",
+        summary: "Executes a server-side Lua script by SHA1 digest.",
+        complexity: "Depends on the script that is executed.",
+        syntax: EVALSHA_SYNTAX,
+        run: Run::Conn(evalsha),
+        ..CommandSpec::DEFAULT
+    },
+    CommandSpec {
+        name: "eval_ro",
+        arity: -3,
+        flags: NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY,
+        acl: acl::SCRIPTING,
+        key_specs: EVAL_RO_KEYS,
+        group: "scripting",
+        since: "7.0.0",
+        summary: "Executes a read-only server-side Lua script.",
+        complexity: "Depends on the script that is executed.",
+        syntax: EVAL_SYNTAX,
+        run: Run::Conn(eval_ro),
+        ..CommandSpec::DEFAULT
+    },
+    CommandSpec {
+        name: "evalsha_ro",
+        arity: -3,
+        flags: NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY,
+        acl: acl::SCRIPTING,
+        key_specs: EVAL_RO_KEYS,
+        group: "scripting",
+        since: "7.0.0",
+        summary: "Executes a read-only server-side Lua script by SHA1 digest.",
+        complexity: "Depends on the script that is executed.",
+        syntax: EVALSHA_SYNTAX,
+        run: Run::Conn(evalsha_ro),
+        ..CommandSpec::DEFAULT
+    },
+    CommandSpec {
+        name: "script",
+        arity: -2,
+        group: "scripting",
+        since: "2.6.0",
+        summary: "A container for Lua scripts management commands.",
+        complexity: "Depends on subcommand.",
+        subcommands: &[
+            CommandSpec {
+                name: "load",
+                arity: 3,
+                flags: NOSCRIPT | STALE,
+                acl: acl::SCRIPTING,
+                group: "scripting",
+                since: "2.6.0",
+                summary: "Loads a server-side Lua script to the script cache.",
+                complexity: "O(N) with N being the length in bytes of the script body.",
+                syntax: "script",
+                tips: &["request_policy:all_nodes", "response_policy:all_succeeded"],
+                run: Run::Conn(script_load),
+                ..CommandSpec::DEFAULT
+            },
+            CommandSpec {
+                name: "exists",
+                arity: -3,
+                flags: NOSCRIPT | STALE,
+                acl: acl::SCRIPTING,
+                group: "scripting",
+                since: "2.6.0",
+                summary: "Determines whether server-side Lua scripts exist in the script cache.",
+                complexity: "O(N) with N being the number of scripts to check (so checking a single script is an O(1) operation).",
+                syntax: "sha1 [sha1 ...]",
+                tips: &["request_policy:all_shards", "response_policy:agg_logical_and"],
+                run: Run::Conn(script_exists),
+                ..CommandSpec::DEFAULT
+            },
+            CommandSpec {
+                name: "flush",
+                arity: -2,
+                flags: NOSCRIPT,
+                acl: acl::SCRIPTING,
+                group: "scripting",
+                since: "2.6.0",
+                summary: "Removes all server-side Lua scripts from the script cache.",
+                complexity: "O(N) with N being the number of scripts in cache",
+                syntax: "[ASYNC | SYNC]",
+                tips: &["request_policy:all_nodes", "response_policy:all_succeeded"],
+                run: Run::Conn(script_flush),
+                ..CommandSpec::DEFAULT
+            },
+            CommandSpec {
+                name: "kill",
+                arity: 2,
+                flags: NOSCRIPT | ALLOW_BUSY,
+                acl: acl::SCRIPTING,
+                group: "scripting",
+                since: "2.6.0",
+                summary: "Terminates a server-side Lua script during execution.",
+                complexity: "O(1)",
+                tips: &["request_policy:all_shards", "response_policy:one_succeeded"],
+                run: Run::Conn(script_kill),
+                ..CommandSpec::DEFAULT
+            },
+            CommandSpec {
+                name: "help",
+                arity: 2,
+                flags: LOADING | STALE,
+                acl: acl::SCRIPTING,
+                group: "scripting",
+                since: "5.0.0",
+                summary: "Returns helpful text about the different subcommands.",
+                complexity: "O(1)",
+                run: Run::Conn(script_help),
+                ..CommandSpec::DEFAULT
+            },
+        ],
+        ..CommandSpec::DEFAULT
+    },
+];

@@ -1,0 +1,109 @@
+//! Lua scripting: EVAL and friends on Lua 5.1 (the version Redis embeds; scripts depend on
+//! its semantics), with Redis 7's API, libraries, sandbox and reply conversions.
+//!
+//! How a script runs, and why so:
+//!
+//! - Scripts may touch keys they did not declare (Redis allows it and job queues rely on
+//!   it), so the issuing connection's home shard reserves *every* shard
+//!   ([`crate::shard::Shard::reserve`]) before the script starts: nothing else can observe
+//!   the keyspace until it ends. `redis.call` runs the command's keyed handler over the
+//!   lent keyspaces, as EXEC does.
+//! - The Lua VM does not run on the shard's thread but on a companion thread of that shard
+//!   (one VM per shard, created on first use, never leaving its thread). The shard thread
+//!   only awaits the result, so it keeps serving its other connections while a script runs:
+//!   once the script passes `busy-reply-threshold` they get `-BUSY`, and `SCRIPT KILL` or
+//!   `SHUTDOWN NOSAVE` from any connection, on any shard, is served.
+//! - The script cache is one global registry (SHA1 -> body) behind a lock, so EVALSHA works
+//!   from every connection; each VM compiles a body the first time it runs it.
+//! - Effects: each handler records its effects as usual; the script's whole effects go to
+//!   the persistence core as one `MULTI ... EXEC` record before the shards are released.
+
+pub mod convert;
+pub mod libs;
+pub mod vm;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{LazyLock, RwLock};
+
+use bytes::Bytes;
+
+/// `-BUSY` while a script runs past the threshold.
+pub const BUSY_SCRIPT: &str = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+pub const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
+pub const NOTBUSY: &str = "NOTBUSY No scripts in execution right now.";
+pub const UNKILLABLE: &str = "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.";
+pub const KILLED: &str = "ERR Script killed by user with SCRIPT KILL...";
+
+/// The script cache shared by every shard: lowercase SHA1 hex -> body.
+static REGISTRY: LazyLock<RwLock<HashMap<String, Bytes>>> = LazyLock::new(|| RwLock::new(HashMap::new()));
+
+/// Bumped by SCRIPT FLUSH: each VM starts afresh (new globals, no compiled scripts) when it
+/// sees a newer generation, as Redis recreates its Lua state.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// The running script, if any. At most one script runs at a time (each holds every shard).
+pub struct RunState {
+    pub running: AtomicBool,
+    /// Past busy-reply-threshold: other clients get -BUSY.
+    pub busy: AtomicBool,
+    pub kill: AtomicBool,
+    /// It called a write command: SCRIPT KILL refuses (UNKILLABLE).
+    pub wrote: AtomicBool,
+}
+
+pub static STATE: RunState = RunState {
+    running: AtomicBool::new(false),
+    busy: AtomicBool::new(false),
+    kill: AtomicBool::new(false),
+    wrote: AtomicBool::new(false),
+};
+
+/// True while a script runs past busy-reply-threshold: dispatch answers `-BUSY` to
+/// commands without the allow_busy flag.
+pub fn is_busy() -> bool {
+    STATE.busy.load(Ordering::Relaxed)
+}
+
+/// What SCRIPT KILL answers (and does).
+pub fn kill() -> Result<(), &'static str> {
+    if !STATE.running.load(Ordering::Acquire) || !STATE.busy.load(Ordering::Acquire) {
+        return Err(NOTBUSY);
+    }
+    if STATE.wrote.load(Ordering::Acquire) {
+        return Err(UNKILLABLE);
+    }
+    STATE.kill.store(true, Ordering::Release);
+    Ok(())
+}
+
+/// Lowercase SHA1 hex of a script body.
+pub fn sha1_hex(body: &[u8]) -> String {
+    sha1_smol::Sha1::from(body).digest().to_string()
+}
+
+pub fn cache_get(sha: &str) -> Option<Bytes> {
+    REGISTRY.read().ok()?.get(sha).cloned()
+}
+
+pub fn cache_put(sha: String, body: Bytes) {
+    if let Ok(mut r) = REGISTRY.write() {
+        r.entry(sha).or_insert(body);
+    }
+}
+
+pub fn cache_flush() {
+    if let Ok(mut r) = REGISTRY.write() {
+        r.clear();
+    }
+    GENERATION.fetch_add(1, Ordering::AcqRel);
+}
+
+pub fn generation() -> u64 {
+    GENERATION.load(Ordering::Acquire)
+}
+
+/// Memory the cached bodies take (INFO's used_memory_scripts approximation).
+pub fn cache_len() -> usize {
+    REGISTRY.read().map(|r| r.len()).unwrap_or(0)
+}
