@@ -69,6 +69,7 @@ async fn eval_generic(c: &mut Client, a: Args, by_sha: bool, read_only: bool) ->
         enc,
         effects_enabled: sh.local.effects.borrow().is_enabled(),
         busy_ms,
+        shared: sh.local.shared.clone(),
         done: tx,
     };
     if let Err(job) = vm::submit(sh.id, job) {

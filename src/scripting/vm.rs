@@ -38,6 +38,8 @@ pub struct Job {
     pub effects_enabled: bool,
     /// busy-reply-threshold in ms (0: never busy).
     pub busy_ms: u64,
+    /// SHUTDOWN NOSAVE stops the script (its effects are dropped: none reach the AOF).
+    pub shared: std::sync::Arc<crate::server::ServerShared>,
     pub done: oneshot::Sender<Done>,
 }
 
@@ -349,6 +351,7 @@ impl Vm {
             enc,
             effects_enabled,
             busy_ms,
+            shared,
             done,
         } = job;
         CTX.with(|c| {
@@ -366,8 +369,11 @@ impl Vm {
             })
         });
         let mut out = Reply::new(proto);
-        let err = self.execute(&sha, &body, keys, argv, busy_ms, &mut out);
-        let ctx = CTX.with(|c| c.borrow_mut().take()).expect("context set above");
+        let err = self.execute(&sha, &body, keys, argv, busy_ms, &shared, &mut out);
+        let mut ctx = CTX.with(|c| c.borrow_mut().take()).expect("context set above");
+        if shared.is_shutting_down() {
+            ctx.effects = Effects::new(false);
+        }
         STATE.busy.store(false, Ordering::Release);
         STATE.kill.store(false, Ordering::Release);
         STATE.wrote.store(false, Ordering::Release);
@@ -390,6 +396,7 @@ impl Vm {
         keys: Vec<Bytes>,
         argv: Vec<Bytes>,
         busy_ms: u64,
+        shared: &std::sync::Arc<crate::server::ServerShared>,
         out: &mut Reply,
     ) -> Option<String> {
         let f = match self.scripts.get(sha) {
@@ -422,9 +429,13 @@ impl Vm {
         };
         let start = Instant::now();
         STATE.running.store(true, Ordering::Release);
+        let shared = shared.clone();
         let _ = self.lua.set_hook(
             HookTriggers::new().every_nth_instruction(100_000),
             move |_, _| {
+                if shared.is_shutting_down() {
+                    return Err(mlua::Error::runtime("Script stopped by SHUTDOWN"));
+                }
                 if busy_ms > 0 && start.elapsed().as_millis() as u64 >= busy_ms && !STATE.busy.load(Ordering::Relaxed) {
                     tracing::warn!(
                         "Slow script detected: still in execution after {} milliseconds. You can try killing the script using the SCRIPT KILL command.",
