@@ -159,6 +159,15 @@ local getinfo, setfenv, xpcall, type, tostring, setmetatable, error, rawget =
       debug.getinfo, setfenv, xpcall, type, tostring, setmetatable, error, rawget
 local G = _G
 local errmsg = __basalt_errmsg
+local raised = __basalt_raised
+local rawpcall, select, unpack = pcall, select, unpack
+local function fix(n, ok, e, ...)
+  if not ok and type(e) == 'table' and raised[e] then e = e.err end
+  return ok, e, ...
+end
+pcall = function(...)
+  return fix(0, rawpcall(...))
+end
 local function handler(err)
   local i, lvl = nil, 2
   while true do
@@ -311,6 +320,13 @@ impl Vm {
             })?,
         )?;
 
+        // Error tables raised by redis.call, weakly held (see raw_redis_call).
+        let raised = lua.create_table()?;
+        let mt = lua.create_table()?;
+        mt.set("__mode", "k")?;
+        raised.set_metatable(Some(mt))?;
+        lua.set_named_registry_value("basalt_raised", raised.clone())?;
+        g.set("__basalt_raised", raised)?;
         lua.load(PRELUDE).set_name("=prelude").exec()?;
         let run: Function = g.get("__basalt_run")?;
         // The sandbox: only Redis's globals remain.
@@ -329,6 +345,7 @@ impl Vm {
         }
         g.raw_set("__basalt_run", Value::Nil)?;
         g.raw_set("__basalt_errmsg", Value::Nil)?;
+        g.raw_set("__basalt_raised", Value::Nil)?;
         Ok(Vm {
             lua,
             run,
@@ -657,6 +674,12 @@ unsafe extern "C-unwind" fn raw_redis_call(l: *mut mlua::ffi::lua_State) -> std:
     ffi::lua_insert(l, 1);
     ffi::lua_call(l, nargs, 2);
     if ffi::lua_toboolean(l, -2) != 0 {
+        // Marked so that a Lua pcall around redis.call sees the message, as in Redis 7.0.
+        ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, c"basalt_raised".as_ptr());
+        ffi::lua_pushvalue(l, -2);
+        ffi::lua_pushboolean(l, 1);
+        ffi::lua_rawset(l, -3);
+        ffi::lua_settop(l, -2);
         ffi::lua_error(l);
     }
     1
@@ -701,6 +724,9 @@ fn redis_call(lua: &Lua, args: MultiValue) -> mlua::Result<(bool, Value)> {
     }
 }
 
+/// Blocking commands Redis 7.0 flags noscript (their specs here do not say so yet).
+const NOSCRIPT_7_0: &[&str] = &["blpop", "brpop", "blmove", "brpoplpush", "bzpopmin", "bzpopmax"];
+
 /// Runs one command for the script: the checks Redis's scriptCall makes, then the handler.
 /// Returns the reply bytes (in the script's RESP version), or an error raised before running.
 fn call(ctx: &mut RunCtx, args: &Args) -> Result<(BytesMut, Proto), String> {
@@ -715,7 +741,7 @@ fn call(ctx: &mut RunCtx, args: &Args) -> Result<(BytesMut, Proto), String> {
     if !cmd.spec.arity_ok(args.len()) {
         return Err("ERR Wrong number of args calling Redis command from script".into());
     }
-    if cmd.spec.has(flags::NOSCRIPT) {
+    if cmd.spec.has(flags::NOSCRIPT) || NOSCRIPT_7_0.contains(&cmd.full_name.as_str()) {
         return Err("ERR This Redis command is not allowed from script".into());
     }
     if cmd.spec.has(flags::WRITE) {
