@@ -36,7 +36,11 @@ fn declared_and_undeclared_keys_on_several_shards() {
     ]);
     assert_eq!(
         r,
-        V::Arr(vec![V::Bulk(b"1".to_vec()), V::Bulk(b"2".to_vec()), V::Bulk(b"u".to_vec())])
+        V::Arr(vec![
+            V::Bulk(b"1".to_vec()),
+            V::Bulk(b"2".to_vec()),
+            V::Bulk(b"u".to_vec())
+        ])
     );
     assert_eq!(c.cmd(&["GET", &u]), V::Bulk(b"u".to_vec()));
     // An undeclared key only, with a hash tag the script builds itself.
@@ -55,7 +59,10 @@ fn evalsha_from_every_connection_and_noscript() {
     for _ in 0..8 {
         let mut d = s.raw();
         assert_eq!(d.cmd(&["EVALSHA", &sha, "0", "x"]), V::Bulk(b"x!".to_vec()));
-        assert_eq!(d.cmd(&["SCRIPT", "EXISTS", &sha, "0000"]), V::Arr(vec![V::Int(1), V::Int(0)]));
+        assert_eq!(
+            d.cmd(&["SCRIPT", "EXISTS", &sha, "0000"]),
+            V::Arr(vec![V::Int(1), V::Int(0)])
+        );
     }
     assert_eq!(c.cmd(&["SCRIPT", "FLUSH"]), V::Simple("OK".into()));
     assert_eq!(
@@ -178,7 +185,8 @@ fn pcall_and_call_error_shapes() {
     );
     match c.cmd(&["EVAL", "return redis.call('incr', KEYS[1])", "1", "s"]) {
         V::Err(e) => assert!(
-            e.starts_with("ERR value is not an integer or out of range script: ") && e.ends_with(", on @user_script:1."),
+            e.starts_with("ERR value is not an integer or out of range script: ")
+                && e.ends_with(", on @user_script:1."),
             "{e}"
         ),
         other => panic!("{other:?}"),
@@ -198,8 +206,14 @@ fn libraries_round_trip() {
     let s = Server::start(&[]);
     let mut c = s.raw();
     let cases: &[(&str, V)] = &[
-        ("return cjson.encode(cjson.decode('{\"a\":[1,2,3]}'))", V::Bulk(br#"{"a":[1,2,3]}"#.to_vec())),
-        ("local t = cmsgpack.unpack(cmsgpack.pack({1, 'two', {3}})) return t[2] .. t[3][1]", V::Bulk(b"two3".to_vec())),
+        (
+            "return cjson.encode(cjson.decode('{\"a\":[1,2,3]}'))",
+            V::Bulk(br#"{"a":[1,2,3]}"#.to_vec()),
+        ),
+        (
+            "local t = cmsgpack.unpack(cmsgpack.pack({1, 'two', {3}})) return t[2] .. t[3][1]",
+            V::Bulk(b"two3".to_vec()),
+        ),
         ("return bit.bxor(5, 3)", V::Int(6)),
         ("return bit.tohex(65535, 4)", V::Bulk(b"ffff".to_vec())),
         ("return struct.unpack('<i4', struct.pack('<i4', -5))", V::Int(-5)),
@@ -220,7 +234,11 @@ fn scripts_write_their_effects_to_the_aof() {
     let mut s = Server::start(&["--appendonly", "yes", "--appendfsync", "always", "--dir", &d]);
     let mut c = s.raw();
     assert_eq!(
-        c.cmd(&["EVAL", "redis.call('set', 'a', 1); redis.call('incr', 'b'); return 1", "0"]),
+        c.cmd(&[
+            "EVAL",
+            "redis.call('set', 'a', 1); redis.call('incr', 'b'); return 1",
+            "0"
+        ]),
         V::Int(1)
     );
     let _ = c.send(&["SHUTDOWN", "NOSAVE"]);

@@ -23,7 +23,9 @@ fn split_keys(a: &Args) -> Result<(Vec<Bytes>, Vec<Bytes>), CmdError> {
     }
     let rest = &a.as_slice()[3..];
     if n as u64 > rest.len() as u64 {
-        return Err(CmdError::Static("ERR Number of keys can't be greater than number of args"));
+        return Err(CmdError::Static(
+            "ERR Number of keys can't be greater than number of args",
+        ));
     }
     let (k, v) = rest.split_at(n as usize);
     Ok((k.to_vec(), v.to_vec()))

@@ -69,9 +69,15 @@ pub fn reply_to_lua(lua: &Lua, buf: &[u8], pos: usize, resp: crate::resp::Proto)
                 (Value::Boolean(false), next)
             } else {
                 let n = n as usize;
-                let data = buf.get(next..next + n).ok_or_else(|| mlua::Error::runtime("truncated reply"))?;
+                let data = buf
+                    .get(next..next + n)
+                    .ok_or_else(|| mlua::Error::runtime("truncated reply"))?;
                 if kind == b'=' {
-                    let (fmt, text) = if data.len() >= 4 { (&data[..3], &data[4..]) } else { (&b"txt"[..], data) };
+                    let (fmt, text) = if data.len() >= 4 {
+                        (&data[..3], &data[4..])
+                    } else {
+                        (&b"txt"[..], data)
+                    };
                     let inner = lua.create_table()?;
                     inner.raw_set("format", lua.create_string(fmt)?)?;
                     inner.raw_set("string", lua.create_string(text)?)?;
@@ -197,7 +203,11 @@ fn table_to_reply(t: &Table, out: &mut Reply, depth: usize) -> Option<String> {
         return None;
     }
     if let Value::Table(s) = field(t, "set") {
-        let keys: Vec<Value> = s.pairs::<Value, Value>().filter_map(Result::ok).map(|(k, _)| k).collect();
+        let keys: Vec<Value> = s
+            .pairs::<Value, Value>()
+            .filter_map(Result::ok)
+            .map(|(k, _)| k)
+            .collect();
         out.set(keys.len());
         for k in &keys {
             lua_to_reply(k, out, depth + 1);

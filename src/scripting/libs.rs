@@ -2,7 +2,7 @@
 //! `cmsgpack` (lua-cmsgpack) and `struct` (Roberto Ierusalimschy's struct), written over
 //! mlua with the originals' encodings and rules.
 
-use mlua::{Lua, LightUserData, MultiValue, Table, Value, Variadic};
+use mlua::{LightUserData, Lua, MultiValue, Table, Value, Variadic};
 
 pub fn register(lua: &Lua) -> mlua::Result<()> {
     let g = lua.globals();
@@ -73,11 +73,23 @@ fn bit(lua: &Lua) -> mlua::Result<Table> {
             Ok(op(x, n) as f64)
         }
     }
-    t.set("lshift", lua.create_function(shift("lshift", |x, n| ((x as u32) << n) as i32))?)?;
-    t.set("rshift", lua.create_function(shift("rshift", |x, n| ((x as u32) >> n) as i32))?)?;
+    t.set(
+        "lshift",
+        lua.create_function(shift("lshift", |x, n| ((x as u32) << n) as i32))?,
+    )?;
+    t.set(
+        "rshift",
+        lua.create_function(shift("rshift", |x, n| ((x as u32) >> n) as i32))?,
+    )?;
     t.set("arshift", lua.create_function(shift("arshift", |x, n| x >> n))?)?;
-    t.set("rol", lua.create_function(shift("rol", |x, n| (x as u32).rotate_left(n) as i32))?)?;
-    t.set("ror", lua.create_function(shift("ror", |x, n| (x as u32).rotate_right(n) as i32))?)?;
+    t.set(
+        "rol",
+        lua.create_function(shift("rol", |x, n| (x as u32).rotate_left(n) as i32))?,
+    )?;
+    t.set(
+        "ror",
+        lua.create_function(shift("ror", |x, n| (x as u32).rotate_right(n) as i32))?,
+    )?;
     t.set(
         "tohex",
         lua.create_function(|_, (a, b): (Value, Option<Value>)| {
@@ -194,7 +206,11 @@ fn json_encode(v: &Value, out: &mut Vec<u8>, depth: usize) -> mlua::Result<()> {
                         Value::String(s) => json_string(&s.as_bytes(), out),
                         Value::Integer(i) => json_string(i.to_string().as_bytes(), out),
                         Value::Number(n) => json_string(fmt_g14(*n).as_bytes(), out),
-                        _ => return Err(mlua::Error::runtime("Cannot serialise table: table key must be a number or string")),
+                        _ => {
+                            return Err(mlua::Error::runtime(
+                                "Cannot serialise table: table key must be a number or string",
+                            ))
+                        }
                     }
                     out.push(b':');
                     json_encode(&v, out, depth + 1)?;
@@ -226,7 +242,10 @@ impl JsonParser<'_> {
     }
 
     fn fail(&self, what: &str) -> mlua::Error {
-        mlua::Error::runtime(format!("Expected {what} but found invalid token at character {}", self.pos + 1))
+        mlua::Error::runtime(format!(
+            "Expected {what} but found invalid token at character {}",
+            self.pos + 1
+        ))
     }
 
     fn value(&mut self, lua: &Lua) -> mlua::Result<Value> {
@@ -404,7 +423,9 @@ fn cjson(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     let encode = lua.create_function(|lua, args: MultiValue| {
         if args.len() != 1 {
-            return Err(mlua::Error::runtime("bad argument #1 to 'encode' (expected 1 argument)"));
+            return Err(mlua::Error::runtime(
+                "bad argument #1 to 'encode' (expected 1 argument)",
+            ));
         }
         let mut out = Vec::new();
         json_encode(&args[0], &mut out, 0)?;
@@ -415,13 +436,19 @@ fn cjson(lua: &Lua) -> mlua::Result<Table> {
         "decode",
         lua.create_function(|lua, args: MultiValue| {
             if args.len() != 1 {
-                return Err(mlua::Error::runtime("bad argument #1 to 'decode' (expected 1 argument)"));
+                return Err(mlua::Error::runtime(
+                    "bad argument #1 to 'decode' (expected 1 argument)",
+                ));
             }
             let s = match lua.coerce_string(args[0].clone())? {
                 Some(s) => s.as_bytes().to_vec(),
                 None => return Err(mlua::Error::runtime("bad argument #1 to 'decode' (string expected)")),
             };
-            let mut p = JsonParser { s: &s, pos: 0, depth: 0 };
+            let mut p = JsonParser {
+                s: &s,
+                pos: 0,
+                depth: 0,
+            };
             let v = p.value(lua)?;
             p.ws();
             if p.pos < s.len() {
@@ -674,7 +701,7 @@ enum Item {
     Chars(Option<usize>),
     Zstr,
     Pad,
-    Align(usize),
+    Align,
 }
 
 impl Fmt<'_> {
@@ -698,7 +725,9 @@ impl Fmt<'_> {
     /// The next item, or None at the end.
     fn next(&mut self) -> mlua::Result<Option<(Item, usize)>> {
         loop {
-            let Some(&c) = self.f.get(self.pos) else { return Ok(None) };
+            let Some(&c) = self.f.get(self.pos) else {
+                return Ok(None);
+            };
             self.pos += 1;
             let item = match c {
                 b' ' => continue,
@@ -727,9 +756,14 @@ impl Fmt<'_> {
                 b'i' | b'I' => {
                     let size = self.num().unwrap_or(4);
                     if size == 0 || size > 8 {
-                        return Err(mlua::Error::runtime(format!("integral size {size} is larger than limit of 8")));
+                        return Err(mlua::Error::runtime(format!(
+                            "integral size {size} is larger than limit of 8"
+                        )));
                     }
-                    Item::Int { size, signed: c == b'i' }
+                    Item::Int {
+                        size,
+                        signed: c == b'i',
+                    }
                 }
                 b'f' => Item::Float,
                 b'd' => Item::Double,
@@ -746,10 +780,16 @@ impl Fmt<'_> {
                         Some((_, size)) => size,
                         None => 1,
                     };
-                    Item::Align(a)
+                    {
+                        let _ = a;
+                        Item::Align
+                    }
                 }
                 other => {
-                    return Err(mlua::Error::runtime(format!("invalid format option '{}'", other as char)));
+                    return Err(mlua::Error::runtime(format!(
+                        "invalid format option '{}'",
+                        other as char
+                    )));
                 }
             };
             let size = match &item {
@@ -815,9 +855,9 @@ fn structlib(lua: &Lua) -> mlua::Result<Table> {
                         arg += 1;
                     }
                     Item::Chars(n) => {
-                        let s = lua
-                            .coerce_string(v)?
-                            .ok_or_else(|| mlua::Error::runtime(format!("bad argument #{} to 'pack' (string expected)", arg + 1)))?;
+                        let s = lua.coerce_string(v)?.ok_or_else(|| {
+                            mlua::Error::runtime(format!("bad argument #{} to 'pack' (string expected)", arg + 1))
+                        })?;
                         let b = s.as_bytes();
                         let n = n.unwrap_or(1);
                         let n = if n == 0 { b.len() } else { n };
@@ -831,9 +871,9 @@ fn structlib(lua: &Lua) -> mlua::Result<Table> {
                         arg += 1;
                     }
                     Item::Zstr => {
-                        let s = lua
-                            .coerce_string(v)?
-                            .ok_or_else(|| mlua::Error::runtime(format!("bad argument #{} to 'pack' (string expected)", arg + 1)))?;
+                        let s = lua.coerce_string(v)?.ok_or_else(|| {
+                            mlua::Error::runtime(format!("bad argument #{} to 'pack' (string expected)", arg + 1))
+                        })?;
                         let b = s.as_bytes();
                         if b.contains(&0) {
                             return Err(mlua::Error::runtime(format!(
@@ -846,7 +886,7 @@ fn structlib(lua: &Lua) -> mlua::Result<Table> {
                         arg += 1;
                     }
                     Item::Pad => out.push(0),
-                    Item::Align(_) => {}
+                    Item::Align => {}
                 }
             }
             lua.create_string(&out)
@@ -888,7 +928,11 @@ fn structlib(lua: &Lua) -> mlua::Result<Table> {
                             let byte = if f.little { b[size - 1 - i] } else { b[i] };
                             v = (v << 8) | byte as u64;
                         }
-                        let n = if size == 4 { f32::from_bits(v as u32) as f64 } else { f64::from_bits(v) };
+                        let n = if size == 4 {
+                            f32::from_bits(v as u32) as f64
+                        } else {
+                            f64::from_bits(v)
+                        };
                         vals.push(Value::Number(n));
                         pos += size;
                     }
@@ -896,11 +940,10 @@ fn structlib(lua: &Lua) -> mlua::Result<Table> {
                         let n = match n {
                             Some(0) => {
                                 // c0 takes its length from the previous number.
-                                let len = match vals.pop() {
+                                match vals.pop() {
                                     Some(Value::Number(x)) => x as usize,
                                     _ => return Err(mlua::Error::runtime("format 'c0' needs a previous size")),
-                                };
-                                len
+                                }
                             }
                             Some(n) => n,
                             None => 1,
@@ -911,12 +954,13 @@ fn structlib(lua: &Lua) -> mlua::Result<Table> {
                     }
                     Item::Zstr => {
                         let rest = data.get(pos..).ok_or_else(short)?;
-                        let end = memchr::memchr(0, rest).ok_or_else(|| mlua::Error::runtime("unfinished string in data"))?;
+                        let end =
+                            memchr::memchr(0, rest).ok_or_else(|| mlua::Error::runtime("unfinished string in data"))?;
                         vals.push(Value::String(lua.create_string(&rest[..end])?));
                         pos += end + 1;
                     }
                     Item::Pad => pos += 1,
-                    Item::Align(_) => {}
+                    Item::Align => {}
                 }
             }
             vals.push(Value::Number((pos + 1) as f64));
@@ -940,7 +984,7 @@ fn structlib(lua: &Lua) -> mlua::Result<Table> {
                         }
                         total += n;
                     }
-                    Item::Align(_) => {}
+                    Item::Align => {}
                     _ => total += size,
                 }
             }
@@ -973,16 +1017,28 @@ mod tests {
     #[test]
     fn cjson_round_trip() {
         assert_eq!(eval("return cjson.encode({1,2,{a='x/y'}})"), r#"[1,2,{"a":"x\/y"}]"#);
-        assert_eq!(eval("return cjson.encode(cjson.decode('{\"k\":[1,2.5,true,null]}'))"), r#"{"k":[1,2.5,true,null]}"#);
+        assert_eq!(
+            eval("return cjson.encode(cjson.decode('{\"k\":[1,2.5,true,null]}'))"),
+            r#"{"k":[1,2.5,true,null]}"#
+        );
         assert_eq!(eval("return cjson.encode({})"), "{}");
     }
 
     #[test]
     fn msgpack_and_struct() {
-        assert_eq!(eval("local a,b,c = cmsgpack.unpack(cmsgpack.pack(1,'x',{1,2})) return a..b..c[2]"), "1x2");
+        assert_eq!(
+            eval("local a,b,c = cmsgpack.unpack(cmsgpack.pack(1,'x',{1,2})) return a..b..c[2]"),
+            "1x2"
+        );
         assert_eq!(eval("return tostring(#cmsgpack.pack({1,2,3}))"), "4");
-        assert_eq!(eval("return tostring(struct.unpack('>I2', struct.pack('>I2', 258)))"), "258");
+        assert_eq!(
+            eval("return tostring(struct.unpack('>I2', struct.pack('>I2', 258)))"),
+            "258"
+        );
         assert_eq!(eval("return tostring(struct.size('>iHd'))"), "14");
-        assert_eq!(eval("local s, n = struct.unpack('s', struct.pack('s', 'ab')) return s .. n"), "ab4");
+        assert_eq!(
+            eval("local s, n = struct.unpack('s', struct.pack('s', 'ab')) return s .. n"),
+            "ab4"
+        );
     }
 }

@@ -110,7 +110,10 @@ pub fn submit(shard: usize, job: Job) -> Result<(), Job> {
 pub fn compile_check(body: &[u8]) -> Result<(), String> {
     CHECKER.with(|lua| match lua.load(body).set_name("@user_script").into_function() {
         Ok(_) => Ok(()),
-        Err(e) => Err(format!("ERR Error compiling script (new function): {}", syntax_text(&e))),
+        Err(e) => Err(format!(
+            "ERR Error compiling script (new function): {}",
+            syntax_text(&e)
+        )),
     })
 }
 
@@ -208,10 +211,38 @@ end
 
 /// Globals a script may see (Redis 7.0's sandbox); everything else is removed.
 const ALLOWED_GLOBALS: &[&str] = &[
-    "_G", "_VERSION", "assert", "collectgarbage", "coroutine", "error", "gcinfo", "getmetatable", "ipairs",
-    "load", "loadstring", "math", "next", "pairs", "pcall", "rawequal", "rawget", "rawset", "select",
-    "setmetatable", "string", "table", "tonumber", "tostring", "type", "unpack", "xpcall", "redis", "cjson",
-    "cmsgpack", "bit", "struct",
+    "_G",
+    "_VERSION",
+    "assert",
+    "collectgarbage",
+    "coroutine",
+    "error",
+    "gcinfo",
+    "getmetatable",
+    "ipairs",
+    "load",
+    "loadstring",
+    "math",
+    "next",
+    "pairs",
+    "pcall",
+    "rawequal",
+    "rawget",
+    "rawset",
+    "select",
+    "setmetatable",
+    "string",
+    "table",
+    "tonumber",
+    "tostring",
+    "type",
+    "unpack",
+    "xpcall",
+    "redis",
+    "cjson",
+    "cmsgpack",
+    "bit",
+    "struct",
 ];
 
 struct Vm {
@@ -286,8 +317,12 @@ impl Vm {
                             .ok()
                             .and_then(|s| s.trim().parse::<f64>().ok())
                             .map(|f| f as i32)
-                            .ok_or_else(|| mlua::Error::runtime(format!("bad argument #{n} to 'random' (number expected)"))),
-                        _ => Err(mlua::Error::runtime(format!("bad argument #{n} to 'random' (number expected)"))),
+                            .ok_or_else(|| {
+                                mlua::Error::runtime(format!("bad argument #{n} to 'random' (number expected)"))
+                            }),
+                        _ => Err(mlua::Error::runtime(format!(
+                            "bad argument #{n} to 'random' (number expected)"
+                        ))),
                     }
                 };
                 match args.len() {
@@ -406,6 +441,7 @@ impl Vm {
     }
 
     /// Runs one script, writing its reply; returns the error code if it failed.
+    #[allow(clippy::too_many_arguments)]
     fn execute(
         &mut self,
         sha: &str,
@@ -468,7 +504,9 @@ impl Vm {
         );
         let result = self.run.call::<MultiValue>((f, k, a));
         self.lua.remove_hook();
-        let resp_mode = CTX.with(|c| c.borrow().as_ref().map(|c| c.resp)).unwrap_or(Proto::Resp2);
+        let resp_mode = CTX
+            .with(|c| c.borrow().as_ref().map(|c| c.resp))
+            .unwrap_or(Proto::Resp2);
         let _ = resp_mode;
         match result {
             Ok(vals) => {
@@ -620,7 +658,9 @@ fn register_redis(lua: &Lua, redis: &Table) -> mlua::Result<()> {
                 _ => -1,
             };
             if !(0..=3).contains(&v) {
-                return Err(mlua::Error::runtime("Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE."));
+                return Err(mlua::Error::runtime(
+                    "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
+                ));
             }
             Ok(())
         })?,
