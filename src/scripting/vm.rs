@@ -128,7 +128,7 @@ fn lua_thread(rx: mpsc::Receiver<Job>) {
     let mut vm: Option<(u64, Vm)> = None;
     while let Ok(job) = rx.recv() {
         let gen = super::generation();
-        if vm.as_ref().is_none_or(|(g, _)| *g != gen) {
+        if vm.as_ref().is_none_or(|(g, v)| *g != gen || v.poisoned) {
             vm = match Vm::new() {
                 Ok(v) => Some((gen, v)),
                 Err(e) => {
@@ -201,6 +201,22 @@ local env_mt = {
   __newindex = function() error('Attempt to modify a readonly table', 2) end,
   __metatable = false,
 }
+-- Library tables are read-only for scripts (Redis 7): each global library becomes a
+-- proxy that reads through and refuses writes; pairs/next see through proxies.
+local real = setmetatable({}, {__mode = 'k'})
+local rawnext = next
+local function ro() error('Attempt to modify a readonly table', 2) end
+for _, name in ipairs({'redis', 'string', 'math', 'table', 'cjson', 'cmsgpack', 'bit', 'struct', 'coroutine'}) do
+  local lib = G[name]
+  if lib then
+    local p = setmetatable({}, {__index = lib, __newindex = ro, __metatable = false})
+    real[p] = lib
+    G[name] = p
+  end
+end
+next = function(t, k) return rawnext(real[t] or t, k) end
+local mynext = next
+pairs = function(t) return mynext, t, nil end
 __basalt_run = function(f, keys, argv)
   local env = setmetatable({KEYS = keys, ARGV = argv}, env_mt)
   rawset(env, '_G', env)
@@ -246,6 +262,8 @@ const ALLOWED_GLOBALS: &[&str] = &[
 ];
 
 struct Vm {
+    /// A run panicked: the state may be inconsistent, make a new one.
+    poisoned: bool,
     lua: Lua,
     run: Function,
     scripts: HashMap<String, Function>,
@@ -382,6 +400,7 @@ impl Vm {
         g.raw_set("__basalt_errmsg", Value::Nil)?;
         g.raw_set("__basalt_raised", Value::Nil)?;
         Ok(Vm {
+            poisoned: false,
             lua,
             run,
             scripts: HashMap::new(),
@@ -421,8 +440,24 @@ impl Vm {
             })
         });
         let mut out = Reply::new(proto);
-        let err = self.execute(&sha, &body, keys, argv, busy_ms, &shared, &mut out);
-        let mut ctx = CTX.with(|c| c.borrow_mut().take()).expect("context set above");
+        // A panic (a bug in a handler) must not keep every shard reserved forever: the
+        // shards go back and the client gets an error; the VM is rebuilt for the next run.
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.execute(&sha, &body, keys, argv, busy_ms, &shared, &mut out)
+        }));
+        let err = match run {
+            Ok(err) => err,
+            Err(_) => {
+                tracing::error!("a script run panicked; its shards are released");
+                self.poisoned = true;
+                out = Reply::new(proto);
+                out.error("ERR internal error while running the script");
+                Some("ERR".into())
+            }
+        };
+        let Some(mut ctx) = CTX.with(|c| c.borrow_mut().take()) else {
+            return;
+        };
         if shared.is_shutting_down() {
             ctx.effects = Effects::new(false);
         }
