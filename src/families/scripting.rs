@@ -42,10 +42,21 @@ async fn eval_generic(c: &mut Client, a: Args, by_sha: bool, read_only: bool) ->
         let body = a.as_slice()[1].clone();
         let sha = scripting::sha1_hex(&body);
         if scripting::cache_get(&sha).is_none() {
+            scripting::parse_shebang(&body).map_err(CmdError::Custom)?;
             vm::compile_check(&body).map_err(CmdError::Custom)?;
             scripting::cache_put(sha.clone(), body.clone());
         }
         (sha, body)
+    };
+    let shebang = scripting::parse_shebang(&body).map_err(CmdError::Custom)?;
+    let read_only = match shebang {
+        Some(sb) if read_only && !sb.no_writes => {
+            return Err(CmdError::Static(
+                "ERR Can not execute a script with write flag using *_ro command.",
+            ))
+        }
+        Some(sb) => read_only || sb.no_writes,
+        None => read_only,
     };
     let sh = c.shard.clone();
     // A script may touch keys it did not declare: it holds every shard while it runs.
@@ -127,6 +138,7 @@ fn script_load(c: &mut Client, a: Args) -> LocalFuture<'_> {
         let body = a.as_slice()[2].clone();
         let sha = scripting::sha1_hex(&body);
         if scripting::cache_get(&sha).is_none() {
+            scripting::parse_shebang(&body).map_err(CmdError::Custom)?;
             vm::compile_check(&body).map_err(CmdError::Custom)?;
             scripting::cache_put(sha.clone(), body);
         }

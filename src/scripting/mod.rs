@@ -107,3 +107,77 @@ pub fn generation() -> u64 {
 pub fn cache_len() -> usize {
     REGISTRY.read().map(|r| r.len()).unwrap_or(0)
 }
+
+/// What a Redis 7 shebang line (`#!lua flags=no-writes,...`) says about a script.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Shebang {
+    pub no_writes: bool,
+}
+
+/// Parses a script's shebang line, if it has one, with Redis's errors.
+pub fn parse_shebang(body: &[u8]) -> Result<Option<Shebang>, String> {
+    if !body.starts_with(b"#!") {
+        return Ok(None);
+    }
+    let line = &body[..memchr::memchr(b'\n', body).unwrap_or(body.len())];
+    let line = String::from_utf8_lossy(line);
+    let mut parts = line.split(' ').filter(|p| !p.is_empty());
+    let engine = parts.next().unwrap_or("#!");
+    if engine != "#!lua" {
+        return Err(format!("ERR Unexpected engine in script shebang: {engine}"));
+    }
+    let mut sb = Shebang::default();
+    for part in parts {
+        let Some(flags) = part.strip_prefix("flags=") else {
+            return Err(format!("ERR Unknown lua shebang option: {part}"));
+        };
+        for f in flags.split(',').filter(|f| !f.is_empty()) {
+            match f {
+                "no-writes" => sb.no_writes = true,
+                "allow-oom" | "allow-stale" | "no-cluster" | "allow-cross-slot-keys" => {}
+                _ => return Err(format!("ERR Unexpected flag in script shebang: {f}")),
+            }
+        }
+    }
+    Ok(Some(sb))
+}
+
+/// The text Lua compiles: a shebang line becomes a comment, so line numbers stay.
+pub fn lua_source(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if body.starts_with(b"#!") {
+        let mut v = Vec::with_capacity(body.len() + 2);
+        v.extend_from_slice(b"--");
+        v.extend_from_slice(body);
+        std::borrow::Cow::Owned(v)
+    } else {
+        std::borrow::Cow::Borrowed(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shebangs_as_redis() {
+        assert_eq!(parse_shebang(b"return 1"), Ok(None));
+        assert_eq!(parse_shebang(b"#!lua\nreturn 1"), Ok(Some(Shebang::default())));
+        assert_eq!(
+            parse_shebang(b"#!lua flags=no-writes,allow-oom\nreturn 1"),
+            Ok(Some(Shebang { no_writes: true }))
+        );
+        assert_eq!(
+            parse_shebang(b"#!lua flags=bogus\n"),
+            Err("ERR Unexpected flag in script shebang: bogus".into())
+        );
+        assert_eq!(
+            parse_shebang(b"#!lua name=x\n"),
+            Err("ERR Unknown lua shebang option: name=x".into())
+        );
+        assert_eq!(
+            parse_shebang(b"#!python\n"),
+            Err("ERR Unexpected engine in script shebang: #!python".into())
+        );
+        assert_eq!(&lua_source(b"#!lua\nreturn 1")[..], b"--#!lua\nreturn 1");
+    }
+}

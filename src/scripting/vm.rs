@@ -108,13 +108,16 @@ pub fn submit(shard: usize, job: Job) -> Result<(), Job> {
 
 /// `Error compiling script` text for a body that does not compile, checked on the shard thread.
 pub fn compile_check(body: &[u8]) -> Result<(), String> {
-    CHECKER.with(|lua| match lua.load(body).set_name("@user_script").into_function() {
-        Ok(_) => Ok(()),
-        Err(e) => Err(format!(
-            "ERR Error compiling script (new function): {}",
-            syntax_text(&e)
-        )),
-    })
+    let src = super::lua_source(body);
+    CHECKER.with(
+        |lua| match lua.load(&src[..]).set_name("@user_script").into_function() {
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!(
+                "ERR Error compiling script (new function): {}",
+                syntax_text(&e)
+            )),
+        },
+    )
 }
 
 fn syntax_text(e: &mlua::Error) -> String {
@@ -489,7 +492,12 @@ impl Vm {
     ) -> Option<String> {
         let f = match self.scripts.get(sha) {
             Some(f) => f.clone(),
-            None => match self.lua.load(body).set_name("@user_script").into_function() {
+            None => match self
+                .lua
+                .load(&super::lua_source(body)[..])
+                .set_name("@user_script")
+                .into_function()
+            {
                 Ok(f) => {
                     self.scripts.insert(sha.to_string(), f.clone());
                     f
