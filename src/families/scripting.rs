@@ -9,7 +9,7 @@ use futures_channel::oneshot;
 use super::{boxed, reply_help};
 use crate::command::{acl, flags::*, Args, Begin, CommandSpec, Find, KeySpec, LocalFuture, Run};
 use crate::error::CmdError;
-use crate::scripting::{self, vm};
+use crate::scripting::{self, functions, vm};
 use crate::server::client::Client;
 
 /// Numkeys, keys and arguments of EVAL-like commands, with Redis's errors.
@@ -58,6 +58,19 @@ async fn eval_generic(c: &mut Client, a: Args, by_sha: bool, read_only: bool) ->
         Some(sb) => read_only || sb.no_writes,
         None => read_only,
     };
+    run_script(c, sha, false, body, keys, argv, read_only).await
+}
+
+/// Runs a script or function with every shard reserved, on this shard's Lua thread.
+async fn run_script(
+    c: &mut Client,
+    sha: String,
+    function: bool,
+    body: Bytes,
+    keys: Vec<Bytes>,
+    argv: Vec<Bytes>,
+    read_only: bool,
+) -> Result<(), CmdError> {
     let sh = c.shard.clone();
     // A script may touch keys it did not declare: it holds every shard while it runs.
     let all: Vec<usize> = (0..sh.nshards).collect();
@@ -70,6 +83,7 @@ async fn eval_generic(c: &mut Client, a: Args, by_sha: bool, read_only: bool) ->
     let (tx, rx) = oneshot::channel();
     let job = vm::Job {
         sha,
+        function,
         body,
         keys,
         argv,
@@ -130,6 +144,202 @@ fn eval_ro(c: &mut Client, a: Args) -> LocalFuture<'_> {
 
 fn evalsha_ro(c: &mut Client, a: Args) -> LocalFuture<'_> {
     boxed(eval_generic(c, a, true, true))
+}
+
+/// `FCALL function numkeys [key [key ...]] [arg [arg ...]]` and FCALL_RO.
+async fn fcall_generic(c: &mut Client, a: Args, read_only: bool) -> Result<(), CmdError> {
+    let n = std::str::from_utf8(&a[2])
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .ok_or(CmdError::Static("ERR Bad number of keys provided"))?;
+    if n < 0 {
+        return Err(CmdError::Static("ERR Number of keys can't be negative"));
+    }
+    let rest = &a.as_slice()[3..];
+    if n as u64 > rest.len() as u64 {
+        return Err(CmdError::Static(
+            "ERR Number of keys can't be greater than number of args",
+        ));
+    }
+    let (keys, argv) = rest.split_at(n as usize);
+    let name = String::from_utf8_lossy(&a[1]).into_owned();
+    let info = functions::find_function(&name).ok_or(CmdError::Static("ERR Function not found"))?;
+    if read_only && !info.no_writes() {
+        return Err(CmdError::Static(
+            "ERR Can not execute a script with write flag using *_ro command.",
+        ));
+    }
+    let ro = read_only || info.no_writes();
+    run_script(c, name, true, Bytes::new(), keys.to_vec(), argv.to_vec(), ro).await
+}
+
+fn fcall(c: &mut Client, a: Args) -> LocalFuture<'_> {
+    boxed(fcall_generic(c, a, false))
+}
+
+fn fcall_ro(c: &mut Client, a: Args) -> LocalFuture<'_> {
+    boxed(fcall_generic(c, a, true))
+}
+
+/// `FUNCTION LOAD [REPLACE] function-code`
+fn function_load(c: &mut Client, a: Args) -> LocalFuture<'_> {
+    boxed(async move {
+        let (replace, code) = match a.len() {
+            3 => (false, a.as_slice()[2].clone()),
+            4 if a[2].eq_ignore_ascii_case(b"replace") => (true, a.as_slice()[3].clone()),
+            4 => {
+                return Err(CmdError::Custom(format!(
+                    "ERR Unknown option given: {}",
+                    String::from_utf8_lossy(&a[2])
+                )))
+            }
+            _ => return Err(CmdError::Syntax),
+        };
+        let name = functions::parse_metadata(&code).map_err(CmdError::Custom)?;
+        if !replace && functions::libraries().iter().any(|l| l.name == name) {
+            return Err(CmdError::Custom(format!("ERR Library '{name}' already exists")));
+        }
+        let funcs = vm::check_library(&code).map_err(CmdError::Custom)?;
+        functions::install(
+            functions::Library {
+                name: name.clone(),
+                code,
+                functions: funcs,
+            },
+            replace,
+        )
+        .map_err(CmdError::Custom)?;
+        c.out.bulk(name.as_bytes());
+        Ok(())
+    })
+}
+
+/// `FUNCTION DELETE library-name`
+fn function_delete(c: &mut Client, a: Args) -> LocalFuture<'_> {
+    boxed(async move {
+        if !functions::delete(&String::from_utf8_lossy(&a[2])) {
+            return Err(CmdError::Static("ERR Library not found"));
+        }
+        c.out.ok();
+        Ok(())
+    })
+}
+
+/// `FUNCTION FLUSH [ASYNC | SYNC]`
+fn function_flush(c: &mut Client, a: Args) -> LocalFuture<'_> {
+    boxed(async move {
+        let ok = match a.len() {
+            2 => true,
+            3 => a[2].eq_ignore_ascii_case(b"sync") || a[2].eq_ignore_ascii_case(b"async"),
+            _ => false,
+        };
+        if !ok {
+            return Err(CmdError::Static("ERR FUNCTION FLUSH only supports SYNC|ASYNC option"));
+        }
+        functions::flush();
+        c.out.ok();
+        Ok(())
+    })
+}
+
+/// `FUNCTION KILL`
+fn function_kill(c: &mut Client, _a: Args) -> LocalFuture<'_> {
+    boxed(async move {
+        scripting::kill().map_err(CmdError::Static)?;
+        c.out.ok();
+        Ok(())
+    })
+}
+
+/// `FUNCTION LIST [LIBRARYNAME library-name-pattern] [WITHCODE]`
+fn function_list(c: &mut Client, a: Args) -> LocalFuture<'_> {
+    boxed(async move {
+        let (mut pattern, mut with_code) = (None, false);
+        let mut i = 2;
+        while i < a.len() {
+            if a[i].eq_ignore_ascii_case(b"withcode") {
+                if with_code {
+                    return Err(CmdError::Static("ERR Unknown argument withcode"));
+                }
+                with_code = true;
+            } else if a[i].eq_ignore_ascii_case(b"libraryname") {
+                if pattern.is_some() {
+                    return Err(CmdError::Static("ERR library name argument was already given"));
+                }
+                i += 1;
+                if i >= a.len() {
+                    return Err(CmdError::Static("ERR library name argument was not given"));
+                }
+                pattern = Some(a.as_slice()[i].clone());
+            } else {
+                return Err(CmdError::Custom(format!(
+                    "ERR Unknown argument {}",
+                    String::from_utf8_lossy(&a[i])
+                )));
+            }
+            i += 1;
+        }
+        let libs: Vec<_> = functions::libraries()
+            .into_iter()
+            .filter(|l| {
+                pattern
+                    .as_ref()
+                    .is_none_or(|p| crate::config::glob::glob_match(p, l.name.as_bytes(), false))
+            })
+            .collect();
+        let out = &mut c.out;
+        out.array(libs.len());
+        for l in &libs {
+            out.map(if with_code { 4 } else { 3 });
+            out.bulk(b"library_name");
+            out.bulk(l.name.as_bytes());
+            out.bulk(b"engine");
+            out.bulk(b"LUA");
+            out.bulk(b"functions");
+            out.array(l.functions.len());
+            for f in &l.functions {
+                out.map(3);
+                out.bulk(b"name");
+                out.bulk(f.name.as_bytes());
+                out.bulk(b"description");
+                match &f.description {
+                    Some(d) => out.bulk(d.as_bytes()),
+                    None => out.null(),
+                }
+                out.bulk(b"flags");
+                out.set(f.flags.len());
+                for fl in &f.flags {
+                    out.simple(fl);
+                }
+            }
+            if with_code {
+                out.bulk(b"library_code");
+                out.bulk(&l.code);
+            }
+        }
+        Ok(())
+    })
+}
+
+/// `FUNCTION STATS`
+fn function_stats(c: &mut Client, _a: Args) -> LocalFuture<'_> {
+    boxed(async move {
+        let libs = functions::libraries();
+        let nfuncs: usize = libs.iter().map(|l| l.functions.len()).sum();
+        let out = &mut c.out;
+        out.map(2);
+        out.bulk(b"running_script");
+        out.null();
+        out.bulk(b"engines");
+        out.map(1);
+        out.bulk(b"LUA");
+        out.map(2);
+        out.bulk(b"libraries_count");
+        out.int(libs.len() as i64);
+        out.bulk(b"functions_count");
+        out.int(nfuncs as i64);
+        Ok(())
+    })
 }
 
 /// `SCRIPT LOAD script`
@@ -240,7 +450,87 @@ const EVAL_RO_KEYS: &[KeySpec] = &[KeySpec {
 const EVAL_SYNTAX: &str = "script numkeys [key [key ...]] [arg [arg ...]]";
 const EVALSHA_SYNTAX: &str = "sha1 numkeys [key [key ...]] [arg [arg ...]]";
 
+const FCALL_KEYS: &[KeySpec] = &[KeySpec {
+    flags: &["RW", "ACCESS", "UPDATE"],
+    begin: Begin::Index(2),
+    find: Find::Keynum {
+        keynumidx: 0,
+        firstkey: 1,
+        step: 1,
+    },
+    notes: "We cannot tell how the keys will be used so we assume the worst, RW and UPDATE",
+}];
+
+const fn fsub(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    summary: &'static str,
+    syntax: &'static str,
+    run: crate::command::ConnFn,
+) -> CommandSpec {
+    CommandSpec {
+        name,
+        arity,
+        flags,
+        acl: acl::SCRIPTING,
+        group: "scripting",
+        since: "7.0.0",
+        summary,
+        complexity: "O(N) where N is the number of functions",
+        syntax,
+        run: Run::Conn(run),
+        ..CommandSpec::DEFAULT
+    }
+}
+
 pub static COMMANDS: &[CommandSpec] = &[
+    CommandSpec {
+        name: "fcall",
+        arity: -3,
+        flags: NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | NO_MANDATORY_KEYS | STALE,
+        acl: acl::SCRIPTING,
+        key_specs: FCALL_KEYS,
+        group: "scripting",
+        since: "7.0.0",
+        summary: "Invokes a function.",
+        complexity: "Depends on the function that is executed.",
+        syntax: "function numkeys [key [key ...]] [arg [arg ...]]",
+        run: Run::Conn(fcall),
+        ..CommandSpec::DEFAULT
+    },
+    CommandSpec {
+        name: "fcall_ro",
+        arity: -3,
+        flags: NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY,
+        acl: acl::SCRIPTING,
+        key_specs: EVAL_RO_KEYS,
+        group: "scripting",
+        since: "7.0.0",
+        summary: "Invokes a read-only function.",
+        complexity: "Depends on the function that is executed.",
+        syntax: "function numkeys [key [key ...]] [arg [arg ...]]",
+        run: Run::Conn(fcall_ro),
+        ..CommandSpec::DEFAULT
+    },
+    CommandSpec {
+        name: "function",
+        arity: -2,
+        group: "scripting",
+        since: "7.0.0",
+        summary: "A container for function commands.",
+        complexity: "Depends on subcommand.",
+        subcommands: &[
+            fsub("load", -3, NOSCRIPT | WRITE | DENYOOM, "Creates a library.", "[REPLACE] function-code", function_load),
+            fsub("delete", 3, NOSCRIPT | WRITE, "Deletes a library and its functions.", "library-name", function_delete),
+            fsub("flush", -2, NOSCRIPT | WRITE, "Deletes all libraries and functions.", "[ASYNC | SYNC]", function_flush),
+            fsub("kill", 2, NOSCRIPT | ALLOW_BUSY, "Terminates a function during execution.", "", function_kill),
+            fsub("list", -2, NOSCRIPT, "Returns information about all libraries.", "[LIBRARYNAME library-name-pattern] [WITHCODE]", function_list),
+            fsub("stats", 2, NOSCRIPT | ALLOW_BUSY, "Returns information about a function during execution.", "", function_stats),
+        ],
+        ..CommandSpec::DEFAULT
+    },
+
     CommandSpec {
         name: "eval",
         arity: -3,

@@ -19,6 +19,7 @@
 //!   the persistence core as one `MULTI ... EXEC` record before the shards are released.
 
 pub mod convert;
+pub mod functions;
 pub mod libs;
 pub mod vm;
 

@@ -22,7 +22,10 @@ use crate::store::EncodingLimits;
 
 /// A script run, sent from the shard to its Lua thread with every shard reserved.
 pub struct Job {
+    /// The script's SHA1, or the function's name for FCALL (errors name it).
     pub sha: String,
+    /// FCALL: run this registered function instead of the body.
+    pub function: bool,
     pub body: Bytes,
     pub keys: Vec<Bytes>,
     pub argv: Vec<Bytes>,
@@ -179,7 +182,7 @@ local function handler(err)
   while true do
     local f = getinfo(lvl, 'Sl')
     if not f then break end
-    if f.source == '@user_script' then i = f break end
+    if f.source == '@user_script' or f.source == '@user_function' then i = f break end
     lvl = lvl + 1
   end
   if type(err) == 'userdata' then
@@ -220,6 +223,15 @@ end
 next = function(t, k) return rawnext(real[t] or t, k) end
 local mynext = next
 pairs = function(t) return mynext, t, nil end
+__basalt_fcall = function(f, keys, args)
+  return xpcall(function() return f(keys, args) end, handler)
+end
+__basalt_loadlib = function(chunk)
+  local env = setmetatable({}, env_mt)
+  rawset(env, '_G', env)
+  setfenv(chunk, env)
+  return xpcall(chunk, handler)
+end
 __basalt_run = function(f, keys, argv)
   local env = setmetatable({KEYS = keys, ARGV = argv}, env_mt)
   rawset(env, '_G', env)
@@ -264,11 +276,16 @@ const ALLOWED_GLOBALS: &[&str] = &[
     "struct",
 ];
 
-struct Vm {
+pub struct Vm {
     /// A run panicked: the state may be inconsistent, make a new one.
     poisoned: bool,
     lua: Lua,
     run: Function,
+    fcall: Function,
+    loadlib: Function,
+    /// Registered functions by name, for the function registry's generation `func_gen`.
+    functions: HashMap<String, Function>,
+    func_gen: u64,
     scripts: HashMap<String, Function>,
 }
 
@@ -288,7 +305,7 @@ impl Rand48 {
 }
 
 impl Vm {
-    fn new() -> mlua::Result<Vm> {
+    pub fn new() -> mlua::Result<Vm> {
         // SAFETY: the debug library is captured by the prelude and then removed from globals.
         let lua = unsafe {
             Lua::unsafe_new_with(
@@ -385,6 +402,8 @@ impl Vm {
         g.set("__basalt_raised", raised)?;
         lua.load(PRELUDE).set_name("=prelude").exec()?;
         let run: Function = g.get("__basalt_run")?;
+        let fcall: Function = g.get("__basalt_fcall")?;
+        let loadlib: Function = g.get("__basalt_loadlib")?;
         // The sandbox: only Redis's globals remain.
         let mut drop_names = Vec::new();
         for pair in g.pairs::<Value, Value>() {
@@ -400,12 +419,18 @@ impl Vm {
             g.raw_set(n, Value::Nil)?;
         }
         g.raw_set("__basalt_run", Value::Nil)?;
+        g.raw_set("__basalt_fcall", Value::Nil)?;
+        g.raw_set("__basalt_loadlib", Value::Nil)?;
         g.raw_set("__basalt_errmsg", Value::Nil)?;
         g.raw_set("__basalt_raised", Value::Nil)?;
         Ok(Vm {
             poisoned: false,
             lua,
             run,
+            fcall,
+            loadlib,
+            functions: HashMap::new(),
+            func_gen: u64::MAX,
             scripts: HashMap::new(),
         })
     }
@@ -413,6 +438,7 @@ impl Vm {
     fn run(&mut self, job: Job) {
         let Job {
             sha,
+            function,
             body,
             keys,
             argv,
@@ -446,7 +472,7 @@ impl Vm {
         // A panic (a bug in a handler) must not keep every shard reserved forever: the
         // shards go back and the client gets an error; the VM is rebuilt for the next run.
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.execute(&sha, &body, keys, argv, busy_ms, &shared, &mut out)
+            self.execute(&sha, function, &body, keys, argv, busy_ms, &shared, &mut out)
         }));
         let err = match run {
             Ok(err) => err,
@@ -483,6 +509,7 @@ impl Vm {
     fn execute(
         &mut self,
         sha: &str,
+        function: bool,
         body: &[u8],
         keys: Vec<Bytes>,
         argv: Vec<Bytes>,
@@ -491,6 +518,18 @@ impl Vm {
         out: &mut Reply,
     ) -> Option<String> {
         let f = match self.scripts.get(sha) {
+            _ if function => {
+                if self.func_gen != super::functions::generation() {
+                    self.load_functions();
+                }
+                match self.functions.get(sha) {
+                    Some(f) => f.clone(),
+                    None => {
+                        out.error("ERR Function not found");
+                        return Some("ERR".into());
+                    }
+                }
+            }
             Some(f) => f.clone(),
             None => match self
                 .lua
@@ -545,7 +584,11 @@ impl Vm {
                 Ok(VmState::Continue)
             },
         );
-        let result = self.run.call::<MultiValue>((f, k, a));
+        let result = if function {
+            self.fcall.call::<MultiValue>((f, k, a))
+        } else {
+            self.run.call::<MultiValue>((f, k, a))
+        };
         self.lua.remove_hook();
         let resp_mode = CTX
             .with(|c| c.borrow().as_ref().map(|c| c.resp))
@@ -708,6 +751,10 @@ fn register_redis(lua: &Lua, redis: &Table) -> mlua::Result<()> {
             Ok(())
         })?,
     )?;
+    redis.set(
+        "register_function",
+        lua.create_function(|_, args: MultiValue| register_function(args))?,
+    )?;
     redis.set("replicate_commands", lua.create_function(|_, ()| Ok(true))?)?;
     redis.set("breakpoint", lua.create_function(|_, ()| Ok(false))?)?;
     redis.set("debug", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
@@ -732,6 +779,130 @@ fn register_redis(lua: &Lua, redis: &Table) -> mlua::Result<()> {
         .fold(0i64, |acc, p| (acc << 8) | p);
     redis.set("REDIS_VERSION_NUM", num)?;
     Ok(())
+}
+
+thread_local! {
+    /// Functions registered by the library being loaded.
+    static REGISTERING: RefCell<Option<Vec<(super::functions::FuncInfo, Function)>>> = const { RefCell::new(None) };
+}
+
+/// `redis.register_function(name, callback)` or `redis.register_function{function_name=...,
+/// callback=..., flags={...}, description=...}`.
+fn register_function(args: MultiValue) -> mlua::Result<()> {
+    let bad = |m: &str| Err(mlua::Error::runtime(m.to_string()));
+    let (name, cb, flags, description) = match (args.front(), args.get(1), args.len()) {
+        (Some(Value::String(n)), Some(Value::Function(f)), 2) => (n.to_string_lossy(), f.clone(), Vec::new(), None),
+        (Some(Value::Table(t)), None, 1) => {
+            let mut name = None;
+            let mut cb = None;
+            let mut flags = Vec::new();
+            let mut desc = None;
+            for pair in t.pairs::<Value, Value>() {
+                let (k, v) = pair?;
+                let Value::String(k) = k else {
+                    return bad("named argument key given to redis.register_function is not a string");
+                };
+                match (&*k.to_string_lossy(), v) {
+                    ("function_name", Value::String(s)) => name = Some(s.to_string_lossy()),
+                    ("callback", Value::Function(f)) => cb = Some(f),
+                    ("description", Value::String(s)) => desc = Some(s.to_string_lossy()),
+                    ("flags", Value::Table(ft)) => {
+                        for v in ft.sequence_values::<Value>() {
+                            let Value::String(f) = v? else {
+                                return bad("unknown flag given");
+                            };
+                            let f = f.to_string_lossy();
+                            match super::functions::FLAGS.iter().find(|k| **k == f) {
+                                Some(k) => flags.push(*k),
+                                None => return bad("unknown flag given"),
+                            }
+                        }
+                    }
+                    ("function_name", _) => {
+                        return bad("function_name argument given to redis.register_function must be a string")
+                    }
+                    ("callback", _) => {
+                        return bad("callback argument given to redis.register_function must be a function")
+                    }
+                    ("description", _) => {
+                        return bad("description argument given to redis.register_function must be a string")
+                    }
+                    ("flags", _) => {
+                        return bad(
+                            "flags argument to redis.register_function must be a table representing function flags",
+                        )
+                    }
+                    _ => return bad("unknown argument given to redis.register_function"),
+                }
+            }
+            let Some(name) = name else {
+                return bad("redis.register_function must get a function name argument");
+            };
+            let Some(cb) = cb else {
+                return bad("redis.register_function must get a callback argument");
+            };
+            (name, cb, flags, desc)
+        }
+        _ => return bad("wrong number of arguments to redis.register_function"),
+    };
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return bad("Function names can only contain letters, numbers, or underscores(_) and must be at least one character long");
+    }
+    REGISTERING.with(|r| match r.borrow_mut().as_mut() {
+        None => bad("redis.register_function can only be called on FUNCTION LOAD command"),
+        Some(list) => {
+            if list.iter().any(|(f, _)| f.name == name) {
+                return bad("Function already exists in the library");
+            }
+            let info = super::functions::FuncInfo {
+                name,
+                description,
+                flags,
+            };
+            list.push((info, cb));
+            Ok(())
+        }
+    })
+}
+
+impl Vm {
+    /// Runs a library's code, collecting the functions it registers (FUNCTION LOAD's check,
+    /// and each VM's reload).
+    pub fn load_library(&self, code: &[u8]) -> Result<Vec<(super::functions::FuncInfo, Function)>, String> {
+        let chunk = self
+            .lua
+            .load(&super::lua_source(code)[..])
+            .set_name("@user_function")
+            .into_function()
+            .map_err(|e| format!("ERR Error compiling function: {}", syntax_text(&e)))?;
+        REGISTERING.with(|r| *r.borrow_mut() = Some(Vec::new()));
+        let result = self.loadlib.call::<MultiValue>(chunk);
+        let registered = REGISTERING.with(|r| r.borrow_mut().take()).unwrap_or_default();
+        let vals = result.map_err(|e| format!("ERR Error registering functions: {e}"))?;
+        if !matches!(vals.front(), Some(Value::Boolean(true))) {
+            let msg = match vals.get(1) {
+                Some(Value::Table(t)) => t.raw_get::<Option<String>>("err").ok().flatten().unwrap_or_default(),
+                _ => String::new(),
+            };
+            return Err(format!("ERR Error registering functions: {msg}"));
+        }
+        if registered.is_empty() {
+            return Err("ERR No functions registered".into());
+        }
+        Ok(registered)
+    }
+
+    fn load_functions(&mut self) {
+        let gen = super::functions::generation();
+        self.functions.clear();
+        for lib in super::functions::libraries() {
+            match self.load_library(&lib.code) {
+                Ok(fs) => self.functions.extend(fs.into_iter().map(|(i, f)| (i.name, f))),
+                Err(e) => tracing::warn!("library {} failed to load: {e}", lib.name),
+            }
+        }
+        self.func_gen = gen;
+    }
 }
 
 /// The innermost message of an error raised by a Rust function.
@@ -791,11 +962,30 @@ fn redis_call(lua: &Lua, args: MultiValue) -> mlua::Result<(bool, Value)> {
     if argv.is_empty() {
         return fail(lua, "ERR Please specify at least one argument for this redis lib call");
     }
+    if CTX.with(|c| c.borrow().is_none()) {
+        // Loading a library: Redis's loader has no redis.call at all.
+        let line = (0..8)
+            .filter_map(|lvl| {
+                lua.inspect_stack(lvl, |d| {
+                    let src = d.source();
+                    (src.source.as_deref() == Some("@user_function")).then(|| d.current_line().unwrap_or(0))
+                })
+                .flatten()
+            })
+            .next()
+            .unwrap_or(0);
+        return fail(
+            lua,
+            &format!("ERR user_function:{line}: Script attempted to access nonexistent global variable 'call'"),
+        );
+    }
     let args = Args::new(argv);
     let reply = CTX.with(|c| {
         let mut c = c.borrow_mut();
-        let ctx = c.as_mut().expect("redis.call outside a script");
-        call(ctx, &args)
+        match c.as_mut() {
+            Some(ctx) => call(ctx, &args),
+            None => Err("ERR redis.call can not be used while loading a library".to_string()),
+        }
     });
     match reply {
         Err(msg) => fail(lua, &msg),
@@ -915,4 +1105,11 @@ fn conn_command(ctx: &mut RunCtx, cmd: &Cmd, args: &Args, out: &mut Reply) -> Re
             cmd.full_name
         ))),
     }
+}
+
+/// FUNCTION LOAD's check, on the shard thread: runs the library in a fresh VM and returns
+/// the functions it registers.
+pub fn check_library(code: &[u8]) -> Result<Vec<super::functions::FuncInfo>, String> {
+    let vm = Vm::new().map_err(|e| format!("ERR cannot create the Lua state: {e}"))?;
+    Ok(vm.load_library(code)?.into_iter().map(|(i, _)| i).collect())
 }
