@@ -321,6 +321,108 @@ fn function_list(c: &mut Client, a: Args) -> LocalFuture<'_> {
     })
 }
 
+/// `FUNCTION DUMP`
+fn function_dump(c: &mut Client, _a: Args) -> LocalFuture<'_> {
+    boxed(async move {
+        c.out.bulk(&functions::dump());
+        Ok(())
+    })
+}
+
+/// `FUNCTION RESTORE serialized-value [FLUSH | APPEND | REPLACE]`
+fn function_restore(c: &mut Client, a: Args) -> LocalFuture<'_> {
+    boxed(async move {
+        let policy = match a.len() {
+            3 => "append".to_string(),
+            4 => a[3].to_ascii_lowercase().iter().map(|&b| b as char).collect(),
+            _ => return Err(CmdError::Syntax),
+        };
+        if !matches!(policy.as_str(), "append" | "replace" | "flush") {
+            return Err(CmdError::Static(
+                "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.",
+            ));
+        }
+        let codes = functions::parse_dump(&a[2]).map_err(CmdError::Custom)?;
+        // Check everything first: a failed restore changes nothing.
+        let mut libs = Vec::new();
+        for code in codes {
+            let name = functions::parse_metadata(&code).map_err(CmdError::Custom)?;
+            let funcs = vm::check_library(&code).map_err(CmdError::Custom)?;
+            libs.push(functions::Library {
+                name,
+                code,
+                functions: funcs,
+            });
+        }
+        if policy == "append" {
+            let existing = functions::libraries();
+            if let Some(l) = libs.iter().find(|l| existing.iter().any(|e| e.name == l.name)) {
+                return Err(CmdError::Custom(format!("ERR Library {} already exists", l.name)));
+            }
+        }
+        if policy == "flush" {
+            functions::flush();
+        }
+        for l in libs {
+            functions::install(l, policy != "append").map_err(CmdError::Custom)?;
+        }
+        c.out.ok();
+        Ok(())
+    })
+}
+
+/// `FUNCTION HELP`
+fn function_help(c: &mut Client, _a: Args) -> LocalFuture<'_> {
+    boxed(async move {
+        reply_help(
+            &mut c.out,
+            &[
+                "FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "LOAD [REPLACE] <FUNCTION CODE>",
+                "    Create a new library with the given library name and code.",
+                "DELETE <LIBRARY NAME>",
+                "    Delete the given library.",
+                "LIST [LIBRARYNAME PATTERN] [WITHCODE]",
+                "    Return general information on all the libraries:",
+                "    * Library name",
+                "    * The engine used to run the Library",
+                "    * Library description",
+                "    * Functions list",
+                "    * Library code (if WITHCODE is given)",
+                "    It also possible to get only function that matches a pattern using LIBRARYNAME argument.",
+                "STATS",
+                "    Return information about the current function running:",
+                "    * Function name",
+                "    * Command used to run the function",
+                "    * Duration in MS that the function is running",
+                "    If no function is running, return nil",
+                "    In addition, returns a list of available engines.",
+                "KILL",
+                "    Kill the current running function.",
+                "FLUSH [ASYNC|SYNC]",
+                "    Delete all the libraries.",
+                "    When called without the optional mode argument, the behavior is determined by the",
+                "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+                "    * ASYNC: Asynchronously flush the libraries.",
+                "    * SYNC: Synchronously flush the libraries.",
+                "DUMP",
+                "    Return a serialized payload representing the current libraries, can be restored using FUNCTION RESTORE command",
+                "RESTORE <PAYLOAD> [FLUSH|APPEND|REPLACE]",
+                "    Restore the libraries represented by the given payload, it is possible to give a restore policy to",
+                "    control how to handle existing libraries (default APPEND):",
+                "    * FLUSH: delete all existing libraries.",
+                "    * APPEND: appends the restored libraries to the existing libraries. On collision, abort.",
+                "    * REPLACE: appends the restored libraries to the existing libraries, On collision, replace the old",
+                "      libraries with the new libraries (notice that even on this option there is a chance of failure",
+                "      in case of functions name collision with another library).",
+                "HELP",
+                "    Prints this help.",
+            ],
+        );
+        Ok(())
+    })
+}
+
 /// `FUNCTION STATS`
 fn function_stats(c: &mut Client, _a: Args) -> LocalFuture<'_> {
     boxed(async move {
@@ -526,6 +628,9 @@ pub static COMMANDS: &[CommandSpec] = &[
             fsub("flush", -2, NOSCRIPT | WRITE, "Deletes all libraries and functions.", "[ASYNC | SYNC]", function_flush),
             fsub("kill", 2, NOSCRIPT | ALLOW_BUSY, "Terminates a function during execution.", "", function_kill),
             fsub("list", -2, NOSCRIPT, "Returns information about all libraries.", "[LIBRARYNAME library-name-pattern] [WITHCODE]", function_list),
+            fsub("dump", 2, NOSCRIPT, "Dumps all libraries into a serialized binary payload.", "", function_dump),
+            fsub("restore", -3, NOSCRIPT | WRITE | DENYOOM, "Restores all libraries from a payload.", "serialized-value [FLUSH | APPEND | REPLACE]", function_restore),
+            fsub("help", 2, LOADING | STALE, "Returns helpful text about the different subcommands.", "", function_help),
             fsub("stats", 2, NOSCRIPT | ALLOW_BUSY, "Returns information about a function during execution.", "", function_stats),
         ],
         ..CommandSpec::DEFAULT
