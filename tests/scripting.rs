@@ -270,3 +270,43 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn function_kill_of_a_busy_function() {
+    let s = Server::start(&["--busy-reply-threshold", "100"]);
+    let mut c = s.raw();
+    assert_eq!(
+        c.cmd(&[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=spin\nredis.register_function{function_name='spin', callback=function() while true do end end, flags={'no-writes'}}",
+        ]),
+        V::Bulk(b"spin".to_vec())
+    );
+    let port = s.port;
+    let runner = std::thread::spawn(move || {
+        let mut c = common::Raw::connect(port).unwrap();
+        c.cmd(&["FCALL", "spin", "0"])
+    });
+    std::thread::sleep(Duration::from_millis(400));
+    let busy = common::poll(PATIENCE, || match s.raw().cmd(&["GET", "x"]) {
+        V::Err(e) if e.starts_with("BUSY") => Some(e),
+        _ => None,
+    })
+    .expect("BUSY while the function runs");
+    assert_eq!(
+        busy,
+        "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
+    );
+    let mut k = s.raw();
+    // SCRIPT KILL does not stop a function.
+    assert_eq!(k.cmd(&["SCRIPT", "KILL"]), V::Err(busy.clone()));
+    assert_eq!(k.cmd(&["FUNCTION", "KILL"]), V::Simple("OK".into()));
+    match runner.join().unwrap() {
+        V::Err(e) => assert_eq!(
+            e,
+            "ERR Script killed by user with SCRIPT KILL... script: spin, on @user_function:2."
+        ),
+        other => panic!("{other:?}"),
+    }
+}

@@ -170,7 +170,16 @@ async fn fcall_generic(c: &mut Client, a: Args, read_only: bool) -> Result<(), C
         ));
     }
     let ro = read_only || info.no_writes();
-    run_script(c, name, true, Bytes::new(), keys.to_vec(), argv.to_vec(), ro).await
+    let keys = keys.to_vec();
+    let argv = argv.to_vec();
+    if let Ok(mut r) = scripting::RUNNING_FUNCTION.lock() {
+        *r = Some((name.clone(), a.as_slice().to_vec(), std::time::Instant::now()));
+    }
+    let r = run_script(c, name, true, Bytes::new(), keys, argv, ro).await;
+    if let Ok(mut r) = scripting::RUNNING_FUNCTION.lock() {
+        *r = None;
+    }
+    r
 }
 
 fn fcall(c: &mut Client, a: Args) -> LocalFuture<'_> {
@@ -245,7 +254,7 @@ fn function_flush(c: &mut Client, a: Args) -> LocalFuture<'_> {
 /// `FUNCTION KILL`
 fn function_kill(c: &mut Client, _a: Args) -> LocalFuture<'_> {
     boxed(async move {
-        scripting::kill().map_err(CmdError::Static)?;
+        scripting::kill(true).map_err(CmdError::Static)?;
         c.out.ok();
         Ok(())
     })
@@ -431,7 +440,22 @@ fn function_stats(c: &mut Client, _a: Args) -> LocalFuture<'_> {
         let out = &mut c.out;
         out.map(2);
         out.bulk(b"running_script");
-        out.null();
+        let running = scripting::RUNNING_FUNCTION.lock().ok().and_then(|r| r.clone());
+        match running {
+            Some((name, argv, start)) => {
+                out.map(3);
+                out.bulk(b"name");
+                out.bulk(name.as_bytes());
+                out.bulk(b"command");
+                out.array(argv.len());
+                for a in &argv {
+                    out.bulk(a);
+                }
+                out.bulk(b"duration_ms");
+                out.int(start.elapsed().as_millis() as i64);
+            }
+            None => out.null(),
+        }
         out.bulk(b"engines");
         out.map(1);
         out.bulk(b"LUA");
@@ -492,7 +516,7 @@ fn script_flush(c: &mut Client, a: Args) -> LocalFuture<'_> {
 /// `SCRIPT KILL`
 fn script_kill(c: &mut Client, _a: Args) -> LocalFuture<'_> {
     boxed(async move {
-        scripting::kill().map_err(CmdError::Static)?;
+        scripting::kill(false).map_err(CmdError::Static)?;
         c.out.ok();
         Ok(())
     })

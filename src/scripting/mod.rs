@@ -31,6 +31,8 @@ use bytes::Bytes;
 
 /// `-BUSY` while a script runs past the threshold.
 pub const BUSY_SCRIPT: &str = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+pub const BUSY_FUNCTION: &str =
+    "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
 pub const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
 pub const NOTBUSY: &str = "NOTBUSY No scripts in execution right now.";
 pub const UNKILLABLE: &str = "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.";
@@ -51,6 +53,8 @@ pub struct RunState {
     pub kill: AtomicBool,
     /// It called a write command: SCRIPT KILL refuses (UNKILLABLE).
     pub wrote: AtomicBool,
+    /// The running script is a function (FCALL): -BUSY names FUNCTION KILL.
+    pub function: AtomicBool,
 }
 
 pub static STATE: RunState = RunState {
@@ -58,6 +62,7 @@ pub static STATE: RunState = RunState {
     busy: AtomicBool::new(false),
     kill: AtomicBool::new(false),
     wrote: AtomicBool::new(false),
+    function: AtomicBool::new(false),
 };
 
 /// True while a script runs past busy-reply-threshold: dispatch answers `-BUSY` to
@@ -66,17 +71,34 @@ pub fn is_busy() -> bool {
     STATE.busy.load(Ordering::Relaxed)
 }
 
-/// What SCRIPT KILL answers (and does).
-pub fn kill() -> Result<(), &'static str> {
+/// The -BUSY text for the running script (EVAL or FCALL).
+pub fn busy_error() -> &'static str {
+    if STATE.function.load(Ordering::Relaxed) {
+        BUSY_FUNCTION
+    } else {
+        BUSY_SCRIPT
+    }
+}
+
+/// What SCRIPT KILL (`function` false) or FUNCTION KILL answers, and does.
+pub fn kill(function: bool) -> Result<(), &'static str> {
     if !STATE.running.load(Ordering::Acquire) || !STATE.busy.load(Ordering::Acquire) {
         return Err(NOTBUSY);
     }
     if STATE.wrote.load(Ordering::Acquire) {
         return Err(UNKILLABLE);
     }
+    // SCRIPT KILL stops only EVAL scripts, FUNCTION KILL only functions.
+    if STATE.function.load(Ordering::Acquire) != function {
+        return Err(busy_error());
+    }
     STATE.kill.store(true, Ordering::Release);
     Ok(())
 }
+
+/// The running function, for FUNCTION STATS: name, command line, start.
+pub static RUNNING_FUNCTION: std::sync::Mutex<Option<(String, Vec<Bytes>, std::time::Instant)>> =
+    std::sync::Mutex::new(None);
 
 /// Lowercase SHA1 hex of a script body.
 pub fn sha1_hex(body: &[u8]) -> String {

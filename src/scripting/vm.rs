@@ -563,6 +563,7 @@ impl Vm {
             }
         };
         let start = Instant::now();
+        STATE.function.store(function, Ordering::Release);
         STATE.running.store(true, Ordering::Release);
         let shared = shared.clone();
         let _ = self.lua.set_hook(
