@@ -570,6 +570,28 @@ const EVAL_RO_KEYS: &[KeySpec] = &[KeySpec {
         firstkey: 1,
         step: 1,
     },
+    notes: "We cannot tell how the keys will be used so we assume the worst, RO and ACCESS",
+}];
+
+const EVALSHA_RO_KEYS: &[KeySpec] = &[KeySpec {
+    flags: &["RO", "ACCESS"],
+    begin: Begin::Index(2),
+    find: Find::Keynum {
+        keynumidx: 0,
+        firstkey: 1,
+        step: 1,
+    },
+    notes: "",
+}];
+
+const EVALSHA_KEYS: &[KeySpec] = &[KeySpec {
+    flags: &["RW", "ACCESS", "UPDATE"],
+    begin: Begin::Index(2),
+    find: Find::Keynum {
+        keynumidx: 0,
+        firstkey: 1,
+        step: 1,
+    },
     notes: "",
 }];
 
@@ -593,6 +615,7 @@ const fn fsub(
     flags: u32,
     summary: &'static str,
     syntax: &'static str,
+    tips: &'static [&'static str],
     run: crate::command::ConnFn,
 ) -> CommandSpec {
     CommandSpec {
@@ -605,10 +628,13 @@ const fn fsub(
         summary,
         complexity: "O(N) where N is the number of functions",
         syntax,
+        tips,
         run: Run::Conn(run),
         ..CommandSpec::DEFAULT
     }
 }
+
+const ALL_SUCCEEDED: &[&str] = &["request_policy:all_shards", "response_policy:all_succeeded"];
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec {
@@ -647,15 +673,15 @@ pub static COMMANDS: &[CommandSpec] = &[
         summary: "A container for function commands.",
         complexity: "Depends on subcommand.",
         subcommands: &[
-            fsub("load", -3, NOSCRIPT | WRITE | DENYOOM, "Creates a library.", "[REPLACE] function-code", function_load),
-            fsub("delete", 3, NOSCRIPT | WRITE, "Deletes a library and its functions.", "library-name", function_delete),
-            fsub("flush", -2, NOSCRIPT | WRITE, "Deletes all libraries and functions.", "[ASYNC | SYNC]", function_flush),
-            fsub("kill", 2, NOSCRIPT | ALLOW_BUSY, "Terminates a function during execution.", "", function_kill),
-            fsub("list", -2, NOSCRIPT, "Returns information about all libraries.", "[LIBRARYNAME library-name-pattern] [WITHCODE]", function_list),
-            fsub("dump", 2, NOSCRIPT, "Dumps all libraries into a serialized binary payload.", "", function_dump),
-            fsub("restore", -3, NOSCRIPT | WRITE | DENYOOM, "Restores all libraries from a payload.", "serialized-value [FLUSH | APPEND | REPLACE]", function_restore),
-            fsub("help", 2, LOADING | STALE, "Returns helpful text about the different subcommands.", "", function_help),
-            fsub("stats", 2, NOSCRIPT | ALLOW_BUSY, "Returns information about a function during execution.", "", function_stats),
+            fsub("flush", -2, NOSCRIPT | WRITE, "Deletes all libraries and functions.", "[ASYNC | SYNC]", ALL_SUCCEEDED, function_flush),
+            fsub("list", -2, NOSCRIPT, "Returns information about all libraries.", "[LIBRARYNAME library-name-pattern] [WITHCODE]", &["nondeterministic_output_order"], function_list),
+            fsub("delete", 3, NOSCRIPT | WRITE, "Deletes a library and its functions.", "library-name", ALL_SUCCEEDED, function_delete),
+            fsub("stats", 2, NOSCRIPT | ALLOW_BUSY, "Returns information about a function during execution.", "", &["nondeterministic_output", "request_policy:all_shards", "response_policy:special"], function_stats),
+            fsub("load", -3, NOSCRIPT | WRITE | DENYOOM, "Creates a library.", "[REPLACE] function-code", ALL_SUCCEEDED, function_load),
+            fsub("help", 2, LOADING | STALE, "Returns helpful text about the different subcommands.", "", &[], function_help),
+            fsub("kill", 2, NOSCRIPT | ALLOW_BUSY, "Terminates a function during execution.", "", &["request_policy:all_shards", "response_policy:one_succeeded"], function_kill),
+            fsub("dump", 2, NOSCRIPT, "Dumps all libraries into a serialized binary payload.", "", &[], function_dump),
+            fsub("restore", -3, NOSCRIPT | WRITE | DENYOOM, "Restores all libraries from a payload.", "serialized-value [FLUSH | APPEND | REPLACE]", ALL_SUCCEEDED, function_restore),
         ],
         ..CommandSpec::DEFAULT
     },
@@ -679,7 +705,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         arity: -3,
         flags: NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | NO_MANDATORY_KEYS | STALE,
         acl: acl::SCRIPTING,
-        key_specs: EVAL_KEYS,
+        key_specs: EVALSHA_KEYS,
         group: "scripting",
         since: "2.6.0",
         summary: "Executes a server-side Lua script by SHA1 digest.",
@@ -707,7 +733,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         arity: -3,
         flags: NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY,
         acl: acl::SCRIPTING,
-        key_specs: EVAL_RO_KEYS,
+        key_specs: EVALSHA_RO_KEYS,
         group: "scripting",
         since: "7.0.0",
         summary: "Executes a read-only server-side Lua script by SHA1 digest.",
@@ -741,7 +767,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             CommandSpec {
                 name: "exists",
                 arity: -3,
-                flags: NOSCRIPT | STALE,
+                flags: NOSCRIPT,
                 acl: acl::SCRIPTING,
                 group: "scripting",
                 since: "2.6.0",
@@ -767,6 +793,18 @@ pub static COMMANDS: &[CommandSpec] = &[
                 ..CommandSpec::DEFAULT
             },
             CommandSpec {
+                name: "help",
+                arity: 2,
+                flags: LOADING | STALE,
+                acl: acl::SCRIPTING,
+                group: "scripting",
+                since: "5.0.0",
+                summary: "Returns helpful text about the different subcommands.",
+                complexity: "O(1)",
+                run: Run::Conn(script_help),
+                ..CommandSpec::DEFAULT
+            },
+            CommandSpec {
                 name: "kill",
                 arity: 2,
                 flags: NOSCRIPT | ALLOW_BUSY,
@@ -777,18 +815,6 @@ pub static COMMANDS: &[CommandSpec] = &[
                 complexity: "O(1)",
                 tips: &["request_policy:all_shards", "response_policy:one_succeeded"],
                 run: Run::Conn(script_kill),
-                ..CommandSpec::DEFAULT
-            },
-            CommandSpec {
-                name: "help",
-                arity: 2,
-                flags: LOADING | STALE,
-                acl: acl::SCRIPTING,
-                group: "scripting",
-                since: "5.0.0",
-                summary: "Returns helpful text about the different subcommands.",
-                complexity: "O(1)",
-                run: Run::Conn(script_help),
                 ..CommandSpec::DEFAULT
             },
         ],
