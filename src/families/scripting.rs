@@ -10,7 +10,10 @@ use super::{boxed, reply_help};
 use crate::command::{acl, flags::*, Args, Begin, CommandSpec, Find, KeySpec, LocalFuture, Run};
 use crate::error::CmdError;
 use crate::scripting::{self, functions, vm};
+use crate::command::table::Cmd;
+use crate::persist::Effects;
 use crate::server::client::Client;
+use crate::shard::Lent;
 
 /// Numkeys, keys and arguments of EVAL-like commands, with Redis's errors.
 fn split_keys(a: &Args) -> Result<(Vec<Bytes>, Vec<Bytes>), CmdError> {
@@ -31,9 +34,22 @@ fn split_keys(a: &Args) -> Result<(Vec<Bytes>, Vec<Bytes>), CmdError> {
     Ok((k.to_vec(), v.to_vec()))
 }
 
+/// A script or function call, checked and ready to run.
+struct Prepared {
+    /// SHA1 of the script, or the function's name.
+    sha: String,
+    function: bool,
+    body: Bytes,
+    keys: Vec<Bytes>,
+    argv: Vec<Bytes>,
+    read_only: bool,
+    /// FCALL's command line, for FUNCTION STATS.
+    argv_all: Option<Vec<Bytes>>,
+}
+
 /// `EVAL script numkeys [key [key ...]] [arg [arg ...]]` and the _RO / SHA variants.
-async fn eval_generic(c: &mut Client, a: Args, by_sha: bool, read_only: bool) -> Result<(), CmdError> {
-    let (keys, argv) = split_keys(&a)?;
+fn prepare_eval(a: &Args, by_sha: bool, read_only: bool) -> Result<Prepared, CmdError> {
+    let (keys, argv) = split_keys(a)?;
     let (sha, body) = if by_sha {
         let sha = String::from_utf8_lossy(&a[1]).to_ascii_lowercase();
         let body = scripting::cache_get(&sha).ok_or(CmdError::Static(scripting::NOSCRIPT))?;
@@ -58,23 +74,38 @@ async fn eval_generic(c: &mut Client, a: Args, by_sha: bool, read_only: bool) ->
         Some(sb) => read_only || sb.no_writes,
         None => read_only,
     };
-    run_script(c, sha, false, body, keys, argv, read_only).await
+    Ok(Prepared {
+        sha,
+        function: false,
+        body,
+        keys,
+        argv,
+        read_only,
+        argv_all: None,
+    })
 }
 
-/// Runs a script or function with every shard reserved, on this shard's Lua thread.
-async fn run_script(
-    c: &mut Client,
-    sha: String,
-    function: bool,
-    body: Bytes,
-    keys: Vec<Bytes>,
-    argv: Vec<Bytes>,
-    read_only: bool,
-) -> Result<(), CmdError> {
+/// Checks any of EVAL, EVALSHA, EVAL_RO, EVALSHA_RO, FCALL, FCALL_RO.
+fn prepare(name: &str, a: &Args) -> Result<Prepared, CmdError> {
+    match name {
+        "eval" => prepare_eval(a, false, false),
+        "evalsha" => prepare_eval(a, true, false),
+        "eval_ro" => prepare_eval(a, false, true),
+        "evalsha_ro" => prepare_eval(a, true, true),
+        "fcall" => prepare_fcall(a, false),
+        _ => prepare_fcall(a, true),
+    }
+}
+
+/// True for the commands that run a script (MULTI/EXEC runs them under its reservation).
+pub fn is_script_command(name: &str) -> bool {
+    matches!(name, "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro")
+}
+
+/// Runs a script over keyspaces the caller reserved (every shard), writing its reply to
+/// the client; its effects are appended to `effects`. Gives both back.
+async fn run_over(c: &mut Client, p: Prepared, lent: Lent, effects: Effects) -> Result<(Lent, Effects), CmdError> {
     let sh = c.shard.clone();
-    // A script may touch keys it did not declare: it holds every shard while it runs.
-    let all: Vec<usize> = (0..sh.nshards).collect();
-    let lent = sh.reserve(&all).await?;
     let (databases, enc) = {
         let cfg = sh.local.cfg.borrow();
         (cfg.databases, cfg.enc)
@@ -82,30 +113,37 @@ async fn run_script(
     let busy_ms = sh.local.shared.config.read().busy_reply_threshold;
     let (tx, rx) = oneshot::channel();
     let job = vm::Job {
-        sha,
-        function,
-        body,
-        keys,
-        argv,
+        sha: p.sha.clone(),
+        function: p.function,
+        body: p.body,
+        keys: p.keys,
+        argv: p.argv,
         lent,
         db: c.db,
         proto: c.proto,
-        read_only,
+        read_only: p.read_only,
         no_touch: c.handle.no_touch.get(),
         databases,
         enc,
-        effects_enabled: sh.local.effects.borrow().is_enabled(),
+        effects,
         busy_ms,
         shared: sh.local.shared.clone(),
         done: tx,
     };
-    if let Err(job) = vm::submit(sh.id, job) {
-        sh.release(job.lent).await;
-        return Err(CmdError::Static("ERR could not start the scripting thread"));
+    if let Some(argv) = p.argv_all {
+        if let Ok(mut r) = scripting::RUNNING_FUNCTION.lock() {
+            *r = Some((p.sha, argv, std::time::Instant::now()));
+        }
     }
-    let done = rx
-        .await
-        .map_err(|_| CmdError::Static("ERR the scripting thread stopped"))?;
+    if let Err(job) = vm::submit(sh.id, job) {
+        c.out.error("ERR could not start the scripting thread");
+        return Ok((job.lent, job.effects));
+    }
+    let done = rx.await;
+    if let Ok(mut r) = scripting::RUNNING_FUNCTION.lock() {
+        *r = None;
+    }
+    let done = done.map_err(|_| CmdError::Static("ERR the scripting thread stopped"))?;
     {
         let mut stats = sh.local.stats.borrow_mut();
         stats.dirty += done.dirty;
@@ -123,11 +161,45 @@ async fn run_script(
             stats.error(code);
         }
     }
-    // One MULTI/EXEC record before the shards are released: the file order is a valid order.
-    sh.send_effects_atomic(done.effects).await;
-    sh.release(done.lent).await;
     c.out.raw(&done.out);
+    Ok((done.lent, done.effects))
+}
+
+/// Runs a script with every shard reserved, on this shard's Lua thread.
+async fn run_script(c: &mut Client, p: Prepared) -> Result<(), CmdError> {
+    let sh = c.shard.clone();
+    // A script may touch keys it did not declare: it holds every shard while it runs.
+    let all: Vec<usize> = (0..sh.nshards).collect();
+    let lent = sh.reserve(&all).await?;
+    let effects = Effects::new(sh.local.effects.borrow().is_enabled());
+    let (lent, effects) = run_over(c, p, lent, effects).await?;
+    // One MULTI/EXEC record before the shards are released: the file order is a valid order.
+    sh.send_effects_atomic(effects).await;
+    sh.release(lent).await;
     Ok(())
+}
+
+/// A script queued in MULTI: runs when EXEC reaches it, under EXEC's reservation of every
+/// shard, its effects joining the transaction's record.
+pub async fn run_in_transaction(
+    c: &mut Client,
+    cmd: &Cmd,
+    args: &Args,
+    lent: Lent,
+    effects: Effects,
+) -> Result<(Lent, Effects), CmdError> {
+    match prepare(cmd.spec.name, args) {
+        Ok(p) => run_over(c, p, lent, effects).await,
+        Err(e) => {
+            c.out.error(&e.to_string());
+            Ok((lent, effects))
+        }
+    }
+}
+
+async fn eval_generic(c: &mut Client, a: Args, by_sha: bool, read_only: bool) -> Result<(), CmdError> {
+    let p = prepare_eval(&a, by_sha, read_only)?;
+    run_script(c, p).await
 }
 
 fn eval(c: &mut Client, a: Args) -> LocalFuture<'_> {
@@ -147,7 +219,7 @@ fn evalsha_ro(c: &mut Client, a: Args) -> LocalFuture<'_> {
 }
 
 /// `FCALL function numkeys [key [key ...]] [arg [arg ...]]` and FCALL_RO.
-async fn fcall_generic(c: &mut Client, a: Args, read_only: bool) -> Result<(), CmdError> {
+fn prepare_fcall(a: &Args, read_only: bool) -> Result<Prepared, CmdError> {
     let n = std::str::from_utf8(&a[2])
         .ok()
         .and_then(|s| s.parse::<i64>().ok())
@@ -157,9 +229,7 @@ async fn fcall_generic(c: &mut Client, a: Args, read_only: bool) -> Result<(), C
     }
     let rest = &a.as_slice()[3..];
     if n as u64 > rest.len() as u64 {
-        return Err(CmdError::Static(
-            "ERR Number of keys can't be greater than number of args",
-        ));
+        return Err(CmdError::Static("ERR Number of keys can't be greater than number of args"));
     }
     let (keys, argv) = rest.split_at(n as usize);
     let name = String::from_utf8_lossy(&a[1]).into_owned();
@@ -169,17 +239,20 @@ async fn fcall_generic(c: &mut Client, a: Args, read_only: bool) -> Result<(), C
             "ERR Can not execute a script with write flag using *_ro command.",
         ));
     }
-    let ro = read_only || info.no_writes();
-    let keys = keys.to_vec();
-    let argv = argv.to_vec();
-    if let Ok(mut r) = scripting::RUNNING_FUNCTION.lock() {
-        *r = Some((name.clone(), a.as_slice().to_vec(), std::time::Instant::now()));
-    }
-    let r = run_script(c, name, true, Bytes::new(), keys, argv, ro).await;
-    if let Ok(mut r) = scripting::RUNNING_FUNCTION.lock() {
-        *r = None;
-    }
-    r
+    Ok(Prepared {
+        sha: name,
+        function: true,
+        body: Bytes::new(),
+        keys: keys.to_vec(),
+        argv: argv.to_vec(),
+        read_only: read_only || info.no_writes(),
+        argv_all: Some(a.as_slice().to_vec()),
+    })
+}
+
+async fn fcall_generic(c: &mut Client, a: Args, read_only: bool) -> Result<(), CmdError> {
+    let p = prepare_fcall(&a, read_only)?;
+    run_script(c, p).await
 }
 
 fn fcall(c: &mut Client, a: Args) -> LocalFuture<'_> {

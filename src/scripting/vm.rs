@@ -38,7 +38,8 @@ pub struct Job {
     pub no_touch: bool,
     pub databases: usize,
     pub enc: EncodingLimits,
-    pub effects_enabled: bool,
+    /// Where the script's effects go (a transaction passes its own, to get them back).
+    pub effects: Effects,
     /// busy-reply-threshold in ms (0: never busy).
     pub busy_ms: u64,
     /// SHUTDOWN NOSAVE stops the script (its effects are dropped: none reach the AOF).
@@ -151,7 +152,7 @@ fn lua_thread(rx: mpsc::Receiver<Job>) {
                 let _ = job.done.send(Done {
                     lent: job.lent,
                     out: out.take(),
-                    effects: Effects::new(false),
+                    effects: job.effects,
                     dirty: 0,
                     calls: Vec::new(),
                     err: Some("ERR".into()),
@@ -449,7 +450,7 @@ impl Vm {
             no_touch,
             databases,
             enc,
-            effects_enabled,
+            effects,
             busy_ms,
             shared,
             done,
@@ -457,7 +458,7 @@ impl Vm {
         CTX.with(|c| {
             *c.borrow_mut() = Some(RunCtx {
                 lent,
-                effects: Effects::new(effects_enabled),
+                effects,
                 db,
                 read_only,
                 no_touch,
