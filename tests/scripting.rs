@@ -310,3 +310,39 @@ fn function_kill_of_a_busy_function() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Scripts queued in MULTI run inside EXEC's reservation: the whole transaction is atomic.
+#[test]
+fn scripts_inside_multi_are_atomic() {
+    let s = Server::start(&[]);
+    let a = "m:a".to_string();
+    let b = key_on_other_shard(&a, "m:b");
+    let mut c = s.raw();
+    c.cmd(&["SET", &a, "100"]);
+    c.cmd(&["SET", &b, "100"]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (port, a2, b2, stop2) = (s.port, a.clone(), b.clone(), stop.clone());
+    let writer = std::thread::spawn(move || {
+        let mut c = common::Raw::connect(port).unwrap();
+        while !stop2.load(Ordering::Relaxed) {
+            assert_eq!(c.cmd(&["MULTI"]), V::Simple("OK".into()));
+            assert_eq!(
+                c.cmd(&["EVAL", "return redis.call('decrby', KEYS[1], 3)", "1", &a2]),
+                V::Simple("QUEUED".into())
+            );
+            assert_eq!(c.cmd(&["INCRBY", &b2, "3"]), V::Simple("QUEUED".into()));
+            match c.cmd(&["EXEC"]) {
+                V::Arr(v) => assert_eq!(v.len(), 2),
+                other => panic!("{other:?}"),
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_millis(1000);
+    while Instant::now() < deadline {
+        // Read atomically (MGET over two shards is split, so not a snapshot).
+        let total = "return tonumber(redis.call('get', KEYS[1])) + tonumber(redis.call('get', KEYS[2]))";
+        assert_eq!(c.cmd(&["EVAL_RO", total, "2", &a, &b]), V::Int(200));
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+}

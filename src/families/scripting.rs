@@ -7,11 +7,11 @@ use bytes::Bytes;
 use futures_channel::oneshot;
 
 use super::{boxed, reply_help};
+use crate::command::table::Cmd;
 use crate::command::{acl, flags::*, Args, Begin, CommandSpec, Find, KeySpec, LocalFuture, Run};
 use crate::error::CmdError;
-use crate::scripting::{self, functions, vm};
-use crate::command::table::Cmd;
 use crate::persist::Effects;
+use crate::scripting::{self, functions, vm};
 use crate::server::client::Client;
 use crate::shard::Lent;
 
@@ -99,7 +99,10 @@ fn prepare(name: &str, a: &Args) -> Result<Prepared, CmdError> {
 
 /// True for the commands that run a script (MULTI/EXEC runs them under its reservation).
 pub fn is_script_command(name: &str) -> bool {
-    matches!(name, "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro")
+    matches!(
+        name,
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
+    )
 }
 
 /// Runs a script over keyspaces the caller reserved (every shard), writing its reply to
@@ -229,7 +232,9 @@ fn prepare_fcall(a: &Args, read_only: bool) -> Result<Prepared, CmdError> {
     }
     let rest = &a.as_slice()[3..];
     if n as u64 > rest.len() as u64 {
-        return Err(CmdError::Static("ERR Number of keys can't be greater than number of args"));
+        return Err(CmdError::Static(
+            "ERR Number of keys can't be greater than number of args",
+        ));
     }
     let (keys, argv) = rest.split_at(n as usize);
     let name = String::from_utf8_lossy(&a[1]).into_owned();
