@@ -35,6 +35,7 @@ pub mod families;
 pub mod logging;
 pub mod persist;
 pub mod resp;
+pub mod scripting;
 pub mod server;
 pub mod shard;
 pub mod store;

@@ -108,6 +108,10 @@ fn check(client: &Client, args: &Args) -> Result<Route, CmdError> {
             cmd.full_name
         )));
     }
+    // A script past busy-reply-threshold holds every shard: answer now instead of waiting.
+    if crate::scripting::is_busy() && !cmd.spec.has(flags::ALLOW_BUSY) {
+        return Err(CmdError::Static(crate::scripting::busy_error()));
+    }
     match cmd.spec.run {
         Run::Keyed(..) => {
             let n = client.shard.nshards;

@@ -1,0 +1,1117 @@
+//! One Lua VM per shard, on the shard's companion thread; the job protocol between them;
+//! the `redis` table and the sandbox.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use futures_channel::oneshot;
+use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
+
+use super::{convert, libs, STATE};
+use crate::command::table::{self, Cmd};
+use crate::command::{flags, Args, Exec, Keyspace, Run};
+use crate::error::CmdError;
+use crate::persist::Effects;
+use crate::resp::{Proto, Reply};
+use crate::shard::Lent;
+use crate::store::EncodingLimits;
+
+/// A script run, sent from the shard to its Lua thread with every shard reserved.
+pub struct Job {
+    /// The script's SHA1, or the function's name for FCALL (errors name it).
+    pub sha: String,
+    /// FCALL: run this registered function instead of the body.
+    pub function: bool,
+    pub body: Bytes,
+    pub keys: Vec<Bytes>,
+    pub argv: Vec<Bytes>,
+    pub lent: Lent,
+    pub db: usize,
+    /// The client's protocol: the script's reply is written in it.
+    pub proto: Proto,
+    /// EVAL_RO / EVALSHA_RO: write commands are refused.
+    pub read_only: bool,
+    pub no_touch: bool,
+    pub databases: usize,
+    pub enc: EncodingLimits,
+    /// Where the script's effects go (a transaction passes its own, to get them back).
+    pub effects: Effects,
+    /// busy-reply-threshold in ms (0: never busy).
+    pub busy_ms: u64,
+    /// SHUTDOWN NOSAVE stops the script (its effects are dropped: none reach the AOF).
+    pub shared: std::sync::Arc<crate::server::ServerShared>,
+    pub done: oneshot::Sender<Done>,
+}
+
+/// A command called from a script, for commandstats/errorstats.
+pub struct CallStat {
+    pub cmd: &'static Cmd,
+    pub usec: u64,
+    pub err: Option<String>,
+}
+
+pub struct Done {
+    pub lent: Lent,
+    pub out: BytesMut,
+    pub effects: Effects,
+    pub dirty: u64,
+    pub calls: Vec<CallStat>,
+    /// The error code of a script that failed (errorstats).
+    pub err: Option<String>,
+}
+
+/// The lent world of the running script, reachable from `redis.call`.
+struct RunCtx {
+    lent: Lent,
+    effects: Effects,
+    db: usize,
+    read_only: bool,
+    no_touch: bool,
+    databases: usize,
+    enc: EncodingLimits,
+    dirty: u64,
+    calls: Vec<CallStat>,
+    /// redis.setresp: the protocol command replies are converted from.
+    resp: Proto,
+}
+
+thread_local! {
+    static CTX: RefCell<Option<RunCtx>> = const { RefCell::new(None) };
+    /// The shard thread's link to its Lua thread.
+    static ENGINE: RefCell<Option<mpsc::Sender<Job>>> = const { RefCell::new(None) };
+    /// A VM on the shard thread used only to compile-check bodies (SCRIPT LOAD, first EVAL).
+    static CHECKER: Lua = Lua::new_with(StdLib::NONE, LuaOptions::new()).expect("lua state");
+}
+
+/// Hands a job to this shard's Lua thread (started on first use); gives the job back if
+/// the thread cannot take it, so the caller can release the shards it holds.
+#[allow(clippy::result_large_err)]
+pub fn submit(shard: usize, job: Job) -> Result<(), Job> {
+    ENGINE.with(|e| {
+        let mut e = e.borrow_mut();
+        if e.is_none() {
+            let (tx, rx) = mpsc::channel::<Job>();
+            let spawned = std::thread::Builder::new()
+                .name(format!("basalt-lua-{shard}"))
+                .spawn(move || lua_thread(rx));
+            if spawned.is_err() {
+                return Err(job);
+            }
+            *e = Some(tx);
+        }
+        match e.as_ref() {
+            Some(tx) => tx.send(job).map_err(|err| err.0),
+            None => Err(job),
+        }
+    })
+}
+
+/// `Error compiling script` text for a body that does not compile, checked on the shard thread.
+pub fn compile_check(body: &[u8]) -> Result<(), String> {
+    let src = super::lua_source(body);
+    CHECKER.with(
+        |lua| match lua.load(&src[..]).set_name("@user_script").into_function() {
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!(
+                "ERR Error compiling script (new function): {}",
+                syntax_text(&e)
+            )),
+        },
+    )
+}
+
+fn syntax_text(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::SyntaxError { message, .. } => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn lua_thread(rx: mpsc::Receiver<Job>) {
+    let mut vm: Option<(u64, Vm)> = None;
+    while let Ok(job) = rx.recv() {
+        let gen = super::generation();
+        if vm.as_ref().is_none_or(|(g, v)| *g != gen || v.poisoned) {
+            vm = match Vm::new() {
+                Ok(v) => Some((gen, v)),
+                Err(e) => {
+                    tracing::warn!("cannot create the Lua state: {e}");
+                    None
+                }
+            };
+        }
+        match vm.as_mut() {
+            Some((_, v)) => v.run(job),
+            None => {
+                let mut out = Reply::new(job.proto);
+                out.error("ERR cannot create the Lua state");
+                let _ = job.done.send(Done {
+                    lent: job.lent,
+                    out: out.take(),
+                    effects: job.effects,
+                    dirty: 0,
+                    calls: Vec::new(),
+                    err: Some("ERR".into()),
+                });
+            }
+        }
+    }
+}
+
+/// Lua prelude: the error handler (Redis's, finding the script's line), the runner, the
+/// sandboxed environment and `redis.call`/`redis.pcall` over the Rust primitive.
+const PRELUDE: &str = r#"
+local getinfo, setfenv, xpcall, type, tostring, setmetatable, error, rawget =
+      debug.getinfo, setfenv, xpcall, type, tostring, setmetatable, error, rawget
+local G = _G
+local errmsg = __basalt_errmsg
+local raised = __basalt_raised
+local rawpcall, select, unpack = pcall, select, unpack
+local function fix(n, ok, e, ...)
+  if not ok and type(e) == 'table' and raised[e] then e = e.err end
+  return ok, e, ...
+end
+pcall = function(...)
+  return fix(0, rawpcall(...))
+end
+local function handler(err)
+  local i, lvl = nil, 2
+  while true do
+    local f = getinfo(lvl, 'Sl')
+    if not f then break end
+    if f.source == '@user_script' or f.source == '@user_function' then i = f break end
+    lvl = lvl + 1
+  end
+  if type(err) == 'userdata' then
+    err = {err = errmsg(err)}
+  elseif type(err) ~= 'table' then
+    err = {err = 'ERR ' .. tostring(err)}
+  end
+  if i then
+    err['source'] = i.source
+    err['line'] = i.currentline
+  end
+  return err
+end
+local env_mt = {
+  __index = function(t, k)
+    local v = G[k]
+    if v == nil then
+      error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+    end
+    return v
+  end,
+  __newindex = function() error('Attempt to modify a readonly table', 2) end,
+  __metatable = false,
+}
+-- Library tables are read-only for scripts (Redis 7): each global library becomes a
+-- proxy that reads through and refuses writes; pairs/next see through proxies.
+local real = setmetatable({}, {__mode = 'k'})
+local rawnext = next
+local function ro() error('Attempt to modify a readonly table', 2) end
+for _, name in ipairs({'redis', 'string', 'math', 'table', 'cjson', 'cmsgpack', 'bit', 'struct', 'coroutine'}) do
+  local lib = G[name]
+  if lib then
+    local p = setmetatable({}, {__index = lib, __newindex = ro, __metatable = false})
+    real[p] = lib
+    G[name] = p
+  end
+end
+next = function(t, k) return rawnext(real[t] or t, k) end
+local mynext = next
+pairs = function(t) return mynext, t, nil end
+__basalt_fcall = function(f, keys, args)
+  return xpcall(function() return f(keys, args) end, handler)
+end
+__basalt_loadlib = function(chunk)
+  local env = setmetatable({}, env_mt)
+  rawset(env, '_G', env)
+  setfenv(chunk, env)
+  return xpcall(chunk, handler)
+end
+__basalt_run = function(f, keys, argv)
+  local env = setmetatable({KEYS = keys, ARGV = argv}, env_mt)
+  rawset(env, '_G', env)
+  setfenv(f, env)
+  return xpcall(f, handler)
+end
+"#;
+
+/// Globals a script may see (Redis 7.0's sandbox); everything else is removed.
+const ALLOWED_GLOBALS: &[&str] = &[
+    "_G",
+    "_VERSION",
+    "assert",
+    "collectgarbage",
+    "coroutine",
+    "error",
+    "gcinfo",
+    "getmetatable",
+    "ipairs",
+    "load",
+    "loadstring",
+    "math",
+    "next",
+    "pairs",
+    "pcall",
+    "rawequal",
+    "rawget",
+    "rawset",
+    "select",
+    "setmetatable",
+    "string",
+    "table",
+    "tonumber",
+    "tostring",
+    "type",
+    "unpack",
+    "xpcall",
+    "redis",
+    "cjson",
+    "cmsgpack",
+    "bit",
+    "struct",
+];
+
+pub struct Vm {
+    /// A run panicked: the state may be inconsistent, make a new one.
+    poisoned: bool,
+    lua: Lua,
+    run: Function,
+    fcall: Function,
+    loadlib: Function,
+    /// Registered functions by name, for the function registry's generation `func_gen`.
+    functions: HashMap<String, Function>,
+    func_gen: u64,
+    scripts: HashMap<String, Function>,
+}
+
+/// Redis's 48-bit PRNG (rand.c, the drand48 constants), seeded with 0 when the state is made,
+/// so math.random gives Redis's sequence.
+struct Rand48(Cell<u64>);
+
+impl Rand48 {
+    fn seed(&self, s: i32) {
+        self.0.set((((s as u32) as u64) << 16) | 0x330E);
+    }
+    fn next(&self) -> i32 {
+        let x = self.0.get().wrapping_mul(0x5DEECE66D).wrapping_add(0xB) & ((1u64 << 48) - 1);
+        self.0.set(x);
+        (x >> 17) as i32
+    }
+}
+
+impl Vm {
+    pub fn new() -> mlua::Result<Vm> {
+        // SAFETY: the debug library is captured by the prelude and then removed from globals.
+        let lua = unsafe {
+            Lua::unsafe_new_with(
+                StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::DEBUG,
+                LuaOptions::new(),
+            )
+        };
+        let g = lua.globals();
+        let redis = lua.create_table()?;
+        register_redis(&lua, &redis)?;
+        g.set("redis", redis)?;
+        libs::register(&lua)?;
+        let call = lua.create_function(|lua, args: MultiValue| redis_call(lua, args))?;
+        lua.set_named_registry_value("basalt_call", call)?;
+        // SAFETY: raw_redis_call follows the Lua C API protocol (see there).
+        let raw = unsafe { lua.create_c_function(raw_redis_call)? };
+        let redis_t: Table = g.get("redis")?;
+        redis_t.set("call", raw)?;
+        redis_t.set(
+            "pcall",
+            lua.create_function(|lua, args: MultiValue| Ok(redis_call(lua, args)?.1))?,
+        )?;
+        g.set(
+            "__basalt_errmsg",
+            lua.create_function(|_, v: Value| {
+                Ok(match v {
+                    Value::Error(e) => format!("ERR {}", root_message(&e)),
+                    other => format!("ERR {other:?}"),
+                })
+            })?,
+        )?;
+
+        // Redis never seeds it: the first script sees drand48's default state.
+        let rng = std::rc::Rc::new(Rand48(Cell::new(0x1234_ABCD_330E)));
+        let math: Table = g.get("math")?;
+        let r = rng.clone();
+        math.set(
+            "random",
+            lua.create_function(move |_, args: MultiValue| {
+                let v = (r.next() % i32::MAX) as f64 / i32::MAX as f64;
+                let int_arg = |v: &Value, n: usize| -> mlua::Result<i32> {
+                    match v {
+                        Value::Integer(i) => Ok(*i as i32),
+                        Value::Number(f) => Ok(*f as i32),
+                        Value::String(s) => s
+                            .to_str()
+                            .ok()
+                            .and_then(|s| s.trim().parse::<f64>().ok())
+                            .map(|f| f as i32)
+                            .ok_or_else(|| {
+                                mlua::Error::runtime(format!("bad argument #{n} to 'random' (number expected)"))
+                            }),
+                        _ => Err(mlua::Error::runtime(format!(
+                            "bad argument #{n} to 'random' (number expected)"
+                        ))),
+                    }
+                };
+                match args.len() {
+                    0 => Ok(v),
+                    1 => {
+                        let u = int_arg(&args[0], 1)?;
+                        if u < 1 {
+                            return Err(mlua::Error::runtime("bad argument #1 to 'random' (interval is empty)"));
+                        }
+                        Ok((v * u as f64).floor() + 1.0)
+                    }
+                    2 => {
+                        let l = int_arg(&args[0], 1)?;
+                        let u = int_arg(&args[1], 2)?;
+                        if l > u {
+                            return Err(mlua::Error::runtime("bad argument #2 to 'random' (interval is empty)"));
+                        }
+                        Ok((v * (u as f64 - l as f64 + 1.0)).floor() + l as f64)
+                    }
+                    _ => Err(mlua::Error::runtime("wrong number of arguments")),
+                }
+            })?,
+        )?;
+        let r = rng.clone();
+        math.set(
+            "randomseed",
+            lua.create_function(move |_, s: f64| {
+                r.seed(s as i32);
+                Ok(())
+            })?,
+        )?;
+
+        // Error tables raised by redis.call, weakly held (see raw_redis_call).
+        let raised = lua.create_table()?;
+        let mt = lua.create_table()?;
+        mt.set("__mode", "k")?;
+        raised.set_metatable(Some(mt))?;
+        lua.set_named_registry_value("basalt_raised", raised.clone())?;
+        g.set("__basalt_raised", raised)?;
+        lua.load(PRELUDE).set_name("=prelude").exec()?;
+        let run: Function = g.get("__basalt_run")?;
+        let fcall: Function = g.get("__basalt_fcall")?;
+        let loadlib: Function = g.get("__basalt_loadlib")?;
+        // The sandbox: only Redis's globals remain.
+        let mut drop_names = Vec::new();
+        for pair in g.pairs::<Value, Value>() {
+            let (k, _) = pair?;
+            if let Value::String(s) = &k {
+                let name = s.to_string_lossy();
+                if !ALLOWED_GLOBALS.contains(&name.as_str()) {
+                    drop_names.push(name);
+                }
+            }
+        }
+        for n in drop_names {
+            g.raw_set(n, Value::Nil)?;
+        }
+        g.raw_set("__basalt_run", Value::Nil)?;
+        g.raw_set("__basalt_fcall", Value::Nil)?;
+        g.raw_set("__basalt_loadlib", Value::Nil)?;
+        g.raw_set("__basalt_errmsg", Value::Nil)?;
+        g.raw_set("__basalt_raised", Value::Nil)?;
+        Ok(Vm {
+            poisoned: false,
+            lua,
+            run,
+            fcall,
+            loadlib,
+            functions: HashMap::new(),
+            func_gen: u64::MAX,
+            scripts: HashMap::new(),
+        })
+    }
+
+    fn run(&mut self, job: Job) {
+        let Job {
+            sha,
+            function,
+            body,
+            keys,
+            argv,
+            lent,
+            db,
+            proto,
+            read_only,
+            no_touch,
+            databases,
+            enc,
+            effects,
+            busy_ms,
+            shared,
+            done,
+        } = job;
+        CTX.with(|c| {
+            *c.borrow_mut() = Some(RunCtx {
+                lent,
+                effects,
+                db,
+                read_only,
+                no_touch,
+                databases,
+                enc,
+                dirty: 0,
+                calls: Vec::new(),
+                resp: Proto::Resp2,
+            })
+        });
+        let mut out = Reply::new(proto);
+        // A panic (a bug in a handler) must not keep every shard reserved forever: the
+        // shards go back and the client gets an error; the VM is rebuilt for the next run.
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.execute(&sha, function, &body, keys, argv, busy_ms, &shared, &mut out)
+        }));
+        let err = match run {
+            Ok(err) => err,
+            Err(_) => {
+                tracing::error!("a script run panicked; its shards are released");
+                self.poisoned = true;
+                out = Reply::new(proto);
+                out.error("ERR internal error while running the script");
+                Some("ERR".into())
+            }
+        };
+        let Some(mut ctx) = CTX.with(|c| c.borrow_mut().take()) else {
+            return;
+        };
+        if shared.is_shutting_down() {
+            ctx.effects = Effects::new(false);
+        }
+        STATE.busy.store(false, Ordering::Release);
+        STATE.kill.store(false, Ordering::Release);
+        STATE.wrote.store(false, Ordering::Release);
+        STATE.running.store(false, Ordering::Release);
+        let _ = done.send(Done {
+            lent: ctx.lent,
+            out: out.take(),
+            effects: ctx.effects,
+            dirty: ctx.dirty,
+            calls: ctx.calls,
+            err,
+        });
+    }
+
+    /// Runs one script, writing its reply; returns the error code if it failed.
+    #[allow(clippy::too_many_arguments)]
+    fn execute(
+        &mut self,
+        sha: &str,
+        function: bool,
+        body: &[u8],
+        keys: Vec<Bytes>,
+        argv: Vec<Bytes>,
+        busy_ms: u64,
+        shared: &std::sync::Arc<crate::server::ServerShared>,
+        out: &mut Reply,
+    ) -> Option<String> {
+        let f = match self.scripts.get(sha) {
+            _ if function => {
+                if self.func_gen != super::functions::generation() {
+                    self.load_functions();
+                }
+                match self.functions.get(sha) {
+                    Some(f) => f.clone(),
+                    None => {
+                        out.error("ERR Function not found");
+                        return Some("ERR".into());
+                    }
+                }
+            }
+            Some(f) => f.clone(),
+            None => match self
+                .lua
+                .load(&super::lua_source(body)[..])
+                .set_name("@user_script")
+                .into_function()
+            {
+                Ok(f) => {
+                    self.scripts.insert(sha.to_string(), f.clone());
+                    f
+                }
+                Err(e) => {
+                    let msg = format!("ERR Error compiling script (new function): {}", syntax_text(&e));
+                    out.error(&msg);
+                    return Some("ERR".into());
+                }
+            },
+        };
+        let to_table = |items: Vec<Bytes>| -> mlua::Result<Table> {
+            let t = self.lua.create_table_with_capacity(items.len(), 0)?;
+            for (i, k) in items.iter().enumerate() {
+                t.raw_set(i + 1, self.lua.create_string(k)?)?;
+            }
+            Ok(t)
+        };
+        let (k, a) = match (to_table(keys), to_table(argv)) {
+            (Ok(k), Ok(a)) => (k, a),
+            _ => {
+                out.error("ERR out of memory creating the script's arguments");
+                return Some("ERR".into());
+            }
+        };
+        let start = Instant::now();
+        STATE.function.store(function, Ordering::Release);
+        STATE.running.store(true, Ordering::Release);
+        let shared = shared.clone();
+        let _ = self.lua.set_hook(
+            HookTriggers::new().every_nth_instruction(100_000),
+            move |_, _| {
+                if shared.is_shutting_down() {
+                    return Err(mlua::Error::runtime("Script stopped by SHUTDOWN"));
+                }
+                if busy_ms > 0 && start.elapsed().as_millis() as u64 >= busy_ms && !STATE.busy.load(Ordering::Relaxed) {
+                    tracing::warn!(
+                        "Slow script detected: still in execution after {} milliseconds. You can try killing the script using the SCRIPT KILL command.",
+                        start.elapsed().as_millis()
+                    );
+                    STATE.busy.store(true, Ordering::Release);
+                }
+                if STATE.kill.load(Ordering::Acquire) {
+                    return Err(mlua::Error::runtime("Script killed by user with SCRIPT KILL..."));
+                }
+                Ok(VmState::Continue)
+            },
+        );
+        let result = if function {
+            self.fcall.call::<MultiValue>((f, k, a))
+        } else {
+            self.run.call::<MultiValue>((f, k, a))
+        };
+        self.lua.remove_hook();
+        let resp_mode = CTX
+            .with(|c| c.borrow().as_ref().map(|c| c.resp))
+            .unwrap_or(Proto::Resp2);
+        let _ = resp_mode;
+        match result {
+            Ok(vals) => {
+                let ok = matches!(vals.front(), Some(Value::Boolean(true)));
+                let first = vals.get(1).cloned().unwrap_or(Value::Nil);
+                if ok {
+                    return convert::lua_to_reply(&first, out, 0);
+                }
+                let killed = STATE.kill.load(Ordering::Acquire);
+                let (mut msg, source, line) = match &first {
+                    Value::Table(t) => (
+                        t.raw_get::<Value>("err")
+                            .ok()
+                            .and_then(|v| match v {
+                                Value::String(s) => Some(s.to_string_lossy()),
+                                _ => None,
+                            })
+                            .unwrap_or_default(),
+                        t.raw_get::<Option<String>>("source").ok().flatten(),
+                        t.raw_get::<Value>("line").ok(),
+                    ),
+                    other => (format!("ERR {other:?}"), None, None),
+                };
+                if killed {
+                    msg = super::KILLED.to_string();
+                }
+                let msg = msg.strip_prefix('-').unwrap_or(&msg).to_string();
+                let line = match line {
+                    Some(Value::Integer(i)) => Some(i.to_string()),
+                    Some(Value::Number(n)) => Some((n as i64).to_string()),
+                    _ => None,
+                };
+                let text = match (source, line) {
+                    (Some(s), Some(l)) => format!("{msg} script: {sha}, on {s}:{l}."),
+                    _ => msg.clone(),
+                };
+                out.error(&text);
+                Some(msg.split(' ').next().unwrap_or("ERR").to_string())
+            }
+            Err(e) => {
+                out.error(&format!("ERR Error running script {sha}: {e}"));
+                Some("ERR".into())
+            }
+        }
+    }
+}
+
+/// `redis.*` besides call/pcall (which the prelude builds over `__basalt_call`).
+fn register_redis(lua: &Lua, redis: &Table) -> mlua::Result<()> {
+    redis.set(
+        "error_reply",
+        lua.create_function(|lua, msg: Value| {
+            let Value::String(s) = msg else {
+                return Err(mlua::Error::runtime("wrong number or type of arguments"));
+            };
+            let t = lua.create_table()?;
+            t.raw_set("err", lua.create_string(convert::error_text(&s.as_bytes()))?)?;
+            Ok(t)
+        })?,
+    )?;
+    redis.set(
+        "status_reply",
+        lua.create_function(|lua, msg: Value| {
+            let Value::String(s) = msg else {
+                return Err(mlua::Error::runtime("wrong number or type of arguments"));
+            };
+            let t = lua.create_table()?;
+            t.raw_set("ok", s)?;
+            Ok(t)
+        })?,
+    )?;
+    redis.set(
+        "sha1hex",
+        lua.create_function(|lua, args: MultiValue| {
+            if args.len() != 1 {
+                return Err(mlua::Error::runtime("wrong number of arguments"));
+            }
+            let bytes = match lua.coerce_string(args[0].clone())? {
+                Some(s) => s.as_bytes().to_vec(),
+                None => Vec::new(),
+            };
+            Ok(super::sha1_hex(&bytes))
+        })?,
+    )?;
+    redis.set(
+        "log",
+        lua.create_function(|lua, args: MultiValue| {
+            if args.len() < 2 {
+                return Err(mlua::Error::runtime("redis.log() requires two arguments or more."));
+            }
+            let level = match &args[0] {
+                Value::Integer(i) => *i,
+                Value::Number(n) => *n as i64,
+                _ => return Err(mlua::Error::runtime("First argument must be a number (log level).")),
+            };
+            if !(0..=3).contains(&level) {
+                return Err(mlua::Error::runtime("Invalid debug level."));
+            }
+            let mut msg = String::new();
+            for (i, v) in args.iter().skip(1).enumerate() {
+                if i > 0 {
+                    msg.push(' ');
+                }
+                if let Some(s) = lua.coerce_string(v.clone())? {
+                    msg.push_str(&s.to_string_lossy());
+                }
+            }
+            match level {
+                0 => tracing::debug!("{msg}"),
+                1 | 2 => tracing::info!("{msg}"),
+                _ => tracing::warn!("{msg}"),
+            }
+            Ok(())
+        })?,
+    )?;
+    redis.set(
+        "setresp",
+        lua.create_function(|_, args: MultiValue| {
+            if args.len() != 1 {
+                return Err(mlua::Error::runtime("redis.setresp() requires one argument."));
+            }
+            let v = match &args[0] {
+                Value::Integer(i) => *i,
+                Value::Number(n) => *n as i64,
+                _ => 0,
+            };
+            let p = match v {
+                2 => Proto::Resp2,
+                3 => Proto::Resp3,
+                _ => return Err(mlua::Error::runtime("RESP version must be 2 or 3.")),
+            };
+            CTX.with(|c| {
+                if let Some(c) = c.borrow_mut().as_mut() {
+                    c.resp = p;
+                }
+            });
+            Ok(())
+        })?,
+    )?;
+    redis.set(
+        "set_repl",
+        lua.create_function(|_, args: MultiValue| {
+            if args.len() != 1 {
+                return Err(mlua::Error::runtime("redis.set_repl() requires one argument."));
+            }
+            let v = match &args[0] {
+                Value::Integer(i) => *i,
+                Value::Number(n) => *n as i64,
+                _ => -1,
+            };
+            if !(0..=3).contains(&v) {
+                return Err(mlua::Error::runtime(
+                    "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
+                ));
+            }
+            Ok(())
+        })?,
+    )?;
+    redis.set(
+        "register_function",
+        lua.create_function(|_, args: MultiValue| register_function(args))?,
+    )?;
+    redis.set("replicate_commands", lua.create_function(|_, ()| Ok(true))?)?;
+    redis.set("breakpoint", lua.create_function(|_, ()| Ok(false))?)?;
+    redis.set("debug", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
+    for (name, v) in [
+        ("LOG_DEBUG", 0),
+        ("LOG_VERBOSE", 1),
+        ("LOG_NOTICE", 2),
+        ("LOG_WARNING", 3),
+        ("REPL_NONE", 0),
+        ("REPL_AOF", 1),
+        ("REPL_SLAVE", 2),
+        ("REPL_REPLICA", 2),
+        ("REPL_ALL", 3),
+    ] {
+        redis.set(name, v)?;
+    }
+    let version = crate::server::info::REDIS_VERSION;
+    redis.set("REDIS_VERSION", version)?;
+    let num = version
+        .split('.')
+        .map(|p| p.parse::<i64>().unwrap_or(0))
+        .fold(0i64, |acc, p| (acc << 8) | p);
+    redis.set("REDIS_VERSION_NUM", num)?;
+    Ok(())
+}
+
+thread_local! {
+    /// Functions registered by the library being loaded.
+    static REGISTERING: RefCell<Option<Vec<(super::functions::FuncInfo, Function)>>> = const { RefCell::new(None) };
+}
+
+/// `redis.register_function(name, callback)` or `redis.register_function{function_name=...,
+/// callback=..., flags={...}, description=...}`.
+fn register_function(args: MultiValue) -> mlua::Result<()> {
+    let bad = |m: &str| Err(mlua::Error::runtime(m.to_string()));
+    let (name, cb, flags, description) = match (args.front(), args.get(1), args.len()) {
+        (Some(Value::String(n)), Some(Value::Function(f)), 2) => (n.to_string_lossy(), f.clone(), Vec::new(), None),
+        (Some(Value::Table(t)), None, 1) => {
+            let mut name = None;
+            let mut cb = None;
+            let mut flags = Vec::new();
+            let mut desc = None;
+            for pair in t.pairs::<Value, Value>() {
+                let (k, v) = pair?;
+                let Value::String(k) = k else {
+                    return bad("named argument key given to redis.register_function is not a string");
+                };
+                match (&*k.to_string_lossy(), v) {
+                    ("function_name", Value::String(s)) => name = Some(s.to_string_lossy()),
+                    ("callback", Value::Function(f)) => cb = Some(f),
+                    ("description", Value::String(s)) => desc = Some(s.to_string_lossy()),
+                    ("flags", Value::Table(ft)) => {
+                        for v in ft.sequence_values::<Value>() {
+                            let Value::String(f) = v? else {
+                                return bad("unknown flag given");
+                            };
+                            let f = f.to_string_lossy();
+                            match super::functions::FLAGS.iter().find(|k| **k == f) {
+                                Some(k) => flags.push(*k),
+                                None => return bad("unknown flag given"),
+                            }
+                        }
+                    }
+                    ("function_name", _) => {
+                        return bad("function_name argument given to redis.register_function must be a string")
+                    }
+                    ("callback", _) => {
+                        return bad("callback argument given to redis.register_function must be a function")
+                    }
+                    ("description", _) => {
+                        return bad("description argument given to redis.register_function must be a string")
+                    }
+                    ("flags", _) => {
+                        return bad(
+                            "flags argument to redis.register_function must be a table representing function flags",
+                        )
+                    }
+                    _ => return bad("unknown argument given to redis.register_function"),
+                }
+            }
+            let Some(name) = name else {
+                return bad("redis.register_function must get a function name argument");
+            };
+            let Some(cb) = cb else {
+                return bad("redis.register_function must get a callback argument");
+            };
+            (name, cb, flags, desc)
+        }
+        _ => return bad("wrong number of arguments to redis.register_function"),
+    };
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return bad("Function names can only contain letters, numbers, or underscores(_) and must be at least one character long");
+    }
+    REGISTERING.with(|r| match r.borrow_mut().as_mut() {
+        None => bad("redis.register_function can only be called on FUNCTION LOAD command"),
+        Some(list) => {
+            if list.iter().any(|(f, _)| f.name == name) {
+                return bad("Function already exists in the library");
+            }
+            let info = super::functions::FuncInfo {
+                name,
+                description,
+                flags,
+            };
+            list.push((info, cb));
+            Ok(())
+        }
+    })
+}
+
+impl Vm {
+    /// Runs a library's code, collecting the functions it registers (FUNCTION LOAD's check,
+    /// and each VM's reload).
+    pub fn load_library(&self, code: &[u8]) -> Result<Vec<(super::functions::FuncInfo, Function)>, String> {
+        let chunk = self
+            .lua
+            .load(&super::lua_source(code)[..])
+            .set_name("@user_function")
+            .into_function()
+            .map_err(|e| format!("ERR Error compiling function: {}", syntax_text(&e)))?;
+        REGISTERING.with(|r| *r.borrow_mut() = Some(Vec::new()));
+        let result = self.loadlib.call::<MultiValue>(chunk);
+        let registered = REGISTERING.with(|r| r.borrow_mut().take()).unwrap_or_default();
+        let vals = result.map_err(|e| format!("ERR Error registering functions: {e}"))?;
+        if !matches!(vals.front(), Some(Value::Boolean(true))) {
+            let msg = match vals.get(1) {
+                Some(Value::Table(t)) => t.raw_get::<Option<String>>("err").ok().flatten().unwrap_or_default(),
+                _ => String::new(),
+            };
+            return Err(format!("ERR Error registering functions: {msg}"));
+        }
+        if registered.is_empty() {
+            return Err("ERR No functions registered".into());
+        }
+        Ok(registered)
+    }
+
+    fn load_functions(&mut self) {
+        let gen = super::functions::generation();
+        self.functions.clear();
+        for lib in super::functions::libraries() {
+            match self.load_library(&lib.code) {
+                Ok(fs) => self.functions.extend(fs.into_iter().map(|(i, f)| (i.name, f))),
+                Err(e) => tracing::warn!("library {} failed to load: {e}", lib.name),
+            }
+        }
+        self.func_gen = gen;
+    }
+}
+
+/// The innermost message of an error raised by a Rust function.
+fn root_message(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::CallbackError { cause, .. } => root_message(cause),
+        mlua::Error::RuntimeError(m) => m.clone(),
+        mlua::Error::WithContext { cause, .. } => root_message(cause),
+        other => other.to_string(),
+    }
+}
+
+/// `redis.call`: a C function (not a Lua wrapper) so that `return redis.call(...)` keeps the
+/// script's frame for the error's line, as in Redis. It runs `basalt_call` and raises the
+/// error table it returns on failure.
+///
+/// # Safety
+/// Called by Lua only. No Rust value with a destructor is live when `lua_error` longjmps.
+unsafe extern "C-unwind" fn raw_redis_call(l: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
+    use mlua::ffi;
+    let nargs = ffi::lua_gettop(l);
+    ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, c"basalt_call".as_ptr());
+    ffi::lua_insert(l, 1);
+    ffi::lua_call(l, nargs, 2);
+    if ffi::lua_toboolean(l, -2) != 0 {
+        // Marked so that a Lua pcall around redis.call sees the message, as in Redis 7.0.
+        ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, c"basalt_raised".as_ptr());
+        ffi::lua_pushvalue(l, -2);
+        ffi::lua_pushboolean(l, 1);
+        ffi::lua_rawset(l, -3);
+        ffi::lua_settop(l, -2);
+        ffi::lua_error(l);
+    }
+    1
+}
+
+/// `basalt_call(cmd, args...)`: returns (failed, value). A failure's value is the
+/// error table `{err = "..."}` the prelude raises (redis.call) or returns (redis.pcall).
+fn redis_call(lua: &Lua, args: MultiValue) -> mlua::Result<(bool, Value)> {
+    let it = args.into_iter();
+    let mut argv: Vec<Bytes> = Vec::with_capacity(it.len());
+    let fail = |lua: &Lua, msg: &str| -> mlua::Result<(bool, Value)> {
+        let t = lua.create_table()?;
+        t.raw_set("err", msg)?;
+        Ok((true, Value::Table(t)))
+    };
+    for v in it {
+        match v {
+            Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
+            Value::Integer(_) | Value::Number(_) => match lua.coerce_string(v)? {
+                Some(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
+                None => return fail(lua, "ERR Lua redis lib command arguments must be strings or integers"),
+            },
+            _ => return fail(lua, "ERR Lua redis lib command arguments must be strings or integers"),
+        }
+    }
+    if argv.is_empty() {
+        return fail(lua, "ERR Please specify at least one argument for this redis lib call");
+    }
+    if CTX.with(|c| c.borrow().is_none()) {
+        // Loading a library: Redis's loader has no redis.call at all.
+        let line = (0..8)
+            .filter_map(|lvl| {
+                lua.inspect_stack(lvl, |d| {
+                    let src = d.source();
+                    (src.source.as_deref() == Some("@user_function")).then(|| d.current_line().unwrap_or(0))
+                })
+                .flatten()
+            })
+            .next()
+            .unwrap_or(0);
+        return fail(
+            lua,
+            &format!("ERR user_function:{line}: Script attempted to access nonexistent global variable 'call'"),
+        );
+    }
+    let args = Args::new(argv);
+    let reply = CTX.with(|c| {
+        let mut c = c.borrow_mut();
+        match c.as_mut() {
+            Some(ctx) => call(ctx, &args),
+            None => Err("ERR redis.call can not be used while loading a library".to_string()),
+        }
+    });
+    match reply {
+        Err(msg) => fail(lua, &msg),
+        Ok((bytes, resp)) => {
+            let (v, _) = convert::reply_to_lua(lua, &bytes, 0, resp)?;
+            let failed = bytes.first() == Some(&b'-');
+            Ok((failed, v))
+        }
+    }
+}
+
+/// Blocking commands Redis 7.0 flags noscript (their specs here do not say so yet).
+const NOSCRIPT_7_0: &[&str] = &["blpop", "brpop", "blmove", "brpoplpush", "bzpopmin", "bzpopmax"];
+
+/// Runs one command for the script: the checks Redis's scriptCall makes, then the handler.
+/// Returns the reply bytes (in the script's RESP version), or an error raised before running.
+fn call(ctx: &mut RunCtx, args: &Args) -> Result<(BytesMut, Proto), String> {
+    let top = table::lookup(&args[0]).ok_or("ERR Unknown Redis command called from script")?;
+    let cmd = if top.spec.subcommands.is_empty() || (args.len() < 2 && !matches!(top.spec.run, Run::Container)) {
+        top
+    } else if args.len() < 2 {
+        return Err("ERR Wrong number of args calling Redis command from script".into());
+    } else {
+        table::lookup_sub(top, &args[1]).ok_or("ERR Unknown Redis command called from script")?
+    };
+    if !cmd.spec.arity_ok(args.len()) {
+        return Err("ERR Wrong number of args calling Redis command from script".into());
+    }
+    if cmd.spec.has(flags::NOSCRIPT) || NOSCRIPT_7_0.contains(&cmd.full_name.as_str()) {
+        return Err("ERR This Redis command is not allowed from script".into());
+    }
+    if cmd.spec.has(flags::WRITE) {
+        if ctx.read_only {
+            return Err("ERR Write commands are not allowed from read-only scripts.".into());
+        }
+        STATE.wrote.store(true, Ordering::Release);
+    }
+    let mut out = Reply::new(ctx.resp);
+    let start = Instant::now();
+    let result = match cmd.spec.run {
+        Run::Keyed(f, _) => {
+            let mut ex = Exec {
+                ks: Keyspace::Lent(&mut ctx.lent),
+                db: ctx.db,
+                now: crate::server::unix_ms(),
+                out: &mut out,
+                effects: &mut ctx.effects,
+                dirty: 0,
+                no_touch: ctx.no_touch,
+                databases: ctx.databases,
+                enc: ctx.enc,
+                may_block: false,
+                block: None,
+            };
+            let r = f(&mut ex, args);
+            ctx.dirty += ex.dirty;
+            let shards: Vec<usize> = ctx.lent.shards().collect();
+            for s in shards {
+                ctx.effects.take_expired(ctx.lent.store(s));
+            }
+            r
+        }
+        Run::Conn(_) => conn_command(ctx, cmd, args, &mut out),
+        Run::Container => Err(CmdError::WrongArity(cmd.full_name.clone())),
+    };
+    if let Err(e) = &result {
+        out.error(&e.to_string());
+    }
+    ctx.calls.push(CallStat {
+        cmd,
+        usec: start.elapsed().as_micros() as u64,
+        err: result.as_ref().err().map(|e| e.code()),
+    });
+    Ok((out.take(), ctx.resp))
+}
+
+/// The connection-level commands a script may call: they touch only the script's own
+/// connection state. The others visit shards on their own, which they cannot do while the
+/// script holds every shard.
+fn conn_command(ctx: &mut RunCtx, cmd: &Cmd, args: &Args, out: &mut Reply) -> Result<(), CmdError> {
+    match cmd.full_name.as_str() {
+        "ping" => {
+            match args.len() {
+                1 => out.simple("PONG"),
+                _ => out.bulk(&args[1]),
+            }
+            Ok(())
+        }
+        "echo" => {
+            out.bulk(&args[1]);
+            Ok(())
+        }
+        "time" => {
+            let us = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros())
+                .unwrap_or(0);
+            out.array(2);
+            out.bulk((us / 1_000_000).to_string().as_bytes());
+            out.bulk((us % 1_000_000).to_string().as_bytes());
+            Ok(())
+        }
+        "select" => {
+            let db = std::str::from_utf8(&args[1])
+                .ok()
+                .and_then(|s| s.parse::<i64>().ok())
+                .ok_or(CmdError::NotInteger)?;
+            if db < 0 || db as usize >= ctx.databases {
+                return Err(CmdError::DbIndexOutOfRange);
+            }
+            ctx.db = db as usize;
+            out.ok();
+            Ok(())
+        }
+        _ => Err(CmdError::Custom(format!(
+            "ERR '{}' cannot be called from a script in basalt: it visits every shard by itself",
+            cmd.full_name
+        ))),
+    }
+}
+
+/// FUNCTION LOAD's check, on the shard thread: runs the library in a fresh VM and returns
+/// the functions it registers.
+pub fn check_library(code: &[u8]) -> Result<Vec<super::functions::FuncInfo>, String> {
+    let vm = Vm::new().map_err(|e| format!("ERR cannot create the Lua state: {e}"))?;
+    Ok(vm.load_library(code)?.into_iter().map(|(i, _)| i).collect())
+}
