@@ -27,3 +27,9 @@ QUICK=1 scripts/compare-redis.sh
 
 echo "== smoke: loadtest against basalt"
 scripts/loadtest-smoke.sh
+
+echo "== smoke: crash test (kill -9 under a write load, everysec and always; QUICK)"
+QUICK=1 scripts/crash-test.sh
+
+echo "== smoke: memory side by side with redis-server (QUICK)"
+QUICK=1 scripts/memory-compare.sh
