@@ -480,9 +480,14 @@ mod tests {
     }
 
     #[test]
-    fn collections_fail_the_rewrite_loudly() {
+    fn collections_are_written_in_batches_of_64() {
+        let items: Vec<Vec<u8>> = (0..130).map(|i| i.to_string().into_bytes()).collect();
+        let l = crate::store::list::List::from_items(items.iter().map(Vec::as_slice), -2);
         let mut out = BytesMut::new();
-        let e = rewrite_value(b"l", &Value::List(Default::default()), &mut out).unwrap_err();
-        assert!(e.contains("list"));
+        rewrite_value(b"l", &Value::List(l), &mut out).unwrap();
+        let text = String::from_utf8_lossy(&out).into_owned();
+        assert_eq!(text.matches("RPUSH").count(), 3);
+        assert!(text.starts_with("*66\r\n$5\r\nRPUSH\r\n$1\r\nl\r\n$1\r\n0\r\n"));
+        assert!(text.contains("*4\r\n$5\r\nRPUSH\r\n$1\r\nl\r\n$3\r\n128\r\n$3\r\n129\r\n"));
     }
 }
