@@ -137,6 +137,26 @@ pub fn parse_f64(s: &[u8]) -> Option<f64> {
     Some(v)
 }
 
+/// Redis's SCAN cursor grammar (strtoul, base 10): an optional sign (a negative cursor
+/// wraps), digits, nothing else; an empty cursor is 0. Overflow or a leading space is an
+/// error.
+pub fn parse_scan_cursor(s: &[u8]) -> Option<u64> {
+    let (neg, digits) = match s.first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        Some(_) => (false, s),
+        None => return Some(0),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &d in digits {
+        v = v.checked_mul(10)?.checked_add((d - b'0') as u64)?;
+    }
+    Some(if neg { v.wrapping_neg() } else { v })
+}
+
 /// A blocking command's timeout (float seconds) as an absolute deadline in unix ms, 0 for
 /// "forever": Redis's getTimeoutFromObjectOrReply, errors included.
 pub fn parse_timeout(s: &[u8], now: u64) -> Result<u64, CmdError> {

@@ -69,25 +69,6 @@ fn parse_long_double(b: &[u8]) -> Option<LongDouble> {
     LongDouble::parse(b)
 }
 
-/// Redis's SCAN cursor (strtoul, base 10): optional sign (a negative cursor wraps),
-/// digits only; empty is 0.
-fn parse_scan_cursor(s: &[u8]) -> Option<u64> {
-    let (neg, digits) = match s.first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        Some(_) => (false, s),
-        None => return Some(0),
-    };
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let mut v: u64 = 0;
-    for &d in digits {
-        v = v.checked_mul(10)?.checked_add((d - b'0') as u64)?;
-    }
-    Some(if neg { v.wrapping_neg() } else { v })
-}
-
 // ---- handlers ------------------------------------------------------------------------
 
 fn hset_generic(ex: &mut Exec<'_>, a: &Args, name: &str) -> Result<(), CmdError> {
@@ -445,7 +426,7 @@ fn hrandfield_count(ex: &mut Exec<'_>, key: &[u8], l: i64, withvalues: bool) -> 
 /// As Redis: the cursor is checked first, then the key, then the options (so a missing
 /// key answers an empty scan whatever the options say).
 fn hscan(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
-    let cursor = parse_scan_cursor(&a[2]).ok_or(CmdError::Static("ERR invalid cursor"))?;
+    let cursor = crate::command::args::parse_scan_cursor(&a[2]).ok_or(CmdError::Static("ERR invalid cursor"))?;
     let (h, out) = read(ex, &a[1])?;
     let Some(h) = h else {
         out.array(2);

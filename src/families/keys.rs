@@ -153,26 +153,6 @@ fn keys_matching(db: &Db, now: u64, pattern: &[u8]) -> Vec<Key> {
     out
 }
 
-/// Redis's SCAN cursor grammar (strtoul, base 10): an optional sign (a negative cursor
-/// wraps), digits, nothing else; an empty cursor is 0. Overflow or a leading space is an
-/// error.
-fn parse_scan_cursor(s: &[u8]) -> Option<u64> {
-    let (neg, digits) = match s.first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        Some(_) => (false, s),
-        None => return Some(0),
-    };
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let mut v: u64 = 0;
-    for &d in digits {
-        v = v.checked_mul(10)?.checked_add((d - b'0') as u64)?;
-    }
-    Some(if neg { v.wrapping_neg() } else { v })
-}
-
 /// SCAN's options: `[MATCH pattern] [COUNT count] [TYPE type]`, any order, last one wins.
 #[derive(Clone, Debug)]
 struct ScanOpts {
@@ -678,7 +658,7 @@ fn keys(c: &mut Client, a: Args) -> LocalFuture<'_> {
 /// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]`
 fn scan(c: &mut Client, a: Args) -> LocalFuture<'_> {
     boxed(async move {
-        let cursor = parse_scan_cursor(&a[1]).ok_or(INVALID_CURSOR)?;
+        let cursor = crate::command::args::parse_scan_cursor(&a[1]).ok_or(INVALID_CURSOR)?;
         let opts = ScanOpts::parse(&a, 2)?;
         let db = c.db;
         let mut walk = ScanWalk::new(cursor, c.shard.nshards, opts.count);
@@ -1278,6 +1258,7 @@ mod tests {
 
     #[test]
     fn scan_cursors_parse_like_strtoul() {
+        use crate::command::args::parse_scan_cursor;
         assert_eq!(parse_scan_cursor(b"0"), Some(0));
         assert_eq!(parse_scan_cursor(b""), Some(0));
         assert_eq!(parse_scan_cursor(b"007"), Some(7));

@@ -658,27 +658,9 @@ fn sdiffstore(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     Ok(())
 }
 
-/// Redis's SCAN cursor grammar (strtoul): optional sign, digits; empty is 0.
-fn parse_cursor(s: &[u8]) -> Option<u64> {
-    let (neg, digits) = match s.first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        Some(_) => (false, s),
-        None => return Some(0),
-    };
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let mut v: u64 = 0;
-    for &d in digits {
-        v = v.checked_mul(10)?.checked_add((d - b'0') as u64)?;
-    }
-    Some(if neg { v.wrapping_neg() } else { v })
-}
-
 /// `SSCAN key cursor [MATCH pattern] [COUNT count]`
 fn sscan(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
-    let cursor = parse_cursor(&a[2]).ok_or(CmdError::Static("ERR invalid cursor"))?;
+    let cursor = crate::command::args::parse_scan_cursor(&a[2]).ok_or(CmdError::Static("ERR invalid cursor"))?;
     let key = &a[1];
     if ex.read(key, Value::as_set)?.is_none() {
         ex.out.array(2);

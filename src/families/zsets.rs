@@ -1204,27 +1204,9 @@ fn zrandmember(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     Ok(())
 }
 
-/// Redis's SCAN cursor grammar (strtoul): optional sign, digits; empty is 0.
-fn scan_cursor(s: &[u8]) -> Option<u64> {
-    let (neg, digits) = match s.first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        Some(_) => (false, s),
-        None => return Some(0),
-    };
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let mut v: u64 = 0;
-    for &d in digits {
-        v = v.checked_mul(10)?.checked_add((d - b'0') as u64)?;
-    }
-    Some(if neg { v.wrapping_neg() } else { v })
-}
-
 /// ZSCAN key cursor [MATCH pattern] [COUNT count]
 fn zscan(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
-    let cursor = scan_cursor(&a[2]).ok_or(CmdError::Static("ERR invalid cursor"))?;
+    let cursor = crate::command::args::parse_scan_cursor(&a[2]).ok_or(CmdError::Static("ERR invalid cursor"))?;
     let Some(z) = ex.read(&a[1], Value::as_zset)? else {
         ex.out.array(2);
         ex.out.bulk(b"0");
