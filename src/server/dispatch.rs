@@ -171,7 +171,20 @@ pub enum ExecMode {
 /// Runs a keyed command's handler over this shard's store, recording stats. Synchronous:
 /// called inline on the home shard or inside an op on the owning shard.
 pub fn exec_keyed(sh: &Rc<Shard>, cmd: &Cmd, args: &Args, ctx: &BatchCtx, out: &mut Reply) {
-    exec_keyed_mode(sh, cmd, args, ctx, out, ExecMode::Normal);
+    exec_keyed_at(sh, cmd, args, ctx, out, Instant::now());
+}
+
+/// [`exec_keyed`] for a command that starts at `start` (the end of the command before it in
+/// the same batch, so a batch reads the clock once per command). Returns when it ended.
+pub fn exec_keyed_at(
+    sh: &Rc<Shard>,
+    cmd: &Cmd,
+    args: &Args,
+    ctx: &BatchCtx,
+    out: &mut Reply,
+    start: Instant,
+) -> Instant {
+    exec_keyed_timed(sh, cmd, args, ctx, out, ExecMode::Normal, start).1
 }
 
 /// [`exec_keyed`] in a given mode. Returns the deadline when the command asked to block
@@ -184,10 +197,21 @@ pub fn exec_keyed_mode(
     out: &mut Reply,
     mode: ExecMode,
 ) -> Option<u64> {
+    exec_keyed_timed(sh, cmd, args, ctx, out, mode, Instant::now()).0
+}
+
+fn exec_keyed_timed(
+    sh: &Rc<Shard>,
+    cmd: &Cmd,
+    args: &Args,
+    ctx: &BatchCtx,
+    out: &mut Reply,
+    mode: ExecMode,
+    start: Instant,
+) -> (Option<u64>, Instant) {
     let Run::Keyed(f, _) = cmd.spec.run else {
         unreachable!("exec_keyed on a non-keyed command")
     };
-    let start = Instant::now();
     let now = sh.local.unix_ms_at(start);
     let mut effects = sh.local.effects.borrow_mut();
     let (databases, enc) = {
@@ -196,13 +220,14 @@ pub fn exec_keyed_mode(
     };
     let (result, dirty, block, waiters) = sh.with_store(|store| {
         crate::persist::rewrite::before_command(store, cmd, args);
-        let mut scratch = crate::store::Db::new();
+        // Only serving a blocked client needs a scratch database: don't build one per command.
+        let mut scratch = None;
         let ks = match mode {
             ExecMode::ServeOnly => Keyspace::Only {
                 store,
                 shard: sh.id,
                 nshards: sh.nshards,
-                scratch: &mut scratch,
+                scratch: scratch.insert(crate::store::Db::new()),
             },
             _ => Keyspace::Local(store),
         };
@@ -221,9 +246,9 @@ pub fn exec_keyed_mode(
         };
         let r = f(&mut ex, args);
         let (dirty, block) = (ex.dirty, ex.block);
+        effects.take_expired(store);
         (r, dirty, block, store.blocked_waiters)
     });
-    sh.with_store(|store| effects.take_expired(store));
     drop(effects);
     // A client's own commands (Normal) publish their keyspace events through the client,
     // in command order; serving blocked clients has no client to wait for them.
@@ -231,21 +256,31 @@ pub fn exec_keyed_mode(
         super::pubsub::flush_events(sh);
     }
     if block.is_some() {
-        return block;
+        return (block, start);
     }
     if let Err(e) = &result {
         out.error(&e.to_string());
     }
-    record(sh, cmd, start, result.as_ref().err(), dirty, args, ctx);
+    let end = record(sh, cmd, start, result.as_ref().err(), dirty, args, ctx);
     if waiters > 0 && mode == ExecMode::Normal {
         super::blocking::serve_ready(sh);
     }
-    None
+    (None, end)
 }
 
 /// Counts a command in commandstats/errorstats and the slow log.
-pub fn record(sh: &Shard, cmd: &Cmd, start: Instant, err: Option<&CmdError>, dirty: u64, args: &Args, who: &BatchCtx) {
-    let us = start.elapsed().as_micros() as u64;
+/// Returns when the command ended.
+pub fn record(
+    sh: &Shard,
+    cmd: &Cmd,
+    start: Instant,
+    err: Option<&CmdError>,
+    dirty: u64,
+    args: &Args,
+    who: &BatchCtx,
+) -> Instant {
+    let end = Instant::now();
+    let us = end.saturating_duration_since(start).as_micros() as u64;
     {
         let mut stats = sh.local.stats.borrow_mut();
         stats.total_commands += 1;
@@ -270,6 +305,7 @@ pub fn record(sh: &Shard, cmd: &Cmd, start: Instant, err: Option<&CmdError>, dir
             log.push(args.as_slice(), us, unix_ms() / 1000, who.addr.to_string(), name, max);
         }
     }
+    end
 }
 
 /// A rejected command: counts it and writes the error.
@@ -294,6 +330,9 @@ pub struct Pipeline {
     run: PendingRun,
     /// A command that may write ran: its reply waits until the write is durable.
     wrote: bool,
+    /// When the previous command of this batch ended, if it ran inline and nothing came
+    /// between: the next inline command starts there instead of reading the clock again.
+    last_end: Option<Instant>,
 }
 
 impl Default for Pipeline {
@@ -304,6 +343,7 @@ impl Default for Pipeline {
                 cmds: Vec::new(),
             },
             wrote: false,
+            last_end: None,
         }
     }
 }
@@ -322,6 +362,7 @@ impl Pipeline {
         requests: Vec<Vec<Bytes>>,
         conn: Option<&glommio::net::TcpStream>,
     ) {
+        self.last_end = None;
         for argv in requests {
             if client.close_after_reply {
                 break;
@@ -333,6 +374,7 @@ impl Pipeline {
     }
 
     async fn one(&mut self, client: &mut Client, args: Args, conn: Option<&glommio::net::TcpStream>) {
+        let chained = self.last_end.take();
         // Pub/Sub pushes that arrived before this command go before its reply.
         if client.handle.pubsub.needs_wait() {
             let end = client.out.len();
@@ -425,7 +467,8 @@ impl Pipeline {
                 if shard == client.shard.id && self.run.cmds.is_empty() && client.shard.is_open() {
                     let ctx = BatchCtx::of(client);
                     let sh = client.shard.clone();
-                    exec_keyed(&sh, cmd, &args, &ctx, &mut client.out);
+                    let start = chained.unwrap_or_else(Instant::now);
+                    self.last_end = Some(exec_keyed_at(&sh, cmd, &args, &ctx, &mut client.out, start));
                     sh.flush_effects();
                 } else {
                     if shard != self.run.target && !self.run.cmds.is_empty() {
@@ -473,6 +516,10 @@ impl Pipeline {
             super::conn::feed_monitors(client, cmd, &args).await;
         }
         let events = super::pubsub::take_events();
+        if !events.is_empty() {
+            // Publishing may wait for other shards: the next command reads the clock anew.
+            self.last_end = None;
+        }
         super::pubsub::publish_events(&client.shard, events).await;
         apply_reply_mode(client, mark);
         // Pushes the command itself produced (a message to itself, a keyspace event) come
@@ -498,8 +545,9 @@ impl Pipeline {
             .hop(target, move |sh| {
                 let mut out = Reply::with_capacity(ctx.proto, 64 * n);
                 let mut ends = Vec::new();
+                let mut t = Instant::now();
                 for (cmd, args) in &cmds {
-                    exec_keyed(sh, cmd, args, &ctx, &mut out);
+                    t = exec_keyed_at(sh, cmd, args, &ctx, &mut out, t);
                     if marks_needed {
                         ends.push(out.len());
                     }

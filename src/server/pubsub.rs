@@ -621,6 +621,12 @@ pub fn notify(db: usize, class: u32, event: &str, key: &[u8]) {
 /// commands produced them (in its command order: see [`publish_events`]).
 pub struct Events(Vec<Event>);
 
+impl Events {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// Takes this thread's recorded events.
 pub fn take_events() -> Events {
     Events(EVENTS.with(|e| {
