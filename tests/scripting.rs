@@ -225,7 +225,6 @@ fn libraries_round_trip() {
 }
 
 #[test]
-#[ignore = "needs the AOF writer (src/persist, in progress elsewhere)"]
 fn scripts_write_their_effects_to_the_aof() {
     let dir = std::env::temp_dir().join(format!("basalt-lua-aof-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

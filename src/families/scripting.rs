@@ -1,7 +1,7 @@
-//! Scripting: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT. The machinery (the per-shard
-//! Lua thread, the Redis API, conversions, libraries) lives in `crate::scripting`; these
-//! handlers parse arguments, reserve every shard for the script's run, hand the run to the
-//! Lua thread and, once it is done, enqueue its effects as one record and release the shards.
+//! Scripting: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT. The machinery (the per-thread
+//! Lua VM and its coroutine, the Redis API, conversions, libraries) lives in
+//! `crate::scripting`; these handlers parse arguments, reserve every shard for the script's
+//! run, start it and, once it is done, enqueue its effects as one record and release the shards.
 
 use bytes::Bytes;
 use futures_channel::oneshot;
@@ -138,10 +138,7 @@ async fn run_over(c: &mut Client, p: Prepared, lent: Lent, effects: Effects) -> 
             *r = Some((p.sha, argv, std::time::Instant::now()));
         }
     }
-    if let Err(job) = vm::submit(sh.id, job) {
-        c.out.error("ERR could not start the scripting thread");
-        return Ok((job.lent, job.effects));
-    }
+    vm::start(job);
     let done = rx.await;
     if let Ok(mut r) = scripting::RUNNING_FUNCTION.lock() {
         *r = None;
@@ -168,7 +165,7 @@ async fn run_over(c: &mut Client, p: Prepared, lent: Lent, effects: Effects) -> 
     Ok((done.lent, done.effects))
 }
 
-/// Runs a script with every shard reserved, on this shard's Lua thread.
+/// Runs a script with every shard reserved, on this shard's thread.
 async fn run_script(c: &mut Client, p: Prepared) -> Result<(), CmdError> {
     let sh = c.shard.clone();
     // A script may touch keys it did not declare: it holds every shard while it runs.

@@ -1,13 +1,14 @@
-//! One Lua VM per shard, on the shard's companion thread; the job protocol between them;
+//! One Lua VM per shard thread, run in a coroutine so a long script pauses between slices;
 //! the `redis` table and the sandbox.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
+use corosensei::stack::DefaultStack;
+use corosensei::{Coroutine, CoroutineResult, Yielder};
 use futures_channel::oneshot;
 use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 
@@ -20,7 +21,7 @@ use crate::resp::{Proto, Reply};
 use crate::shard::Lent;
 use crate::store::EncodingLimits;
 
-/// A script run, sent from the shard to its Lua thread with every shard reserved.
+/// A script run, with the shards it needs reserved.
 pub struct Job {
     /// The script's SHA1, or the function's name for FCALL (errors name it).
     pub sha: String,
@@ -77,37 +78,195 @@ struct RunCtx {
     calls: Vec<CallStat>,
     /// redis.setresp: the protocol command replies are converted from.
     resp: Proto,
+    /// The time every command of the script sees (Redis freezes it for a script's run, so
+    /// a key cannot expire halfway through).
+    now: u64,
 }
 
 thread_local! {
     static CTX: RefCell<Option<RunCtx>> = const { RefCell::new(None) };
-    /// The shard thread's link to its Lua thread.
-    static ENGINE: RefCell<Option<mpsc::Sender<Job>>> = const { RefCell::new(None) };
+    /// This shard thread's VM, with the script generation it was built for. Taken out while
+    /// a script runs.
+    static VM: RefCell<Option<(u64, Vm)>> = const { RefCell::new(None) };
+    /// A script is running (perhaps paused) on this thread: the next one waits its turn.
+    static IN_USE: Cell<bool> = const { Cell::new(false) };
+    /// The coroutine stack scripts run on, kept between runs.
+    static STACK: Cell<Option<DefaultStack>> = const { Cell::new(None) };
+    /// The running script's way back to the shard's executor (null outside a script), and
+    /// when it last got the thread.
+    static YIELDER: Cell<*const Yielder<(), ()>> = const { Cell::new(std::ptr::null()) };
+    static SLICE_START: Cell<Option<Instant>> = const { Cell::new(None) };
     /// A VM on the shard thread used only to compile-check bodies (SCRIPT LOAD, first EVAL).
     static CHECKER: Lua = Lua::new_with(StdLib::NONE, LuaOptions::new()).expect("lua state");
 }
 
-/// Hands a job to this shard's Lua thread (started on first use); gives the job back if
-/// the thread cannot take it, so the caller can release the shards it holds.
-#[allow(clippy::result_large_err)]
-pub fn submit(shard: usize, job: Job) -> Result<(), Job> {
-    ENGINE.with(|e| {
-        let mut e = e.borrow_mut();
-        if e.is_none() {
-            let (tx, rx) = mpsc::channel::<Job>();
-            let spawned = std::thread::Builder::new()
-                .name(format!("basalt-lua-{shard}"))
-                .spawn(move || lua_thread(rx));
-            if spawned.is_err() {
-                return Err(job);
+/// Stack for scripts: Lua plus whatever command a script calls. Only touched pages are
+/// committed.
+const SCRIPT_STACK: usize = 8 << 20;
+
+/// How long a script keeps its shard thread before it pauses to let the thread's other
+/// tasks run (so other clients get -BUSY, SCRIPT KILL and SHUTDOWN NOSAVE get through).
+const SLICE: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// Runs a script on this shard's thread, in a coroutine with its own stack so a long one
+/// can pause between slices; the result arrives on `job.done`. Scripts on one thread run
+/// one at a time. Runs in a task of its own, so a client that goes away mid-script cannot
+/// cut it short: it finishes and gives its shards back.
+pub fn start(job: Job) {
+    if IN_USE.get() {
+        // Another script on this thread is paused mid-run: this one waits for it.
+        glommio::spawn_local(async move {
+            while IN_USE.get() {
+                glommio::executor().yield_task_queue_now().await;
             }
-            *e = Some(tx);
+            if let Some(co) = begin(job) {
+                finish(co).await;
+            }
+        })
+        .detach();
+        return;
+    }
+    if let Some(co) = begin(job) {
+        glommio::spawn_local(finish(co)).detach();
+    }
+}
+
+type ScriptCoroutine = Coroutine<(), (), (), DefaultStack>;
+
+/// Starts a script on this thread and runs its first slice. Most scripts end within it
+/// and cost no task; a longer one comes back paused, to be finished by [`finish`].
+fn begin(job: Job) -> Option<ScriptCoroutine> {
+    let stack = match STACK.take() {
+        Some(s) => s,
+        None => match DefaultStack::new(SCRIPT_STACK) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("cannot allocate a stack for scripts: {e}");
+                fail(job, "ERR cannot allocate a stack for the script");
+                return None;
+            }
+        },
+    };
+    IN_USE.set(true);
+    let mut co = Coroutine::with_stack(stack, move |y: &Yielder<(), ()>, ()| {
+        YIELDER.set(y as *const _);
+        run_on_this_thread(job);
+        YIELDER.set(std::ptr::null());
+    });
+    SLICE_START.set(Some(Instant::now()));
+    match co.resume(()) {
+        CoroutineResult::Return(()) => {
+            end(co);
+            None
         }
-        match e.as_ref() {
-            Some(tx) => tx.send(job).map_err(|err| err.0),
-            None => Err(job),
+        CoroutineResult::Yield(()) => Some(co),
+    }
+}
+
+/// Gives a paused script a slice at each turn of the executor until it ends. Runs in a
+/// task of its own, so a client that goes away mid-script cannot cut it short: it finishes
+/// and gives its shards back.
+async fn finish(mut co: ScriptCoroutine) {
+    loop {
+        glommio::executor().yield_task_queue_now().await;
+        SLICE_START.set(Some(Instant::now()));
+        if let CoroutineResult::Return(()) = co.resume(()) {
+            break;
+        }
+    }
+    end(co);
+}
+
+fn end(co: ScriptCoroutine) {
+    SLICE_START.set(None);
+    STACK.set(Some(co.into_stack()));
+    IN_USE.set(false);
+}
+
+/// What the VM's hook checks during a run.
+struct HookState {
+    start: Instant,
+    /// busy-reply-threshold in ms (0: never busy).
+    busy_ms: u64,
+    shared: std::sync::Arc<crate::server::ServerShared>,
+}
+
+thread_local! {
+    static HOOK: RefCell<Option<HookState>> = const { RefCell::new(None) };
+}
+
+/// Every 100,000 VM instructions of a run: SHUTDOWN, busy-reply-threshold, SCRIPT KILL, and
+/// a pause when the script's slice is up.
+fn hook() -> mlua::Result<VmState> {
+    let verdict = HOOK.with(|h| {
+        let h = h.borrow();
+        let Some(h) = h.as_ref() else { return Ok(()) };
+        if h.shared.is_shutting_down() {
+            return Err(mlua::Error::runtime("Script stopped by SHUTDOWN"));
+        }
+        let ms = h.start.elapsed().as_millis() as u64;
+        if h.busy_ms > 0 && ms >= h.busy_ms && !STATE.busy.load(Ordering::Relaxed) {
+            tracing::warn!(
+                "Slow script detected: still in execution after {ms} milliseconds. You can try killing the script using the SCRIPT KILL command."
+            );
+            STATE.busy.store(true, Ordering::Release);
+        }
+        if STATE.kill.load(Ordering::Acquire) {
+            return Err(mlua::Error::runtime("Script killed by user with SCRIPT KILL..."));
+        }
+        Ok(())
+    });
+    verdict?;
+    // Not inside the borrow above: other tasks run while the script is paused.
+    pause_if_due();
+    Ok(VmState::Continue)
+}
+
+/// Called from the VM's hook: once the script has had the thread for a slice, hands it
+/// back to the executor until the next turn.
+fn pause_if_due() {
+    let due = SLICE_START.get().is_some_and(|t| t.elapsed() >= SLICE);
+    let y = YIELDER.get();
+    if due && !y.is_null() {
+        // SAFETY: set by the running coroutine to its own yielder, which lives for the
+        // whole coroutine body; cleared before the body returns. The hook runs on that
+        // coroutine's stack.
+        unsafe { (*y).suspend(()) };
+    }
+}
+
+fn run_on_this_thread(job: Job) {
+    let gen = super::generation();
+    // IN_USE keeps this the only borrow: a paused script holds it, the next one waits.
+    VM.with(|cell| {
+        let mut vm = cell.borrow_mut();
+        if vm.as_ref().is_none_or(|(g, v)| *g != gen || v.poisoned) {
+            *vm = match Vm::new() {
+                Ok(v) => Some((gen, v)),
+                Err(e) => {
+                    tracing::warn!("cannot create the Lua state: {e}");
+                    None
+                }
+            };
+        }
+        match vm.as_mut() {
+            Some((_, v)) => v.run(job),
+            None => fail(job, "ERR cannot create the Lua state"),
         }
     })
+}
+
+fn fail(job: Job, msg: &str) {
+    let mut out = Reply::new(job.proto);
+    out.error(msg);
+    let _ = job.done.send(Done {
+        lent: job.lent,
+        out: out.take(),
+        effects: job.effects,
+        dirty: 0,
+        calls: Vec::new(),
+        err: Some("ERR".into()),
+    });
 }
 
 /// `Error compiling script` text for a body that does not compile, checked on the shard thread.
@@ -128,37 +287,6 @@ fn syntax_text(e: &mlua::Error) -> String {
     match e {
         mlua::Error::SyntaxError { message, .. } => message.clone(),
         other => other.to_string(),
-    }
-}
-
-fn lua_thread(rx: mpsc::Receiver<Job>) {
-    let mut vm: Option<(u64, Vm)> = None;
-    while let Ok(job) = rx.recv() {
-        let gen = super::generation();
-        if vm.as_ref().is_none_or(|(g, v)| *g != gen || v.poisoned) {
-            vm = match Vm::new() {
-                Ok(v) => Some((gen, v)),
-                Err(e) => {
-                    tracing::warn!("cannot create the Lua state: {e}");
-                    None
-                }
-            };
-        }
-        match vm.as_mut() {
-            Some((_, v)) => v.run(job),
-            None => {
-                let mut out = Reply::new(job.proto);
-                out.error("ERR cannot create the Lua state");
-                let _ = job.done.send(Done {
-                    lent: job.lent,
-                    out: out.take(),
-                    effects: job.effects,
-                    dirty: 0,
-                    calls: Vec::new(),
-                    err: Some("ERR".into()),
-                });
-            }
-        }
     }
 }
 
@@ -319,6 +447,8 @@ impl Vm {
         register_redis(&lua, &redis)?;
         g.set("redis", redis)?;
         libs::register(&lua)?;
+        // Installed once: what it checks lives in HOOK, set for each run.
+        lua.set_hook(HookTriggers::new().every_nth_instruction(100_000), |_, _| hook())?;
         let call = lua.create_function(|lua, args: MultiValue| redis_call(lua, args))?;
         lua.set_named_registry_value("basalt_call", call)?;
         // SAFETY: raw_redis_call follows the Lua C API protocol (see there).
@@ -467,6 +597,7 @@ impl Vm {
                 dirty: 0,
                 calls: Vec::new(),
                 resp: Proto::Resp2,
+                now: crate::server::unix_ms(),
             })
         });
         let mut out = Reply::new(proto);
@@ -563,35 +694,19 @@ impl Vm {
                 return Some("ERR".into());
             }
         };
-        let start = Instant::now();
         STATE.function.store(function, Ordering::Release);
         STATE.running.store(true, Ordering::Release);
-        let shared = shared.clone();
-        let _ = self.lua.set_hook(
-            HookTriggers::new().every_nth_instruction(100_000),
-            move |_, _| {
-                if shared.is_shutting_down() {
-                    return Err(mlua::Error::runtime("Script stopped by SHUTDOWN"));
-                }
-                if busy_ms > 0 && start.elapsed().as_millis() as u64 >= busy_ms && !STATE.busy.load(Ordering::Relaxed) {
-                    tracing::warn!(
-                        "Slow script detected: still in execution after {} milliseconds. You can try killing the script using the SCRIPT KILL command.",
-                        start.elapsed().as_millis()
-                    );
-                    STATE.busy.store(true, Ordering::Release);
-                }
-                if STATE.kill.load(Ordering::Acquire) {
-                    return Err(mlua::Error::runtime("Script killed by user with SCRIPT KILL..."));
-                }
-                Ok(VmState::Continue)
-            },
-        );
+        HOOK.set(Some(HookState {
+            start: Instant::now(),
+            busy_ms,
+            shared: shared.clone(),
+        }));
         let result = if function {
             self.fcall.call::<MultiValue>((f, k, a))
         } else {
             self.run.call::<MultiValue>((f, k, a))
         };
-        self.lua.remove_hook();
+        HOOK.set(None);
         let resp_mode = CTX
             .with(|c| c.borrow().as_ref().map(|c| c.resp))
             .unwrap_or(Proto::Resp2);
@@ -1032,7 +1147,7 @@ fn call(ctx: &mut RunCtx, args: &Args) -> Result<(BytesMut, Proto), String> {
             let mut ex = Exec {
                 ks: Keyspace::Lent(&mut ctx.lent),
                 db: ctx.db,
-                now: crate::server::unix_ms(),
+                now: ctx.now,
                 out: &mut out,
                 effects: &mut ctx.effects,
                 dirty: 0,
