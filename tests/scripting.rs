@@ -345,3 +345,51 @@ fn scripts_inside_multi_are_atomic() {
     stop.store(true, Ordering::Relaxed);
     writer.join().unwrap();
 }
+
+/// A script that only ever touched its declared keys runs holding just their shard; when a
+/// later run reaches for an undeclared key on another shard it still works: before writing,
+/// the run is repeated holding every shard; after writing it fails once with a clear error
+/// and holds every shard from then on.
+#[test]
+fn narrow_scripts_that_reach_for_undeclared_keys() {
+    let s = Server::start(&[]);
+    let mut c = s.raw();
+    let a = "n:a".to_string();
+    let u = key_on_other_shard(&a, "n:u");
+    c.cmd(&["SET", &u, "far"]);
+    // Reads ARGV[1] (undeclared) only when asked to, first or after a write.
+    let body = "if ARGV[2] == 'read-first' then local v = redis.call('get', ARGV[1]); redis.call('incr', KEYS[1]); return v end \
+                redis.call('incr', KEYS[1]); if ARGV[2] == 'read-after' then return redis.call('get', ARGV[1]) end return 'near'";
+    let sha = c.cmd(&["SCRIPT", "LOAD", body]).str();
+    for _ in 0..3 {
+        assert_eq!(c.cmd(&["EVALSHA", &sha, "1", &a, &u, "no"]), V::Bulk(b"near".to_vec()));
+    }
+    // Undeclared read before any write: repeated transparently, the first run left no trace.
+    assert_eq!(
+        c.cmd(&["EVALSHA", &sha, "1", &a, &u, "read-first"]),
+        V::Bulk(b"far".to_vec())
+    );
+    assert_eq!(c.cmd(&["GET", &a]), V::Bulk(b"4".to_vec()));
+    // From now on the script holds every shard: an undeclared read after a write works.
+    assert_eq!(
+        c.cmd(&["EVALSHA", &sha, "1", &a, &u, "read-after"]),
+        V::Bulk(b"far".to_vec())
+    );
+    assert_eq!(c.cmd(&["GET", &a]), V::Bulk(b"5".to_vec()));
+
+    // A fresh script (other body) learns narrow, then reads undeclared after writing: the
+    // call fails with a clear error, its write stays (as Redis keeps writes before an error).
+    let body2 = format!("{body} -- second");
+    let sha2 = c.cmd(&["SCRIPT", "LOAD", &body2]).str();
+    assert_eq!(c.cmd(&["EVALSHA", &sha2, "1", &a, &u, "no"]), V::Bulk(b"near".to_vec()));
+    assert_eq!(c.cmd(&["EVALSHA", &sha2, "1", &a, &u, "no"]), V::Bulk(b"near".to_vec()));
+    match c.cmd(&["EVALSHA", &sha2, "1", &a, &u, "read-after"]) {
+        V::Err(e) => assert!(e.contains("did not declare"), "{e}"),
+        other => panic!("expected an error, got {other:?}"),
+    }
+    assert_eq!(c.cmd(&["GET", &a]), V::Bulk(b"8".to_vec()));
+    assert_eq!(
+        c.cmd(&["EVALSHA", &sha2, "1", &a, &u, "read-after"]),
+        V::Bulk(b"far".to_vec())
+    );
+}

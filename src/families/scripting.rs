@@ -35,6 +35,7 @@ fn split_keys(a: &Args) -> Result<(Vec<Bytes>, Vec<Bytes>), CmdError> {
 }
 
 /// A script or function call, checked and ready to run.
+#[derive(Clone)]
 struct Prepared {
     /// SHA1 of the script, or the function's name.
     sha: String,
@@ -108,6 +109,25 @@ pub fn is_script_command(name: &str) -> bool {
 /// Runs a script over keyspaces the caller reserved (every shard), writing its reply to
 /// the client; its effects are appended to `effects`. Gives both back.
 async fn run_over(c: &mut Client, p: Prepared, lent: Lent, effects: Effects) -> Result<(Lent, Effects), CmdError> {
+    let (lent, effects, _) = run_over_reach(c, p, lent, effects).await?;
+    Ok((lent, effects))
+}
+
+/// How a run went, for [`run_script`]'s choice of shards.
+struct Reach {
+    /// The run is void and must be repeated holding every shard (see `vm::Done::restart`).
+    restart: bool,
+    /// The script touched a key it did not declare.
+    undeclared: bool,
+}
+
+/// [`run_over`], also telling how the script reached for keys. A void run writes nothing.
+async fn run_over_reach(
+    c: &mut Client,
+    p: Prepared,
+    lent: Lent,
+    effects: Effects,
+) -> Result<(Lent, Effects, Reach), CmdError> {
     let sh = c.shard.clone();
     let (databases, enc) = {
         let cfg = sh.local.cfg.borrow();
@@ -144,6 +164,13 @@ async fn run_over(c: &mut Client, p: Prepared, lent: Lent, effects: Effects) -> 
         *r = None;
     }
     let done = done.map_err(|_| CmdError::Static("ERR the scripting thread stopped"))?;
+    let reach = Reach {
+        restart: done.restart,
+        undeclared: done.undeclared,
+    };
+    if reach.restart {
+        return Ok((done.lent, done.effects, reach));
+    }
     {
         let mut stats = sh.local.stats.borrow_mut();
         stats.dirty += done.dirty;
@@ -162,21 +189,70 @@ async fn run_over(c: &mut Client, p: Prepared, lent: Lent, effects: Effects) -> 
         }
     }
     c.out.raw(&done.out);
-    Ok((done.lent, done.effects))
+    Ok((done.lent, done.effects, reach))
 }
 
-/// Runs a script with every shard reserved, on this shard's thread.
+/// Runs a script on this shard's thread, holding the shards it needs.
+///
+/// A script may touch keys it did not declare, so by default it holds every shard. Once a
+/// script (by SHA1, or function name and library generation) has run touching only the keys
+/// it declared, and those are all on one shard, later runs hold only that shard, so scripts
+/// on different shards run in parallel and a run costs no hop. If such a run reaches
+/// for another shard before writing, it is voided and repeated holding every shard; the
+/// script is marked as one that touches undeclared keys and holds every shard from then on.
 async fn run_script(c: &mut Client, p: Prepared) -> Result<(), CmdError> {
     let sh = c.shard.clone();
-    // A script may touch keys it did not declare: it holds every shard while it runs.
+    let scope = scope_key(&p);
+    if let Some(home) = narrow_shard(&sh, &p, &scope) {
+        let lent = sh.reserve(&[home]).await?;
+        let effects = Effects::new(sh.local.effects.borrow().is_enabled());
+        let (lent, effects, reach) = run_over_reach(c, p.clone(), lent, effects).await?;
+        if reach.undeclared {
+            scripting::note_scope(&scope, false);
+        }
+        if !reach.restart {
+            sh.send_effects_atomic(effects).await;
+            sh.release(lent).await;
+            return Ok(());
+        }
+        // Void: nothing was written and nothing is sent; run again holding every shard.
+        sh.release(lent).await;
+    }
     let all: Vec<usize> = (0..sh.nshards).collect();
     let lent = sh.reserve(&all).await?;
     let effects = Effects::new(sh.local.effects.borrow().is_enabled());
-    let (lent, effects) = run_over(c, p, lent, effects).await?;
+    let (lent, effects, reach) = run_over_reach(c, p, lent, effects).await?;
+    if sh.nshards > 1 {
+        scripting::note_scope(&scope, !reach.undeclared);
+    }
     // One MULTI/EXEC record before the shards are released: the file order is a valid order.
     sh.send_effects_atomic(effects).await;
     sh.release(lent).await;
     Ok(())
+}
+
+/// What a script's learned scope is filed under: the SHA1 (content-addressed), or for a
+/// function its name within the current library generation.
+fn scope_key(p: &Prepared) -> String {
+    if p.function {
+        format!("{}:{}", scripting::functions::generation(), p.sha)
+    } else {
+        p.sha.clone()
+    }
+}
+
+/// The one shard a script may run holding alone: its declared keys are all there and it has
+/// only ever touched declared keys.
+fn narrow_shard(sh: &crate::shard::Shard, p: &Prepared, scope: &str) -> Option<usize> {
+    let first = p.keys.first()?;
+    if sh.nshards == 1 || !scripting::declared_only(scope) {
+        return None;
+    }
+    let home = crate::shard::slot::shard_of(first, sh.nshards);
+    p.keys
+        .iter()
+        .all(|k| crate::shard::slot::shard_of(k, sh.nshards) == home)
+        .then_some(home)
 }
 
 /// A script queued in MULTI: runs when EXEC reaches it, under EXEC's reservation of every

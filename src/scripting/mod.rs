@@ -122,7 +122,34 @@ pub fn cache_flush() {
     if let Ok(mut r) = REGISTRY.write() {
         r.clear();
     }
+    if let Ok(mut m) = SCOPES.write() {
+        m.clear();
+    }
     GENERATION.fetch_add(1, Ordering::AcqRel);
+}
+
+/// What runs taught about each script (see `families::scripting::run_script`): true if it
+/// only ever touched the keys it declared, false once it touched another.
+static SCOPES: LazyLock<RwLock<HashMap<String, bool>>> = LazyLock::new(|| RwLock::new(HashMap::new()));
+
+/// True if the script has run and only ever touched the keys it declared.
+pub fn declared_only(scope: &str) -> bool {
+    SCOPES
+        .read()
+        .map(|m| m.get(scope).copied().unwrap_or(false))
+        .unwrap_or(false)
+}
+
+/// Records a run: `declared_only` false is final.
+pub fn note_scope(scope: &str, declared_only: bool) {
+    let known = SCOPES.read().ok().and_then(|m| m.get(scope).copied());
+    if known == Some(false) || known == Some(declared_only) {
+        return;
+    }
+    if let Ok(mut m) = SCOPES.write() {
+        let e = m.entry(scope.to_string()).or_insert(declared_only);
+        *e = *e && declared_only;
+    }
 }
 
 pub fn generation() -> u64 {

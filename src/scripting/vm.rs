@@ -63,6 +63,12 @@ pub struct Done {
     pub calls: Vec<CallStat>,
     /// The error code of a script that failed (errorstats).
     pub err: Option<String>,
+    /// The script reached for a shard it does not hold before writing anything: its run is
+    /// void (nothing changed, its reply is to be dropped) and it must run again holding
+    /// every shard.
+    pub restart: bool,
+    /// The script touched a key it did not declare in KEYS.
+    pub undeclared: bool,
 }
 
 /// The lent world of the running script, reachable from `redis.call`.
@@ -78,6 +84,13 @@ struct RunCtx {
     calls: Vec<CallStat>,
     /// redis.setresp: the protocol command replies are converted from.
     resp: Proto,
+    /// KEYS, to notice a key the script did not declare.
+    declared: Vec<Bytes>,
+    undeclared: bool,
+    /// A write command ran.
+    wrote: bool,
+    /// See [`Done::restart`]: once set, every further call fails at once.
+    restart: bool,
     /// The time every command of the script sees (Redis freezes it for a script's run, so
     /// a key cannot expire halfway through).
     now: u64,
@@ -266,6 +279,8 @@ fn fail(job: Job, msg: &str) {
         dirty: 0,
         calls: Vec::new(),
         err: Some("ERR".into()),
+        restart: false,
+        undeclared: false,
     });
 }
 
@@ -597,6 +612,10 @@ impl Vm {
                 dirty: 0,
                 calls: Vec::new(),
                 resp: Proto::Resp2,
+                declared: keys.clone(),
+                undeclared: false,
+                wrote: false,
+                restart: false,
                 now: crate::server::unix_ms(),
             })
         });
@@ -633,6 +652,8 @@ impl Vm {
             dirty: ctx.dirty,
             calls: ctx.calls,
             err,
+            restart: ctx.restart,
+            undeclared: ctx.undeclared,
         });
     }
 
@@ -1134,11 +1155,18 @@ fn call(ctx: &mut RunCtx, args: &Args) -> Result<(BytesMut, Proto), String> {
     if cmd.spec.has(flags::NOSCRIPT) || NOSCRIPT_7_0.contains(&cmd.full_name.as_str()) {
         return Err("ERR This Redis command is not allowed from script".into());
     }
+    if cmd.spec.has(flags::WRITE) && ctx.read_only {
+        return Err("ERR Write commands are not allowed from read-only scripts.".into());
+    }
+    if ctx.restart {
+        return Err(RESTART.into());
+    }
+    if let Run::Keyed(..) = cmd.spec.run {
+        check_reach(ctx, cmd, args)?;
+    }
     if cmd.spec.has(flags::WRITE) {
-        if ctx.read_only {
-            return Err("ERR Write commands are not allowed from read-only scripts.".into());
-        }
         STATE.wrote.store(true, Ordering::Release);
+        ctx.wrote = true;
     }
     let mut out = Reply::new(ctx.resp);
     let start = Instant::now();
@@ -1177,6 +1205,48 @@ fn call(ctx: &mut RunCtx, args: &Args) -> Result<(BytesMut, Proto), String> {
         err: result.as_ref().err().map(|e| e.code()),
     });
     Ok((out.take(), ctx.resp))
+}
+
+/// What a call fails with once the run is void (see [`Done::restart`]); no client sees it.
+const RESTART: &str = "ERR script run abandoned: it will run again holding every shard";
+
+/// Checks that a keyed command's keys are on shards the script holds, noting keys it did
+/// not declare. A script that declared its keys on one shard holds only that one (see
+/// `families::scripting`); reaching for another before it wrote anything voids the run, to
+/// be repeated holding every shard. After a write it cannot be repeated (its writes are
+/// done), so the call fails; the script holds every shard from its next run on.
+fn check_reach(ctx: &mut RunCtx, cmd: &Cmd, args: &Args) -> Result<(), String> {
+    let nshards = ctx.lent.nshards();
+    let mut foreign: Option<Bytes> = None;
+    let wide = cmd.spec.wide.is_some_and(|w| w(args));
+    let found = crate::command::keys::for_each_key(cmd.spec.key_specs, args, |i| {
+        let key = args.bytes(i);
+        if !ctx.declared.iter().any(|k| k == key) {
+            ctx.undeclared = true;
+        }
+        if foreign.is_none() && !ctx.lent.holds(crate::shard::slot::shard_of(key, nshards)) {
+            foreign = Some(key.clone());
+        }
+    });
+    if wide || found.is_err() {
+        // Keys the specs cannot name (SORT ... BY/GET patterns): any shard may be touched.
+        ctx.undeclared = true;
+        if (0..nshards).all(|s| ctx.lent.holds(s)) {
+            return Ok(());
+        }
+        foreign = Some(args.bytes(0).clone());
+    }
+    let Some(key) = foreign else { return Ok(()) };
+    ctx.undeclared = true;
+    if !ctx.wrote {
+        ctx.restart = true;
+        return Err(RESTART.into());
+    }
+    Err(format!(
+        "ERR the script used '{}', a key it did not declare, on a shard it did not hold, after writing; \
+         its earlier runs used only declared keys, so it held only their shard. It holds every shard from now on: run it again",
+        String::from_utf8_lossy(&key)
+    ))
 }
 
 /// The connection-level commands a script may call: they touch only the script's own

@@ -80,6 +80,11 @@ impl Lent {
         self.nshards
     }
 
+    /// True if the coordinator holds `shard`.
+    pub fn holds(&self, shard: usize) -> bool {
+        self.stores.get(shard).is_some_and(|s| s.is_some())
+    }
+
     pub fn shards(&self) -> impl Iterator<Item = usize> + '_ {
         self.stores
             .iter()
