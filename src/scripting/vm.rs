@@ -1064,11 +1064,31 @@ fn call(ctx: &mut RunCtx, args: &Args) -> Result<(BytesMut, Proto), String> {
     Ok((out.take(), ctx.resp))
 }
 
-/// The connection-level commands a script may call: they touch only the script's own
-/// connection state. The others visit shards on their own, which they cannot do while the
-/// script holds every shard.
+/// The connection-level commands a script may call: those that touch only the script's own
+/// connection state, and KEYS and DBSIZE, which read the shards the script already holds
+/// (channels_redis flushes with `redis.call('keys', prefix .. '*')`). The others visit
+/// shards on their own, which they cannot do while the script holds every shard.
 fn conn_command(ctx: &mut RunCtx, cmd: &Cmd, args: &Args, out: &mut Reply) -> Result<(), CmdError> {
     match cmd.full_name.as_str() {
+        "keys" => {
+            let now = crate::server::unix_ms();
+            let shards: Vec<usize> = ctx.lent.shards().collect();
+            let mut found = Vec::new();
+            for s in shards {
+                found.extend(crate::families::keys::keys_matching(&ctx.lent.store(s).dbs[ctx.db], now, &args[1]));
+            }
+            out.array(found.len());
+            for k in &found {
+                out.bulk(k);
+            }
+            Ok(())
+        }
+        "dbsize" => {
+            let shards: Vec<usize> = ctx.lent.shards().collect();
+            let n: usize = shards.into_iter().map(|s| ctx.lent.store(s).dbs[ctx.db].len()).sum();
+            out.int(n as i64);
+            Ok(())
+        }
         "ping" => {
             match args.len() {
                 1 => out.simple("PONG"),
