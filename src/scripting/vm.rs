@@ -1075,7 +1075,11 @@ fn conn_command(ctx: &mut RunCtx, cmd: &Cmd, args: &Args, out: &mut Reply) -> Re
             let shards: Vec<usize> = ctx.lent.shards().collect();
             let mut found = Vec::new();
             for s in shards {
-                found.extend(crate::families::keys::keys_matching(&ctx.lent.store(s).dbs[ctx.db], now, &args[1]));
+                found.extend(crate::families::keys::keys_matching(
+                    &ctx.lent.store(s).dbs[ctx.db],
+                    now,
+                    &args[1],
+                ));
             }
             out.array(found.len());
             for k in &found {

@@ -105,25 +105,31 @@ async def test_flush_deletes_everything(srv, r, layer):
     assert r.get("unrelated") == "stays"
 
 
-async def test_pubsub_layer_send_receive_and_groups(pubsub_layer):
+async def wait_subscribed(r, *channels):
+    """The pub/sub layer subscribes without waiting for the server's acknowledgement: wait
+    until the server counts a subscriber on each channel, so no publish is early."""
+    deadline = asyncio.get_running_loop().time() + 10
+    while any(n == 0 for _, n in r.pubsub_numsub(*channels)):
+        assert asyncio.get_running_loop().time() < deadline, f"never subscribed: {channels}"
+        await asyncio.sleep(0.01)
+
+
+async def test_pubsub_layer_send_receive_and_groups(r, pubsub_layer):
     lay = pubsub_layer
     chan = await lay.new_channel()
-    recv = asyncio.create_task(lay.receive(chan))
-    await asyncio.sleep(0.2)  # the layer subscribes on first receive
+    await wait_subscribed(r, chan)
     await lay.send(chan, {"type": "hello"})
-    assert (await asyncio.wait_for(recv, 5)) == {"type": "hello"}
+    assert (await asyncio.wait_for(lay.receive(chan), 5)) == {"type": "hello"}
     chans = [await lay.new_channel() for _ in range(4)]
     for c in chans:
         await lay.group_add("ws", c)
-    # Receivers must be listening before the group message is published.
-    recvs = [asyncio.create_task(lay.receive(c)) for c in chans]
-    await asyncio.sleep(0.3)
+    await wait_subscribed(r, "asgi__group__ws", *chans)
     await lay.group_send("ws", {"type": "update", "v": 1})
-    got = await asyncio.wait_for(asyncio.gather(*recvs), 5)
+    got = await asyncio.wait_for(asyncio.gather(*(lay.receive(c) for c in chans)), 5)
     assert got == [{"type": "update", "v": 1}] * 4
     await lay.group_discard("ws", chans[0])
-    recvs = [asyncio.create_task(lay.receive(c)) for c in chans[1:]]
-    await asyncio.sleep(0.3)
     await lay.group_send("ws", {"type": "update", "v": 2})
-    got = await asyncio.wait_for(asyncio.gather(*recvs), 5)
+    got = await asyncio.wait_for(asyncio.gather(*(lay.receive(c) for c in chans[1:])), 5)
     assert got == [{"type": "update", "v": 2}] * 3
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(lay.receive(chans[0]), 0.5)

@@ -131,8 +131,8 @@ def test_watch_aborts_on_concurrent_write(srv, r):
 
 def test_watch_transfers_keep_total_under_contention(srv, r):
     """Bank transfers between accounts on different shards with optimistic locking (the
-    redis-py `transaction()` helper retries on WatchError); concurrent auditors read every
-    account in one MULTI and must always see the same total."""
+    redis-py `transaction()` helper retries on WatchError); a concurrent auditor reads every
+    account in one MULTI, and with one MGET, and must always see the same total."""
     accounts = [f"acct:{i}" for i in range(8)]
     r.mset({a: 100 for a in accounts})
     total = 100 * len(accounts)
@@ -170,6 +170,11 @@ def test_watch_transfers_keep_total_under_contention(srv, r):
                 seen = sum(int(v) for v in p.execute())
                 if seen != total:
                     errors.append(AssertionError(f"MULTI read a total of {seen}, not {total}"))
+                    return
+                # One MGET across shards is atomic too, as in Redis.
+                seen = sum(int(v) for v in c.mget(accounts))
+                if seen != total:
+                    errors.append(AssertionError(f"MGET read a total of {seen}, not {total}"))
                     return
         except Exception as e:
             errors.append(e)
