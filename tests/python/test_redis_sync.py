@@ -345,3 +345,25 @@ def test_server_info_and_config(r):
     assert r.config_get("maxmemory-policy")["maxmemory-policy"]
     assert r.echo("hi") == "hi"
     assert isinstance(r.time()[0], int)
+
+
+def test_redis_py_lock(srv, r):
+    """redis-py's Lock: SET NX PX to take it, registered Lua scripts to release and extend."""
+    other = srv.client()
+    try:
+        lock = r.lock("locks:camera-7", timeout=5, blocking_timeout=0.1)
+        assert lock.acquire() is True
+        rival = other.lock("locks:camera-7", timeout=5, blocking_timeout=0.1)
+        assert rival.acquire() is False
+        assert lock.extend(10) is True
+        assert 5 < r.pttl("locks:camera-7") <= 15000
+        lock.release()
+        assert rival.acquire() is True
+        # Releasing with a stale token: the release script refuses, the rival keeps it.
+        with pytest.raises(redis.exceptions.LockNotOwnedError):
+            lock.do_release(b"stale-token")
+        assert r.exists("locks:camera-7") == 1
+        rival.release()
+        assert r.exists("locks:camera-7") == 0
+    finally:
+        other.close()
