@@ -216,3 +216,30 @@ async def test_transaction_helper_async(srv, proto):
         assert await c.get("seq") == "20"
     finally:
         await c.aclose()
+
+
+async def test_keyspace_notifications_for_job_timeouts(srv, ar):
+    """Job leases that expire are noticed through keyevent notifications (expired, set, del)."""
+    await ar.config_set("notify-keyspace-events", "Eg$x")
+    c = srv.aclient()
+    ps = c.pubsub()
+    try:
+        await ps.psubscribe("__keyevent@0__:*")
+        assert (await ps.get_message(timeout=2))["type"] == "psubscribe"
+        await ar.set("lease:job-1", "worker-a", px=100)
+        await ar.set("lease:job-2", "worker-b")
+        await ar.delete("lease:job-2")
+        events = []
+        deadline = asyncio.get_running_loop().time() + 10
+        while ("expired", "lease:job-1") not in events:
+            assert asyncio.get_running_loop().time() < deadline, events
+            m = await ps.get_message(ignore_subscribe_messages=True, timeout=0.5)
+            if m is not None:
+                events.append((m["channel"].rsplit(":", 1)[1], m["data"]))
+        # SET ... PX also fires "expire" (generic class), as in Redis.
+        assert events == [("set", "lease:job-1"), ("expire", "lease:job-1"), ("set", "lease:job-2"),
+                          ("del", "lease:job-2"), ("expired", "lease:job-1")]
+    finally:
+        await ar.config_set("notify-keyspace-events", "")
+        await ps.aclose()
+        await c.aclose()
