@@ -367,3 +367,26 @@ def test_redis_py_lock(srv, r):
         assert r.exists("locks:camera-7") == 0
     finally:
         other.close()
+
+
+def test_sharded_pubsub(srv, r):
+    c = srv.client()
+    ps = c.pubsub()
+    try:
+        ps.ssubscribe("orders:{eu}", "orders:{us}")
+        acks = [ps.get_sharded_message(timeout=2) for _ in range(2)]
+        assert [a["type"] for a in acks] == ["ssubscribe", "ssubscribe"]
+        assert r.spublish("orders:{eu}", "o1") == 1
+        assert r.spublish("orders:{us}", "o2") == 1
+        assert r.spublish("orders:{asia}", "o3") == 0
+        got = []
+        while len(got) < 2:
+            m = ps.get_sharded_message(ignore_subscribe_messages=True, timeout=2)
+            if m is not None:
+                got.append((m["channel"], m["data"]))
+        assert got == [("orders:{eu}", "o1"), ("orders:{us}", "o2")]
+        assert r.pubsub_shardnumsub("orders:{eu}") == [("orders:{eu}", 1)]
+        assert sorted(r.pubsub_shardchannels()) == ["orders:{eu}", "orders:{us}"]
+    finally:
+        ps.close()
+        c.close()
