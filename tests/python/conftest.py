@@ -196,9 +196,3 @@ async def ar(srv):
     yield c
     await c.aclose()
 
-
-def xfail_on_basalt(server, reason):
-    """Marks the running test as a known basalt bug (strict: it must keep failing on basalt)."""
-    if server.kind == "basalt":
-        return pytest.mark.xfail(strict=True, reason=reason)
-    return None
