@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: unit tests, black-box tests against the real binary (--shards 4),
-# and differential tests against Debian's redis-server, plus short smoke runs of the load
-# tools. Installs redis-server/redis-tools with apt-get when they are missing.
+# differential tests against Debian's redis-server, the Python real-client suite (redis-py,
+# Celery, channels_redis from PyPI in a venv), plus short smoke runs of the load tools.
+# Installs redis-server/redis-tools with apt-get when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +22,9 @@ fi
 
 echo "== cargo test (unit, black-box, differential)"
 cargo test --workspace --all-targets --no-fail-fast
+
+echo "== real clients: redis-py, Celery, channels_redis, Django cache (tests/python, in a venv)"
+scripts/python-tests.sh -q
 
 echo "== smoke: compare-redis.sh (QUICK)"
 QUICK=1 scripts/compare-redis.sh

@@ -141,8 +141,8 @@ fn object_info(e: &Entry, clock: u32) -> ObjectInfo {
     }
 }
 
-/// Every live key of `db` matching `pattern` (KEYS, on one shard).
-fn keys_matching(db: &Db, now: u64, pattern: &[u8]) -> Vec<Key> {
+/// Every live key of `db` matching `pattern` (KEYS, on one shard; also KEYS in a script).
+pub(crate) fn keys_matching(db: &Db, now: u64, pattern: &[u8]) -> Vec<Key> {
     let all = pattern == b"*";
     let mut out = Vec::new();
     db.for_each_key(now, |k, _| {

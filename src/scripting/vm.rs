@@ -1161,7 +1161,7 @@ fn call(ctx: &mut RunCtx, args: &Args) -> Result<(BytesMut, Proto), String> {
     if ctx.restart {
         return Err(RESTART.into());
     }
-    if let Run::Keyed(..) = cmd.spec.run {
+    if matches!(cmd.spec.run, Run::Keyed(..)) || matches!(cmd.full_name.as_str(), "keys" | "dbsize") {
         check_reach(ctx, cmd, args)?;
     }
     if cmd.spec.has(flags::WRITE) {
@@ -1218,7 +1218,8 @@ const RESTART: &str = "ERR script run abandoned: it will run again holding every
 fn check_reach(ctx: &mut RunCtx, cmd: &Cmd, args: &Args) -> Result<(), String> {
     let nshards = ctx.lent.nshards();
     let mut foreign: Option<Bytes> = None;
-    let wide = cmd.spec.wide.is_some_and(|w| w(args));
+    // KEYS and DBSIZE read every shard the script holds: they need them all.
+    let wide = cmd.spec.wide.is_some_and(|w| w(args)) || matches!(cmd.full_name.as_str(), "keys" | "dbsize");
     let found = crate::command::keys::for_each_key(cmd.spec.key_specs, args, |i| {
         let key = args.bytes(i);
         if !ctx.declared.iter().any(|k| k == key) {
@@ -1249,11 +1250,35 @@ fn check_reach(ctx: &mut RunCtx, cmd: &Cmd, args: &Args) -> Result<(), String> {
     ))
 }
 
-/// The connection-level commands a script may call: they touch only the script's own
-/// connection state. The others visit shards on their own, which they cannot do while the
-/// script holds every shard.
+/// The connection-level commands a script may call: those that touch only the script's own
+/// connection state, and KEYS and DBSIZE, which read the shards the script already holds
+/// (channels_redis flushes with `redis.call('keys', prefix .. '*')`). The others visit
+/// shards on their own, which they cannot do while the script holds every shard.
 fn conn_command(ctx: &mut RunCtx, cmd: &Cmd, args: &Args, out: &mut Reply) -> Result<(), CmdError> {
     match cmd.full_name.as_str() {
+        "keys" => {
+            let now = ctx.now;
+            let shards: Vec<usize> = ctx.lent.shards().collect();
+            let mut found = Vec::new();
+            for s in shards {
+                found.extend(crate::families::keys::keys_matching(
+                    &ctx.lent.store(s).dbs[ctx.db],
+                    now,
+                    &args[1],
+                ));
+            }
+            out.array(found.len());
+            for k in &found {
+                out.bulk(k);
+            }
+            Ok(())
+        }
+        "dbsize" => {
+            let shards: Vec<usize> = ctx.lent.shards().collect();
+            let n: usize = shards.into_iter().map(|s| ctx.lent.store(s).dbs[ctx.db].len()).sum();
+            out.int(n as i64);
+            Ok(())
+        }
         "ping" => {
             match args.len() {
                 1 => out.simple("PONG"),
