@@ -270,3 +270,197 @@ fn keyspace_events_for_set_del_expire_and_expired() {
     assert_eq!(p.cmd(&["PUBLISH", "__keyspace@0__:k1", "end"]), V::Int(1));
     assert_eq!(space.read().unwrap(), push("message", "__keyspace@0__:k1", "end"));
 }
+
+/// Reads RESP2 message pushes until `ends` messages starting with "end" arrived; returns
+/// the others' payloads. (Order holds per publisher, so each publisher sends its own end.)
+fn read_until_end(r: &mut Raw, ends: usize) -> Vec<String> {
+    let (mut got, mut seen) = (Vec::new(), 0);
+    while seen < ends {
+        match r.read().unwrap() {
+            V::Arr(v) if v[0].str() == "message" => {
+                let m = v[2].str();
+                if m.starts_with("end") {
+                    seen += 1;
+                } else {
+                    got.push(m);
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    got
+}
+
+#[test]
+fn pipelined_publishers_keep_order_and_exact_counts() {
+    let s = Server::start(&[]);
+    let nsubs = 20;
+    let subs: Vec<Raw> = (0..nsubs).map(|_| subscriber(&s, &["SUBSCRIBE", "pipe"])).collect();
+    let (npub, per_pub, batch) = (4, 400, 16);
+    let publishers: Vec<_> = (0..npub)
+        .map(|j| {
+            let port = s.port;
+            std::thread::spawn(move || {
+                let mut p = Raw::connect(port).unwrap();
+                p.set_timeout(PATIENCE);
+                for start in (0..per_pub).step_by(batch) {
+                    let mut bytes = Vec::new();
+                    for i in start..start + batch {
+                        let m = format!("{j}-{i}");
+                        bytes.extend(common::encode(&[b"PUBLISH", b"pipe", m.as_bytes()]));
+                    }
+                    p.write_all(&bytes).unwrap();
+                    for i in start..start + batch {
+                        assert_eq!(p.read().unwrap(), V::Int(nsubs as i64), "publisher {j} message {i}");
+                    }
+                }
+                assert_eq!(p.cmd(&["PUBLISH", "pipe", &format!("end{j}")]), V::Int(nsubs as i64));
+            })
+        })
+        .collect();
+    for t in publishers {
+        t.join().unwrap();
+    }
+    for (n, mut sub) in subs.into_iter().enumerate() {
+        let got = read_until_end(&mut sub, npub);
+        assert_eq!(got.len(), npub * per_pub, "subscriber {n}: lost or duplicated");
+        let mut next = vec![0usize; npub];
+        for m in got {
+            let (j, i) = m.split_once('-').unwrap();
+            let (j, i): (usize, usize) = (j.parse().unwrap(), i.parse().unwrap());
+            assert_eq!(i, next[j], "subscriber {n}: publisher {j} out of order");
+            next[j] += 1;
+        }
+    }
+}
+
+/// Subscribers join while a pipelined publisher runs: each gets every message from some
+/// point on, with no gap or duplicate, and the replies count exactly the deliveries made.
+#[test]
+fn subscribers_joining_under_load_lose_nothing_after_their_ack() {
+    let s = Server::start(&[]);
+    let port = s.port;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let publisher = std::thread::spawn(move || {
+        let mut p = Raw::connect(port).unwrap();
+        p.set_timeout(PATIENCE);
+        let (mut i, mut counted) = (0u64, 0i64);
+        while !stop2.load(std::sync::atomic::Ordering::SeqCst) || i < 2000 {
+            let mut bytes = Vec::new();
+            for k in i..i + 8 {
+                bytes.extend(common::encode(&[b"PUBLISH", b"live", k.to_string().as_bytes()]));
+            }
+            p.write_all(&bytes).unwrap();
+            for _ in 0..8 {
+                match p.read().unwrap() {
+                    V::Int(n) => counted += n,
+                    other => panic!("{other:?}"),
+                }
+            }
+            i += 8;
+        }
+        assert_eq!(p.cmd(&["PUBLISH", "live", "end"]), V::Int(24));
+        (i, counted)
+    });
+    let mut subs = Vec::new();
+    for _ in 0..24 {
+        subs.push(subscriber(&s, &["SUBSCRIBE", "live"]));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (sent, counted) = publisher.join().unwrap();
+    let mut delivered = 0i64;
+    for (n, mut sub) in subs.into_iter().enumerate() {
+        let got: Vec<u64> = read_until_end(&mut sub, 1).iter().map(|m| m.parse().unwrap()).collect();
+        if let Some(&first) = got.first() {
+            let want: Vec<u64> = (first..sent).collect();
+            assert!(got == want, "subscriber {n}: gap or duplicate after {first}");
+        }
+        delivered += got.len() as i64;
+    }
+    assert_eq!(counted, delivered, "PUBLISH replies vs deliveries");
+}
+
+#[test]
+fn publish_inside_multi_and_scripts_counts_exactly() {
+    let s = Server::start(&[]);
+    let mut subs: Vec<Raw> = (0..8).map(|_| subscriber(&s, &["SUBSCRIBE", "tx"])).collect();
+    let mut ssub = subscriber(&s, &["SSUBSCRIBE", "stx"]);
+    let mut c = s.raw();
+    assert_eq!(c.cmd(&["MULTI"]), V::Simple("OK".into()));
+    assert_eq!(c.cmd(&["PUBLISH", "tx", "m1"]), V::Simple("QUEUED".into()));
+    assert_eq!(c.cmd(&["SET", "k", "v"]), V::Simple("QUEUED".into()));
+    assert_eq!(c.cmd(&["PUBLISH", "nobody", "x"]), V::Simple("QUEUED".into()));
+    assert_eq!(c.cmd(&["SPUBLISH", "stx", "s1"]), V::Simple("QUEUED".into()));
+    assert_eq!(c.cmd(&["PUBLISH", "tx", "m2"]), V::Simple("QUEUED".into()));
+    assert_eq!(
+        c.cmd(&["EXEC"]),
+        V::Arr(vec![V::Int(8), V::Simple("OK".into()), V::Int(0), V::Int(1), V::Int(8)])
+    );
+    assert_eq!(
+        c.cmd(&[
+            "EVAL",
+            "return {redis.call('publish', 'tx', ARGV[1]), redis.pcall('spublish', 'stx', 's2'), redis.call('publish', 'none', 'y')}",
+            "0",
+            "m3"
+        ]),
+        V::Arr(vec![V::Int(8), V::Int(1), V::Int(0)])
+    );
+    // PUBLISH may replicate: read-only scripts refuse it, as in Redis.
+    assert!(c
+        .cmd(&["EVAL_RO", "return redis.call('publish', 'tx', 'no')", "0"])
+        .str()
+        .starts_with("ERR Write commands are not allowed from read-only scripts."));
+    assert_eq!(
+        c.cmd(&["EVAL", "return redis.call('publish', 'tx', 'm4')", "0"]),
+        V::Int(8)
+    );
+    let lib = "#!lua name=pslib\nredis.register_function('pub', function(keys, args) return redis.call('publish', args[1], args[2]) end)";
+    assert_eq!(c.cmd(&["FUNCTION", "LOAD", lib]), V::Bulk(b"pslib".to_vec()));
+    assert_eq!(c.cmd(&["FCALL", "pub", "0", "tx", "m5"]), V::Int(8));
+    // A script inside a transaction.
+    c.cmd(&["MULTI"]);
+    c.cmd(&["EVAL", "return redis.call('publish', 'tx', 'm6')", "0"]);
+    c.cmd(&["PUBLISH", "tx", "m7"]);
+    assert_eq!(c.cmd(&["EXEC"]), V::Arr(vec![V::Int(8), V::Int(8)]));
+    for (n, sub) in subs.iter_mut().enumerate() {
+        for m in ["m1", "m2", "m3", "m4", "m5", "m6", "m7"] {
+            assert_eq!(sub.read().unwrap(), push("message", "tx", m), "subscriber {n}");
+        }
+    }
+    for m in ["s1", "s2"] {
+        assert_eq!(ssub.read().unwrap(), push("smessage", "stx", m));
+    }
+}
+
+#[test]
+fn keyspace_events_from_scripts_in_order_with_their_publishes() {
+    let s = Server::start(&[]);
+    let mut c = s.raw();
+    c.cmd(&["CONFIG", "SET", "notify-keyspace-events", "E$g"]);
+    let mut sub = subscriber(&s, &["PSUBSCRIBE", "__keyevent@0__:*", "sc*"]);
+    let script =
+        "redis.call('set', KEYS[1], 'v'); redis.call('publish', 'sc', 'mid'); redis.call('del', KEYS[2]); return 1";
+    c.cmd(&["SET", "b", "x"]);
+    let first = sub.read().unwrap();
+    assert_eq!(
+        first,
+        V::Arr(vec![
+            V::Bulk(b"pmessage".to_vec()),
+            V::Bulk(b"__keyevent@0__:*".to_vec()),
+            V::Bulk(b"__keyevent@0__:set".to_vec()),
+            V::Bulk(b"b".to_vec())
+        ])
+    );
+    assert_eq!(c.cmd(&["EVAL", script, "2", "a", "b"]), V::Int(1));
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        match sub.read().unwrap() {
+            V::Arr(v) => got.push(format!("{} {}", v[2].str(), v[3].str())),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(got, ["__keyevent@0__:set a", "sc mid", "__keyevent@0__:del b"]);
+    c.cmd(&["CONFIG", "SET", "notify-keyspace-events", ""]);
+}

@@ -164,6 +164,7 @@ async fn run_over(c: &mut Client, p: Prepared, lent: Lent, effects: Effects) -> 
             stats.error(code);
         }
     }
+    crate::server::pubsub::route_events(&sh, done.events);
     c.out.raw(&done.out);
     Ok((done.lent, done.effects))
 }

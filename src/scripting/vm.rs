@@ -62,6 +62,8 @@ pub struct Done {
     pub calls: Vec<CallStat>,
     /// The error code of a script that failed (errorstats).
     pub err: Option<String>,
+    /// Its PUBLISHes and keyspace events, for the home shard to route.
+    pub events: crate::server::pubsub::Events,
 }
 
 /// The lent world of the running script, reachable from `redis.call`.
@@ -156,6 +158,7 @@ fn lua_thread(rx: mpsc::Receiver<Job>) {
                     dirty: 0,
                     calls: Vec::new(),
                     err: Some("ERR".into()),
+                    events: crate::server::pubsub::take_events(),
                 });
             }
         }
@@ -455,6 +458,7 @@ impl Vm {
             shared,
             done,
         } = job;
+        crate::server::pubsub::enter_script(&shared);
         CTX.with(|c| {
             *c.borrow_mut() = Some(RunCtx {
                 lent,
@@ -502,6 +506,7 @@ impl Vm {
             dirty: ctx.dirty,
             calls: ctx.calls,
             err,
+            events: crate::server::pubsub::take_events(),
         });
     }
 
@@ -1019,10 +1024,11 @@ fn call(ctx: &mut RunCtx, args: &Args) -> Result<(BytesMut, Proto), String> {
     if cmd.spec.has(flags::NOSCRIPT) || NOSCRIPT_7_0.contains(&cmd.full_name.as_str()) {
         return Err("ERR This Redis command is not allowed from script".into());
     }
+    // PUBLISH may replicate: Redis refuses it in read-only scripts too.
+    if ctx.read_only && cmd.spec.has(flags::WRITE | flags::MAY_REPLICATE) {
+        return Err("ERR Write commands are not allowed from read-only scripts.".into());
+    }
     if cmd.spec.has(flags::WRITE) {
-        if ctx.read_only {
-            return Err("ERR Write commands are not allowed from read-only scripts.".into());
-        }
         STATE.wrote.store(true, Ordering::Release);
     }
     let mut out = Reply::new(ctx.resp);
@@ -1100,6 +1106,18 @@ fn conn_command(ctx: &mut RunCtx, cmd: &Cmd, args: &Args, out: &mut Reply) -> Re
             }
             ctx.db = db as usize;
             out.ok();
+            Ok(())
+        }
+        // No hop: the count comes from the subscription directory, the message is routed
+        // by the client's home shard once the script is done.
+        "publish" | "spublish" => {
+            let kind = if cmd.full_name == "publish" {
+                crate::server::pubsub::Kind::Channel
+            } else {
+                crate::server::pubsub::Kind::Shard
+            };
+            let n = crate::server::pubsub::publish_recorded(kind, args.bytes(1).clone(), args.bytes(2).clone());
+            out.int(n as i64);
             Ok(())
         }
         _ => Err(CmdError::Custom(format!(
