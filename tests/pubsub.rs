@@ -464,3 +464,154 @@ fn keyspace_events_from_scripts_in_order_with_their_publishes() {
     assert_eq!(got, ["__keyevent@0__:set a", "sc mid", "__keyevent@0__:del b"]);
     c.cmd(&["CONFIG", "SET", "notify-keyspace-events", ""]);
 }
+
+/// Redis 7.0's redis-server on a free port (killed on drop).
+struct Oracle(std::process::Child, u16);
+
+impl Oracle {
+    fn start() -> Oracle {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("/usr/bin/redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let up = poll(PATIENCE, || {
+            Raw::connect(port)
+                .ok()
+                .and_then(|mut r| (r.cmd(&["PING"]).str() == "PONG").then_some(()))
+        });
+        assert!(up.is_some(), "redis-server did not start");
+        Oracle(child, port)
+    }
+}
+
+impl Drop for Oracle {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `cmds` on a server at `port` with every keyspace event on, and returns the events
+/// a `__key*@0__:*` subscriber received, as "channel payload".
+fn event_stream(port: u16, cmds: &[&[&str]]) -> Vec<String> {
+    let mut c = Raw::connect(port).unwrap();
+    c.set_timeout(PATIENCE);
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "notify-keyspace-events", "KEA"]),
+        V::Simple("OK".into())
+    );
+    let mut sub = Raw::connect(port).unwrap();
+    sub.set_timeout(PATIENCE);
+    sub.send(&["PSUBSCRIBE", "__key*@0__:*"]).unwrap();
+    sub.read().unwrap();
+    sub.send(&["SUBSCRIBE", "end"]).unwrap();
+    sub.read().unwrap();
+    for cmd in cmds {
+        if let V::Err(e) = c.cmd(cmd) {
+            panic!("{cmd:?}: {e}");
+        }
+    }
+    // Same connection: the marker follows the commands' events.
+    c.cmd(&["PUBLISH", "end", "end"]);
+    let mut got = Vec::new();
+    loop {
+        match sub.read().unwrap() {
+            V::Arr(v) if v[0].str() == "pmessage" => got.push(format!("{} {}", v[2].str(), v[3].str())),
+            V::Arr(v) if v[0].str() == "message" => return got,
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+/// Hash, set and sorted-set commands notify exactly the events redis-server does, in order
+/// (keys spread over shards; multi-key commands included).
+#[test]
+fn keyspace_events_for_hashes_sets_zsets_match_redis() {
+    let cmds: &[&[&str]] = &[
+        &["HSET", "h1", "f1", "1", "f2", "2"],
+        &["HSETNX", "h1", "f1", "x"],
+        &["HSETNX", "h1", "f3", "3"],
+        &["HINCRBY", "h1", "f1", "5"],
+        &["HINCRBYFLOAT", "h1", "f2", "1.5"],
+        &["HDEL", "h1", "nope"],
+        &["HDEL", "h1", "f1", "f2"],
+        &["HDEL", "h1", "f3"],
+        &["HMSET", "h2", "a", "1"],
+        &["HGET", "h2", "a"],
+        &["SADD", "s1", "a", "b", "c"],
+        &["SADD", "s1", "a"],
+        &["SREM", "s1", "a", "x"],
+        &["SMOVE", "s1", "s2", "b"],
+        &["SMOVE", "s1", "s2", "c"],
+        &["SMOVE", "s2", "s3", "zz"],
+        &["SADD", "s4", "x"],
+        &["SMOVE", "s4", "s2", "x"],
+        &["SADD", "s5", "1", "2", "3"],
+        &["SPOP", "s5", "0"],
+        &["SPOP", "s5", "1"],
+        &["SPOP", "s5", "5"],
+        &["SADD", "s6", "only"],
+        &["SPOP", "s6"],
+        &["SPOP", "nosuch"],
+        &["SADD", "s7", "b", "q"],
+        &["SINTERSTORE", "d1", "s2", "s7"],
+        &["SUNIONSTORE", "d2", "s2", "s7"],
+        &["SDIFFSTORE", "d3", "s2", "s7"],
+        &["SINTERSTORE", "d2", "s7", "nosuch"],
+        &["SINTERSTORE", "d9", "nosuch", "s7"],
+        &["SDIFFSTORE", "d3", "s7", "s7"],
+        &["SUNIONSTORE", "d8", "nosuch"],
+        &["ZADD", "z1", "1", "a", "2", "b", "3", "c"],
+        &["ZADD", "z1", "1", "a"],
+        &["ZADD", "z1", "5", "a"],
+        &["ZADD", "z1", "NX", "9", "a"],
+        &["ZADD", "z1", "XX", "9", "nope"],
+        &["ZINCRBY", "z1", "1", "b"],
+        &["ZADD", "z1", "INCR", "0", "b"],
+        &["ZADD", "z1", "INCR", "2", "b"],
+        &["ZREM", "z1", "nope"],
+        &["ZREM", "z1", "a"],
+        &["ZADD", "z2", "1", "x", "2", "y", "3", "z", "4", "w"],
+        &["ZREMRANGEBYRANK", "z2", "0", "0"],
+        &["ZREMRANGEBYSCORE", "z2", "2", "2"],
+        &["ZREMRANGEBYSCORE", "z2", "100", "200"],
+        &["ZREMRANGEBYLEX", "z2", "-", "+"],
+        &["ZADD", "z3", "1", "a", "2", "b", "3", "c"],
+        &["ZPOPMIN", "z3"],
+        &["ZPOPMAX", "z3", "5"],
+        &["ZPOPMIN", "nosuch"],
+        &["ZADD", "z4", "1", "a", "2", "b"],
+        &["ZADD", "z5", "2", "b", "3", "c"],
+        &["ZUNIONSTORE", "zd1", "2", "z4", "z5"],
+        &["ZINTERSTORE", "zd2", "2", "z4", "z5"],
+        &["ZDIFFSTORE", "zd3", "2", "z4", "z5"],
+        &["ZRANGESTORE", "zd4", "z4", "0", "-1"],
+        &["ZINTERSTORE", "zd1", "2", "z4", "nosuch"],
+        &["ZRANGESTORE", "zd4", "nosuch", "0", "-1"],
+        &["ZRANGESTORE", "zd7", "nosuch", "0", "-1"],
+        &["ZMPOP", "1", "z5", "MIN", "COUNT", "10"],
+        &["BZPOPMIN", "zd2", "0"],
+        &["ZREM", "z1", "b", "c"],
+        &["DEL", "z4"],
+    ];
+    let oracle = Oracle::start();
+    let want = event_stream(oracle.1, cmds);
+    let s = Server::start(&[]);
+    let got = event_stream(s.port, cmds);
+    assert!(want.len() > 80, "the oracle sent too few events: {want:?}");
+    if let Some(i) = (0..want.len().max(got.len())).find(|&i| got.get(i) != want.get(i)) {
+        let window = |v: &[String]| v[i.saturating_sub(4)..(i + 6).min(v.len())].to_vec();
+        panic!(
+            "event {i} differs\nbasalt: {:?}\nredis:  {:?}",
+            window(&got),
+            window(&want)
+        );
+    }
+}
