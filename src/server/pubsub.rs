@@ -965,6 +965,35 @@ mod tests {
     }
 
     #[test]
+    fn directory_counts_per_shard_and_stamps_order_subscriptions() {
+        let d = Directory::new(3);
+        let ch = Bytes::from("news");
+        let s1 = d.add(Kind::Channel, &ch, 0);
+        d.add(Kind::Channel, &ch, 2);
+        d.add(Kind::Pattern, &Bytes::from("n*"), 2);
+        d.add(Kind::Shard, &ch, 1);
+        let mut per = [0u32; 3];
+        let seen = d.plan(Kind::Channel, b"news", &mut per);
+        assert_eq!(per, [1, 0, 2]);
+        assert!(s1 <= seen);
+        // A later subscription is stamped above what that publish saw: it is not served.
+        let s2 = d.add(Kind::Channel, &ch, 1);
+        assert!(s2 > seen);
+        let mut per = [0u32; 3];
+        d.plan(Kind::Shard, b"news", &mut per);
+        assert_eq!(per, [0, 1, 0]);
+        assert_eq!(d.subscribers(Kind::Channel, b"news"), 3);
+        d.sub(Kind::Channel, b"news", 0);
+        d.sub(Kind::Channel, b"news", 1);
+        d.sub(Kind::Channel, b"news", 2);
+        assert!(d.names(Kind::Channel, None).is_empty());
+        assert_eq!(d.names(Kind::Pattern, None), vec![Bytes::from("n*")]);
+        d.sub(Kind::Pattern, b"n*", 2);
+        d.sub(Kind::Shard, b"news", 1);
+        assert_eq!(d.total.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
     fn name_set_keeps_subscription_order() {
         let mut s = NameSet::default();
         for n in ["b", "a", "c", "a"] {
