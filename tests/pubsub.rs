@@ -270,3 +270,348 @@ fn keyspace_events_for_set_del_expire_and_expired() {
     assert_eq!(p.cmd(&["PUBLISH", "__keyspace@0__:k1", "end"]), V::Int(1));
     assert_eq!(space.read().unwrap(), push("message", "__keyspace@0__:k1", "end"));
 }
+
+/// Reads RESP2 message pushes until `ends` messages starting with "end" arrived; returns
+/// the others' payloads. (Order holds per publisher, so each publisher sends its own end.)
+fn read_until_end(r: &mut Raw, ends: usize) -> Vec<String> {
+    let (mut got, mut seen) = (Vec::new(), 0);
+    while seen < ends {
+        match r.read().unwrap() {
+            V::Arr(v) if v[0].str() == "message" => {
+                let m = v[2].str();
+                if m.starts_with("end") {
+                    seen += 1;
+                } else {
+                    got.push(m);
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    got
+}
+
+#[test]
+fn pipelined_publishers_keep_order_and_exact_counts() {
+    let s = Server::start(&[]);
+    let nsubs = 20;
+    let subs: Vec<Raw> = (0..nsubs).map(|_| subscriber(&s, &["SUBSCRIBE", "pipe"])).collect();
+    let (npub, per_pub, batch) = (4, 400, 16);
+    let publishers: Vec<_> = (0..npub)
+        .map(|j| {
+            let port = s.port;
+            std::thread::spawn(move || {
+                let mut p = Raw::connect(port).unwrap();
+                p.set_timeout(PATIENCE);
+                for start in (0..per_pub).step_by(batch) {
+                    let mut bytes = Vec::new();
+                    for i in start..start + batch {
+                        let m = format!("{j}-{i}");
+                        bytes.extend(common::encode(&[b"PUBLISH", b"pipe", m.as_bytes()]));
+                    }
+                    p.write_all(&bytes).unwrap();
+                    for i in start..start + batch {
+                        assert_eq!(p.read().unwrap(), V::Int(nsubs as i64), "publisher {j} message {i}");
+                    }
+                }
+                assert_eq!(p.cmd(&["PUBLISH", "pipe", &format!("end{j}")]), V::Int(nsubs as i64));
+            })
+        })
+        .collect();
+    for t in publishers {
+        t.join().unwrap();
+    }
+    for (n, mut sub) in subs.into_iter().enumerate() {
+        let got = read_until_end(&mut sub, npub);
+        assert_eq!(got.len(), npub * per_pub, "subscriber {n}: lost or duplicated");
+        let mut next = vec![0usize; npub];
+        for m in got {
+            let (j, i) = m.split_once('-').unwrap();
+            let (j, i): (usize, usize) = (j.parse().unwrap(), i.parse().unwrap());
+            assert_eq!(i, next[j], "subscriber {n}: publisher {j} out of order");
+            next[j] += 1;
+        }
+    }
+}
+
+/// Subscribers join while a pipelined publisher runs: each gets every message from some
+/// point on, with no gap or duplicate, and the replies count exactly the deliveries made.
+#[test]
+fn subscribers_joining_under_load_lose_nothing_after_their_ack() {
+    let s = Server::start(&[]);
+    let port = s.port;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let publisher = std::thread::spawn(move || {
+        let mut p = Raw::connect(port).unwrap();
+        p.set_timeout(PATIENCE);
+        let (mut i, mut counted) = (0u64, 0i64);
+        while !stop2.load(std::sync::atomic::Ordering::SeqCst) || i < 2000 {
+            let mut bytes = Vec::new();
+            for k in i..i + 8 {
+                bytes.extend(common::encode(&[b"PUBLISH", b"live", k.to_string().as_bytes()]));
+            }
+            p.write_all(&bytes).unwrap();
+            for _ in 0..8 {
+                match p.read().unwrap() {
+                    V::Int(n) => counted += n,
+                    other => panic!("{other:?}"),
+                }
+            }
+            i += 8;
+        }
+        assert_eq!(p.cmd(&["PUBLISH", "live", "end"]), V::Int(24));
+        (i, counted)
+    });
+    let mut subs = Vec::new();
+    for _ in 0..24 {
+        subs.push(subscriber(&s, &["SUBSCRIBE", "live"]));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (sent, counted) = publisher.join().unwrap();
+    let mut delivered = 0i64;
+    for (n, mut sub) in subs.into_iter().enumerate() {
+        let got: Vec<u64> = read_until_end(&mut sub, 1).iter().map(|m| m.parse().unwrap()).collect();
+        if let Some(&first) = got.first() {
+            let want: Vec<u64> = (first..sent).collect();
+            assert!(got == want, "subscriber {n}: gap or duplicate after {first}");
+        }
+        delivered += got.len() as i64;
+    }
+    assert_eq!(counted, delivered, "PUBLISH replies vs deliveries");
+}
+
+#[test]
+fn publish_inside_multi_and_scripts_counts_exactly() {
+    let s = Server::start(&[]);
+    let mut subs: Vec<Raw> = (0..8).map(|_| subscriber(&s, &["SUBSCRIBE", "tx"])).collect();
+    let mut ssub = subscriber(&s, &["SSUBSCRIBE", "stx"]);
+    let mut c = s.raw();
+    assert_eq!(c.cmd(&["MULTI"]), V::Simple("OK".into()));
+    assert_eq!(c.cmd(&["PUBLISH", "tx", "m1"]), V::Simple("QUEUED".into()));
+    assert_eq!(c.cmd(&["SET", "k", "v"]), V::Simple("QUEUED".into()));
+    assert_eq!(c.cmd(&["PUBLISH", "nobody", "x"]), V::Simple("QUEUED".into()));
+    assert_eq!(c.cmd(&["SPUBLISH", "stx", "s1"]), V::Simple("QUEUED".into()));
+    assert_eq!(c.cmd(&["PUBLISH", "tx", "m2"]), V::Simple("QUEUED".into()));
+    assert_eq!(
+        c.cmd(&["EXEC"]),
+        V::Arr(vec![V::Int(8), V::Simple("OK".into()), V::Int(0), V::Int(1), V::Int(8)])
+    );
+    assert_eq!(
+        c.cmd(&[
+            "EVAL",
+            "return {redis.call('publish', 'tx', ARGV[1]), redis.pcall('spublish', 'stx', 's2'), redis.call('publish', 'none', 'y')}",
+            "0",
+            "m3"
+        ]),
+        V::Arr(vec![V::Int(8), V::Int(1), V::Int(0)])
+    );
+    // PUBLISH may replicate: read-only scripts refuse it, as in Redis.
+    assert!(c
+        .cmd(&["EVAL_RO", "return redis.call('publish', 'tx', 'no')", "0"])
+        .str()
+        .starts_with("ERR Write commands are not allowed from read-only scripts."));
+    assert_eq!(
+        c.cmd(&["EVAL", "return redis.call('publish', 'tx', 'm4')", "0"]),
+        V::Int(8)
+    );
+    let lib = "#!lua name=pslib\nredis.register_function('pub', function(keys, args) return redis.call('publish', args[1], args[2]) end)";
+    assert_eq!(c.cmd(&["FUNCTION", "LOAD", lib]), V::Bulk(b"pslib".to_vec()));
+    assert_eq!(c.cmd(&["FCALL", "pub", "0", "tx", "m5"]), V::Int(8));
+    // A script inside a transaction.
+    c.cmd(&["MULTI"]);
+    c.cmd(&["EVAL", "return redis.call('publish', 'tx', 'm6')", "0"]);
+    c.cmd(&["PUBLISH", "tx", "m7"]);
+    assert_eq!(c.cmd(&["EXEC"]), V::Arr(vec![V::Int(8), V::Int(8)]));
+    for (n, sub) in subs.iter_mut().enumerate() {
+        for m in ["m1", "m2", "m3", "m4", "m5", "m6", "m7"] {
+            assert_eq!(sub.read().unwrap(), push("message", "tx", m), "subscriber {n}");
+        }
+    }
+    for m in ["s1", "s2"] {
+        assert_eq!(ssub.read().unwrap(), push("smessage", "stx", m));
+    }
+}
+
+#[test]
+fn keyspace_events_from_scripts_in_order_with_their_publishes() {
+    let s = Server::start(&[]);
+    let mut c = s.raw();
+    c.cmd(&["CONFIG", "SET", "notify-keyspace-events", "E$g"]);
+    let mut sub = subscriber(&s, &["PSUBSCRIBE", "__keyevent@0__:*", "sc*"]);
+    let script =
+        "redis.call('set', KEYS[1], 'v'); redis.call('publish', 'sc', 'mid'); redis.call('del', KEYS[2]); return 1";
+    c.cmd(&["SET", "b", "x"]);
+    let first = sub.read().unwrap();
+    assert_eq!(
+        first,
+        V::Arr(vec![
+            V::Bulk(b"pmessage".to_vec()),
+            V::Bulk(b"__keyevent@0__:*".to_vec()),
+            V::Bulk(b"__keyevent@0__:set".to_vec()),
+            V::Bulk(b"b".to_vec())
+        ])
+    );
+    assert_eq!(c.cmd(&["EVAL", script, "2", "a", "b"]), V::Int(1));
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        match sub.read().unwrap() {
+            V::Arr(v) => got.push(format!("{} {}", v[2].str(), v[3].str())),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(got, ["__keyevent@0__:set a", "sc mid", "__keyevent@0__:del b"]);
+    c.cmd(&["CONFIG", "SET", "notify-keyspace-events", ""]);
+}
+
+/// Redis 7.0's redis-server on a free port (killed on drop).
+struct Oracle(std::process::Child, u16);
+
+impl Oracle {
+    fn start() -> Oracle {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("/usr/bin/redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let up = poll(PATIENCE, || {
+            Raw::connect(port)
+                .ok()
+                .and_then(|mut r| (r.cmd(&["PING"]).str() == "PONG").then_some(()))
+        });
+        assert!(up.is_some(), "redis-server did not start");
+        Oracle(child, port)
+    }
+}
+
+impl Drop for Oracle {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `cmds` on a server at `port` with every keyspace event on, and returns the events
+/// a `__key*@0__:*` subscriber received, as "channel payload".
+fn event_stream(port: u16, cmds: &[&[&str]]) -> Vec<String> {
+    let mut c = Raw::connect(port).unwrap();
+    c.set_timeout(PATIENCE);
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "notify-keyspace-events", "KEA"]),
+        V::Simple("OK".into())
+    );
+    let mut sub = Raw::connect(port).unwrap();
+    sub.set_timeout(PATIENCE);
+    sub.send(&["PSUBSCRIBE", "__key*@0__:*"]).unwrap();
+    sub.read().unwrap();
+    sub.send(&["SUBSCRIBE", "end"]).unwrap();
+    sub.read().unwrap();
+    for cmd in cmds {
+        if let V::Err(e) = c.cmd(cmd) {
+            panic!("{cmd:?}: {e}");
+        }
+    }
+    // Same connection: the marker follows the commands' events.
+    c.cmd(&["PUBLISH", "end", "end"]);
+    let mut got = Vec::new();
+    loop {
+        match sub.read().unwrap() {
+            V::Arr(v) if v[0].str() == "pmessage" => got.push(format!("{} {}", v[2].str(), v[3].str())),
+            V::Arr(v) if v[0].str() == "message" => return got,
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+/// Hash, set and sorted-set commands notify exactly the events redis-server does, in order
+/// (keys spread over shards; multi-key commands included).
+#[test]
+fn keyspace_events_for_hashes_sets_zsets_match_redis() {
+    let cmds: &[&[&str]] = &[
+        &["HSET", "h1", "f1", "1", "f2", "2"],
+        &["HSETNX", "h1", "f1", "x"],
+        &["HSETNX", "h1", "f3", "3"],
+        &["HINCRBY", "h1", "f1", "5"],
+        &["HINCRBYFLOAT", "h1", "f2", "1.5"],
+        &["HDEL", "h1", "nope"],
+        &["HDEL", "h1", "f1", "f2"],
+        &["HDEL", "h1", "f3"],
+        &["HMSET", "h2", "a", "1"],
+        &["HGET", "h2", "a"],
+        &["SADD", "s1", "a", "b", "c"],
+        &["SADD", "s1", "a"],
+        &["SREM", "s1", "a", "x"],
+        &["SMOVE", "s1", "s2", "b"],
+        &["SMOVE", "s1", "s2", "c"],
+        &["SMOVE", "s2", "s3", "zz"],
+        &["SADD", "s4", "x"],
+        &["SMOVE", "s4", "s2", "x"],
+        &["SADD", "s5", "1", "2", "3"],
+        &["SPOP", "s5", "0"],
+        &["SPOP", "s5", "1"],
+        &["SPOP", "s5", "5"],
+        &["SADD", "s6", "only"],
+        &["SPOP", "s6"],
+        &["SPOP", "nosuch"],
+        &["SADD", "s7", "b", "q"],
+        &["SINTERSTORE", "d1", "s2", "s7"],
+        &["SUNIONSTORE", "d2", "s2", "s7"],
+        &["SDIFFSTORE", "d3", "s2", "s7"],
+        &["SINTERSTORE", "d2", "s7", "nosuch"],
+        &["SINTERSTORE", "d9", "nosuch", "s7"],
+        &["SDIFFSTORE", "d3", "s7", "s7"],
+        &["SUNIONSTORE", "d8", "nosuch"],
+        &["ZADD", "z1", "1", "a", "2", "b", "3", "c"],
+        &["ZADD", "z1", "1", "a"],
+        &["ZADD", "z1", "5", "a"],
+        &["ZADD", "z1", "NX", "9", "a"],
+        &["ZADD", "z1", "XX", "9", "nope"],
+        &["ZINCRBY", "z1", "1", "b"],
+        &["ZADD", "z1", "INCR", "0", "b"],
+        &["ZADD", "z1", "INCR", "2", "b"],
+        &["ZREM", "z1", "nope"],
+        &["ZREM", "z1", "a"],
+        &["ZADD", "z2", "1", "x", "2", "y", "3", "z", "4", "w"],
+        &["ZREMRANGEBYRANK", "z2", "0", "0"],
+        &["ZREMRANGEBYSCORE", "z2", "2", "2"],
+        &["ZREMRANGEBYSCORE", "z2", "100", "200"],
+        &["ZREMRANGEBYLEX", "z2", "-", "+"],
+        &["ZADD", "z3", "1", "a", "2", "b", "3", "c"],
+        &["ZPOPMIN", "z3"],
+        &["ZPOPMAX", "z3", "5"],
+        &["ZPOPMIN", "nosuch"],
+        &["ZADD", "z4", "1", "a", "2", "b"],
+        &["ZADD", "z5", "2", "b", "3", "c"],
+        &["ZUNIONSTORE", "zd1", "2", "z4", "z5"],
+        &["ZINTERSTORE", "zd2", "2", "z4", "z5"],
+        &["ZDIFFSTORE", "zd3", "2", "z4", "z5"],
+        &["ZRANGESTORE", "zd4", "z4", "0", "-1"],
+        &["ZINTERSTORE", "zd1", "2", "z4", "nosuch"],
+        &["ZRANGESTORE", "zd4", "nosuch", "0", "-1"],
+        &["ZRANGESTORE", "zd7", "nosuch", "0", "-1"],
+        &["ZMPOP", "1", "z5", "MIN", "COUNT", "10"],
+        &["BZPOPMIN", "zd2", "0"],
+        &["ZREM", "z1", "b", "c"],
+        &["DEL", "z4"],
+    ];
+    let oracle = Oracle::start();
+    let want = event_stream(oracle.1, cmds);
+    let s = Server::start(&[]);
+    let got = event_stream(s.port, cmds);
+    assert!(want.len() > 80, "the oracle sent too few events: {want:?}");
+    if let Some(i) = (0..want.len().max(got.len())).find(|&i| got.get(i) != want.get(i)) {
+        let window = |v: &[String]| v[i.saturating_sub(4)..(i + 6).min(v.len())].to_vec();
+        panic!(
+            "event {i} differs\nbasalt: {:?}\nredis:  {:?}",
+            window(&got),
+            window(&want)
+        );
+    }
+}

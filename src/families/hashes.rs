@@ -4,6 +4,7 @@
 
 use crate::command::{acl, flags::*, Args, CommandSpec, Exec, KeySpec, Multi, Run};
 use crate::config::glob::glob_match;
+use crate::config::NotifyFlags;
 use crate::error::CmdError;
 use crate::resp::{LongDouble, Proto, Reply};
 use crate::store::hash::{Elem, Hash};
@@ -90,6 +91,7 @@ fn hset_generic(ex: &mut Exec<'_>, a: &Args, name: &str) -> Result<(), CmdError>
     }
     ex.dirty += args.len() as u64 / 2;
     propagate_as_is(ex, a);
+    ex.notify(NotifyFlags::HASH, "hset", &a[1]);
     Ok(())
 }
 
@@ -118,6 +120,7 @@ fn hsetnx(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     ex.out.int(1);
     ex.dirty += 1;
     propagate_as_is(ex, a);
+    ex.notify(NotifyFlags::HASH, "hset", &a[1]);
     Ok(())
 }
 
@@ -164,7 +167,10 @@ fn hdel(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
         }
     }
     if deleted > 0 {
-        ex.remove_if_empty(key);
+        ex.notify(NotifyFlags::HASH, "hdel", key);
+        if ex.remove_if_empty(key) {
+            ex.notify(NotifyFlags::GENERIC, "del", key);
+        }
         ex.dirty += deleted;
         propagate_as_is(ex, a);
     }
@@ -211,6 +217,7 @@ fn hincrby(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     ex.out.int(new);
     ex.dirty += 1;
     propagate_as_is(ex, a);
+    ex.notify(NotifyFlags::HASH, "hincrby", &a[1]);
     Ok(())
 }
 
@@ -239,6 +246,7 @@ fn hincrbyfloat(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     ex.out.bulk(&text);
     ex.dirty += 1;
     ex.propagate(&[b"HSET", key, field, &text]);
+    ex.notify(NotifyFlags::HASH, "hincrbyfloat", key);
     Ok(())
 }
 

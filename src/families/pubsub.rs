@@ -98,7 +98,7 @@ fn sunsubscribe(c: &mut Client, a: Args) -> LocalFuture<'_> {
 /// `PUBLISH channel message`
 fn publish(c: &mut Client, a: Args) -> LocalFuture<'_> {
     boxed(async move {
-        let n = ps::publish(&c.shard, Kind::Channel, a.bytes(1).clone(), a.bytes(2).clone()).await?;
+        let n = ps::publish(&c.shard, Kind::Channel, a.bytes(1).clone(), a.bytes(2).clone());
         c.out.int(n as i64);
         Ok(())
     })
@@ -107,19 +107,21 @@ fn publish(c: &mut Client, a: Args) -> LocalFuture<'_> {
 /// `SPUBLISH shardchannel message`
 fn spublish(c: &mut Client, a: Args) -> LocalFuture<'_> {
     boxed(async move {
-        let n = ps::publish(&c.shard, Kind::Shard, a.bytes(1).clone(), a.bytes(2).clone()).await?;
+        let n = ps::publish(&c.shard, Kind::Shard, a.bytes(1).clone(), a.bytes(2).clone());
         c.out.int(n as i64);
         Ok(())
     })
 }
 
-/// Every shard's names of `kind` (matching `pattern`), distinct.
-async fn all_names(c: &Client, kind: Kind, pattern: Option<Bytes>) -> Result<BTreeSet<Bytes>, CmdError> {
-    let per = c
-        .shard
-        .hop_all(move |sh| sh.local.pubsub.borrow().names(kind, pattern.as_deref()))
-        .await?;
-    Ok(per.into_iter().flatten().collect())
+/// Names of `kind` with subscribers (matching `pattern`), from the process-wide directory.
+fn all_names(c: &Client, kind: Kind, pattern: Option<Bytes>) -> BTreeSet<Bytes> {
+    c.shard
+        .local
+        .shared
+        .pubsub
+        .names(kind, pattern.as_deref())
+        .into_iter()
+        .collect()
 }
 
 /// Redis's addReplySubcommandSyntaxError, for CHANNELS and SHARDCHANNELS given too much.
@@ -137,7 +139,7 @@ fn too_many(a: &Args) -> Result<(), CmdError> {
 fn pubsub_channels(c: &mut Client, a: Args) -> LocalFuture<'_> {
     boxed(async move {
         too_many(&a)?;
-        let names = all_names(c, Kind::Channel, a.as_slice().get(2).cloned()).await?;
+        let names = all_names(c, Kind::Channel, a.as_slice().get(2).cloned());
         c.out.array_of_bulks(names.iter());
         Ok(())
     })
@@ -147,7 +149,7 @@ fn pubsub_channels(c: &mut Client, a: Args) -> LocalFuture<'_> {
 fn pubsub_shardchannels(c: &mut Client, a: Args) -> LocalFuture<'_> {
     boxed(async move {
         too_many(&a)?;
-        let names = all_names(c, Kind::Shard, a.as_slice().get(2).cloned()).await?;
+        let names = all_names(c, Kind::Shard, a.as_slice().get(2).cloned());
         c.out.array_of_bulks(names.iter());
         Ok(())
     })
@@ -156,38 +158,32 @@ fn pubsub_shardchannels(c: &mut Client, a: Args) -> LocalFuture<'_> {
 /// `PUBSUB NUMPAT`: distinct patterns subscribed to, over all clients.
 fn pubsub_numpat(c: &mut Client, _a: Args) -> LocalFuture<'_> {
     boxed(async move {
-        let names = all_names(c, Kind::Pattern, None).await?;
+        let names = all_names(c, Kind::Pattern, None);
         c.out.int(names.len() as i64);
         Ok(())
     })
 }
 
-async fn numsub(c: &mut Client, a: &Args, kind: Kind) -> Result<(), CmdError> {
-    let wanted: Vec<Bytes> = a.as_slice()[2..].to_vec();
-    let w = wanted.clone();
-    let per = c
-        .shard
-        .hop_all(move |sh| {
-            let reg = sh.local.pubsub.borrow();
-            w.iter().map(|n| reg.subscribers(kind, n)).collect::<Vec<usize>>()
-        })
-        .await?;
+fn numsub(c: &mut Client, a: &Args, kind: Kind) -> Result<(), CmdError> {
+    let dir = &c.shard.local.shared.pubsub;
+    let wanted = &a.as_slice()[2..];
+    let counts: Vec<usize> = wanted.iter().map(|n| dir.subscribers(kind, n)).collect();
     c.out.array(wanted.len() * 2);
-    for (i, name) in wanted.iter().enumerate() {
+    for (name, n) in wanted.iter().zip(counts) {
         c.out.bulk(name);
-        c.out.int(per.iter().map(|v| v[i]).sum::<usize>() as i64);
+        c.out.int(n as i64);
     }
     Ok(())
 }
 
 /// `PUBSUB NUMSUB [channel [channel ...]]`
 fn pubsub_numsub(c: &mut Client, a: Args) -> LocalFuture<'_> {
-    boxed(async move { numsub(c, &a, Kind::Channel).await })
+    boxed(async move { numsub(c, &a, Kind::Channel) })
 }
 
 /// `PUBSUB SHARDNUMSUB [shardchannel [shardchannel ...]]`
 fn pubsub_shardnumsub(c: &mut Client, a: Args) -> LocalFuture<'_> {
-    boxed(async move { numsub(c, &a, Kind::Shard).await })
+    boxed(async move { numsub(c, &a, Kind::Shard) })
 }
 
 /// `PUBSUB HELP`

@@ -188,6 +188,7 @@ async fn run_over_reach(
             stats.error(code);
         }
     }
+    crate::server::pubsub::route_events(&sh, done.events);
     c.out.raw(&done.out);
     Ok((done.lent, done.effects, reach))
 }

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use crate::command::{acl, flags::*, Args, CommandSpec, Exec, Find, KeySpec, Multi, Run};
 use crate::command::{args::parse_i64, Begin};
 use crate::config::glob::glob_match;
+use crate::config::NotifyFlags;
 use crate::error::CmdError;
 use crate::resp::Reply;
 use crate::store::set::{Member, Owned, Set};
@@ -166,13 +167,15 @@ fn union_diff(ex: &mut Exec<'_>, keys: &[Bytes], op: SetOp) -> Result<Set, CmdEr
 }
 
 /// Stores a *STORE result: a non-empty set replaces `dst` (TTL cleared), an empty one
-/// deletes it. Replies with the size and propagates the command as Redis does.
-fn store_result(ex: &mut Exec<'_>, a: &Args, dst: &[u8], set: Set) {
+/// deletes it. Replies with the size, propagates the command and notifies `event` (or
+/// `del`) as Redis does.
+fn store_result(ex: &mut Exec<'_>, a: &Args, dst: &[u8], set: Set, event: &str) {
     let n = set.len();
     if n > 0 {
         ex.db(dst).set(dst, Value::Set(set), false);
         ex.dirty += 1;
         propagate_as_is(ex, a);
+        ex.notify(NotifyFlags::SET, event, dst);
     } else {
         let now = ex.now;
         let db = ex.db(dst);
@@ -180,6 +183,7 @@ fn store_result(ex: &mut Exec<'_>, a: &Args, dst: &[u8], set: Set) {
             db.remove(dst);
             ex.dirty += 1;
             propagate_as_is(ex, a);
+            ex.notify(NotifyFlags::GENERIC, "del", dst);
         }
     }
     ex.out.int(n as i64);
@@ -215,6 +219,7 @@ fn sadd(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     if added > 0 {
         ex.dirty += added;
         propagate_as_is(ex, a);
+        ex.notify(NotifyFlags::SET, "sadd", key);
     }
     ex.out.int(added as i64);
     Ok(())
@@ -237,7 +242,10 @@ fn srem(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
         }
     }
     if deleted > 0 {
-        ex.remove_if_empty(key);
+        ex.notify(NotifyFlags::SET, "srem", key);
+        if ex.remove_if_empty(key) {
+            ex.notify(NotifyFlags::GENERIC, "del", key);
+        }
         ex.dirty += deleted;
         propagate_as_is(ex, a);
     }
@@ -333,7 +341,10 @@ fn spop_one(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
         return Ok(());
     };
     reply_member(ex.out, m.as_member());
-    ex.remove_if_empty(key);
+    ex.notify(NotifyFlags::SET, "spop", key);
+    if ex.remove_if_empty(key) {
+        ex.notify(NotifyFlags::GENERIC, "del", key);
+    }
     ex.dirty += 1;
     if ex.effects.is_enabled() {
         let mut buf = itoa_buf::Buf::new();
@@ -384,6 +395,8 @@ fn spop_count(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
         ex.db(key).remove(key);
         ex.dirty += size;
         ex.propagate(&[b"DEL", key]);
+        ex.notify(NotifyFlags::SET, "spop", key);
+        ex.notify(NotifyFlags::GENERIC, "del", key);
         return Ok(());
     }
     let remaining = size - count;
@@ -414,6 +427,7 @@ fn spop_count(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     }
     ex.dirty += count;
     propagate_srem(ex, key, &popped);
+    ex.notify(NotifyFlags::SET, "spop", key);
     Ok(())
 }
 
@@ -539,7 +553,10 @@ fn smove(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
         ex.out.int(0);
         return Ok(());
     }
-    ex.remove_if_empty(src);
+    ex.notify(NotifyFlags::SET, "srem", src);
+    if ex.remove_if_empty(src) {
+        ex.notify(NotifyFlags::GENERIC, "del", src);
+    }
     ex.dirty += 1;
     let set = if dst_exists {
         ex.write(dst, Value::as_set)?.ok_or(CmdError::WrongType)?
@@ -548,6 +565,7 @@ fn smove(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     };
     if set.add(member, &lim) {
         ex.dirty += 1;
+        ex.notify(NotifyFlags::SET, "sadd", dst);
     }
     propagate_as_is(ex, a);
     ex.out.int(1);
@@ -626,7 +644,7 @@ fn sinterstore(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
             set
         }
     };
-    store_result(ex, a, &dst, result);
+    store_result(ex, a, &dst, result, "sinterstore");
     Ok(())
 }
 
@@ -640,7 +658,7 @@ fn sunion(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
 /// `SUNIONSTORE destination key [key ...]`
 fn sunionstore(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     let s = union_diff(ex, &a.as_slice()[2..], SetOp::Union)?;
-    store_result(ex, a, &a.bytes(1).clone(), s);
+    store_result(ex, a, &a.bytes(1).clone(), s, "sunionstore");
     Ok(())
 }
 
@@ -654,7 +672,7 @@ fn sdiff(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
 /// `SDIFFSTORE destination key [key ...]`
 fn sdiffstore(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     let s = union_diff(ex, &a.as_slice()[2..], SetOp::Diff)?;
-    store_result(ex, a, &a.bytes(1).clone(), s);
+    store_result(ex, a, &a.bytes(1).clone(), s, "sdiffstore");
     Ok(())
 }
 

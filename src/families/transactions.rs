@@ -43,6 +43,9 @@ const INLINE_CONN: &[&str] = &[
     "lastsave",
     "client|getname",
     "client|id",
+    // No hop: they count from the subscription directory and queue the message.
+    "publish",
+    "spublish",
 ];
 
 /// Commands that run at once even inside MULTI (Redis's processCommand list).

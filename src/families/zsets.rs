@@ -12,6 +12,7 @@ use crate::command::args::{parse_f64, parse_i64, parse_timeout};
 use crate::command::flags::*;
 use crate::command::{Args, Begin, CommandSpec, Exec, Find, KeySpec, Multi, Run};
 use crate::config::glob_match;
+use crate::config::NotifyFlags;
 use crate::error::CmdError;
 use crate::resp::reply::format_double;
 use crate::resp::{Proto, Reply};
@@ -301,6 +302,7 @@ fn zadd_generic(ex: &mut Exec<'_>, a: &Args, first: usize, f: AddFlags, ch: bool
         if added > 0 {
             ex.signal_ready(key);
         }
+        ex.notify(NotifyFlags::ZSET, if f.incr { "zincr" } else { "zadd" }, key);
     }
     if nan {
         return Err(NAN_ERR);
@@ -334,7 +336,10 @@ fn zrem(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
         }
     }
     if deleted > 0 {
-        ex.remove_if_empty(key);
+        ex.notify(NotifyFlags::ZSET, "zrem", key);
+        if ex.remove_if_empty(key) {
+            ex.notify(NotifyFlags::GENERIC, "del", key);
+        }
         ex.dirty += deleted as u64;
         propagate_as_is(ex, a);
     }
@@ -639,8 +644,9 @@ fn zrevrangebylex(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
 }
 
 /// Stores `items` (any order, distinct) at `dst` as Redis stores a computed sorted set:
-/// replaced (TTL dropped), or deleted when empty. Replies the count.
-fn store_result(ex: &mut Exec<'_>, a: &Args, dst: &[u8], mut items: Vec<(Vec<u8>, f64)>) {
+/// replaced (TTL dropped), or deleted when empty. Replies the count and notifies `event`
+/// (or `del`).
+fn store_result(ex: &mut Exec<'_>, a: &Args, dst: &[u8], mut items: Vec<(Vec<u8>, f64)>, event: &str) {
     let n = items.len();
     if n > 0 {
         items.sort_by(|x, y| {
@@ -652,9 +658,11 @@ fn store_result(ex: &mut Exec<'_>, a: &Args, dst: &[u8], mut items: Vec<(Vec<u8>
         ex.db(dst).set(dst, Value::ZSet(z), false);
         ex.dirty += 1;
         propagate_as_is(ex, a);
+        ex.notify(NotifyFlags::ZSET, event, dst);
     } else if ex.db(dst).remove(dst).is_some() {
         ex.dirty += 1;
         propagate_as_is(ex, a);
+        ex.notify(NotifyFlags::GENERIC, "del", dst);
     }
     ex.out.int(n as i64);
 }
@@ -670,7 +678,7 @@ fn zrangestore(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
         }
         None => Vec::new(),
     };
-    store_result(ex, a, &a[1], items);
+    store_result(ex, a, &a[1], items, "zrangestore");
     Ok(())
 }
 
@@ -697,7 +705,15 @@ fn zremrange_generic(ex: &mut Exec<'_>, a: &Args, by: By) -> Result<(), CmdError
         z.remove(m);
     }
     if n > 0 {
-        ex.remove_if_empty(key);
+        let event = match by {
+            By::Rank => "zremrangebyrank",
+            By::Score => "zremrangebyscore",
+            By::Lex => "zremrangebylex",
+        };
+        ex.notify(NotifyFlags::ZSET, event, key);
+        if ex.remove_if_empty(key) {
+            ex.notify(NotifyFlags::GENERIC, "del", key);
+        }
         ex.dirty += n as u64;
         propagate_as_is(ex, a);
     }
@@ -728,7 +744,10 @@ fn pop_from(ex: &mut Exec<'_>, key: &[u8], count: usize, max: bool) -> Result<Ve
     };
     let items = z.pop(count, max);
     if !items.is_empty() {
-        ex.remove_if_empty(key);
+        ex.notify(NotifyFlags::ZSET, if max { "zpopmax" } else { "zpopmin" }, key);
+        if ex.remove_if_empty(key) {
+            ex.notify(NotifyFlags::GENERIC, "del", key);
+        }
         ex.dirty += items.len() as u64;
     }
     Ok(items)
@@ -1076,7 +1095,12 @@ fn setop_generic(ex: &mut Exec<'_>, a: &Args, op: Op, store: bool) -> Result<(),
     let (srcs, agg, withscores, _) = setop_parse(ex, a, numkeys_at, op, store, false)?;
     let mut items = setop(srcs, op, agg);
     if store {
-        store_result(ex, a, &a[1], items);
+        let event = match op {
+            Op::Union => "zunionstore",
+            Op::Inter => "zinterstore",
+            Op::Diff => "zdiffstore",
+        };
+        store_result(ex, a, &a[1], items, event);
         return Ok(());
     }
     items.sort_by(|x, y| {

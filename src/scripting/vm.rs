@@ -69,6 +69,8 @@ pub struct Done {
     pub restart: bool,
     /// The script touched a key it did not declare in KEYS.
     pub undeclared: bool,
+    /// Its PUBLISHes and keyspace events, for the home shard to route.
+    pub events: crate::server::pubsub::Events,
 }
 
 /// The lent world of the running script, reachable from `redis.call`.
@@ -281,6 +283,7 @@ fn fail(job: Job, msg: &str) {
         err: Some("ERR".into()),
         restart: false,
         undeclared: false,
+        events: crate::server::pubsub::take_events(),
     });
 }
 
@@ -600,6 +603,7 @@ impl Vm {
             shared,
             done,
         } = job;
+        crate::server::pubsub::enter_script(&shared);
         CTX.with(|c| {
             *c.borrow_mut() = Some(RunCtx {
                 lent,
@@ -654,6 +658,7 @@ impl Vm {
             err,
             restart: ctx.restart,
             undeclared: ctx.undeclared,
+            events: crate::server::pubsub::take_events(),
         });
     }
 
@@ -1155,7 +1160,8 @@ fn call(ctx: &mut RunCtx, args: &Args) -> Result<(BytesMut, Proto), String> {
     if cmd.spec.has(flags::NOSCRIPT) || NOSCRIPT_7_0.contains(&cmd.full_name.as_str()) {
         return Err("ERR This Redis command is not allowed from script".into());
     }
-    if cmd.spec.has(flags::WRITE) && ctx.read_only {
+    // PUBLISH may replicate: Redis refuses it in read-only scripts too.
+    if ctx.read_only && cmd.spec.has(flags::WRITE | flags::MAY_REPLICATE) {
         return Err("ERR Write commands are not allowed from read-only scripts.".into());
     }
     if ctx.restart {
@@ -1310,6 +1316,18 @@ fn conn_command(ctx: &mut RunCtx, cmd: &Cmd, args: &Args, out: &mut Reply) -> Re
             }
             ctx.db = db as usize;
             out.ok();
+            Ok(())
+        }
+        // No hop: the count comes from the subscription directory, the message is routed
+        // by the client's home shard once the script is done.
+        "publish" | "spublish" => {
+            let kind = if cmd.full_name == "publish" {
+                crate::server::pubsub::Kind::Channel
+            } else {
+                crate::server::pubsub::Kind::Shard
+            };
+            let n = crate::server::pubsub::publish_recorded(kind, args.bytes(1).clone(), args.bytes(2).clone());
+            out.int(n as i64);
             Ok(())
         }
         _ => Err(CmdError::Custom(format!(

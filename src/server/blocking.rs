@@ -344,11 +344,13 @@ async fn attempt_one(
     rx: oneshot::Receiver<Wake>,
 ) -> Result<Attempt, CmdError> {
     let w = waiter.clone();
-    let (bytes, block) = client
+    let (bytes, block, events) = client
         .shard
         .hop(shard, move |sh| {
             let mut out = Reply::new(w.ctx.proto);
             let block = dispatch::exec_keyed_mode(sh, w.cmd, &w.args, &w.ctx, &mut out, ExecMode::MayBlock);
+            // Taken before serving others: the client publishes its own events, in order.
+            let events = super::pubsub::take_events();
             match block {
                 Some(_) => sh.with_store(|st| register(st, sh.id, sh.nshards, &w)),
                 None => {
@@ -356,9 +358,10 @@ async fn attempt_one(
                     serve_ready(sh);
                 }
             }
-            (out.take(), block)
+            (out.take(), block, events)
         })
         .await?;
+    super::pubsub::publish_events(&client.shard, events).await;
     Ok(match block {
         Some(deadline) => Attempt::Blocked { deadline, waiter, rx },
         None => Attempt::Done(bytes.freeze()),

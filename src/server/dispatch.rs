@@ -250,9 +250,10 @@ fn exec_keyed_timed(
         (r, dirty, block, store.blocked_waiters)
     });
     drop(effects);
-    // A client's own commands (Normal) publish their keyspace events through the client,
-    // in command order; serving blocked clients has no client to wait for them.
-    if mode != ExecMode::Normal {
+    // A client's own commands (Normal, and a blocking command's first try) publish their
+    // keyspace events through the client, in command order; serving blocked clients has
+    // no client to wait for them.
+    if !matches!(mode, ExecMode::Normal | ExecMode::MayBlock) {
         super::pubsub::flush_events(sh);
     }
     if block.is_some() {

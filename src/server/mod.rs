@@ -48,8 +48,8 @@ pub struct ServerShared {
     pub placement: String,
     pub executable: String,
     pub config_file: String,
-    /// Pub/Sub subscriptions per shard: publishers skip shards with none.
-    pub pubsub: pubsub::Counters,
+    /// Who is subscribed to what on which shard: PUBLISH counts and routes without a hop.
+    pub pubsub: pubsub::Directory,
 }
 
 impl ServerShared {
@@ -87,7 +87,7 @@ impl ServerShared {
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
             config_file,
-            pubsub: pubsub::Counters::new(nshards),
+            pubsub: pubsub::Directory::new(nshards),
         }
     }
 

@@ -1,13 +1,27 @@
-//! Pub/Sub delivery: each shard keeps the subscriptions of its own clients.
+//! Pub/Sub delivery: one process-wide directory of who listens where, and per-shard delivery
+//! to the subscribers each shard serves.
 //!
-//! - A subscription lives on the subscriber's home shard ([`Registry`]) and in its
-//!   [`ClientSubs`]. Per-shard subscription counters in [`Counters`] (shared by every thread)
-//!   let a publisher skip shards with no subscriber; a subscription is counted before its
-//!   acknowledgement is written, so a publish that starts after the ack reaches it.
-//! - `PUBLISH` hops to the shards whose counter is non-zero; each appends the message to its
-//!   matching subscribers' push buffers and answers how many it reached; the reply is the sum.
-//!   One publisher's messages on one channel leave in order (each publish completes before
-//!   the next starts) and each shard appends them in arrival order.
+//! - [`Directory`] (in `ServerShared`, readable from every thread): per channel, per pattern
+//!   and per shard channel, how many subscribers each shard has. A (P|S)SUBSCRIBE updates it
+//!   synchronously on the subscriber's home shard, before its acknowledgement is written; an
+//!   UNSUBSCRIBE before its confirmation. So a PUBLISH that starts after an acknowledgement
+//!   counts that subscriber, and one that starts after an unsubscribe confirmation does not.
+//! - `PUBLISH` reads the directory (one read lock, no hop): the exact receiver count per
+//!   shard, hence its reply. It delivers to its own shard's subscribers at once and queues
+//!   the message in its shard's outbox for each other shard that has receivers. One task per
+//!   (source, destination) pair drains that outbox in batches, one hop per batch, one batch in
+//!   flight at a time: many PUBLISHes of a pipeline travel as one message, and one publisher's
+//!   messages reach each shard in the order they were published. Nothing waits for a reply,
+//!   so PUBLISH also works where nothing may wait: inside MULTI/EXEC and Lua scripts.
+//! - Counting and delivering agree: each subscription carries a stamp drawn from [`STAMP`]
+//!   under the directory's write lock, each message the stamp value seen under the read lock
+//!   that counted its receivers; a shard delivers a message only to subscriptions stamped at
+//!   or below it. A subscription that raced a PUBLISH is therefore either counted and served
+//!   or neither. (The one race left: an UNSUBSCRIBE on another shard while the message is in
+//!   flight is counted but not served, as the connection already confirmed it.)
+//! - An outbox past [`OUTBOX_LIMIT`] bytes makes the connection that filled it wait for room
+//!   after its command ([`publish_events`]), so a publisher faster than a destination shard
+//!   cannot grow memory without bound; no command ever waits while holding shards.
 //! - A subscriber's connection writes its push buffer as soon as something is appended, even
 //!   while it waits for input: it waits on a non-consuming peek of the socket raced with the
 //!   buffer's waker ([`wait_input`]), never dropping a started read.
@@ -15,16 +29,18 @@
 //!   the soft seconds) gets its client disconnected: the buffer is dropped and no more is
 //!   appended, so a subscriber that never reads costs at most the limit.
 //! - Keyspace notifications are recorded by command handlers ([`notify`], through
-//!   `Exec::notify`) into a per-thread list. The dispatcher takes them after the command and
-//!   the issuing connection publishes them before its next command ([`publish_events`]), so
-//!   one client's events keep its command order across shards; events with no client (active
-//!   expiry, serving blocked clients) go through one ordered outbox per shard
+//!   `Exec::notify`) into a per-thread list; so are PUBLISHes from scripts
+//!   ([`publish_recorded`]). The dispatcher takes them after the command and the issuing
+//!   connection's home shard routes them ([`publish_events`]), so one client's events keep
+//!   its command order whichever shards its keys live on; events with no client (active
+//!   expiry, serving blocked clients) are routed by the shard they happen on
 //!   ([`flush_events`]).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::RwLock;
 use std::task::{Poll, Waker};
 use std::time::Instant;
 
@@ -44,37 +60,161 @@ pub enum Kind {
     Shard,
 }
 
-/// Subscriptions per shard, readable from every thread: publishers skip shards at zero.
-pub struct Counters {
-    /// Channel and pattern subscriptions.
-    subs: Vec<AtomicUsize>,
-    /// Shard-channel subscriptions.
-    ssubs: Vec<AtomicUsize>,
+/// Subscription stamps: drawn by a subscription under the directory's write lock, read by a
+/// publisher under its read lock (see the module doc). Process-wide and only ever compared,
+/// so keyspace events recorded without the directory at hand can read it too.
+static STAMP: AtomicU64 = AtomicU64::new(0);
+
+/// Bytes queued for one destination shard above which the connection that queued them
+/// waits for the outbox to drain (after its command, holding nothing).
+pub const OUTBOX_LIMIT: usize = 4 << 20;
+
+type Counts = Box<[u32]>;
+
+#[derive(Default)]
+struct Tables {
+    channels: HashMap<Bytes, Counts, ahash::RandomState>,
+    shard_channels: HashMap<Bytes, Counts, ahash::RandomState>,
+    /// Few in practice, and every PUBLISH matches against all of them (as Redis does).
+    patterns: Vec<(Bytes, Counts)>,
 }
 
-impl Counters {
-    pub fn new(nshards: usize) -> Counters {
-        Counters {
-            subs: (0..nshards).map(|_| AtomicUsize::new(0)).collect(),
-            ssubs: (0..nshards).map(|_| AtomicUsize::new(0)).collect(),
-        }
-    }
-
-    fn of(&self, kind: Kind) -> &[AtomicUsize] {
+impl Tables {
+    fn entry(&mut self, kind: Kind, name: &Bytes, nshards: usize) -> &mut Counts {
         match kind {
-            Kind::Channel | Kind::Pattern => &self.subs,
-            Kind::Shard => &self.ssubs,
+            Kind::Channel => self
+                .channels
+                .entry(name.clone())
+                .or_insert_with(|| vec![0; nshards].into()),
+            Kind::Shard => self
+                .shard_channels
+                .entry(name.clone())
+                .or_insert_with(|| vec![0; nshards].into()),
+            Kind::Pattern => {
+                let i = match self.patterns.iter().position(|(p, _)| p == name) {
+                    Some(i) => i,
+                    None => {
+                        self.patterns.push((name.clone(), vec![0; nshards].into()));
+                        self.patterns.len() - 1
+                    }
+                };
+                &mut self.patterns[i].1
+            }
         }
     }
 
-    /// Shards that have a subscriber a publish of `kind` could reach.
-    fn targets(&self, kind: Kind) -> Vec<usize> {
-        self.of(kind)
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.load(Ordering::SeqCst) > 0)
-            .map(|(i, _)| i)
-            .collect()
+    fn remove(&mut self, kind: Kind, name: &[u8]) {
+        match kind {
+            Kind::Channel => {
+                self.channels.remove(name);
+            }
+            Kind::Shard => {
+                self.shard_channels.remove(name);
+            }
+            Kind::Pattern => self.patterns.retain(|(p, _)| p != name),
+        }
+    }
+
+    fn counts(&self, kind: Kind, name: &[u8]) -> Option<&Counts> {
+        match kind {
+            Kind::Channel => self.channels.get(name),
+            Kind::Shard => self.shard_channels.get(name),
+            Kind::Pattern => self.patterns.iter().find(|(p, _)| p == name).map(|(_, c)| c),
+        }
+    }
+}
+
+/// Who is subscribed to what, on which shard: shared by every thread (see the module doc).
+pub struct Directory {
+    nshards: usize,
+    /// Subscriptions of any kind: at zero, publishers skip the lock altogether.
+    total: AtomicUsize,
+    tables: RwLock<Tables>,
+}
+
+impl Directory {
+    pub fn new(nshards: usize) -> Directory {
+        Directory {
+            nshards,
+            total: AtomicUsize::new(0),
+            tables: RwLock::new(Tables::default()),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Tables> {
+        // A panic while holding the lock cannot leave the tables half-updated (each update is
+        // one counter), so a poisoned lock is still good.
+        self.tables.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Tables> {
+        self.tables.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts one subscription of shard `shard`; returns its stamp.
+    fn add(&self, kind: Kind, name: &Bytes, shard: usize) -> u64 {
+        let mut t = self.write();
+        t.entry(kind, name, self.nshards)[shard] += 1;
+        self.total.fetch_add(1, Ordering::SeqCst);
+        STAMP.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    fn sub(&self, kind: Kind, name: &[u8], shard: usize) {
+        let mut t = self.write();
+        let empty = match kind {
+            Kind::Channel => t.channels.get_mut(name),
+            Kind::Shard => t.shard_channels.get_mut(name),
+            Kind::Pattern => t.patterns.iter_mut().find(|(p, _)| p == name).map(|(_, c)| c),
+        }
+        .map(|c| {
+            c[shard] = c[shard].saturating_sub(1);
+            c.iter().all(|&n| n == 0)
+        });
+        if empty == Some(true) {
+            t.remove(kind, name);
+        }
+        self.total.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Receivers of a message on `channel` per shard (added into `per`) and the stamp that
+    /// goes with the count. Patterns count unless `kind` is `Shard`.
+    fn plan(&self, kind: Kind, channel: &[u8], per: &mut [u32]) -> u64 {
+        let t = self.read();
+        let seen = STAMP.load(Ordering::SeqCst);
+        if let Some(c) = t.counts(kind, channel) {
+            for (p, n) in per.iter_mut().zip(c.iter()) {
+                *p += n;
+            }
+        }
+        if kind != Kind::Shard {
+            for (pattern, c) in &t.patterns {
+                if crate::config::glob::glob_match(pattern, channel, false) {
+                    for (p, n) in per.iter_mut().zip(c.iter()) {
+                        *p += n;
+                    }
+                }
+            }
+        }
+        seen
+    }
+
+    /// Names of `kind` with a subscriber (optionally matching a glob): PUBSUB CHANNELS,
+    /// SHARDCHANNELS, NUMPAT.
+    pub fn names(&self, kind: Kind, pattern: Option<&[u8]>) -> Vec<Bytes> {
+        let t = self.read();
+        let keep = |n: &Bytes| pattern.is_none_or(|p| crate::config::glob::glob_match(p, n, false));
+        match kind {
+            Kind::Channel => t.channels.keys().filter(|n| keep(n)).cloned().collect(),
+            Kind::Shard => t.shard_channels.keys().filter(|n| keep(n)).cloned().collect(),
+            Kind::Pattern => t.patterns.iter().map(|(p, _)| p).filter(|n| keep(n)).cloned().collect(),
+        }
+    }
+
+    /// Subscribers of one name over all shards: PUBSUB NUMSUB, SHARDNUMSUB.
+    pub fn subscribers(&self, kind: Kind, name: &[u8]) -> usize {
+        self.read()
+            .counts(kind, name)
+            .map_or(0, |c| c.iter().map(|&n| n as usize).sum())
     }
 }
 
@@ -180,25 +320,36 @@ impl ClientSubs {
     }
 }
 
-/// One shard's subscriptions, by name: the clients of this shard only.
+/// A subscriber on this shard with the stamp of its subscription.
+type Subs = Vec<(Rc<ClientHandle>, u64)>;
+
+/// One shard's subscriptions, by name (the clients of this shard only), and its outboxes.
 #[derive(Default)]
 pub struct Registry {
-    channels: HashMap<Bytes, Vec<Rc<ClientHandle>>, ahash::RandomState>,
-    patterns: HashMap<Bytes, Vec<Rc<ClientHandle>>, ahash::RandomState>,
-    shard_channels: HashMap<Bytes, Vec<Rc<ClientHandle>>, ahash::RandomState>,
-    /// Keyspace events for other shards, in order, with the shards they are for.
-    outbox: Vec<Event>,
-    draining: bool,
+    channels: HashMap<Bytes, Subs, ahash::RandomState>,
+    patterns: HashMap<Bytes, Subs, ahash::RandomState>,
+    shard_channels: HashMap<Bytes, Subs, ahash::RandomState>,
+    /// Per destination shard: messages and events not yet handed over, in order.
+    outbox: Vec<Vec<Event>>,
+    outbox_bytes: Vec<usize>,
+    /// Per destination shard: its drain task is running.
+    draining: Vec<bool>,
+    /// Connections waiting for an outbox to get below [`OUTBOX_LIMIT`].
+    room: Vec<Waker>,
 }
 
+/// A message (PUBLISH, SPUBLISH or a keyspace event) on its way to a shard's subscribers.
 #[derive(Clone)]
-struct Event {
+pub struct Event {
+    kind: Kind,
     channel: Bytes,
     message: Bytes,
+    /// Subscriptions stamped above this were not counted: they do not receive it.
+    seen: u64,
 }
 
 impl Registry {
-    fn map(&mut self, kind: Kind) -> &mut HashMap<Bytes, Vec<Rc<ClientHandle>>, ahash::RandomState> {
+    fn map(&mut self, kind: Kind) -> &mut HashMap<Bytes, Subs, ahash::RandomState> {
         match kind {
             Kind::Channel => &mut self.channels,
             Kind::Pattern => &mut self.patterns,
@@ -219,24 +370,18 @@ impl Registry {
             .collect()
     }
 
-    /// Subscribers of one name on this shard.
-    pub fn subscribers(&self, kind: Kind, name: &[u8]) -> usize {
-        let map = match kind {
-            Kind::Channel => &self.channels,
-            Kind::Pattern => &self.patterns,
-            Kind::Shard => &self.shard_channels,
-        };
-        map.get(name).map_or(0, |v| v.len())
+    fn over_limit(&self) -> bool {
+        self.outbox_bytes.iter().any(|&b| b > OUTBOX_LIMIT)
     }
 }
 
 /// Subscribes the connection to each name, writing one confirmation per name. Synchronous on
-/// the home shard: the subscription is registered and counted before its ack exists.
+/// the home shard: the subscription is in the directory before its ack exists.
 pub fn subscribe(sh: &Shard, handle: &Rc<ClientHandle>, out: &mut Reply, kind: Kind, names: &[Bytes]) {
-    let counters = &sh.local.shared.pubsub;
+    let dir = &sh.local.shared.pubsub;
     for name in names {
         if handle.pubsub.set(kind).borrow_mut().insert(name) {
-            counters.of(kind)[sh.id].fetch_add(1, Ordering::SeqCst);
+            let stamp = dir.add(kind, name, sh.id);
             handle.pubsub.total.set(handle.pubsub.total.get() + 1);
             sh.local
                 .pubsub
@@ -244,7 +389,7 @@ pub fn subscribe(sh: &Shard, handle: &Rc<ClientHandle>, out: &mut Reply, kind: K
                 .map(kind)
                 .entry(name.clone())
                 .or_default()
-                .push(handle.clone());
+                .push((handle.clone(), stamp));
         }
         out.push(3);
         out.bulk(match kind {
@@ -261,12 +406,12 @@ fn unsubscribe_one(sh: &Shard, handle: &ClientHandle, kind: Kind, name: &[u8]) -
     if !handle.pubsub.set(kind).borrow_mut().remove(name) {
         return false;
     }
-    sh.local.shared.pubsub.of(kind)[sh.id].fetch_sub(1, Ordering::SeqCst);
+    sh.local.shared.pubsub.sub(kind, name, sh.id);
     handle.pubsub.total.set(handle.pubsub.total.get() - 1);
     let mut reg = sh.local.pubsub.borrow_mut();
     let map = reg.map(kind);
     if let Some(subs) = map.get_mut(name) {
-        subs.retain(|h| h.id != handle.id);
+        subs.retain(|(h, _)| h.id != handle.id);
         if subs.is_empty() {
             map.remove(name);
         }
@@ -385,60 +530,179 @@ fn over_limit(subs: &ClientSubs, len: usize, limit: ObufLimit) -> bool {
         false
     }
 }
-
-/// Delivers one message to this shard's subscribers; the number reached.
-pub fn deliver(sh: &Shard, kind: Kind, channel: &[u8], message: &[u8]) -> usize {
+/// Delivers one message to this shard's subscribers stamped at or below `seen`; the number
+/// reached.
+fn deliver(sh: &Shard, ev: &Event) -> usize {
     let limit = sh.local.cfg.borrow().pubsub_obuf;
     let reg = sh.local.pubsub.borrow();
     let mut n = 0;
-    let exact = match kind {
+    let exact = match ev.kind {
         Kind::Shard => &reg.shard_channels,
         _ => &reg.channels,
     };
-    if let Some(subs) = exact.get(channel) {
+    if let Some(subs) = exact.get(&ev.channel) {
         let f = frame(
-            if kind == Kind::Shard { b"smessage" } else { b"message" },
+            if ev.kind == Kind::Shard {
+                b"smessage"
+            } else {
+                b"message"
+            },
             None,
-            channel,
-            message,
+            &ev.channel,
+            &ev.message,
         );
-        for h in subs {
-            append(sh, h, &f, limit);
+        for (h, stamp) in subs {
+            if *stamp <= ev.seen {
+                append(sh, h, &f, limit);
+                n += 1;
+            }
         }
-        n += subs.len();
     }
-    if kind != Kind::Shard {
+    if ev.kind != Kind::Shard {
         for (pattern, subs) in reg.patterns.iter() {
-            if crate::config::glob::glob_match(pattern, channel, false) {
-                let f = frame(b"pmessage", Some(pattern), channel, message);
-                for h in subs {
-                    append(sh, h, &f, limit);
+            if crate::config::glob::glob_match(pattern, &ev.channel, false) {
+                let f = frame(b"pmessage", Some(pattern), &ev.channel, &ev.message);
+                for (h, stamp) in subs {
+                    if *stamp <= ev.seen {
+                        append(sh, h, &f, limit);
+                        n += 1;
+                    }
                 }
-                n += subs.len();
             }
         }
     }
     n
 }
 
-/// PUBLISH / SPUBLISH: delivers on every shard that has subscribers; the exact total.
-pub async fn publish(
-    sh: &Rc<Shard>,
-    kind: Kind,
-    channel: Bytes,
-    message: Bytes,
-) -> Result<usize, crate::error::CmdError> {
-    let targets = sh.local.shared.pubsub.targets(kind);
-    match targets[..] {
-        [] => Ok(0),
-        [t] if t == sh.id => Ok(deliver(sh, kind, &channel, &message)),
-        _ => {
-            let counts = sh
-                .hop_many(&targets, move |sh| deliver(sh, kind, &channel, &message))
-                .await?;
-            Ok(counts.into_iter().sum())
+/// Receivers per shard of a message on `channel`, and the stamp that goes with them.
+fn plan(sh: &Shard, kind: Kind, channel: &[u8]) -> Option<(Vec<u32>, u64)> {
+    let dir = &sh.local.shared.pubsub;
+    if dir.total.load(Ordering::SeqCst) == 0 {
+        return None;
+    }
+    let mut per = vec![0u32; sh.nshards];
+    let seen = dir.plan(kind, channel, &mut per);
+    Some((per, seen))
+}
+
+/// Hands a message to the shards `per` names: this one now, the others through this shard's
+/// outboxes (see the module doc).
+fn route(sh: &Rc<Shard>, ev: Event, per: &[u32]) {
+    let mut kick = Vec::new();
+    {
+        let mut reg = None;
+        for (dest, &n) in per.iter().enumerate() {
+            if n == 0 || dest == sh.id {
+                continue;
+            }
+            let reg = reg.get_or_insert_with(|| sh.local.pubsub.borrow_mut());
+            if reg.outbox.len() < sh.nshards {
+                reg.outbox.resize_with(sh.nshards, Vec::new);
+                reg.outbox_bytes.resize(sh.nshards, 0);
+                reg.draining.resize(sh.nshards, false);
+            }
+            reg.outbox_bytes[dest] += ev.channel.len() + ev.message.len() + 64;
+            reg.outbox[dest].push(ev.clone());
+            if !reg.draining[dest] {
+                reg.draining[dest] = true;
+                kick.push(dest);
+            }
         }
     }
+    if per.get(sh.id).is_some_and(|&n| n > 0) {
+        deliver(sh, &ev);
+    }
+    for dest in kick {
+        glommio::spawn_local(drain_outbox(sh.clone(), dest)).detach();
+    }
+}
+
+/// The one task per (this shard, `dest`) that carries the outbox over: a batch per hop, the
+/// next batch once the last was delivered, so batches grow with the load and keep order.
+async fn drain_outbox(sh: Rc<Shard>, dest: usize) {
+    loop {
+        let batch = {
+            let mut reg = sh.local.pubsub.borrow_mut();
+            let batch = std::mem::take(&mut reg.outbox[dest]);
+            reg.outbox_bytes[dest] = 0;
+            if batch.is_empty() {
+                reg.draining[dest] = false;
+            }
+            for w in reg.room.drain(..) {
+                w.wake();
+            }
+            batch
+        };
+        if batch.is_empty() {
+            return;
+        }
+        // A shard that is gone (shutdown) has no subscribers left to serve.
+        let _ = sh
+            .hop(dest, move |sh| {
+                for ev in &batch {
+                    deliver(sh, ev);
+                }
+            })
+            .await;
+    }
+}
+
+/// PUBLISH / SPUBLISH from a connection: the exact number of receivers over every shard.
+/// Never waits (see [`publish_events`] for the bound on what it queues).
+pub fn publish(sh: &Rc<Shard>, kind: Kind, channel: Bytes, message: Bytes) -> usize {
+    let Some((per, seen)) = plan(sh, kind, &channel) else {
+        return 0;
+    };
+    let total = per.iter().map(|&n| n as usize).sum();
+    if total > 0 {
+        let ev = Event {
+            kind,
+            channel,
+            message,
+            seen,
+        };
+        route(sh, ev, &per);
+    }
+    total
+}
+
+thread_local! {
+    /// The server the running script belongs to (see [`enter_script`]).
+    static SCRIPT_SERVER: RefCell<Option<std::sync::Arc<super::ServerShared>>> = const { RefCell::new(None) };
+}
+
+/// Called before a script runs: PUBLISH reads this server's directory,
+/// keyspace events follow its `notify-keyspace-events`.
+pub fn enter_script(shared: &std::sync::Arc<super::ServerShared>) {
+    set_notify_flags(shared.config.read().notify_keyspace_events.0);
+    SCRIPT_SERVER.with(|s| *s.borrow_mut() = Some(shared.clone()));
+}
+
+/// PUBLISH / SPUBLISH from a script (run on the shard thread, holding its shards): the exact
+/// receiver count now; the message itself is recorded with the script's keyspace events and
+/// routed by the client's home shard after the script ([`publish_events`]), in order.
+pub fn publish_recorded(kind: Kind, channel: Bytes, message: Bytes) -> usize {
+    let Some(shared) = SCRIPT_SERVER.with(|s| s.borrow().clone()) else {
+        return 0;
+    };
+    let dir = &shared.pubsub;
+    if dir.total.load(Ordering::SeqCst) == 0 {
+        return 0;
+    }
+    let mut per = vec![0u32; dir.nshards];
+    let seen = dir.plan(kind, &channel, &mut per);
+    let total: usize = per.iter().map(|&n| n as usize).sum();
+    if total > 0 {
+        EVENTS.with(|e| {
+            e.borrow_mut().push(Event {
+                kind,
+                channel,
+                message,
+                seen,
+            })
+        });
+    }
+    total
 }
 
 /// Pending pushes produced before a reply go before it: called before each command (append)
@@ -576,7 +840,7 @@ pub async fn wait_input(stream: &mut TcpStream, handle: &ClientHandle, sh: &Shar
 }
 
 // ------------------------------------------------------------------------------------
-// Keyspace notifications.
+// Keyspace notifications, and messages recorded to be routed after a command.
 // ------------------------------------------------------------------------------------
 
 thread_local! {
@@ -597,6 +861,8 @@ pub fn notify(db: usize, class: u32, event: &str, key: &[u8]) {
     if !flags.wants(class) {
         return;
     }
+    // Subscriptions acknowledged before this command are stamped at or below this.
+    let seen = STAMP.load(Ordering::SeqCst);
     EVENTS.with(|e| {
         let mut e = e.borrow_mut();
         if flags.0 & NotifyFlags::KEYSPACE != 0 {
@@ -604,21 +870,25 @@ pub fn notify(db: usize, class: u32, event: &str, key: &[u8]) {
             ch.extend_from_slice(format!("__keyspace@{db}__:").as_bytes());
             ch.extend_from_slice(key);
             e.push(Event {
+                kind: Kind::Channel,
                 channel: ch.into(),
                 message: Bytes::copy_from_slice(event.as_bytes()),
+                seen,
             });
         }
         if flags.0 & NotifyFlags::KEYEVENT != 0 {
             e.push(Event {
+                kind: Kind::Channel,
                 channel: format!("__keyevent@{db}__:{event}").into_bytes().into(),
                 message: Bytes::copy_from_slice(key),
+                seen,
             });
         }
     });
 }
 
-/// Keyspace events recorded on this thread, taken to be published by the client whose
-/// commands produced them (in its command order: see [`publish_events`]).
+/// Messages recorded on a thread (keyspace events, a script's PUBLISHes), taken to be routed
+/// by the client whose commands produced them (in its command order: see [`publish_events`]).
 pub struct Events(Vec<Event>);
 
 impl Events {
@@ -639,96 +909,43 @@ pub fn take_events() -> Events {
     }))
 }
 
-/// Publishes events for the connection whose commands produced them, before its next
-/// command runs: every shard with subscribers gets the batch and the wait ends once all have
-/// delivered, so a subscriber sees one client's events in that client's command order,
-/// whichever shards its keys live on.
-pub async fn publish_events(sh: &Rc<Shard>, events: Events) {
-    if events.0.is_empty() {
-        return;
-    }
-    let targets = sh.local.shared.pubsub.targets(Kind::Channel);
-    match targets[..] {
-        [] => {}
-        [t] if t == sh.id => {
-            for ev in &events.0 {
-                deliver(sh, Kind::Channel, &ev.channel, &ev.message);
-            }
-        }
-        _ => {
-            let batch = std::sync::Arc::new(events.0);
-            let _ = sh
-                .hop_many(&targets, move |sh| {
-                    for ev in batch.iter() {
-                        deliver(sh, Kind::Channel, &ev.channel, &ev.message);
-                    }
-                })
-                .await;
+/// Routes recorded messages from this shard, in order, without waiting: for a script's
+/// results, while its shards are still reserved.
+pub fn route_events(sh: &Rc<Shard>, events: Events) {
+    for ev in events.0 {
+        if let Some((per, _)) = plan(sh, ev.kind, &ev.channel) {
+            route(sh, ev, &per);
         }
     }
 }
 
-/// Publishes events no client waits for (expiry by the cron, serving blocked clients): to
-/// this shard's subscribers now, to other shards through this shard's outbox (one task
-/// drains it, so these events keep their order).
-pub fn flush_events(sh: &Rc<Shard>) {
-    let events = EVENTS.with(|e| {
-        let mut e = e.borrow_mut();
-        if e.is_empty() {
-            None
-        } else {
-            Some(std::mem::take(&mut *e))
-        }
-    });
-    let Some(events) = events else { return };
-    let counters = &sh.local.shared.pubsub;
-    let remote = counters
-        .subs
-        .iter()
-        .enumerate()
-        .any(|(i, c)| i != sh.id && c.load(Ordering::SeqCst) > 0);
-    if counters.subs[sh.id].load(Ordering::SeqCst) > 0 {
-        for ev in &events {
-            deliver(sh, Kind::Channel, &ev.channel, &ev.message);
-        }
-    }
-    if !remote {
+/// After each command of a connection: routes the messages its command recorded (through
+/// this, its home shard, so they keep the connection's command order whichever shards its
+/// keys live on), then, if an outbox of this shard is past [`OUTBOX_LIMIT`], waits for it to
+/// drain. The command is complete and holds no shard, so the wait blocks nobody else.
+pub async fn publish_events(sh: &Rc<Shard>, events: Events) {
+    route_events(sh, events);
+    if !sh.local.pubsub.borrow().over_limit() {
         return;
     }
-    let start = {
+    std::future::poll_fn(|cx| {
         let mut reg = sh.local.pubsub.borrow_mut();
-        reg.outbox.extend(events);
-        !std::mem::replace(&mut reg.draining, true)
-    };
-    if start {
-        let sh = sh.clone();
-        glommio::spawn_local(async move {
-            loop {
-                let batch = std::mem::take(&mut sh.local.pubsub.borrow_mut().outbox);
-                if batch.is_empty() {
-                    sh.local.pubsub.borrow_mut().draining = false;
-                    break;
-                }
-                let batch = std::sync::Arc::new(batch);
-                let me = sh.id;
-                let targets: Vec<usize> = sh
-                    .local
-                    .shared
-                    .pubsub
-                    .targets(Kind::Channel)
-                    .into_iter()
-                    .filter(|&t| t != me)
-                    .collect();
-                let _ = sh
-                    .hop_many(&targets, move |sh| {
-                        for ev in batch.iter() {
-                            deliver(sh, Kind::Channel, &ev.channel, &ev.message);
-                        }
-                    })
-                    .await;
-            }
-        })
-        .detach();
+        if reg.over_limit() {
+            reg.room.push(cx.waker().clone());
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+}
+
+/// Routes events no client waits for (expiry by the cron, serving blocked clients) from
+/// this shard, in the order they happened here.
+pub fn flush_events(sh: &Rc<Shard>) {
+    let events = take_events();
+    if !events.0.is_empty() {
+        route_events(sh, events);
     }
 }
 
@@ -751,6 +968,35 @@ mod tests {
             frame(b"pmessage", Some(b"c*"), b"ch", b""),
             b"*4\r\n$8\r\npmessage\r\n$2\r\nc*\r\n$2\r\nch\r\n$0\r\n\r\n".to_vec()
         );
+    }
+
+    #[test]
+    fn directory_counts_per_shard_and_stamps_order_subscriptions() {
+        let d = Directory::new(3);
+        let ch = Bytes::from("news");
+        let s1 = d.add(Kind::Channel, &ch, 0);
+        d.add(Kind::Channel, &ch, 2);
+        d.add(Kind::Pattern, &Bytes::from("n*"), 2);
+        d.add(Kind::Shard, &ch, 1);
+        let mut per = [0u32; 3];
+        let seen = d.plan(Kind::Channel, b"news", &mut per);
+        assert_eq!(per, [1, 0, 2]);
+        assert!(s1 <= seen);
+        // A later subscription is stamped above what that publish saw: it is not served.
+        let s2 = d.add(Kind::Channel, &ch, 1);
+        assert!(s2 > seen);
+        let mut per = [0u32; 3];
+        d.plan(Kind::Shard, b"news", &mut per);
+        assert_eq!(per, [0, 1, 0]);
+        assert_eq!(d.subscribers(Kind::Channel, b"news"), 3);
+        d.sub(Kind::Channel, b"news", 0);
+        d.sub(Kind::Channel, b"news", 1);
+        d.sub(Kind::Channel, b"news", 2);
+        assert!(d.names(Kind::Channel, None).is_empty());
+        assert_eq!(d.names(Kind::Pattern, None), vec![Bytes::from("n*")]);
+        d.sub(Kind::Pattern, b"n*", 2);
+        d.sub(Kind::Shard, b"news", 1);
+        assert_eq!(d.total.load(Ordering::SeqCst), 0);
     }
 
     #[test]
