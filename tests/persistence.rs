@@ -457,10 +457,12 @@ fn info_persistence_has_redis_fields_with_real_values() {
     ] {
         n.info(f);
     }
-    // Turning the AOF on at run time needs a rewrite; off is fine.
+    // Off and on again at run time (see the config_set_appendonly tests).
     let mut r = n.raw();
     assert_eq!(r.cmd(&["CONFIG", "SET", "appendonly", "no"]).str(), "OK");
-    assert!(matches!(r.cmd(&["CONFIG", "SET", "appendonly", "yes"]), V::Err(_)));
+    assert_eq!(n.info("aof_enabled"), "0");
+    assert_eq!(r.cmd(&["CONFIG", "SET", "appendonly", "yes"]).str(), "OK");
+    assert_eq!(n.info("aof_enabled"), "1");
     drop(r);
     n.shutdown();
 }
@@ -757,5 +759,142 @@ fn sigterm_flushes_and_fsyncs_before_exit() {
     assert_eq!(status.code(), Some(0));
     let n = Node::start(&d.0, &[]);
     assert_eq!(int(n.raw().cmd(&["DBSIZE"])), 100);
+    n.shutdown();
+}
+
+/// Runs non-idempotent writes (INCR, DEL, APPEND, multi-shard MSET) until `stop`.
+fn writer(port: u16, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut r = Raw::connect(port).unwrap();
+        let mut i = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            r.cmd(&["INCR", &format!("counter:{}", i % 10)]);
+            r.cmd(&["DEL", &format!("key:{}", (i * 7919) % 20000)]);
+            r.cmd(&["APPEND", &format!("key:{}", (i * 104729) % 20000), "+"]);
+            r.cmd(&[
+                "MSET",
+                &format!("m:{}", i % 50),
+                "1",
+                &format!("n:{}", i % 50),
+                &i.to_string(),
+            ]);
+            i += 1;
+        }
+        i
+    })
+}
+
+fn load_keys(r: &mut Raw, n: usize) {
+    for chunk in 0..n / 1000 {
+        for i in 0..1000 {
+            let k = format!("key:{}", chunk * 1000 + i);
+            r.send(&["SET", &k, &k]).unwrap();
+        }
+        for _ in 0..1000 {
+            assert_eq!(r.read().unwrap().str(), "OK");
+        }
+    }
+}
+
+fn wait_info(n: &Node, field: &str, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while n.info(field) != want {
+        assert!(
+            Instant::now() < deadline,
+            "{field} never became {want}:\n{}",
+            n.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn config_set_appendonly_yes_under_load_then_restart_has_every_key() {
+    let d = Dir::new("aof-on");
+    let n = Node::start(&d.0, &["--appendonly", "no"]);
+    let mut r = n.raw();
+    load_keys(&mut r, 20000);
+    assert_eq!(r.cmd(&["SET", "ttl", "x", "PX", "600000"]).str(), "OK");
+    assert_eq!(r.cmd(&["SELECT", "5"]).str(), "OK");
+    assert_eq!(r.cmd(&["SET", "other-db", "y"]).str(), "OK");
+    assert_eq!(r.cmd(&["SELECT", "0"]).str(), "OK");
+    assert_eq!(n.info("aof_enabled"), "0");
+    assert!(!d.aof().exists(), "no AOF directory while appendonly is no");
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = writer(n.port, stop.clone());
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(r.cmd(&["CONFIG", "SET", "appendonly", "yes"]).str(), "OK");
+    assert_eq!(n.info("aof_enabled"), "1");
+    assert_eq!(
+        r.cmd(&["CONFIG", "GET", "appendonly"]),
+        V::Arr(vec![V::Bulk(b"appendonly".to_vec()), V::Bulk(b"yes".to_vec())])
+    );
+    wait_info(&n, "aof_rewrites", "1");
+    assert_eq!(n.info("aof_last_bgrewrite_status"), "ok");
+    assert_eq!(n.info("aof_rewrite_in_progress"), "0");
+    assert_eq!(n.info("aof_rewrite_scheduled"), "0");
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    assert!(load.join().unwrap() > 0);
+    let base: u64 = n.info("aof_base_size").parse().unwrap();
+    let current: u64 = n.info("aof_current_size").parse().unwrap();
+    assert!(base > 0 && current > base, "base {base}, current {current}");
+    let before = dump(&mut r);
+    drop(r);
+    n.shutdown();
+    assert_eq!(
+        std::fs::read_to_string(d.aof().join("appendonly.aof.manifest")).unwrap(),
+        "file appendonly.aof.1.base.aof seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n"
+    );
+    assert!(!d.aof().join("temp-appendonly.aof.incr").exists());
+
+    let n = Node::start(&d.0, &[]);
+    let mut r = n.raw();
+    assert_eq!(dump(&mut r), before, "base + incr = the data set at shutdown");
+    assert_eq!(r.cmd(&["SELECT", "5"]).str(), "OK");
+    assert_eq!(bulk(r.cmd(&["GET", "other-db"])).as_deref(), Some("y"));
+    drop(r);
+    n.shutdown();
+    if Path::new(REDIS).exists() {
+        let (child, port) = redis(&d.0, &[]);
+        let theirs = dump(&mut Raw::connect(port).unwrap());
+        redis_shutdown(child, port);
+        assert_eq!(theirs, before, "redis-server loads the AOF too");
+    }
+}
+
+#[test]
+fn config_set_appendonly_no_closes_the_file_and_yes_starts_a_new_base() {
+    let d = Dir::new("aof-off");
+    let n = Node::start(&d.0, &[]);
+    let mut r = n.raw();
+    write_some(&n, 100);
+    assert_eq!(r.cmd(&["CONFIG", "SET", "appendonly", "no"]).str(), "OK");
+    assert_eq!(n.info("aof_enabled"), "0");
+    let size = std::fs::metadata(d.incr()).unwrap().len();
+    assert!(size > 0);
+    assert_eq!(r.cmd(&["SET", "unlogged", "1"]).str(), "OK");
+    assert_eq!(
+        std::fs::metadata(d.incr()).unwrap().len(),
+        size,
+        "nothing appended once off"
+    );
+    assert!(matches!(r.cmd(&["BGREWRITEAOF"]), V::Err(_)));
+    // On again: the old files become history, a new base holds everything.
+    assert_eq!(r.cmd(&["CONFIG", "SET", "appendonly", "yes"]).str(), "OK");
+    wait_info(&n, "aof_rewrites", "1");
+    assert_eq!(r.cmd(&["SET", "logged", "2"]).str(), "OK");
+    drop(r);
+    n.shutdown();
+    assert_eq!(
+        std::fs::read_to_string(d.aof().join("appendonly.aof.manifest")).unwrap(),
+        "file appendonly.aof.2.base.aof seq 2 type b\nfile appendonly.aof.2.incr.aof seq 2 type i\n"
+    );
+    assert!(!d.incr().exists(), "history removed");
+    let n = Node::start(&d.0, &[]);
+    let mut r = n.raw();
+    assert_eq!(int(r.cmd(&["DBSIZE"])), 102);
+    assert_eq!(bulk(r.cmd(&["GET", "unlogged"])).as_deref(), Some("1"));
+    drop(r);
     n.shutdown();
 }

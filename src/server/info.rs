@@ -39,6 +39,7 @@ pub fn cron(shard: &Rc<Shard>) {
         });
     }
     if shard.id == 0 {
+        crate::persist::rewrite::cron(shard);
         let m = memory::refresh(&local.shared);
         STARTUP_MEMORY.get_or_init(|| m.allocated);
     }
@@ -468,9 +469,15 @@ pub fn render(shard: &Shard, snaps: &[ShardSnapshot], wanted: &[&str]) -> String
                     .field("rdb_last_cow_size", 0)
                     .field("rdb_last_load_keys_expired", 0)
                     .field("rdb_last_load_keys_loaded", 0)
-                    .field("aof_enabled", cfg.appendonly as u8)
+                    .field(
+                        "aof_enabled",
+                        (p.aof_state.load(Ordering::Relaxed) != crate::persist::AOF_OFF) as u8,
+                    )
                     .field("aof_rewrite_in_progress", rewriting as u8)
-                    .field("aof_rewrite_scheduled", 0)
+                    .field(
+                        "aof_rewrite_scheduled",
+                        p.rewrite_scheduled.load(Ordering::Relaxed) as u8,
+                    )
                     .field("aof_last_rewrite_time_sec", p.last_rewrite_secs.load(Ordering::Relaxed))
                     .field(
                         "aof_current_rewrite_time_sec",
@@ -505,7 +512,7 @@ pub fn render(shard: &Shard, snaps: &[ShardSnapshot], wanted: &[&str]) -> String
                     .field("aof_last_cow_size", 0)
                     .field("module_fork_in_progress", 0)
                     .field("module_fork_last_cow_size", 0);
-                if cfg.appendonly {
+                if p.aof_state.load(Ordering::Relaxed) != crate::persist::AOF_OFF {
                     Section(&mut o)
                         .field("aof_current_size", p.current_size.load(Ordering::Relaxed))
                         .field("aof_base_size", p.base_size.load(Ordering::Relaxed))

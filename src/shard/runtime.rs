@@ -202,6 +202,7 @@ fn open_aof(
     let (base, total) = paths.sizes(&manifest);
     shared.persist.base_size.store(base, Ordering::Relaxed);
     shared.persist.current_size.store(total, Ordering::Relaxed);
+    shared.persist.aof_state.store(persist::AOF_ON, Ordering::SeqCst);
     Ok((stores, Some(persist::AofFile { paths, manifest, file })))
 }
 
