@@ -898,3 +898,50 @@ fn config_set_appendonly_no_closes_the_file_and_yes_starts_a_new_base() {
     drop(r);
     n.shutdown();
 }
+
+#[test]
+fn automatic_rewrite_on_growth_past_min_size() {
+    let d = Dir::new("auto-rewrite");
+    let n = Node::start(&d.0, &[]);
+    let mut r = n.raw();
+    assert_eq!(
+        r.cmd(&["CONFIG", "SET", "auto-aof-rewrite-percentage", "0"]).str(),
+        "OK"
+    );
+    assert_eq!(
+        r.cmd(&["CONFIG", "SET", "auto-aof-rewrite-min-size", "4kb"]).str(),
+        "OK"
+    );
+    // Percentage 0 turns automatic rewrites off.
+    write_some(&n, 200);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(n.info("aof_rewrites"), "0");
+    // On: the AOF is past 4 KB and grew without bound over an empty base.
+    assert_eq!(
+        r.cmd(&["CONFIG", "SET", "auto-aof-rewrite-percentage", "100"]).str(),
+        "OK"
+    );
+    wait_info(&n, "aof_rewrites", "1");
+    let base: u64 = n.info("aof_base_size").parse().unwrap();
+    assert!(base > 4096, "the base holds the 200 keys: {base}");
+    // Not again until the AOF doubled.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(n.info("aof_rewrites"), "1");
+    for i in 0..300 {
+        assert_eq!(
+            r.cmd(&["SET", &format!("k{i}"), &format!("longer-value-{i}")]).str(),
+            "OK"
+        );
+    }
+    wait_info(&n, "aof_rewrites", "2");
+    let current: u64 = n.info("aof_current_size").parse().unwrap();
+    let base2: u64 = n.info("aof_base_size").parse().unwrap();
+    assert!(base2 <= current && current < 2 * base2 + 4096, "{base2} {current}");
+    assert!(n.log_text().contains("Starting automatic rewriting of AOF on"));
+    let before = dump(&mut r);
+    drop(r);
+    n.shutdown();
+    let n = Node::start(&d.0, &[]);
+    assert_eq!(dump(&mut n.raw()), before);
+    n.shutdown();
+}
