@@ -945,3 +945,85 @@ fn automatic_rewrite_on_growth_past_min_size() {
     assert_eq!(dump(&mut n.raw()), before);
     n.shutdown();
 }
+
+#[test]
+fn clients_get_loading_while_a_big_aof_loads_then_the_data() {
+    let d = Dir::new("loading");
+    let aof = d.aof();
+    std::fs::create_dir_all(&aof).unwrap();
+    let keys = 1_000_000;
+    {
+        use std::io::Write;
+        let f = std::fs::File::create(aof.join("appendonly.aof.1.base.aof")).unwrap();
+        let mut w = std::io::BufWriter::new(f);
+        for i in 0..keys {
+            let (k, v) = (format!("key:{i}"), format!("value-{i}"));
+            write!(w, "*3\r\n$3\r\nSET\r\n${}\r\n{k}\r\n${}\r\n{v}\r\n", k.len(), v.len()).unwrap();
+        }
+        // A cross-shard MSET and a MULTI group load too.
+        w.write_all(b"*5\r\n$4\r\nMSET\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n2\r\n")
+            .unwrap();
+        w.write_all(b"*1\r\n$5\r\nMULTI\r\n*2\r\n$4\r\nINCR\r\n$1\r\na\r\n*1\r\n$4\r\nEXEC\r\n")
+            .unwrap();
+    }
+    std::fs::write(aof.join("appendonly.aof.1.incr.aof"), b"").unwrap();
+    std::fs::write(
+        aof.join("appendonly.aof.manifest"),
+        "file appendonly.aof.1.base.aof seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n",
+    )
+    .unwrap();
+    let (child, port, log) = spawn(&d.0, &[]);
+    let n = Node {
+        child: Some(child),
+        port,
+        log,
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut r = loop {
+        if let Ok(r) = Raw::connect(port) {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "no connection:\n{}", n.log_text());
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    r.set_timeout(Duration::from_secs(20));
+    // Connected while loading: refused with Redis's error, INFO shows the progress.
+    assert_eq!(
+        r.cmd(&["PING"]),
+        V::Err("LOADING Redis is loading the dataset in memory".into())
+    );
+    assert_eq!(
+        r.cmd(&["GET", "key:1"]),
+        V::Err("LOADING Redis is loading the dataset in memory".into())
+    );
+    let info = r.cmd(&["INFO", "persistence"]).str();
+    if info.contains("loading:1") {
+        for f in [
+            "loading_start_time:",
+            "loading_total_bytes:",
+            "loading_loaded_bytes:",
+            "loading_loaded_perc:",
+            "loading_eta_seconds:",
+        ] {
+            assert!(info.contains(f), "{f} missing:\n{info}");
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match r.cmd(&["PING"]) {
+            V::Simple(s) if s == "PONG" => break,
+            V::Err(e) if e.starts_with("LOADING") => {}
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(Instant::now() < deadline, "load never ended:\n{}", n.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(int(r.cmd(&["DBSIZE"])), keys + 2);
+    assert_eq!(bulk(r.cmd(&["GET", "key:123456"])).as_deref(), Some("value-123456"));
+    assert_eq!(bulk(r.cmd(&["GET", "a"])).as_deref(), Some("2"));
+    assert_eq!(bulk(r.cmd(&["GET", "b"])).as_deref(), Some("2"));
+    assert_eq!(n.info("loading"), "0");
+    assert!(n.log_text().contains("Ready to accept connections"));
+    drop(r);
+    n.shutdown();
+}

@@ -124,6 +124,14 @@ pub struct PersistStats {
     pub aof_state: std::sync::atomic::AtomicU8,
     /// When the last rewrite failed (unix ms, 0: never), for the retry delay.
     pub last_rewrite_failure_ms: AtomicU64,
+    /// The AOF is being loaded: commands without the `loading` flag answer -LOADING.
+    pub loading: AtomicBool,
+    /// Shards still waiting for their loaded store.
+    pub loading_shards: AtomicUsize,
+    /// When loading started (unix ms), the bytes to read and the bytes read.
+    pub loading_start_ms: AtomicU64,
+    pub loading_total_bytes: AtomicU64,
+    pub loading_loaded_bytes: AtomicU64,
     pub rewrite_started_ms: AtomicU64,
     pub rewrites: AtomicU64,
     pub rewrite_failures: AtomicU64,
@@ -153,6 +161,9 @@ impl PersistStats {
         (f != 0).then_some(f)
     }
 }
+
+/// Redis's reply to commands without the `loading` flag while the data set loads.
+pub const LOADING_ERR: &str = "LOADING Redis is loading the dataset in memory";
 
 /// strerror(3): Redis puts the bare text in its messages.
 pub fn strerror(errno: i32) -> String {
@@ -467,6 +478,9 @@ struct Writer {
     last_failure: Option<Instant>,
     /// The rewrite whose Rotate (or Start) succeeded and whose Install has not come yet.
     rotated: Option<u64>,
+    /// The incr file's size must be read again before the next write: a start-up load
+    /// (which runs while the executor is up) may have cut a truncated tail.
+    resize: bool,
     /// `appendonly yes` was set at run time and the first base is not installed yet: the
     /// incr file is the temporary one and the manifest does not name it.
     starting: bool,
@@ -503,6 +517,11 @@ impl Writer {
             }
         }
         self.postponed_since = None;
+        if std::mem::take(&mut self.resize) {
+            if let Ok(md) = file.metadata() {
+                self.incr_size = md.len();
+            }
+        }
         if let Err(e) = write_all(&file, buf) {
             let errno = e.raw_os_error().unwrap_or(libc::EIO);
             // Cut a partial write back so the file ends on a record boundary.
@@ -855,6 +874,7 @@ pub async fn run(
         last_failure: None,
         rotated: None,
         starting: false,
+        resize: true,
     };
     let mut pending: Vec<u8> = Vec::new();
     let mut controls: Vec<(usize, u64, Control)> = Vec::new();

@@ -331,7 +331,7 @@ pub async fn follow_appendonly(sh: &Rc<Shard>) -> Result<(), String> {
 pub fn cron(sh: &Rc<Shard>) {
     let shared = &sh.local.shared;
     let p = &shared.persist;
-    if p.rewrite_in_progress.load(Ordering::Relaxed) || shared.is_shutting_down() {
+    if p.rewrite_in_progress.load(Ordering::Relaxed) || p.loading.load(Ordering::Relaxed) || shared.is_shutting_down() {
         return;
     }
     let state = p.aof_state.load(Ordering::Relaxed);

@@ -451,7 +451,7 @@ pub fn render(shard: &Shard, snaps: &[ShardSnapshot], wanted: &[&str]) -> String
                 let rewriting = p.rewrite_in_progress.load(Ordering::Relaxed);
                 o.push_str("# Persistence\r\n");
                 Section(&mut o)
-                    .field("loading", 0)
+                    .field("loading", p.loading.load(Ordering::Relaxed) as u8)
                     .field("async_loading", 0)
                     .field("current_cow_peak", 0)
                     .field("current_cow_size", 0)
@@ -520,6 +520,26 @@ pub fn render(shard: &Shard, snaps: &[ShardSnapshot], wanted: &[&str]) -> String
                         .field("aof_buffer_length", p.buffer_length.load(Ordering::Relaxed))
                         .field("aof_pending_bio_fsync", p.pending_fsync.load(Ordering::Relaxed))
                         .field("aof_delayed_fsync", p.delayed_fsync.load(Ordering::Relaxed));
+                }
+                if p.loading.load(Ordering::Relaxed) {
+                    // Redis's fields and arithmetic (genRedisInfoString).
+                    let start_ms = p.loading_start_ms.load(Ordering::Relaxed);
+                    let total = p.loading_total_bytes.load(Ordering::Relaxed);
+                    let loaded = p.loading_loaded_bytes.load(Ordering::Relaxed).min(total);
+                    let elapsed = crate::server::unix_ms().saturating_sub(start_ms) / 1000;
+                    let perc = loaded as f64 / (total + 1) as f64 * 100.0;
+                    let eta = if elapsed == 0 {
+                        1
+                    } else {
+                        elapsed * (total - loaded) / (loaded + 1)
+                    };
+                    Section(&mut o)
+                        .field("loading_start_time", start_ms / 1000)
+                        .field("loading_total_bytes", total)
+                        .field("loading_rdb_used_mem", 0)
+                        .field("loading_loaded_bytes", loaded)
+                        .field("loading_loaded_perc", format!("{perc:.2}"))
+                        .field("loading_eta_seconds", eta);
                 }
             }
             "stats" => {
