@@ -353,7 +353,7 @@ pub fn cron(sh: &Rc<Shard>) {
         };
         let current = p.current_size.load(Ordering::Relaxed);
         let base = p.base_size.load(Ordering::Relaxed).max(1);
-        let due = perc > 0 && current > min as u64 && (current * 100 / base).saturating_sub(100) >= perc as u64;
+        let due = perc > 0 && current > min && (current * 100 / base).saturating_sub(100) >= perc as u64;
         if due {
             tracing::info!(
                 "Starting automatic rewriting of AOF on {}% growth",
