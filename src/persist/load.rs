@@ -84,7 +84,9 @@ impl<R: BufRead> Reader<R> {
             if argc < 1 {
                 return Ok(Item::Corrupt(start, "bad argument count"));
             }
-            let mut argv = Vec::with_capacity(argc.min(1024) as usize);
+            // One allocation per command: the arguments are slices of it.
+            let mut buf = bytes::BytesMut::new();
+            let mut spans = Vec::with_capacity(argc.min(1024) as usize);
             for _ in 0..argc {
                 let at = self.offset;
                 if !self.read_line()? {
@@ -100,18 +102,20 @@ impl<R: BufRead> Reader<R> {
                 if len < 0 {
                     return Ok(Item::Corrupt(at, "bad bulk length"));
                 }
-                let mut arg = vec![0u8; len as usize + 2];
-                let got = read_full(&mut self.r, &mut arg)?;
+                let (start, len) = (buf.len(), len as usize);
+                buf.resize(start + len + 2, 0);
+                let got = read_full(&mut self.r, &mut buf[start..])?;
                 self.offset += got as u64;
-                if got < arg.len() {
+                if got < len + 2 {
                     return Ok(Item::Truncated);
                 }
-                if &arg[len as usize..] != b"\r\n" {
+                if &buf[start + len..] != b"\r\n" {
                     return Ok(Item::Corrupt(at, "bulk string not followed by CRLF"));
                 }
-                arg.truncate(len as usize);
-                argv.push(Bytes::from(arg));
+                spans.push((start, len));
             }
+            let frozen = buf.freeze();
+            let argv: Vec<Bytes> = spans.into_iter().map(|(s, l)| frozen.slice(s..s + l)).collect();
             return Ok(Item::Command(argv, self.offset));
         }
     }
@@ -290,34 +294,36 @@ struct Ctx {
 
 /// Checks a command from the file: the errors name what cannot be replayed.
 fn check(argv: &[Bytes], databases: usize) -> Result<Checked, String> {
-    let name = String::from_utf8_lossy(&argv[0]).into_owned();
-    match name.to_ascii_uppercase().as_str() {
-        "SELECT" => {
-            let db = argv.get(1).map(|b| atoi(b)).unwrap_or(-1);
-            if db < 0 || db as usize >= databases {
-                return Err(format!("SELECT {db} is out of range (databases {databases})"));
-            }
-            return Ok(Checked::Select(db as usize));
+    let name = || String::from_utf8_lossy(&argv[0]).into_owned();
+    let is = |n: &[u8]| argv[0].eq_ignore_ascii_case(n);
+    if is(b"SELECT") {
+        let db = argv.get(1).map(|b| atoi(b)).unwrap_or(-1);
+        if db < 0 || db as usize >= databases {
+            return Err(format!("SELECT {db} is out of range (databases {databases})"));
         }
-        "FLUSHALL" => return Ok(Checked::FlushAll),
-        "FLUSHDB" => return Ok(Checked::FlushDb),
-        "SWAPDB" => {
-            let (a, b) = (argv.get(1).map(|b| atoi(b)), argv.get(2).map(|b| atoi(b)));
-            return match (a, b) {
-                (Some(a), Some(b)) if a >= 0 && b >= 0 && (a as usize) < databases && (b as usize) < databases => {
-                    Ok(Checked::SwapDb(a as usize, b as usize))
-                }
-                _ => Err("SWAPDB with bad indexes".into()),
-            };
-        }
-        _ => {}
+        return Ok(Checked::Select(db as usize));
     }
-    let cmd = table::lookup(&argv[0]).ok_or_else(|| format!("Unknown command '{name}'"))?;
+    if is(b"FLUSHALL") {
+        return Ok(Checked::FlushAll);
+    }
+    if is(b"FLUSHDB") {
+        return Ok(Checked::FlushDb);
+    }
+    if is(b"SWAPDB") {
+        let (a, b) = (argv.get(1).map(|b| atoi(b)), argv.get(2).map(|b| atoi(b)));
+        return match (a, b) {
+            (Some(a), Some(b)) if a >= 0 && b >= 0 && (a as usize) < databases && (b as usize) < databases => {
+                Ok(Checked::SwapDb(a as usize, b as usize))
+            }
+            _ => Err("SWAPDB with bad indexes".into()),
+        };
+    }
+    let cmd = table::lookup(&argv[0]).ok_or_else(|| format!("Unknown command '{}'", name()))?;
     let Run::Keyed(..) = cmd.spec.run else {
-        return Err(format!("Command '{name}' cannot be replayed from an AOF"));
+        return Err(format!("Command '{}' cannot be replayed from an AOF", name()));
     };
     if !cmd.spec.arity_ok(argv.len()) {
-        return Err(format!("Wrong number of arguments for '{name}'"));
+        return Err(format!("Wrong number of arguments for '{}'", name()));
     }
     Ok(Checked::Keyed(cmd))
 }
