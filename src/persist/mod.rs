@@ -545,7 +545,9 @@ impl Writer {
         stats.current_size.fetch_add(buf.len() as u64, Ordering::Relaxed);
         stats.written.store(upto, Ordering::SeqCst);
         let mut synced = stats.synced.load(Ordering::SeqCst);
-        if policy == Fsync::Always || closing {
+        // `always` outside shutdown: the fsync runs off this thread (see `run`), so records
+        // keep being written while it lands; `durable` follows `synced`.
+        if closing {
             if let Err(e) = file.sync_data() {
                 if policy == Fsync::Always {
                     // Like Redis: nothing written since the last good fsync may be
@@ -878,6 +880,11 @@ pub async fn run(
     };
     let mut pending: Vec<u8> = Vec::new();
     let mut controls: Vec<(usize, u64, Control)> = Vec::new();
+    // `always`: the fdatasync in flight (on glommio's blocking pool) and the ticket it covers.
+    // Group commit, pipelined: while it runs, arriving records are written; when it lands,
+    // the next one starts at once and covers all of them.
+    type SyncFuture = std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>>>>;
+    let mut inflight: Option<(u64, SyncFuture)> = None;
     loop {
         let arrived = std::future::poll_fn(|cx| {
             let mut q = q.borrow_mut();
@@ -892,7 +899,37 @@ pub async fn run(
             glommio::timer::sleep(TICK).await;
             false
         };
-        futures_lite::future::or(arrived, tick).await;
+        let synced_now = std::future::poll_fn(|cx| match inflight.as_mut() {
+            Some((_, f)) => f.as_mut().poll(cx).map(Some),
+            None => Poll::Pending,
+        });
+        let arrived = async {
+            arrived.await;
+            None
+        };
+        let tick = async {
+            tick.await;
+            None
+        };
+        let landed = futures_lite::future::or(synced_now, futures_lite::future::or(arrived, tick)).await;
+        if let Some(result) = landed {
+            let (upto, _) = inflight.take().expect("a landed fsync was in flight");
+            if let Err(e) = result {
+                // Like Redis: nothing written since the last good fsync may be acknowledged,
+                // and a failed fsync cannot be retried safely.
+                tracing::error!(
+                    "Can't persist AOF for fsync error when the AOF fsync policy is 'always': {e}. Exiting..."
+                );
+                std::process::exit(1);
+            }
+            shared.persist.synced.fetch_max(upto, Ordering::SeqCst);
+            w.last_fsync = Instant::now();
+            let written = shared.persist.written.load(Ordering::SeqCst);
+            let synced = shared.persist.synced.load(Ordering::SeqCst);
+            if w.policy() == Fsync::Always {
+                w.publish(written, synced);
+            }
+        }
         let (mut upto, closing) = {
             let mut q = q.borrow_mut();
             let base = pending.len();
@@ -945,6 +982,15 @@ pub async fn run(
             shared.persist.buffer_length.store(0, Ordering::Relaxed);
         }
         w.maybe_fsync();
+        if inflight.is_none() && !closing && w.policy() == Fsync::Always {
+            let written = shared.persist.written.load(Ordering::SeqCst);
+            if let Some(file) = w.file.clone() {
+                if written > shared.persist.synced.load(Ordering::SeqCst) {
+                    let f: SyncFuture = Box::pin(glommio::executor().spawn_blocking(move || file.sync_data()));
+                    inflight = Some((written, f));
+                }
+            }
+        }
         if closing {
             if !pending.is_empty() {
                 tracing::warn!(
