@@ -1027,3 +1027,45 @@ fn clients_get_loading_while_a_big_aof_loads_then_the_data() {
     drop(r);
     n.shutdown();
 }
+
+#[test]
+fn shutdown_flushes_under_appendfsync_no() {
+    let d = Dir::new("shutdown-no");
+    let n = Node::start(&d.0, &["--appendfsync", "no"]);
+    write_some(&n, 300);
+    n.shutdown();
+    let n = Node::start(&d.0, &[]);
+    assert_eq!(int(n.raw().cmd(&["DBSIZE"])), 300);
+    n.shutdown();
+}
+
+#[test]
+fn appendonly_flipped_during_its_first_rewrite_keeps_every_key() {
+    let d = Dir::new("aof-flip");
+    let n = Node::start(&d.0, &["--appendonly", "no"]);
+    let mut r = n.raw();
+    load_keys(&mut r, 30_000);
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = writer(n.port, stop.clone());
+    // yes, no while the first base is being written (cancels it), yes again.
+    assert_eq!(r.cmd(&["CONFIG", "SET", "appendonly", "yes"]).str(), "OK");
+    assert_eq!(r.cmd(&["CONFIG", "SET", "appendonly", "no"]).str(), "OK");
+    assert_eq!(n.info("aof_enabled"), "0");
+    assert_eq!(n.info("aof_rewrite_in_progress"), "0");
+    assert_eq!(r.cmd(&["CONFIG", "SET", "appendonly", "yes"]).str(), "OK");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while n.info("aof_rewrite_in_progress") != "0" || n.info("aof_rewrites") == "0" {
+        assert!(Instant::now() < deadline, "no rewrite finished:\n{}", n.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(n.info("aof_last_bgrewrite_status"), "ok");
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+    let before = dump(&mut r);
+    drop(r);
+    n.kill9();
+    assert!(!d.aof().join("temp-appendonly.aof.incr").exists());
+    let n = Node::start(&d.0, &[]);
+    assert_eq!(dump(&mut n.raw()), before, "every acknowledged write survives kill -9");
+    n.shutdown();
+}
