@@ -738,7 +738,9 @@ pub fn load(
     })
 }
 
-/// Reads every file of `m` in order into `router`; the number of commands.
+/// Reads every file of `m` in order into `router`; the number of commands. (An RDB base,
+/// once there is a reader for it, plugs in here: decode it straight into `router.stores`,
+/// each key into the store of `shard_of(key)`, before the incremental files are routed.)
 fn load_files(paths: &Paths, m: &Manifest, load_truncated: bool, router: &mut Router<'_>) -> Result<u64, LoadError> {
     let files = m.load_order();
     let mut total = 0u64;
