@@ -457,10 +457,12 @@ fn info_persistence_has_redis_fields_with_real_values() {
     ] {
         n.info(f);
     }
-    // Turning the AOF on at run time needs a rewrite; off is fine.
+    // Off and on again at run time (see the config_set_appendonly tests).
     let mut r = n.raw();
     assert_eq!(r.cmd(&["CONFIG", "SET", "appendonly", "no"]).str(), "OK");
-    assert!(matches!(r.cmd(&["CONFIG", "SET", "appendonly", "yes"]), V::Err(_)));
+    assert_eq!(n.info("aof_enabled"), "0");
+    assert_eq!(r.cmd(&["CONFIG", "SET", "appendonly", "yes"]).str(), "OK");
+    assert_eq!(n.info("aof_enabled"), "1");
     drop(r);
     n.shutdown();
 }
@@ -757,5 +759,313 @@ fn sigterm_flushes_and_fsyncs_before_exit() {
     assert_eq!(status.code(), Some(0));
     let n = Node::start(&d.0, &[]);
     assert_eq!(int(n.raw().cmd(&["DBSIZE"])), 100);
+    n.shutdown();
+}
+
+/// Runs non-idempotent writes (INCR, DEL, APPEND, multi-shard MSET) until `stop`.
+fn writer(port: u16, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut r = Raw::connect(port).unwrap();
+        let mut i = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            r.cmd(&["INCR", &format!("counter:{}", i % 10)]);
+            r.cmd(&["DEL", &format!("key:{}", (i * 7919) % 20000)]);
+            r.cmd(&["APPEND", &format!("key:{}", (i * 104729) % 20000), "+"]);
+            r.cmd(&[
+                "MSET",
+                &format!("m:{}", i % 50),
+                "1",
+                &format!("n:{}", i % 50),
+                &i.to_string(),
+            ]);
+            i += 1;
+        }
+        i
+    })
+}
+
+fn load_keys(r: &mut Raw, n: usize) {
+    for chunk in 0..n / 1000 {
+        for i in 0..1000 {
+            let k = format!("key:{}", chunk * 1000 + i);
+            r.send(&["SET", &k, &k]).unwrap();
+        }
+        for _ in 0..1000 {
+            assert_eq!(r.read().unwrap().str(), "OK");
+        }
+    }
+}
+
+fn wait_info(n: &Node, field: &str, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while n.info(field) != want {
+        assert!(
+            Instant::now() < deadline,
+            "{field} never became {want}:\n{}",
+            n.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn config_set_appendonly_yes_under_load_then_restart_has_every_key() {
+    let d = Dir::new("aof-on");
+    let n = Node::start(&d.0, &["--appendonly", "no"]);
+    let mut r = n.raw();
+    load_keys(&mut r, 20000);
+    assert_eq!(r.cmd(&["SET", "ttl", "x", "PX", "600000"]).str(), "OK");
+    assert_eq!(r.cmd(&["SELECT", "5"]).str(), "OK");
+    assert_eq!(r.cmd(&["SET", "other-db", "y"]).str(), "OK");
+    assert_eq!(r.cmd(&["SELECT", "0"]).str(), "OK");
+    assert_eq!(n.info("aof_enabled"), "0");
+    assert!(!d.aof().exists(), "no AOF directory while appendonly is no");
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = writer(n.port, stop.clone());
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(r.cmd(&["CONFIG", "SET", "appendonly", "yes"]).str(), "OK");
+    assert_eq!(n.info("aof_enabled"), "1");
+    assert_eq!(
+        r.cmd(&["CONFIG", "GET", "appendonly"]),
+        V::Arr(vec![V::Bulk(b"appendonly".to_vec()), V::Bulk(b"yes".to_vec())])
+    );
+    wait_info(&n, "aof_rewrites", "1");
+    assert_eq!(n.info("aof_last_bgrewrite_status"), "ok");
+    assert_eq!(n.info("aof_rewrite_in_progress"), "0");
+    assert_eq!(n.info("aof_rewrite_scheduled"), "0");
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    assert!(load.join().unwrap() > 0);
+    let base: u64 = n.info("aof_base_size").parse().unwrap();
+    let current: u64 = n.info("aof_current_size").parse().unwrap();
+    assert!(base > 0 && current > base, "base {base}, current {current}");
+    let before = dump(&mut r);
+    drop(r);
+    n.shutdown();
+    assert_eq!(
+        std::fs::read_to_string(d.aof().join("appendonly.aof.manifest")).unwrap(),
+        "file appendonly.aof.1.base.aof seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n"
+    );
+    assert!(!d.aof().join("temp-appendonly.aof.incr").exists());
+
+    let n = Node::start(&d.0, &[]);
+    let mut r = n.raw();
+    assert_eq!(dump(&mut r), before, "base + incr = the data set at shutdown");
+    assert_eq!(r.cmd(&["SELECT", "5"]).str(), "OK");
+    assert_eq!(bulk(r.cmd(&["GET", "other-db"])).as_deref(), Some("y"));
+    drop(r);
+    n.shutdown();
+    if Path::new(REDIS).exists() {
+        let (child, port) = redis(&d.0, &[]);
+        let theirs = dump(&mut Raw::connect(port).unwrap());
+        redis_shutdown(child, port);
+        assert_eq!(theirs, before, "redis-server loads the AOF too");
+    }
+}
+
+#[test]
+fn config_set_appendonly_no_closes_the_file_and_yes_starts_a_new_base() {
+    let d = Dir::new("aof-off");
+    let n = Node::start(&d.0, &[]);
+    let mut r = n.raw();
+    write_some(&n, 100);
+    assert_eq!(r.cmd(&["CONFIG", "SET", "appendonly", "no"]).str(), "OK");
+    assert_eq!(n.info("aof_enabled"), "0");
+    let size = std::fs::metadata(d.incr()).unwrap().len();
+    assert!(size > 0);
+    assert_eq!(r.cmd(&["SET", "unlogged", "1"]).str(), "OK");
+    assert_eq!(
+        std::fs::metadata(d.incr()).unwrap().len(),
+        size,
+        "nothing appended once off"
+    );
+    assert!(matches!(r.cmd(&["BGREWRITEAOF"]), V::Err(_)));
+    // On again: the old files become history, a new base holds everything.
+    assert_eq!(r.cmd(&["CONFIG", "SET", "appendonly", "yes"]).str(), "OK");
+    wait_info(&n, "aof_rewrites", "1");
+    assert_eq!(r.cmd(&["SET", "logged", "2"]).str(), "OK");
+    drop(r);
+    n.shutdown();
+    assert_eq!(
+        std::fs::read_to_string(d.aof().join("appendonly.aof.manifest")).unwrap(),
+        "file appendonly.aof.2.base.aof seq 2 type b\nfile appendonly.aof.2.incr.aof seq 2 type i\n"
+    );
+    assert!(!d.incr().exists(), "history removed");
+    let n = Node::start(&d.0, &[]);
+    let mut r = n.raw();
+    assert_eq!(int(r.cmd(&["DBSIZE"])), 102);
+    assert_eq!(bulk(r.cmd(&["GET", "unlogged"])).as_deref(), Some("1"));
+    drop(r);
+    n.shutdown();
+}
+
+#[test]
+fn automatic_rewrite_on_growth_past_min_size() {
+    let d = Dir::new("auto-rewrite");
+    let n = Node::start(&d.0, &[]);
+    let mut r = n.raw();
+    assert_eq!(
+        r.cmd(&["CONFIG", "SET", "auto-aof-rewrite-percentage", "0"]).str(),
+        "OK"
+    );
+    assert_eq!(
+        r.cmd(&["CONFIG", "SET", "auto-aof-rewrite-min-size", "4kb"]).str(),
+        "OK"
+    );
+    // Percentage 0 turns automatic rewrites off.
+    write_some(&n, 200);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(n.info("aof_rewrites"), "0");
+    // On: the AOF is past 4 KB and grew without bound over an empty base.
+    assert_eq!(
+        r.cmd(&["CONFIG", "SET", "auto-aof-rewrite-percentage", "100"]).str(),
+        "OK"
+    );
+    wait_info(&n, "aof_rewrites", "1");
+    let base: u64 = n.info("aof_base_size").parse().unwrap();
+    assert!(base > 4096, "the base holds the 200 keys: {base}");
+    // Not again until the AOF doubled.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(n.info("aof_rewrites"), "1");
+    for i in 0..300 {
+        assert_eq!(
+            r.cmd(&["SET", &format!("k{i}"), &format!("longer-value-{i}")]).str(),
+            "OK"
+        );
+    }
+    wait_info(&n, "aof_rewrites", "2");
+    let current: u64 = n.info("aof_current_size").parse().unwrap();
+    let base2: u64 = n.info("aof_base_size").parse().unwrap();
+    assert!(base2 <= current && current < 2 * base2 + 4096, "{base2} {current}");
+    assert!(n.log_text().contains("Starting automatic rewriting of AOF on"));
+    let before = dump(&mut r);
+    drop(r);
+    n.shutdown();
+    let n = Node::start(&d.0, &[]);
+    assert_eq!(dump(&mut n.raw()), before);
+    n.shutdown();
+}
+
+#[test]
+fn clients_get_loading_while_a_big_aof_loads_then_the_data() {
+    let d = Dir::new("loading");
+    let aof = d.aof();
+    std::fs::create_dir_all(&aof).unwrap();
+    let keys = 1_000_000;
+    {
+        use std::io::Write;
+        let f = std::fs::File::create(aof.join("appendonly.aof.1.base.aof")).unwrap();
+        let mut w = std::io::BufWriter::new(f);
+        for i in 0..keys {
+            let (k, v) = (format!("key:{i}"), format!("value-{i}"));
+            write!(w, "*3\r\n$3\r\nSET\r\n${}\r\n{k}\r\n${}\r\n{v}\r\n", k.len(), v.len()).unwrap();
+        }
+        // A cross-shard MSET and a MULTI group load too.
+        w.write_all(b"*5\r\n$4\r\nMSET\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n2\r\n")
+            .unwrap();
+        w.write_all(b"*1\r\n$5\r\nMULTI\r\n*2\r\n$4\r\nINCR\r\n$1\r\na\r\n*1\r\n$4\r\nEXEC\r\n")
+            .unwrap();
+    }
+    std::fs::write(aof.join("appendonly.aof.1.incr.aof"), b"").unwrap();
+    std::fs::write(
+        aof.join("appendonly.aof.manifest"),
+        "file appendonly.aof.1.base.aof seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n",
+    )
+    .unwrap();
+    let (child, port, log) = spawn(&d.0, &[]);
+    let n = Node {
+        child: Some(child),
+        port,
+        log,
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut r = loop {
+        if let Ok(r) = Raw::connect(port) {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "no connection:\n{}", n.log_text());
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    r.set_timeout(Duration::from_secs(20));
+    // Connected while loading: refused with Redis's error, INFO shows the progress.
+    assert_eq!(
+        r.cmd(&["PING"]),
+        V::Err("LOADING Redis is loading the dataset in memory".into())
+    );
+    assert_eq!(
+        r.cmd(&["GET", "key:1"]),
+        V::Err("LOADING Redis is loading the dataset in memory".into())
+    );
+    let info = r.cmd(&["INFO", "persistence"]).str();
+    if info.contains("loading:1") {
+        for f in [
+            "loading_start_time:",
+            "loading_total_bytes:",
+            "loading_loaded_bytes:",
+            "loading_loaded_perc:",
+            "loading_eta_seconds:",
+        ] {
+            assert!(info.contains(f), "{f} missing:\n{info}");
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match r.cmd(&["PING"]) {
+            V::Simple(s) if s == "PONG" => break,
+            V::Err(e) if e.starts_with("LOADING") => {}
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(Instant::now() < deadline, "load never ended:\n{}", n.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(int(r.cmd(&["DBSIZE"])), keys + 2);
+    assert_eq!(bulk(r.cmd(&["GET", "key:123456"])).as_deref(), Some("value-123456"));
+    assert_eq!(bulk(r.cmd(&["GET", "a"])).as_deref(), Some("2"));
+    assert_eq!(bulk(r.cmd(&["GET", "b"])).as_deref(), Some("2"));
+    assert_eq!(n.info("loading"), "0");
+    assert!(n.log_text().contains("Ready to accept connections"));
+    drop(r);
+    n.shutdown();
+}
+
+#[test]
+fn shutdown_flushes_under_appendfsync_no() {
+    let d = Dir::new("shutdown-no");
+    let n = Node::start(&d.0, &["--appendfsync", "no"]);
+    write_some(&n, 300);
+    n.shutdown();
+    let n = Node::start(&d.0, &[]);
+    assert_eq!(int(n.raw().cmd(&["DBSIZE"])), 300);
+    n.shutdown();
+}
+
+#[test]
+fn appendonly_flipped_during_its_first_rewrite_keeps_every_key() {
+    let d = Dir::new("aof-flip");
+    let n = Node::start(&d.0, &["--appendonly", "no"]);
+    let mut r = n.raw();
+    load_keys(&mut r, 30_000);
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = writer(n.port, stop.clone());
+    // yes, no while the first base is being written (cancels it), yes again.
+    assert_eq!(r.cmd(&["CONFIG", "SET", "appendonly", "yes"]).str(), "OK");
+    assert_eq!(r.cmd(&["CONFIG", "SET", "appendonly", "no"]).str(), "OK");
+    assert_eq!(n.info("aof_enabled"), "0");
+    assert_eq!(n.info("aof_rewrite_in_progress"), "0");
+    assert_eq!(r.cmd(&["CONFIG", "SET", "appendonly", "yes"]).str(), "OK");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while n.info("aof_rewrite_in_progress") != "0" || n.info("aof_rewrites") == "0" {
+        assert!(Instant::now() < deadline, "no rewrite finished:\n{}", n.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(n.info("aof_last_bgrewrite_status"), "ok");
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+    let before = dump(&mut r);
+    drop(r);
+    n.kill9();
+    assert!(!d.aof().join("temp-appendonly.aof.incr").exists());
+    let n = Node::start(&d.0, &[]);
+    assert_eq!(dump(&mut n.raw()), before, "every acknowledged write survives kill -9");
     n.shutdown();
 }

@@ -345,12 +345,6 @@ fn config_get(c: &mut Client, a: Args) -> LocalFuture<'_> {
     })
 }
 
-/// Why CONFIG SET refuses to turn `appendonly` on at run time: the AOF must start from a
-/// base holding the whole data set, which only a rewrite (BGREWRITEAOF, not in this build
-/// yet) produces. Starting the server with `appendonly yes` works; so does turning it off.
-const NO_AOF: &str =
-    "ERR CONFIG SET failed (possibly related to argument 'appendonly') - turning the append-only file on at run time needs an AOF rewrite, which this build does not have yet: restart with appendonly yes";
-
 /// `CONFIG SET parameter value [parameter value ...]`: all or nothing.
 fn config_set(c: &mut Client, a: Args) -> LocalFuture<'_> {
     boxed(async move {
@@ -364,13 +358,21 @@ fn config_set(c: &mut Client, a: Args) -> LocalFuture<'_> {
         // `appendonly yes` is refused without anything having changed.
         let mut trial = shared.config.read().clone();
         trial.set_as(&pairs, local).map_err(CmdError::Custom)?;
-        if trial.appendonly && !shared.config.read().appendonly {
-            return Err(CmdError::Static(NO_AOF));
-        }
+        let aof_before = shared.config.read().appendonly;
         shared.config.set_as(&pairs, local).map_err(CmdError::Custom)?;
         // Every shard takes the new values before the reply: the next command, wherever it
         // runs, sees them (as in Redis, where CONFIG SET applies at once).
         c.shard.hop_all(|sh| sh.local.refresh_config()).await?;
+        if shared.config.read().appendonly != aof_before {
+            // The AOF is on (recording from a cut, its first base being written) or off
+            // (flushed, fsynced, closed) before the reply, as in Redis.
+            crate::persist::rewrite::follow_appendonly(&c.shard).await.map_err(|e| {
+                tracing::warn!("Can't turn the AOF on or off: {e}");
+                CmdError::Static(
+                    "ERR CONFIG SET failed (possibly related to argument 'appendonly') - Unable to turn on AOF. Check server logs.",
+                )
+            })?;
+        }
         c.out.ok();
         Ok(())
     })

@@ -306,6 +306,12 @@ impl Paths {
         format!("{}.{}.incr.aof", self.filename, seq)
     }
 
+    /// The incremental file of an AOF turned on at run time, until its first base is
+    /// installed (Redis's getTempIncrAofName).
+    pub fn temp_incr_name(&self) -> String {
+        format!("temp-{}.incr", self.filename)
+    }
+
     /// Reads the manifest; Ok(None) when the directory or the manifest does not exist.
     pub fn read_manifest(&self) -> Result<Option<Manifest>, String> {
         let path = self.manifest();

@@ -52,19 +52,34 @@ pub struct Record {
     pub control: Option<Control>,
 }
 
-/// What a rewrite asks of the persistence executor (see [`rewrite`]).
+/// What a rewrite, or `CONFIG SET appendonly`, asks of the persistence executor (see
+/// [`rewrite`]). `gen` names the rewrite: an `Install` is only honoured after the
+/// `Rotate`/`Start` of the same rewrite (a rewrite cancelled by `appendonly no` cannot
+/// install its base later).
 #[derive(Debug)]
 pub enum Control {
     /// Start a new incremental file here and list it in the manifest.
-    Rotate,
+    Rotate { gen: u64 },
+    /// `appendonly yes` at run time (Redis's AOF_WAIT_REWRITE): from here on, append to a
+    /// temporary incremental file (`temp-<appendfilename>.incr`) that no manifest names
+    /// until the rewrite's base is installed.
+    Start { paths: aof::Paths, gen: u64 },
+    /// `appendonly no`: write and fsync what came before, close the files.
+    Stop { done: futures_channel::oneshot::Sender<()> },
     /// Rename the finished base `temp` (in the AOF directory) to the next base name and
     /// make the manifest new base + current incr; the older files are deleted.
     Install {
+        gen: u64,
         temp: String,
         size: u64,
         done: futures_channel::oneshot::Sender<Result<(), String>>,
     },
 }
+
+/// `PersistStats::aof_state`: Redis's AOF_OFF, AOF_ON and AOF_WAIT_REWRITE.
+pub const AOF_OFF: u8 = 0;
+pub const AOF_ON: u8 = 1;
+pub const AOF_WAIT_REWRITE: u8 = 2;
 
 pub type RecordSender = ConnectedSender<Record>;
 pub type RecordReceiver = ConnectedReceiver<Record>;
@@ -100,6 +115,23 @@ pub struct PersistStats {
     pub pending_fsync: AtomicU64,
     pub delayed_fsync: AtomicU64,
     pub rewrite_in_progress: AtomicBool,
+    /// A rewrite waits to start (Redis's aof_rewrite_scheduled): the cron starts it.
+    pub rewrite_scheduled: AtomicBool,
+    /// The rewrite that may install its base; bumped by every cut and by `appendonly no`.
+    pub rewrite_gen: AtomicU64,
+    /// [`AOF_OFF`], [`AOF_ON`] or [`AOF_WAIT_REWRITE`]; changed only by a cut, which holds
+    /// every shard.
+    pub aof_state: std::sync::atomic::AtomicU8,
+    /// When the last rewrite failed (unix ms, 0: never), for the retry delay.
+    pub last_rewrite_failure_ms: AtomicU64,
+    /// The AOF is being loaded: commands without the `loading` flag answer -LOADING.
+    pub loading: AtomicBool,
+    /// Shards still waiting for their loaded store.
+    pub loading_shards: AtomicUsize,
+    /// When loading started (unix ms), the bytes to read and the bytes read.
+    pub loading_start_ms: AtomicU64,
+    pub loading_total_bytes: AtomicU64,
+    pub loading_loaded_bytes: AtomicU64,
     pub rewrite_started_ms: AtomicU64,
     pub rewrites: AtomicU64,
     pub rewrite_failures: AtomicU64,
@@ -129,6 +161,9 @@ impl PersistStats {
         (f != 0).then_some(f)
     }
 }
+
+/// Redis's reply to commands without the `loading` flag while the data set loads.
+pub const LOADING_ERR: &str = "LOADING Redis is loading the dataset in memory";
 
 /// strerror(3): Redis puts the bare text in its messages.
 pub fn strerror(errno: i32) -> String {
@@ -441,8 +476,14 @@ struct Writer {
     /// When the last failed write was tried: after an error, writes are retried once a
     /// TICK, not on every arrival.
     last_failure: Option<Instant>,
-    /// A rewrite's Rotate succeeded and its Install has not come yet.
-    rotated: bool,
+    /// The rewrite whose Rotate (or Start) succeeded and whose Install has not come yet.
+    rotated: Option<u64>,
+    /// The incr file's size must be read again before the next write: a start-up load
+    /// (which runs while the executor is up) may have cut a truncated tail.
+    resize: bool,
+    /// `appendonly yes` was set at run time and the first base is not installed yet: the
+    /// incr file is the temporary one and the manifest does not name it.
+    starting: bool,
 }
 
 impl Writer {
@@ -476,6 +517,11 @@ impl Writer {
             }
         }
         self.postponed_since = None;
+        if std::mem::take(&mut self.resize) {
+            if let Ok(md) = file.metadata() {
+                self.incr_size = md.len();
+            }
+        }
         if let Err(e) = write_all(&file, buf) {
             let errno = e.raw_os_error().unwrap_or(libc::EIO);
             // Cut a partial write back so the file ends on a record boundary.
@@ -499,7 +545,9 @@ impl Writer {
         stats.current_size.fetch_add(buf.len() as u64, Ordering::Relaxed);
         stats.written.store(upto, Ordering::SeqCst);
         let mut synced = stats.synced.load(Ordering::SeqCst);
-        if policy == Fsync::Always || closing {
+        // `always` outside shutdown: the fsync runs off this thread (see `run`), so records
+        // keep being written while it lands; `durable` follows `synced`.
+        if closing {
             if let Err(e) = file.sync_data() {
                 if policy == Fsync::Always {
                     // Like Redis: nothing written since the last good fsync may be
@@ -537,18 +585,28 @@ impl Writer {
         }
     }
 
-    /// Applies a rewrite's control record; `upto` is the ticket after it.
+    /// Applies a control record; `upto` is the ticket after it.
     fn apply(&mut self, c: Control, upto: u64) {
         match c {
-            Control::Rotate => {
-                if let Err(e) = self.rotate() {
+            Control::Rotate { gen } => {
+                if let Err(e) = self.rotate(gen) {
                     // The old incr file stays in use: the rewrite's install will notice.
                     tracing::error!("Can't open a new incremental AOF file for the rewrite: {e}");
                 }
             }
-            Control::Install { temp, size, done } => {
+            Control::Start { paths, gen } => {
+                if let Err(e) = self.start(paths, gen) {
+                    // The rewrite's install will fail, and a retry starts over.
+                    tracing::error!("Can't open the temporary incremental AOF file to turn the AOF on: {e}");
+                }
+            }
+            Control::Stop { done } => {
+                self.stop();
+                let _ = done.send(());
+            }
+            Control::Install { gen, temp, size, done } => {
                 let r = self
-                    .install(&temp, size)
+                    .install(gen, &temp, size)
                     .map_err(|e| format!("cannot install the new base: {e}"));
                 let _ = done.send(r);
             }
@@ -562,10 +620,16 @@ impl Writer {
     }
 
     /// Starts a new incremental file: fsync the current one, create the next, list it.
-    fn rotate(&mut self) -> std::io::Result<()> {
+    fn rotate(&mut self, gen: u64) -> std::io::Result<()> {
+        self.rotated = None;
         let Some((paths, m)) = self.aof.as_mut() else {
-            return Ok(());
+            return Err(std::io::Error::other("the AOF is off"));
         };
+        if self.starting {
+            // Still waiting for the first base: a retry of the start, not a rotation.
+            let paths = paths.clone();
+            return self.start(paths, gen);
+        }
         if let Some(f) = &self.file {
             f.sync_data()?;
         }
@@ -586,36 +650,122 @@ impl Writer {
         *m = next;
         self.file = Some(Arc::new(f));
         self.incr_size = 0;
-        self.rotated = true;
+        self.rotated = Some(gen);
         Ok(())
     }
 
+    /// `appendonly yes` at run time: effects from here on go to a fresh temporary incr
+    /// file; the manifest on disk (if any, from an earlier run) is left alone until the
+    /// rewrite installs its base.
+    fn start(&mut self, paths: aof::Paths, gen: u64) -> std::io::Result<()> {
+        self.rotated = None;
+        self.file = None;
+        std::fs::create_dir_all(&paths.dir)?;
+        let old = paths
+            .read_manifest()
+            .map_err(std::io::Error::other)?
+            .unwrap_or_default();
+        let temp = paths.file(&paths.temp_incr_name());
+        // A leftover (a crash while starting, or a retry) holds effects the new base covers.
+        match std::fs::remove_file(&temp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let f = std::fs::OpenOptions::new().append(true).create(true).open(&temp)?;
+        aof::fsync_dir(&paths.dir)?;
+        tracing::info!(
+            "Creating AOF incr file {} on background rewrite (AOF turned on)",
+            paths.temp_incr_name()
+        );
+        self.file = Some(Arc::new(f));
+        self.aof = Some((paths, old));
+        self.starting = true;
+        self.incr_size = 0;
+        self.last_fsync = Instant::now();
+        self.rotated = Some(gen);
+        let stats = &self.shared.persist;
+        stats.aof_open.store(true, Ordering::SeqCst);
+        stats.base_size.store(0, Ordering::SeqCst);
+        stats.current_size.store(0, Ordering::SeqCst);
+        // Like Redis's startAppendOnly: a new file starts without the old error.
+        stats.write_errno.store(0, Ordering::SeqCst);
+        stats.fsync_errno.store(0, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// `appendonly no`: fsync and close (Redis's stopAppendOnly). A start that never got
+    /// its base leaves nothing behind.
+    fn stop(&mut self) {
+        let stats = &self.shared.persist;
+        if let Some(f) = self.file.take() {
+            match f.sync_all() {
+                Ok(()) => {
+                    stats
+                        .synced
+                        .fetch_max(stats.written.load(Ordering::SeqCst), Ordering::SeqCst);
+                }
+                Err(e) => tracing::warn!("Fail to fsync the AOF file: {e}"),
+            }
+        }
+        if let Some((paths, _)) = self.aof.take() {
+            if self.starting {
+                let _ = std::fs::remove_file(paths.file(&paths.temp_incr_name()));
+            }
+        }
+        self.starting = false;
+        self.rotated = None;
+        self.incr_size = 0;
+        self.postponed_since = None;
+        stats.aof_open.store(false, Ordering::SeqCst);
+        stats.write_errno.store(0, Ordering::SeqCst);
+        stats.buffer_length.store(0, Ordering::Relaxed);
+        tracing::info!("AOF turned off: the append-only file is closed");
+    }
+
     /// Makes the rewritten base current: rename, manifest swap, old files deleted.
-    fn install(&mut self, temp: &str, size: u64) -> std::io::Result<()> {
+    fn install(&mut self, gen: u64, temp: &str, size: u64) -> std::io::Result<()> {
         let Some((paths, m)) = self.aof.as_mut() else {
-            return Err(std::io::Error::other("no AOF"));
+            return Err(std::io::Error::other("the AOF is off"));
         };
-        if !std::mem::take(&mut self.rotated) {
+        if self.rotated.take() != Some(gen) {
             let _ = std::fs::remove_file(paths.file(temp));
             return Err(std::io::Error::other(
-                "the rewrite's new incremental file could not be opened",
+                "the rewrite's new incremental file could not be opened, or the rewrite was cancelled",
             ));
         }
         let seq = m.base_seq() + 1;
         let base_name = paths.base_name(seq, false);
         std::fs::rename(paths.file(temp), paths.file(&base_name))?;
-        let current = m
-            .incr
-            .last()
-            .cloned()
-            .ok_or_else(|| std::io::Error::other("no incr file"))?;
-        let old: Vec<aof::FileInfo> = m
-            .base
-            .iter()
-            .chain(&m.history)
-            .chain(&m.incr[..m.incr.len() - 1])
-            .cloned()
-            .collect();
+        let (current, old) = if self.starting {
+            // The temporary incr file becomes the manifest's only incr file; everything
+            // an earlier run left behind is history.
+            let seq = m.incr_seq() + 1;
+            let name = paths.incr_name(seq);
+            std::fs::rename(paths.file(&paths.temp_incr_name()), paths.file(&name))?;
+            let old: Vec<aof::FileInfo> = m.base.iter().chain(&m.history).chain(&m.incr).cloned().collect();
+            (
+                aof::FileInfo {
+                    name,
+                    seq,
+                    kind: aof::Kind::Incr,
+                },
+                old,
+            )
+        } else {
+            let current = m
+                .incr
+                .last()
+                .cloned()
+                .ok_or_else(|| std::io::Error::other("no incr file"))?;
+            let old: Vec<aof::FileInfo> = m
+                .base
+                .iter()
+                .chain(&m.history)
+                .chain(&m.incr[..m.incr.len() - 1])
+                .cloned()
+                .collect();
+            (current, old)
+        };
         let next = aof::Manifest {
             base: Some(aof::FileInfo {
                 name: base_name,
@@ -628,9 +778,12 @@ impl Writer {
         aof::fsync_dir(&paths.dir)?;
         paths.write_manifest(&next)?;
         *m = next;
+        self.starting = false;
         for f in old {
             if let Err(e) = std::fs::remove_file(paths.file(&f.name)) {
-                tracing::warn!("Can't remove the history AOF file {}: {e}", f.name);
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!("Can't remove the history AOF file {}: {e}", f.name);
+                }
             }
         }
         let stats = &self.shared.persist;
@@ -721,10 +874,17 @@ pub async fn run(
         last_fsync: Instant::now(),
         last_error_log: None,
         last_failure: None,
-        rotated: false,
+        rotated: None,
+        starting: false,
+        resize: true,
     };
     let mut pending: Vec<u8> = Vec::new();
     let mut controls: Vec<(usize, u64, Control)> = Vec::new();
+    // `always`: the fdatasync in flight (on glommio's blocking pool) and the ticket it covers.
+    // Group commit, pipelined: while it runs, arriving records are written; when it lands,
+    // the next one starts at once and covers all of them.
+    type SyncFuture = std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>>>>;
+    let mut inflight: Option<(u64, SyncFuture)> = None;
     loop {
         let arrived = std::future::poll_fn(|cx| {
             let mut q = q.borrow_mut();
@@ -739,7 +899,37 @@ pub async fn run(
             glommio::timer::sleep(TICK).await;
             false
         };
-        futures_lite::future::or(arrived, tick).await;
+        let synced_now = std::future::poll_fn(|cx| match inflight.as_mut() {
+            Some((_, f)) => f.as_mut().poll(cx).map(Some),
+            None => Poll::Pending,
+        });
+        let arrived = async {
+            arrived.await;
+            None
+        };
+        let tick = async {
+            tick.await;
+            None
+        };
+        let landed = futures_lite::future::or(synced_now, futures_lite::future::or(arrived, tick)).await;
+        if let Some(result) = landed {
+            let (upto, _) = inflight.take().expect("a landed fsync was in flight");
+            if let Err(e) = result {
+                // Like Redis: nothing written since the last good fsync may be acknowledged,
+                // and a failed fsync cannot be retried safely.
+                tracing::error!(
+                    "Can't persist AOF for fsync error when the AOF fsync policy is 'always': {e}. Exiting..."
+                );
+                std::process::exit(1);
+            }
+            shared.persist.synced.fetch_max(upto, Ordering::SeqCst);
+            w.last_fsync = Instant::now();
+            let written = shared.persist.written.load(Ordering::SeqCst);
+            let synced = shared.persist.synced.load(Ordering::SeqCst);
+            if w.policy() == Fsync::Always {
+                w.publish(written, synced);
+            }
+        }
         let (mut upto, closing) = {
             let mut q = q.borrow_mut();
             let base = pending.len();
@@ -792,6 +982,15 @@ pub async fn run(
             shared.persist.buffer_length.store(0, Ordering::Relaxed);
         }
         w.maybe_fsync();
+        if inflight.is_none() && !closing && w.policy() == Fsync::Always {
+            let written = shared.persist.written.load(Ordering::SeqCst);
+            if let Some(file) = w.file.clone() {
+                if written > shared.persist.synced.load(Ordering::SeqCst) {
+                    let f: SyncFuture = Box::pin(glommio::executor().spawn_blocking(move || file.sync_data()));
+                    inflight = Some((written, f));
+                }
+            }
+        }
         if closing {
             if !pending.is_empty() {
                 tracing::warn!(

@@ -24,7 +24,7 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 
-use super::{Control, Record, TICKETS};
+use super::{Control, Record, AOF_OFF, AOF_ON, AOF_WAIT_REWRITE, TICKETS};
 use crate::command::{acl, flags::*, Args, CommandSpec, LocalFuture, Run};
 use crate::error::CmdError;
 use crate::families::boxed;
@@ -54,6 +54,8 @@ pub struct Snapshot {
     pub error: Option<String>,
     /// Milliseconds since the epoch at the cut: keys already expired then are skipped.
     now: u64,
+    /// The rewrite this part belongs to (see `PersistStats::rewrite_gen`).
+    gen: u64,
 }
 
 fn put_cmd(out: &mut BytesMut, args: &[&[u8]]) {
@@ -132,9 +134,10 @@ fn put_batched(out: &mut BytesMut, cmd: &[u8], key: &[u8], items: impl Iterator<
 }
 
 impl Snapshot {
-    fn new(now: u64) -> Snapshot {
+    fn new(now: u64, gen: u64) -> Snapshot {
         Snapshot {
             now,
+            gen,
             ..Snapshot::default()
         }
     }
@@ -258,47 +261,256 @@ fn drain_part(store: &mut Store) -> Vec<u8> {
 /// `BGREWRITEAOF`
 fn bgrewriteaof(c: &mut Client, _a: Args) -> LocalFuture<'_> {
     boxed(async move {
-        let shared = c.shard.local.shared.clone();
-        if !shared.config.read().appendonly || !shared.persist.aof_open.load(Ordering::SeqCst) {
-            return Err(CmdError::Static(
-                "ERR BGREWRITEAOF needs the append-only file on (this build starts it only with appendonly yes at start-up)",
-            ));
-        }
-        if shared.persist.rewrite_in_progress.swap(true, Ordering::SeqCst) {
-            return Err(CmdError::Static(
-                "ERR Background append only file rewriting already in progress",
-            ));
-        }
         let sh = c.shard.clone();
-        glommio::spawn_local(async move {
-            let start = Instant::now();
-            shared
-                .persist
-                .rewrite_started_ms
-                .store(crate::server::unix_ms(), Ordering::SeqCst);
-            let result = run_rewrite(&sh).await;
-            let p = &shared.persist;
-            p.last_rewrite_secs
-                .store(start.elapsed().as_secs() as i64, Ordering::SeqCst);
-            match result {
-                Ok(()) => {
-                    p.rewrites.fetch_add(1, Ordering::SeqCst);
-                    p.rewrite_failures.store(0, Ordering::SeqCst);
-                    p.last_rewrite_ok.store(true, Ordering::SeqCst);
-                    tracing::info!("Background AOF rewrite finished successfully");
-                }
-                Err(e) => {
-                    p.rewrite_failures.fetch_add(1, Ordering::SeqCst);
-                    p.last_rewrite_ok.store(false, Ordering::SeqCst);
-                    tracing::error!("Background AOF rewrite failed: {e}");
-                }
+        match start_rewrite(&sh).await {
+            Ok(()) => {
+                c.out.simple("Background append only file rewriting started");
+                Ok(())
             }
+            Err(e) => Err(e),
+        }
+    })
+}
+
+/// Starts a rewrite now (BGREWRITEAOF, the cron's automatic and scheduled rewrites): the cut
+/// happens before this returns, the rest runs in a task on this shard.
+pub async fn start_rewrite(sh: &Rc<Shard>) -> Result<(), CmdError> {
+    let p = &sh.local.shared.persist;
+    if p.aof_state.load(Ordering::SeqCst) == AOF_OFF || !sh.local.shared.config.read().appendonly {
+        return Err(CmdError::Static(
+            "ERR BGREWRITEAOF needs the append-only file on (CONFIG SET appendonly yes starts one)",
+        ));
+    }
+    if p.rewrite_in_progress.swap(true, Ordering::SeqCst) {
+        return Err(CmdError::Static(
+            "ERR Background append only file rewriting already in progress",
+        ));
+    }
+    match cut(sh, Want::Rewrite).await {
+        Ok(Cut::Started(gen)) => {
+            spawn_finish(sh, gen);
+            Ok(())
+        }
+        Ok(_) => {
             p.rewrite_in_progress.store(false, Ordering::SeqCst);
+            Err(CmdError::Static(
+                "ERR BGREWRITEAOF needs the append-only file on (CONFIG SET appendonly yes starts one)",
+            ))
+        }
+        Err(e) => {
+            p.rewrite_in_progress.store(false, Ordering::SeqCst);
+            tracing::warn!("Can't start the AOF rewrite: {e}");
+            Err(CmdError::Static(
+                "ERR Can't execute an AOF background rewriting. Please check the server logs for more information.",
+            ))
+        }
+    }
+}
+
+/// Makes the AOF follow `appendonly` after CONFIG SET (Redis's startAppendOnly and
+/// stopAppendOnly): `yes` cuts (every shard starts recording its effects at the same
+/// instant, the snapshot of the data set is taken there) and starts the rewrite that
+/// writes the first base; `no` flushes, fsyncs and closes the files before returning.
+pub async fn follow_appendonly(sh: &Rc<Shard>) -> Result<(), String> {
+    match cut(sh, Want::Follow).await? {
+        Cut::Started(gen) => {
+            tracing::info!("AOF turned on at run time: writing the data set as the new base");
+            spawn_finish(sh, gen);
+        }
+        Cut::Stopped(done) => {
+            let _ = done.await;
+        }
+        Cut::Nothing => {}
+    }
+    Ok(())
+}
+
+/// The server cron's part (shard 0, at `hz`): starts a scheduled rewrite, or an automatic
+/// one when the AOF grew by `auto-aof-rewrite-percentage` over the last base and is past
+/// `auto-aof-rewrite-min-size` (Redis's serverCron rules).
+pub fn cron(sh: &Rc<Shard>) {
+    let shared = &sh.local.shared;
+    let p = &shared.persist;
+    if p.rewrite_in_progress.load(Ordering::Relaxed) || p.loading.load(Ordering::Relaxed) || shared.is_shutting_down() {
+        return;
+    }
+    let state = p.aof_state.load(Ordering::Relaxed);
+    if state == AOF_OFF {
+        return;
+    }
+    let now = crate::server::unix_ms();
+    let failures = p.rewrite_failures.load(Ordering::Relaxed);
+    if failures > 0 && now < p.last_rewrite_failure_ms.load(Ordering::Relaxed) + retry_delay_ms(failures) {
+        // Redis's aofRewriteLimited in spirit: a failing rewrite is not retried in a loop.
+        return;
+    }
+    let due = if p.rewrite_scheduled.load(Ordering::Relaxed) || state == AOF_WAIT_REWRITE {
+        true
+    } else {
+        let (perc, min) = {
+            let c = shared.config.read();
+            (c.auto_aof_rewrite_percentage, c.auto_aof_rewrite_min_size)
+        };
+        let current = p.current_size.load(Ordering::Relaxed);
+        let base = p.base_size.load(Ordering::Relaxed).max(1);
+        let due = perc > 0 && current > min && (current * 100 / base).saturating_sub(100) >= perc as u64;
+        if due {
+            tracing::info!(
+                "Starting automatic rewriting of AOF on {}% growth",
+                (current * 100 / base).saturating_sub(100)
+            );
+        }
+        due
+    };
+    if due {
+        p.rewrite_scheduled.store(false, Ordering::Relaxed);
+        let sh2 = sh.clone();
+        glommio::spawn_local(async move {
+            if let Err(e) = start_rewrite(&sh2).await {
+                tracing::debug!("scheduled AOF rewrite not started: {e:?}");
+            }
         })
         .detach();
-        c.out.simple("Background append only file rewriting started");
-        Ok(())
+    }
+}
+
+/// Delay before retrying after `failures` consecutive failed rewrites: 1 s doubling to
+/// 1 minute for the first three, then Redis's limit (1 minute doubling up to an hour).
+fn retry_delay_ms(failures: u64) -> u64 {
+    if failures < 3 {
+        1000 << (failures - 1).min(6)
+    } else {
+        (60_000u64 << (failures - 3).min(6)).min(3_600_000)
+    }
+}
+
+/// What a cut is asked for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Want {
+    /// A rewrite of the open AOF.
+    Rewrite,
+    /// Make the AOF follow the `appendonly` setting.
+    Follow,
+}
+
+enum Cut {
+    /// A rewrite started (its gen).
+    Started(u64),
+    /// The AOF was turned off; resolves when the executor has closed the files.
+    Stopped(futures_channel::oneshot::Receiver<()>),
+    Nothing,
+}
+
+/// The cut: every shard reserved at once, so no command runs anywhere while the AOF's
+/// state changes; what it changes is at one point of every shard's history and of the
+/// file order.
+async fn cut(sh: &Rc<Shard>, want: Want) -> Result<Cut, String> {
+    let all: Vec<usize> = (0..sh.nshards).collect();
+    let mut lent = sh.reserve(&all).await.map_err(|e| e.to_string())?;
+    let r = cut_locked(sh, &mut lent, want).await;
+    sh.release(lent).await;
+    r
+}
+
+async fn cut_locked(sh: &Rc<Shard>, lent: &mut crate::shard::Lent, want: Want) -> Result<Cut, String> {
+    let shared = sh.local.shared.clone();
+    let p = &shared.persist;
+    let state = p.aof_state.load(Ordering::SeqCst);
+    let (desired, paths) = {
+        let c = shared.config.read();
+        (
+            c.appendonly,
+            super::aof::Paths::new(&c.dir, &c.appenddirname, &c.appendfilename),
+        )
+    };
+    // Effects a reserved shard has not sent yet belong before the cut.
+    sh.hop_lent(lent, |sh| sh.flush_effects())
+        .await
+        .map_err(|e| e.to_string())?;
+    let start = match want {
+        Want::Rewrite if state == AOF_OFF => return Ok(Cut::Nothing),
+        Want::Rewrite => state == AOF_WAIT_REWRITE,
+        Want::Follow if desired && state == AOF_OFF => true,
+        Want::Follow if !desired && state != AOF_OFF => {
+            // Cancels any rewrite: its steps find no snapshot, its install is refused.
+            p.rewrite_gen.fetch_add(1, Ordering::SeqCst);
+            for s in 0..sh.nshards {
+                lent.store(s).snapshot = None;
+            }
+            sh.hop_lent(lent, |sh| sh.local.effects.borrow_mut().set_enabled(false))
+                .await
+                .map_err(|e| e.to_string())?;
+            let (tx, rx) = futures_channel::oneshot::channel();
+            control(sh, Control::Stop { done: tx }).await?;
+            p.aof_state.store(AOF_OFF, Ordering::SeqCst);
+            p.rewrite_in_progress.store(false, Ordering::SeqCst);
+            p.rewrite_scheduled.store(false, Ordering::SeqCst);
+            return Ok(Cut::Stopped(rx));
+        }
+        Want::Follow => return Ok(Cut::Nothing),
+    };
+    let gen = p.rewrite_gen.fetch_add(1, Ordering::SeqCst) + 1;
+    let now = crate::server::unix_ms();
+    for s in 0..sh.nshards {
+        lent.store(s).snapshot = Some(Box::new(Snapshot::new(now, gen)));
+    }
+    let c = if start {
+        sh.hop_lent(lent, |sh| sh.local.effects.borrow_mut().set_enabled(true))
+            .await
+            .map_err(|e| e.to_string())?;
+        Control::Start { paths, gen }
+    } else {
+        Control::Rotate { gen }
+    };
+    control(sh, c).await?;
+    if start {
+        p.aof_state.store(AOF_WAIT_REWRITE, Ordering::SeqCst);
+    }
+    p.rewrite_in_progress.store(true, Ordering::SeqCst);
+    p.rewrite_scheduled.store(false, Ordering::SeqCst);
+    p.rewrite_started_ms.store(now, Ordering::SeqCst);
+    Ok(Cut::Started(gen))
+}
+
+/// The rest of rewrite `gen`, in a task: steps, base, install, bookkeeping. A rewrite that
+/// a later cut superseded or `appendonly no` cancelled leaves the books alone.
+fn spawn_finish(sh: &Rc<Shard>, gen: u64) {
+    let sh = sh.clone();
+    glommio::spawn_local(async move {
+        let start = Instant::now();
+        tracing::info!(
+            "Background append only file rewriting started (forkless: {} shards serialize in steps)",
+            sh.nshards
+        );
+        let result = finish_rewrite(&sh, gen).await;
+        let p = &sh.local.shared.persist;
+        if p.rewrite_gen.load(Ordering::SeqCst) != gen {
+            tracing::warn!("Background AOF rewrite cancelled: {}", result.err().unwrap_or_default());
+            return;
+        }
+        p.last_rewrite_secs
+            .store(start.elapsed().as_secs() as i64, Ordering::SeqCst);
+        match result {
+            Ok(()) => {
+                p.rewrites.fetch_add(1, Ordering::SeqCst);
+                p.rewrite_failures.store(0, Ordering::SeqCst);
+                p.last_rewrite_ok.store(true, Ordering::SeqCst);
+                let _ = p
+                    .aof_state
+                    .compare_exchange(AOF_WAIT_REWRITE, AOF_ON, Ordering::SeqCst, Ordering::SeqCst);
+                tracing::info!("Background AOF rewrite finished successfully");
+            }
+            Err(e) => {
+                p.rewrite_failures.fetch_add(1, Ordering::SeqCst);
+                p.last_rewrite_ok.store(false, Ordering::SeqCst);
+                p.last_rewrite_failure_ms
+                    .store(crate::server::unix_ms(), Ordering::SeqCst);
+                tracing::error!("Background AOF rewrite failed: {e}");
+            }
+        }
+        p.rewrite_in_progress.store(false, Ordering::SeqCst);
     })
+    .detach();
 }
 
 /// Sends a control record in ticket order.
@@ -316,22 +528,21 @@ async fn control(sh: &Rc<Shard>, c: Control) -> Result<(), String> {
         .map_err(|_| "the persistence executor is gone".to_string())
 }
 
-async fn run_rewrite(sh: &Rc<Shard>) -> Result<(), String> {
-    let n = sh.nshards;
-    let all: Vec<usize> = (0..n).collect();
-    // The cut.
-    {
-        let mut lent = sh.reserve(&all).await.map_err(|e| e.to_string())?;
-        let now = crate::server::unix_ms();
-        // Effects still pending on the reserved shards were cut before they were lent.
-        for s in 0..n {
-            lent.store(s).snapshot = Some(Box::new(Snapshot::new(now)));
-        }
-        let r = control(sh, Control::Rotate).await;
-        sh.release(lent).await;
-        r?;
+/// Writes the base file `dir/temp` from the shards' parts and fsyncs it; its size. Runs
+/// on a helper thread: shards never wait for the disk.
+pub fn write_base(path: &std::path::Path, parts: &[Vec<u8>]) -> std::io::Result<u64> {
+    let mut f = std::fs::File::create(path)?;
+    let mut size = 0;
+    for p in parts {
+        std::io::Write::write_all(&mut f, p)?;
+        size += p.len() as u64;
     }
-    tracing::info!("Background append only file rewriting started (forkless: {n} shards serialize in steps)");
+    f.sync_all()?;
+    Ok(size)
+}
+
+async fn finish_rewrite(sh: &Rc<Shard>, gen: u64) -> Result<(), String> {
+    let n = sh.nshards;
     // The steps, shard by shard in parallel, yielding between steps.
     let mut parts: Vec<Vec<u8>> = vec![Vec::new(); n];
     let mut done = vec![false; n];
@@ -339,8 +550,11 @@ async fn run_rewrite(sh: &Rc<Shard>) -> Result<(), String> {
     while done.iter().any(|d| !d) {
         let pending: Vec<usize> = (0..n).filter(|&s| !done[s]).collect();
         let results = sh
-            .hop_many(&pending, |sh| {
+            .hop_many(&pending, move |sh| {
                 sh.with_store(|st| {
+                    if st.snapshot.as_ref().map(|s| s.gen) != Some(gen) {
+                        return (true, Vec::new(), Some("the rewrite was cancelled".to_string()));
+                    }
                     let finished = step(st, STEP_KEYS);
                     if finished {
                         let (bytes, err) = take_part(st);
@@ -364,9 +578,18 @@ async fn run_rewrite(sh: &Rc<Shard>) -> Result<(), String> {
         glommio::yield_if_needed().await;
     }
     if let Some(e) = error {
+        // Parts of other shards may still hold a snapshot of this rewrite: drop them.
+        let _ = sh
+            .hop_all(move |sh| {
+                sh.with_store(|st| {
+                    if st.snapshot.as_ref().map(|s| s.gen) == Some(gen) {
+                        st.snapshot = None;
+                    }
+                })
+            })
+            .await;
         return Err(e);
     }
-    // The base goes to disk on a helper thread: shards never wait for it.
     let (dir, tmp) = {
         let c = sh.local.shared.config.read();
         let paths = super::aof::Paths::new(&c.dir, &c.appenddirname, &c.appendfilename);
@@ -375,21 +598,10 @@ async fn run_rewrite(sh: &Rc<Shard>) -> Result<(), String> {
             format!("temp-rewriteaof-bg-{}.aof", std::process::id()),
         )
     };
-    let tmp2 = tmp.clone();
+    let path = dir.join(&tmp);
     let (tx, rx) = futures_channel::oneshot::channel();
     std::thread::spawn(move || {
-        let r = (|| -> std::io::Result<u64> {
-            let path = dir.join(&tmp2);
-            let mut f = std::fs::File::create(&path)?;
-            let mut size = 0;
-            for p in &parts {
-                std::io::Write::write_all(&mut f, p)?;
-                size += p.len() as u64;
-            }
-            f.sync_all()?;
-            Ok(size)
-        })();
-        let _ = tx.send(r);
+        let _ = tx.send(write_base(&path, &parts));
     });
     let size = rx
         .await
@@ -399,6 +611,7 @@ async fn run_rewrite(sh: &Rc<Shard>) -> Result<(), String> {
     control(
         sh,
         Control::Install {
+            gen,
             temp: tmp,
             size,
             done: done_tx,
@@ -449,7 +662,7 @@ mod tests {
         }
         set(&mut st, 2, b"k5", b"db2");
         st.dbs[0].set_expire(b"k7", 99_999_999_999_999);
-        st.snapshot = Some(Box::new(Snapshot::new(1)));
+        st.snapshot = Some(Box::new(Snapshot::new(1, 0)));
         assert!(!step(&mut st, 10));
         // Writes after the cut: modify, delete, create.
         for i in 0..1000 {

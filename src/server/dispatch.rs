@@ -108,6 +108,10 @@ fn check(client: &Client, args: &Args) -> Result<Route, CmdError> {
             cmd.full_name
         )));
     }
+    // Loading the data set: only commands flagged `loading` run (Redis's processCommand).
+    if !cmd.spec.has(flags::LOADING) && local.shared.persist.loading.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(CmdError::Static(crate::persist::LOADING_ERR));
+    }
     // A script past busy-reply-threshold holds every shard: answer now instead of waiting.
     if crate::scripting::is_busy() && !cmd.spec.has(flags::ALLOW_BUSY) {
         return Err(CmdError::Static(crate::scripting::busy_error()));

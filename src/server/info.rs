@@ -39,6 +39,7 @@ pub fn cron(shard: &Rc<Shard>) {
         });
     }
     if shard.id == 0 {
+        crate::persist::rewrite::cron(shard);
         let m = memory::refresh(&local.shared);
         STARTUP_MEMORY.get_or_init(|| m.allocated);
     }
@@ -450,7 +451,7 @@ pub fn render(shard: &Shard, snaps: &[ShardSnapshot], wanted: &[&str]) -> String
                 let rewriting = p.rewrite_in_progress.load(Ordering::Relaxed);
                 o.push_str("# Persistence\r\n");
                 Section(&mut o)
-                    .field("loading", 0)
+                    .field("loading", p.loading.load(Ordering::Relaxed) as u8)
                     .field("async_loading", 0)
                     .field("current_cow_peak", 0)
                     .field("current_cow_size", 0)
@@ -468,9 +469,15 @@ pub fn render(shard: &Shard, snaps: &[ShardSnapshot], wanted: &[&str]) -> String
                     .field("rdb_last_cow_size", 0)
                     .field("rdb_last_load_keys_expired", 0)
                     .field("rdb_last_load_keys_loaded", 0)
-                    .field("aof_enabled", cfg.appendonly as u8)
+                    .field(
+                        "aof_enabled",
+                        (p.aof_state.load(Ordering::Relaxed) != crate::persist::AOF_OFF) as u8,
+                    )
                     .field("aof_rewrite_in_progress", rewriting as u8)
-                    .field("aof_rewrite_scheduled", 0)
+                    .field(
+                        "aof_rewrite_scheduled",
+                        p.rewrite_scheduled.load(Ordering::Relaxed) as u8,
+                    )
                     .field("aof_last_rewrite_time_sec", p.last_rewrite_secs.load(Ordering::Relaxed))
                     .field(
                         "aof_current_rewrite_time_sec",
@@ -505,7 +512,7 @@ pub fn render(shard: &Shard, snaps: &[ShardSnapshot], wanted: &[&str]) -> String
                     .field("aof_last_cow_size", 0)
                     .field("module_fork_in_progress", 0)
                     .field("module_fork_last_cow_size", 0);
-                if cfg.appendonly {
+                if p.aof_state.load(Ordering::Relaxed) != crate::persist::AOF_OFF {
                     Section(&mut o)
                         .field("aof_current_size", p.current_size.load(Ordering::Relaxed))
                         .field("aof_base_size", p.base_size.load(Ordering::Relaxed))
@@ -513,6 +520,26 @@ pub fn render(shard: &Shard, snaps: &[ShardSnapshot], wanted: &[&str]) -> String
                         .field("aof_buffer_length", p.buffer_length.load(Ordering::Relaxed))
                         .field("aof_pending_bio_fsync", p.pending_fsync.load(Ordering::Relaxed))
                         .field("aof_delayed_fsync", p.delayed_fsync.load(Ordering::Relaxed));
+                }
+                if p.loading.load(Ordering::Relaxed) {
+                    // Redis's fields and arithmetic (genRedisInfoString).
+                    let start_ms = p.loading_start_ms.load(Ordering::Relaxed);
+                    let total = p.loading_total_bytes.load(Ordering::Relaxed);
+                    let loaded = p.loading_loaded_bytes.load(Ordering::Relaxed).min(total);
+                    let elapsed = crate::server::unix_ms().saturating_sub(start_ms) / 1000;
+                    let perc = loaded as f64 / (total + 1) as f64 * 100.0;
+                    let eta = if elapsed == 0 {
+                        1
+                    } else {
+                        elapsed * (total - loaded) / (loaded + 1)
+                    };
+                    Section(&mut o)
+                        .field("loading_start_time", start_ms / 1000)
+                        .field("loading_total_bytes", total)
+                        .field("loading_rdb_used_mem", 0)
+                        .field("loading_loaded_bytes", loaded)
+                        .field("loading_loaded_perc", format!("{perc:.2}"))
+                        .field("loading_eta_seconds", eta);
                 }
             }
             "stats" => {

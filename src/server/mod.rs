@@ -210,9 +210,9 @@ impl ShardLocal {
     pub fn refresh_config(&self) {
         let generation = self.shared.config.generation();
         if generation != self.cfg.borrow().generation {
-            let cfg = CachedConfig::load(&self.shared.config);
-            self.effects.borrow_mut().set_enabled(cfg.appendonly);
-            *self.cfg.borrow_mut() = cfg;
+            // Effects are turned on and off by the AOF's cut (persist::rewrite), at one
+            // instant on every shard, not here.
+            *self.cfg.borrow_mut() = CachedConfig::load(&self.shared.config);
         }
         pubsub::set_notify_flags(self.cfg.borrow().notify);
     }

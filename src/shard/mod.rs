@@ -281,6 +281,30 @@ impl Shard {
         }
     }
 
+    /// Runs `f` on every shard `lent` holds, on that shard's thread, while the reservation
+    /// lasts (ops of the holder pass the gate): per-shard state beyond the store that must
+    /// change at one instant everywhere (the AOF's cut turning effects on or off).
+    pub async fn hop_lent<F>(self: &Rc<Self>, lent: &Lent, f: F) -> Result<(), CmdError>
+    where
+        F: Fn(&Rc<Shard>) + Send + Sync + Clone + 'static,
+    {
+        let mut rxs = Vec::new();
+        for s in lent.shards().collect::<Vec<_>>() {
+            let (tx, rx) = oneshot::channel();
+            let f = f.clone();
+            let op: Op = Box::new(move |sh| {
+                f(sh);
+                let _ = tx.send(());
+            });
+            self.send(s, Msg { txn: lent.txn, op }).await?;
+            rxs.push(rx);
+        }
+        for rx in rxs {
+            rx.await.map_err(|_| shard_gone())?;
+        }
+        Ok(())
+    }
+
     /// Runs `f` on this shard's store now if the gate is open, else waits its turn.
     pub async fn local<R, F>(self: &Rc<Self>, f: F) -> Result<R, CmdError>
     where

@@ -141,20 +141,23 @@ pub fn check_persistence(config: &Config) -> Result<(), StartError> {
     Ok(())
 }
 
+/// An AOF to load after the shards start serving (they answer -LOADING meanwhile).
+struct PendingLoad {
+    paths: persist::aof::Paths,
+    manifest: persist::aof::Manifest,
+}
+
 /// With `appendonly yes`: opens the AOF (creating base, incremental file and manifest on a
-/// fresh start) and loads it into one store per shard, before any shard accepts a
-/// connection. Without it, empty stores.
+/// fresh start) and says what to load. Without it, nothing.
 fn open_aof(
     config: &Config,
-    nshards: usize,
     shared: &ServerShared,
-) -> Result<(Vec<Store>, Option<persist::AofFile>), StartError> {
-    let empty = || (0..nshards).map(|_| Store::new(config.databases)).collect::<Vec<_>>();
+) -> Result<(Option<PendingLoad>, Option<persist::AofFile>), StartError> {
     if !config.appendonly {
-        return Ok((empty(), None));
+        return Ok((None, None));
     }
     let paths = persist::aof::Paths::new(&config.dir, &config.appenddirname, &config.appendfilename);
-    let (stores, manifest) = match paths.read_manifest().map_err(StartError)? {
+    let (pending, manifest) = match paths.read_manifest().map_err(StartError)? {
         None => {
             let m = paths.create_fresh().map_err(|e| {
                 StartError(format!(
@@ -168,19 +171,13 @@ fn open_aof(
                 m.incr.last().map_or("", |i| i.name.as_str()),
                 paths.dir.display()
             );
-            (empty(), m)
+            (None, m)
         }
         Some(mut m) => {
-            let start = Instant::now();
-            let enc = crate::server::CachedConfig::load(&shared.config).enc;
-            let loaded = persist::load::load(&paths, &m, nshards, config.databases, enc, config.aof_load_truncated)
-                .map_err(|e| StartError(e.0))?;
-            tracing::info!(
-                "DB loaded from append only file: {:.3} seconds ({} keys from {} commands)",
-                start.elapsed().as_secs_f64(),
-                loaded.keys,
-                loaded.commands
-            );
+            let pending = PendingLoad {
+                paths: paths.clone(),
+                manifest: m.clone(),
+            };
             if m.incr.is_empty() {
                 // A base alone (an upgraded or rewritten AOF): appends go to a new incr file.
                 let seq = m.incr_seq() + 1;
@@ -193,7 +190,7 @@ fn open_aof(
                     .write_manifest(&m)
                     .map_err(|e| StartError(format!("Can't write the AOF manifest: {e}")))?;
             }
-            (loaded.stores, m)
+            (Some(pending), m)
         }
     };
     let file = paths
@@ -202,7 +199,64 @@ fn open_aof(
     let (base, total) = paths.sizes(&manifest);
     shared.persist.base_size.store(base, Ordering::Relaxed);
     shared.persist.current_size.store(total, Ordering::Relaxed);
-    Ok((stores, Some(persist::AofFile { paths, manifest, file })))
+    shared.persist.aof_state.store(persist::AOF_ON, Ordering::SeqCst);
+    if pending.is_some() {
+        let p = &shared.persist;
+        p.loading.store(true, Ordering::SeqCst);
+        p.loading_start_ms.store(crate::server::unix_ms(), Ordering::SeqCst);
+        p.loading_total_bytes.store(total, Ordering::SeqCst);
+        p.loading_loaded_bytes.store(0, Ordering::SeqCst);
+    }
+    Ok((pending, Some(persist::AofFile { paths, manifest, file })))
+}
+
+/// Loads the AOF on a thread of its own while the shards serve, then hands each shard its
+/// store. A file that cannot be loaded stops the server, as Redis does.
+fn spawn_loader(
+    pending: PendingLoad,
+    config: &Config,
+    shared: Arc<ServerShared>,
+    txs: Vec<futures_channel::oneshot::Sender<Store>>,
+) -> Result<(), StartError> {
+    let (databases, truncated) = (config.databases, config.aof_load_truncated);
+    let enc = crate::server::CachedConfig::load(&shared.config).enc;
+    let nshards = txs.len();
+    std::thread::Builder::new()
+        .name("aof-loader".into())
+        .spawn(move || {
+            let start = Instant::now();
+            let progress = |b: u64| shared.persist.loading_loaded_bytes.store(b, Ordering::Relaxed);
+            let loaded = match persist::load::load(
+                &pending.paths,
+                &pending.manifest,
+                nshards,
+                databases,
+                enc,
+                truncated,
+                &progress,
+            ) {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!("{}", e.0);
+                    std::process::exit(1);
+                }
+            };
+            tracing::info!(
+                "DB loaded from append only file: {:.3} seconds ({} keys from {} commands)",
+                start.elapsed().as_secs_f64(),
+                loaded.keys,
+                loaded.commands
+            );
+            // A truncated tail was cut: the sizes are the files' now.
+            let (base, total) = pending.paths.sizes(&pending.manifest);
+            shared.persist.base_size.store(base, Ordering::Relaxed);
+            shared.persist.current_size.store(total, Ordering::Relaxed);
+            for (tx, store) in txs.into_iter().zip(loaded.stores) {
+                let _ = tx.send(store);
+            }
+        })
+        .map_err(|e| StartError(format!("cannot start the AOF loading thread: {e}")))?;
+    Ok(())
 }
 
 /// How many shards and where they run.
@@ -371,8 +425,21 @@ pub fn start(config: Config) -> Result<i32, StartError> {
         if appendonly { "appendonly" } else { "off" }
     );
 
-    // Loaded before any shard accepts: connections made meanwhile wait in the backlog.
-    let (stores, aof) = open_aof(&aof_config, nshards, &shared)?;
+    // Loaded while the shards serve (see spawn_loader).
+    let (pending, aof) = open_aof(&aof_config, &shared)?;
+    let stores: Vec<Store> = (0..nshards).map(|_| Store::new(aof_config.databases)).collect();
+    let mut load_txs = Vec::new();
+    let mut load_rxs = Vec::new();
+    for _ in 0..nshards {
+        if pending.is_some() {
+            let (tx, rx) = futures_channel::oneshot::channel::<Store>();
+            load_txs.push(tx);
+            load_rxs.push(Some(rx));
+        } else {
+            load_rxs.push(None);
+        }
+    }
+    shared.persist.loading_shards.store(nshards, Ordering::SeqCst);
 
     let mesh = MeshBuilder::<Msg, _>::full(nshards, MESH_CAPACITY);
     let mut record_senders = Vec::new();
@@ -407,8 +474,13 @@ pub fn start(config: Config) -> Result<i32, StartError> {
 
     let ready = Arc::new(AtomicUsize::new(0));
     let mut handles = Vec::new();
-    let shard_io = fds.into_iter().zip(record_senders).zip(wake_receivers).zip(stores);
-    for (i, (((listen_fds, record_tx), wake_rx), store)) in shard_io.enumerate() {
+    let shard_io = fds
+        .into_iter()
+        .zip(record_senders)
+        .zip(wake_receivers)
+        .zip(stores)
+        .zip(load_rxs);
+    for (i, ((((listen_fds, record_tx), wake_rx), store), load_rx)) in shard_io.enumerate() {
         let mesh = mesh.clone();
         let shared = shared.clone();
         let ready = ready.clone();
@@ -420,6 +492,7 @@ pub fn start(config: Config) -> Result<i32, StartError> {
                     record_tx,
                     wake_rx,
                     listen_fds,
+                    load_rx,
                 };
                 shard_main(i, nshards, store, mesh, io, shared, ready).await;
             })
@@ -430,7 +503,10 @@ pub fn start(config: Config) -> Result<i32, StartError> {
     while ready.load(Ordering::SeqCst) < nshards && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(1));
     }
-    tracing::info!("Ready to accept connections tcp");
+    match pending {
+        Some(p) => spawn_loader(p, &aof_config, shared.clone(), load_txs)?,
+        None => tracing::info!("Ready to accept connections tcp"),
+    }
 
     let mut failed = false;
     for h in handles {
@@ -449,6 +525,8 @@ struct ShardIo {
     record_tx: shared_channel::SharedSender<Record>,
     wake_rx: shared_channel::SharedReceiver<()>,
     listen_fds: Vec<RawFd>,
+    /// This shard's part of the AOF being loaded, when there is one.
+    load_rx: Option<futures_channel::oneshot::Receiver<Store>>,
 }
 
 async fn shard_main(
@@ -464,6 +542,7 @@ async fn shard_main(
         record_tx,
         wake_rx,
         listen_fds,
+        load_rx,
     } = io;
     let (senders, receivers) = match mesh.join().await {
         Ok(x) => x,
@@ -490,6 +569,23 @@ async fn shard_main(
     });
 
     let mesh_task = glommio::spawn_local(serve_mesh(shard.clone(), receivers));
+    if let Some(rx) = load_rx {
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            let Ok(store) = rx.await else { return };
+            // Nothing wrote meanwhile (writes answer -LOADING): the loaded store replaces
+            // the empty one.
+            if shard.local(move |st| *st = store).await.is_err() {
+                return;
+            }
+            let p = &shard.local.shared.persist;
+            if p.loading_shards.fetch_sub(1, Ordering::SeqCst) == 1 {
+                p.loading.store(false, Ordering::SeqCst);
+                tracing::info!("Ready to accept connections tcp");
+            }
+        })
+        .detach();
+    }
     let mut accepts = Vec::new();
     for fd in listen_fds {
         // SAFETY: a listening socket created by `listener::listen`, owned from here on.
