@@ -17,6 +17,7 @@
 
 pub mod aof;
 pub mod load;
+pub mod rdb;
 pub mod rewrite;
 
 use std::cell::RefCell;
