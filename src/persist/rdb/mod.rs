@@ -16,6 +16,8 @@ pub mod lzf;
 pub mod read;
 pub mod write;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::store::value::Value;
 use crate::store::EncodingLimits;
 
@@ -68,6 +70,18 @@ pub const ENC_LZF: u8 = 3;
 pub const QUICKLIST_NODE_PLAIN: u64 = 1;
 pub const QUICKLIST_NODE_PACKED: u64 = 2;
 
+/// `rdbcompression`, for code that has no configuration at hand (DUMP runs on a shard
+/// with only its keyspace): set whenever a shard reloads the configuration.
+static COMPRESSION: AtomicBool = AtomicBool::new(true);
+
+pub fn set_compression(on: bool) {
+    COMPRESSION.store(on, Ordering::Relaxed);
+}
+
+pub fn compression() -> bool {
+    COMPRESSION.load(Ordering::Relaxed)
+}
+
 /// createDumpPayload: type, value, the 2-byte RDB version, the CRC-64 of all that.
 pub fn dump_payload(v: &Value, compress: bool) -> Vec<u8> {
     let mut out = vec![write::value_type(v)];
@@ -93,16 +107,12 @@ pub fn verify_payload(p: &[u8]) -> bool {
 }
 
 /// The value of a verified payload; `Err` is RESTORE's "Bad data format" (also for an
-/// empty collection and for trailing bytes).
+/// empty collection). Bytes after the value are ignored, as Redis does.
 pub fn restore_payload(p: &[u8], lim: &EncodingLimits) -> Result<Value, read::Error> {
     let body = &p[..p.len().saturating_sub(10)];
     let mut inp = read::Input::new(body);
     let t = inp.u8()?;
-    let v = read::value(&mut inp, t, lim)?;
-    if inp.pos != body.len() {
-        return inp.fail("trailing bytes after the value");
-    }
-    v.ok_or(read::Error {
+    read::value(&mut inp, t, lim)?.ok_or(read::Error {
         offset: 0,
         msg: "empty collection".into(),
     })

@@ -268,8 +268,10 @@ pub fn ziplist(b: &[u8], at: usize) -> R<Vec<Vec<u8>>> {
         return bad("header length mismatch", 0);
     }
     let declared = u16::from_le_bytes([b[8], b[9]]) as usize;
+    let tail = u32::from_le_bytes([b[4], b[5], b[6], b[7]]) as usize;
     let mut out = Vec::new();
     let mut p = 10;
+    let mut last = 10;
     let mut num = itoa_buf::Buf::new();
     loop {
         let Some(&first) = b.get(p) else {
@@ -278,6 +280,7 @@ pub fn ziplist(b: &[u8], at: usize) -> R<Vec<Vec<u8>>> {
         if first == 0xFF {
             break;
         }
+        last = p;
         p += if first < 254 { 1 } else { 5 };
         let Some(&e) = b.get(p) else {
             return bad("entry past the end", p);
@@ -322,6 +325,9 @@ pub fn ziplist(b: &[u8], at: usize) -> R<Vec<Vec<u8>>> {
     }
     if p + 1 != b.len() {
         return bad("data after the terminator", p);
+    }
+    if tail != last {
+        return bad("wrong tail offset", 4);
     }
     if declared != 65535 && declared != out.len() {
         return bad("element count mismatch", 8);
