@@ -153,6 +153,11 @@ fn populate(r: &mut Raw) {
     args.extend(scored.iter().map(String::as_str));
     c(&args);
     c(&["PEXPIREAT", "zset:big", "4102444800999"]);
+    c(&[
+        "FUNCTION",
+        "LOAD",
+        "#!lua name=mylib\nredis.register_function('myfunc', function(keys, args) return 42 end)",
+    ]);
     c(&["SELECT", "3"]);
     c(&["SET", "db3:key", "in three"]);
     c(&["HSET", "db3:hash", "a", "b"]);
@@ -256,5 +261,105 @@ fn dump_restore_both_ways_with_redis_server() {
     ok(theirs.cmd(&["FLUSHALL"]));
     assert_eq!(migrate(&mut b, &mut theirs), want.len());
     assert_eq!(snapshot(&mut theirs), want, "basalt -> redis-server");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn wait_for(mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn dump_rdb_written_by_redis_server_loads_into_basalt() {
+    if !have_redis() {
+        return;
+    }
+    let dir = tmpdir("from-redis");
+    let want = {
+        let redis = Redis::start(&dir, &[]);
+        let mut r = redis.raw();
+        populate(&mut r);
+        ok(r.cmd(&["SAVE"]));
+        snapshot(&mut r)
+    };
+    assert!(dir.join("dump.rdb").exists());
+    let ours = Server::start(&["--dir", dir.to_str().unwrap()]);
+    let mut b = ours.raw();
+    assert_eq!(snapshot(&mut b), want);
+    assert_eq!(b.cmd(&["FCALL", "myfunc", "0"]), V::Int(42));
+    assert!(ours.log_text().contains("DB loaded from disk"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn dump_rdb_written_by_basalt_loads_into_redis_server() {
+    if !have_redis() {
+        return;
+    }
+    let dir = tmpdir("to-redis");
+    let ours = Server::start(&["--dir", dir.to_str().unwrap()]);
+    let mut b = ours.raw();
+    populate(&mut b);
+    let want = snapshot(&mut b);
+    let before = match b.cmd(&["LASTSAVE"]) {
+        V::Int(n) => n,
+        other => panic!("{other:?}"),
+    };
+    ok(b.cmd(&["SAVE"]));
+    assert!(matches!(b.cmd(&["LASTSAVE"]), V::Int(n) if n >= before));
+    let info = b.cmd(&["INFO", "persistence"]).str();
+    assert!(info.contains("rdb_changes_since_last_save:0\r\n"), "{info}");
+    assert!(info.contains("rdb_saves:1\r\n"), "{info}");
+    let redis = Redis::start(&dir, &[]);
+    let mut r = redis.raw();
+    assert_eq!(snapshot(&mut r), want);
+    assert_eq!(r.cmd(&["FCALL", "myfunc", "0"]), V::Int(42));
+    drop(redis);
+    // BGSAVE writes the same contents (while this connection keeps writing).
+    std::fs::remove_file(dir.join("dump.rdb")).unwrap();
+    assert_eq!(b.cmd(&["BGSAVE"]).str(), "Background saving started");
+    for i in 0..200 {
+        b.cmd(&["SET", &format!("after:{i}"), "x"]);
+    }
+    wait_for(|| {
+        b.cmd(&["INFO", "persistence"])
+            .str()
+            .contains("rdb_bgsave_in_progress:0")
+    });
+    assert!(dir.join("dump.rdb").exists());
+    let redis = Redis::start(&dir, &[]);
+    let got = snapshot(&mut redis.raw());
+    // Point in time per shard: everything from before the cut, possibly some later keys.
+    for (k, v) in &want {
+        assert_eq!(got.get(k), Some(v), "{k:?}");
+    }
+    assert!(got.keys().all(|k| want.contains_key(k) || k.1.starts_with(b"after:")));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn shutdown_saves_when_asked_or_with_save_points() {
+    let dir = tmpdir("shutdown");
+    let d = dir.to_str().unwrap();
+    let ours = Server::start(&["--dir", d]);
+    let mut b = ours.raw();
+    ok(b.cmd(&["SET", "k", "v"]));
+    let _ = b.send(&["SHUTDOWN", "SAVE"]);
+    let _ = b.read();
+    wait_for(|| dir.join("dump.rdb").exists());
+    drop(ours);
+    let ours = Server::start(&["--dir", d]);
+    let mut b = ours.raw();
+    assert_eq!(b.cmd(&["GET", "k"]), V::Bulk(b"v".to_vec()));
+    // NOSAVE leaves the file as it was.
+    ok(b.cmd(&["SET", "k", "changed"]));
+    let _ = b.send(&["SHUTDOWN", "NOSAVE"]);
+    let _ = b.read();
+    drop(ours);
+    let ours = Server::start(&["--dir", d]);
+    assert_eq!(ours.raw().cmd(&["GET", "k"]), V::Bulk(b"v".to_vec()));
     let _ = std::fs::remove_dir_all(&dir);
 }

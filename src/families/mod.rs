@@ -33,6 +33,7 @@ pub static ALL: &[&[CommandSpec]] = &[
     transactions::COMMANDS,
     sort::COMMANDS,
     crate::persist::rewrite::COMMANDS,
+    crate::persist::rdb::save::COMMANDS,
     pubsub::COMMANDS,
     scripting::COMMANDS,
 ];

@@ -54,6 +54,8 @@ pub struct Snapshot {
     pub error: Option<String>,
     /// Milliseconds since the epoch at the cut: keys already expired then are skipped.
     now: u64,
+    /// Some(rdbcompression): the part is RDB (BGSAVE, the AOF base's RDB preamble), not RESP.
+    rdb: Option<bool>,
 }
 
 fn put_cmd(out: &mut BytesMut, args: &[&[u8]]) {
@@ -139,6 +141,15 @@ impl Snapshot {
         }
     }
 
+    /// A snapshot whose part is RDB key records (see persist::rdb::save).
+    pub fn new_rdb(now: u64, compress: bool) -> Snapshot {
+        Snapshot {
+            now,
+            rdb: Some(compress),
+            ..Snapshot::default()
+        }
+    }
+
     /// Serializes `key` from every database of `store` (as it is now) and marks it done.
     fn take_key(&mut self, store: &Store, key: &[u8]) {
         if !self.done.insert(key.into()) {
@@ -148,6 +159,17 @@ impl Snapshot {
             let Some(e) = db.peek(key) else { continue };
             let at = db.expire_at(key);
             if at.is_some_and(|at| at <= self.now) {
+                continue;
+            }
+            if let Some(compress) = self.rdb {
+                let mut rec = Vec::new();
+                if self.selected != Some(i) {
+                    rec.extend_from_slice(&[super::rdb::OP_SELECTDB]);
+                    super::rdb::write::len(&mut rec, i as u64);
+                    self.selected = Some(i);
+                }
+                super::rdb::write::key(&mut rec, key, &e.value, at, compress);
+                self.out.extend_from_slice(&rec);
                 continue;
             }
             if self.selected != Some(i) {
@@ -237,7 +259,7 @@ pub fn complete_now(store: &mut Store) {
 }
 
 /// Takes a finished part out of the store: (bytes, error).
-fn take_part(store: &mut Store) -> (Vec<u8>, Option<String>) {
+pub(crate) fn take_part(store: &mut Store) -> (Vec<u8>, Option<String>) {
     match store.snapshot.take() {
         Some(s) => (s.out.to_vec(), s.error),
         None => (Vec::new(), Some("the rewrite snapshot vanished".into())),
@@ -245,7 +267,7 @@ fn take_part(store: &mut Store) -> (Vec<u8>, Option<String>) {
 }
 
 /// Drains what a shard has serialized so far, keeping memory bounded.
-fn drain_part(store: &mut Store) -> Vec<u8> {
+pub(crate) fn drain_part(store: &mut Store) -> Vec<u8> {
     match store.snapshot.as_mut() {
         Some(s) => {
             s.selected = None;
@@ -323,6 +345,10 @@ async fn run_rewrite(sh: &Rc<Shard>) -> Result<(), String> {
     {
         let mut lent = sh.reserve(&all).await.map_err(|e| e.to_string())?;
         let now = crate::server::unix_ms();
+        if (0..n).any(|s| lent.store(s).snapshot.is_some()) {
+            sh.release(lent).await;
+            return Err("a background save (BGSAVE) is in progress".into());
+        }
         // Effects still pending on the reserved shards were cut before they were lent.
         for s in 0..n {
             lent.store(s).snapshot = Some(Box::new(Snapshot::new(now)));
@@ -413,7 +439,7 @@ async fn run_rewrite(sh: &Rc<Shard>) -> Result<(), String> {
 /// Completes any rewrite in progress on this shard before a command that changes keys it
 /// does not name (FLUSHALL, FLUSHDB, SWAPDB).
 pub async fn settle_before_bulk_change(sh: &Rc<Shard>) {
-    if sh.local.shared.persist.rewrite_in_progress.load(Ordering::SeqCst) {
+    if sh.local.shared.persist.rewrite_in_progress.load(Ordering::SeqCst) || super::rdb::save::in_progress() {
         let _ = sh.hop_all(|sh| sh.with_store(complete_now)).await;
     }
 }

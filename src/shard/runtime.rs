@@ -151,7 +151,11 @@ fn open_aof(
 ) -> Result<(Vec<Store>, Option<persist::AofFile>), StartError> {
     let empty = || (0..nshards).map(|_| Store::new(config.databases)).collect::<Vec<_>>();
     if !config.appendonly {
-        return Ok((empty(), None));
+        let enc = crate::server::CachedConfig::load(&shared.config).enc;
+        let dir = std::path::Path::new(&config.dir);
+        let stores = persist::rdb::save::load_at_startup(dir, &config.dbfilename, nshards, config.databases, enc)
+            .map_err(StartError)?;
+        return Ok((stores, None));
     }
     let paths = persist::aof::Paths::new(&config.dir, &config.appenddirname, &config.appendfilename);
     let (stores, manifest) = match paths.read_manifest().map_err(StartError)? {
@@ -510,6 +514,9 @@ async fn shard_main(
         }));
     }
     let expire_task = glommio::spawn_local(crate::server::info::expire_loop(shard.clone()));
+    if shard.id == 0 {
+        glommio::spawn_local(persist::rdb::save::cron(shard.clone())).detach();
+    }
     ready.fetch_add(1, Ordering::SeqCst);
 
     // The cron: housekeeping at `hz`, and the watch for shutdown.

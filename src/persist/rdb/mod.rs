@@ -14,6 +14,7 @@
 pub mod crc64;
 pub mod lzf;
 pub mod read;
+pub mod save;
 pub mod write;
 
 use std::sync::atomic::{AtomicBool, Ordering};
