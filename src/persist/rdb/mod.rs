@@ -11,6 +11,7 @@
 //! One deliberate difference: sets in 7.2's listpack encoding are written as plain sets,
 //! which Redis 7.0 can load (it cannot load RDB_TYPE_SET_LISTPACK).
 
+pub mod check;
 pub mod crc64;
 pub mod lzf;
 pub mod read;
