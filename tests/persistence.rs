@@ -717,7 +717,7 @@ fn bgrewriteaof_under_load_is_point_in_time_and_loads_everywhere() {
     let manifest = std::fs::read_to_string(d.aof().join("appendonly.aof.manifest")).unwrap();
     assert_eq!(
         manifest,
-        "file appendonly.aof.2.base.aof seq 2 type b\nfile appendonly.aof.2.incr.aof seq 2 type i\n"
+        "file appendonly.aof.2.base.rdb seq 2 type b\nfile appendonly.aof.2.incr.aof seq 2 type i\n"
     );
     assert!(
         !d.aof().join("appendonly.aof.1.incr.aof").exists(),

@@ -204,6 +204,11 @@ impl Replayer {
         }
     }
 
+    /// The encoding limits keys are loaded with (an RDB preamble's too).
+    pub fn enc(&self) -> EncodingLimits {
+        self.enc
+    }
+
     pub fn in_multi(&self) -> bool {
         self.multi.is_some()
     }
@@ -319,12 +324,18 @@ pub fn scan_file(path: &Path, mut replay: Option<&mut Replayer>) -> Result<Scan,
     let file =
         File::open(path).map_err(|e| LoadError(format!("Fatal error: can't open the append only file {name}: {e}")))?;
     let mut r = BufReader::with_capacity(1 << 20, file);
+    let mut rdb_end = 0u64;
     if r.fill_buf().map(|b| b.starts_with(b"REDIS")).unwrap_or(false) {
-        return Err(LoadError(format!(
-            "{name} is an RDB file (an AOF base written with aof-use-rdb-preamble yes): this build of basalt cannot read RDB yet. Rewrite the AOF with aof-use-rdb-preamble no in Redis (CONFIG SET aof-use-rdb-preamble no, then BGREWRITEAOF) to move it to basalt"
-        )));
+        // An RDB preamble (aof-use-rdb-preamble): the RDB, then possibly RESP commands.
+        let buf = std::fs::read(path).map_err(|e| LoadError(format!("Fatal error: can't read {name}: {e}")))?;
+        rdb_end = super::rdb::save::load_preamble(&buf, replay.as_deref_mut())
+            .map_err(|e| LoadError(format!("Bad file format reading the RDB preamble of {name}: {e}")))?
+            as u64;
+        std::io::Seek::seek(&mut r, std::io::SeekFrom::Start(rdb_end))
+            .map_err(|e| LoadError(format!("Fatal error: can't read {name}: {e}")))?;
     }
     let mut reader = Reader::new(r);
+    reader.offset = rdb_end;
     let (mut commands, mut valid, mut valid_before_multi) = (0u64, 0u64, 0u64);
     let mut in_multi = false;
     loop {

@@ -603,7 +603,7 @@ impl Writer {
             ));
         }
         let seq = m.base_seq() + 1;
-        let base_name = paths.base_name(seq, false);
+        let base_name = paths.base_name(seq, temp.ends_with(".rdb"));
         std::fs::rename(paths.file(temp), paths.file(&base_name))?;
         let current = m
             .incr

@@ -341,6 +341,11 @@ async fn control(sh: &Rc<Shard>, c: Control) -> Result<(), String> {
 async fn run_rewrite(sh: &Rc<Shard>) -> Result<(), String> {
     let n = sh.nshards;
     let all: Vec<usize> = (0..n).collect();
+    // aof-use-rdb-preamble: the base is an RDB file (`.base.rdb`), its parts RDB records.
+    let (preamble, compress) = {
+        let c = sh.local.shared.config.read();
+        (c.aof_use_rdb_preamble, c.rdbcompression)
+    };
     // The cut.
     {
         let mut lent = sh.reserve(&all).await.map_err(|e| e.to_string())?;
@@ -351,7 +356,12 @@ async fn run_rewrite(sh: &Rc<Shard>) -> Result<(), String> {
         }
         // Effects still pending on the reserved shards were cut before they were lent.
         for s in 0..n {
-            lent.store(s).snapshot = Some(Box::new(Snapshot::new(now)));
+            let snap = if preamble {
+                Snapshot::new_rdb(now, compress)
+            } else {
+                Snapshot::new(now)
+            };
+            lent.store(s).snapshot = Some(Box::new(snap));
         }
         let r = control(sh, Control::Rotate).await;
         sh.release(lent).await;
@@ -398,9 +408,24 @@ async fn run_rewrite(sh: &Rc<Shard>) -> Result<(), String> {
         let paths = super::aof::Paths::new(&c.dir, &c.appenddirname, &c.appendfilename);
         (
             paths.dir.clone(),
-            format!("temp-rewriteaof-bg-{}.aof", std::process::id()),
+            format!(
+                "temp-rewriteaof-bg-{}.{}",
+                std::process::id(),
+                if preamble { "rdb" } else { "aof" }
+            ),
         )
     };
+    if preamble {
+        let mut head = super::rdb::save::header(true);
+        let mut crc = super::rdb::crc64::crc64(0, &head);
+        for p in &parts {
+            crc = super::rdb::crc64::crc64(crc, p);
+        }
+        let mut tail = Vec::new();
+        super::rdb::write::eof(&mut tail, crc);
+        parts.insert(0, std::mem::take(&mut head));
+        parts.push(tail);
+    }
     let tmp2 = tmp.clone();
     let (tx, rx) = futures_channel::oneshot::channel();
     std::thread::spawn(move || {

@@ -57,10 +57,11 @@ struct Target {
     header: Vec<u8>,
 }
 
-fn header(aof_base: bool, used_mem: u64) -> Vec<u8> {
+/// The file's start: magic, version, AUX fields, function libraries.
+pub fn header(aof_base: bool) -> Vec<u8> {
     let mut out = Vec::new();
     let ctime = (crate::server::unix_ms() / 1000).to_string();
-    let mem = used_mem.to_string();
+    let mem = "0";
     write::header(
         &mut out,
         &[
@@ -197,7 +198,7 @@ async fn save_inner(sh: &Rc<Shard>) -> Result<(), String> {
     let target = Target {
         dir,
         name,
-        header: header(false, 0),
+        header: header(false),
     };
     let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
     let (done_tx, done_rx) = futures_channel::oneshot::channel();
@@ -430,3 +431,46 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "save", arity: 1, flags: ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI, acl: acl::ADMIN | acl::DANGEROUS, group: "server", since: "1.0.0", summary: "Synchronously saves the database(s) to disk.", complexity: "O(N) where N is the total number of keys in all databases", syntax: "", run: Run::Conn(save_cmd), ..CommandSpec::DEFAULT },
     CommandSpec { name: "bgsave", arity: -1, flags: ADMIN | NOSCRIPT | NO_ASYNC_LOADING, acl: acl::ADMIN | acl::DANGEROUS, group: "server", since: "1.0.0", summary: "Asynchronously saves the database(s) to disk.", complexity: "O(1)", syntax: "[SCHEDULE]", run: Run::Conn(bgsave), ..CommandSpec::DEFAULT },
 ];
+
+/// An AOF base that is an RDB file (aof-use-rdb-preamble): loads it into the replayer's
+/// store (expired keys too: the AOF that follows may still refer to them, as Redis loads a
+/// preamble) and returns where the RDB ends (a RESP tail may follow, as in Redis 6's
+/// single-file AOF). With no replayer, only validates.
+pub fn load_preamble(buf: &[u8], rp: Option<&mut crate::persist::load::Replayer>) -> Result<usize, read::Error> {
+    let enc = rp.as_ref().map(|r| r.enc()).unwrap_or_default();
+    let mut rp = rp;
+    let mut r = read::FileReader::new(buf)?;
+    loop {
+        let at = r.inp.pos;
+        match r.next(&enc)? {
+            read::Item::Eof => return Ok(r.inp.pos),
+            read::Item::Aux(..) | read::Item::Resize(..) => {}
+            read::Item::Function(code) => {
+                if rp.is_some() {
+                    let fail = |msg: String| read::Error { offset: at, msg };
+                    let code = bytes::Bytes::from(code);
+                    let name = crate::scripting::functions::parse_metadata(&code).map_err(fail)?;
+                    let funcs = crate::scripting::vm::check_library(&code).map_err(fail)?;
+                    let lib = crate::scripting::functions::Library {
+                        name,
+                        code,
+                        functions: funcs,
+                    };
+                    crate::scripting::functions::install(lib, true).map_err(fail)?;
+                }
+            }
+            read::Item::Key(k) => {
+                let Some(rp) = rp.as_deref_mut() else { continue };
+                let Some(value) = k.value else { continue };
+                let Some(db) = rp.store.dbs.get_mut(k.db) else {
+                    return Err(read::Error {
+                        offset: at,
+                        msg: format!("the file uses database {} beyond `databases`", k.db),
+                    });
+                };
+                let lru = db.lru_clock;
+                db.insert_entry(&k.key, Entry { value, lru }, k.expire_ms);
+            }
+        }
+    }
+}
