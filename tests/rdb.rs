@@ -363,3 +363,35 @@ fn shutdown_saves_when_asked_or_with_save_points() {
     assert_eq!(ours.raw().cmd(&["GET", "k"]), V::Bulk(b"v".to_vec()));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn aof_with_rdb_base_written_by_redis_server_loads_into_basalt() {
+    if !have_redis() {
+        return;
+    }
+    let dir = tmpdir("aof-preamble");
+    let want = {
+        let redis = Redis::start(&dir, &["--appendonly", "yes", "--aof-use-rdb-preamble", "yes"]);
+        let mut r = redis.raw();
+        populate(&mut r);
+        let started = r.cmd(&["BGREWRITEAOF"]).str();
+        assert!(started.contains("rewriting"), "{started}");
+        wait_for(|| {
+            let info = r.cmd(&["INFO", "persistence"]).str();
+            info.contains("aof_rewrite_in_progress:0") && info.contains("aof_rewrite_scheduled:0")
+        });
+        // Commands after the rewrite land in the incremental file.
+        r.cmd(&["SET", "after-rewrite", "yes"]);
+        r.cmd(&["LPUSH", "list:small", "pushed-after"]);
+        snapshot(&mut r)
+    };
+    let manifest = std::fs::read_to_string(dir.join("appendonlydir/appendonly.aof.manifest")).unwrap();
+    assert!(manifest.contains(".base.rdb"), "{manifest}");
+    let ours = Server::start(&["--dir", dir.to_str().unwrap(), "--appendonly", "yes"]);
+    let mut b = ours.raw();
+    assert_eq!(snapshot(&mut b), want);
+    assert_eq!(b.cmd(&["FCALL", "myfunc", "0"]), V::Int(42));
+    drop(b);
+    drop(ours);
+    let _ = std::fs::remove_dir_all(&dir);
+}
