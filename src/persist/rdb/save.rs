@@ -474,3 +474,58 @@ pub fn load_preamble(buf: &[u8], rp: Option<&mut crate::persist::load::Replayer>
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::value::{Str, Value};
+
+    fn set(store: &mut Store, db: usize, k: &[u8], v: &[u8]) {
+        store.dbs[db].set(k, Value::Str(Str::Raw(v.to_vec())), false);
+    }
+
+    /// The RDB part of a shard is its keyspace at the cut, whatever is written meanwhile.
+    #[test]
+    fn rdb_snapshot_is_point_in_time() {
+        let mut st = Store::new(16);
+        for i in 0..1000 {
+            set(&mut st, 0, format!("k{i}").as_bytes(), b"old");
+        }
+        set(&mut st, 4, b"k1", b"db4");
+        st.dbs[0].set_expire(b"k9", 99_999_999_999_999);
+        st.snapshot = Some(Box::new(Snapshot::new_rdb(1, true)));
+        assert!(!rewrite::step(&mut st, 10));
+        let mut chunks = rewrite::drain_part(&mut st);
+        for i in 0..1000 {
+            let k = format!("k{i}");
+            rewrite::before_write(&mut st, k.as_bytes());
+            set(&mut st, 0, k.as_bytes(), b"new");
+        }
+        rewrite::before_write(&mut st, b"fresh");
+        set(&mut st, 0, b"fresh", b"x");
+        rewrite::complete_now(&mut st);
+        let (rest, err) = rewrite::take_part(&mut st);
+        assert_eq!(err, None);
+        chunks.extend_from_slice(&rest);
+        let mut img = header(false);
+        img.extend_from_slice(&chunks);
+        let crc = super::super::crc64::crc64(0, &img);
+        write::eof(&mut img, crc);
+        let loaded = load_bytes(&img, 3, 16, EncodingLimits::default()).unwrap();
+        assert_eq!(loaded.keys, 1001);
+        let mut total = 0;
+        for s in &loaded.stores {
+            total += s.dbs[0].len();
+            assert!(s.dbs[0].peek(b"fresh").is_none());
+            if let Some(e) = s.dbs[0].peek(b"k3") {
+                assert_eq!(e.value, Value::Str(Str::from_set(b"old")));
+            }
+            if s.dbs[0].peek(b"k9").is_some() {
+                assert_eq!(s.dbs[0].expire_at(b"k9"), Some(99_999_999_999_999));
+            }
+        }
+        assert_eq!(total, 1000);
+        let s = crate::shard::shard_of(b"k1", 3);
+        assert!(loaded.stores[s].dbs[4].peek(b"k1").is_some());
+    }
+}
