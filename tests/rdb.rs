@@ -395,3 +395,22 @@ fn aof_with_rdb_base_written_by_redis_server_loads_into_basalt() {
     drop(ours);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn sigterm_saves_when_save_points_are_configured() {
+    let dir = tmpdir("sigterm");
+    let d = dir.to_str().unwrap();
+    let mut ours = Server::start(&["--dir", d, "--save", "3600", "1"]);
+    ok(ours.raw().cmd(&["SET", "k", "v"]));
+    // SAFETY: a signal to the child process this test started.
+    unsafe { libc::kill(ours.pid() as i32, libc::SIGTERM) };
+    assert!(
+        ours.wait_exit(Duration::from_secs(20)).is_some(),
+        "no exit after SIGTERM"
+    );
+    assert!(dir.join("dump.rdb").exists(), "{}", ours.log_text());
+    drop(ours);
+    let ours = Server::start(&["--dir", d]);
+    assert_eq!(ours.raw().cmd(&["GET", "k"]), V::Bulk(b"v".to_vec()));
+    let _ = std::fs::remove_dir_all(&dir);
+}

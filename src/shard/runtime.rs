@@ -290,7 +290,12 @@ fn install_signals(shared: Arc<ServerShared>) {
                         std::process::exit(1);
                     }
                     tracing::warn!("Received {name} scheduling shutdown...");
-                    shared.request_shutdown();
+                    // With save points, shard 0 saves dump.rdb first (as Redis on SIGTERM);
+                    // a second signal while it saves shuts down at once.
+                    let save = !shared.config.read().save.is_empty();
+                    if !save || persist::rdb::save::SHUTDOWN_AFTER_SAVE.swap(true, Ordering::SeqCst) {
+                        shared.request_shutdown();
+                    }
                 }
             })
             .expect("spawn signal thread");

@@ -46,6 +46,10 @@ pub static STATE: SaveState = SaveState {
     dirty_at_save: AtomicU64::new(0),
 };
 
+/// Set by SIGTERM/SIGINT when save points are configured: shard 0's cron saves, then shuts
+/// the server down.
+pub static SHUTDOWN_AFTER_SAVE: AtomicBool = AtomicBool::new(false);
+
 pub fn in_progress() -> bool {
     STATE.in_progress.load(Ordering::SeqCst)
 }
@@ -340,8 +344,24 @@ pub fn start_background(sh: &Rc<Shard>) -> bool {
 pub async fn cron(sh: Rc<Shard>) {
     let shared = sh.local.shared.clone();
     let mut last_try_ms = 0u64;
+    let mut tick = 0u64;
     while !shared.is_shutting_down() {
-        glommio::timer::sleep(std::time::Duration::from_secs(1)).await;
+        glommio::timer::sleep(std::time::Duration::from_millis(100)).await;
+        if SHUTDOWN_AFTER_SAVE.load(Ordering::SeqCst) {
+            while STATE.in_progress.swap(true, Ordering::SeqCst) {
+                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            tracing::info!("Saving the final RDB snapshot before exiting.");
+            if let Err(e) = save(&sh).await {
+                tracing::warn!("Error trying to save the DB on shutdown: {e}");
+            }
+            shared.request_shutdown();
+            break;
+        }
+        tick += 1;
+        if tick % 10 != 0 {
+            continue;
+        }
         let aof_rewriting = shared.persist.rewrite_in_progress.load(Ordering::SeqCst);
         if in_progress() || aof_rewriting {
             continue;
