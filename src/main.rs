@@ -7,6 +7,9 @@ fn main() {
     if argv.get(1).is_some_and(|a| a == "check-aof") {
         std::process::exit(basalt::persist::load::check_aof(&argv[2..]));
     }
+    if argv.get(1).is_some_and(|a| a == "check-rdb") {
+        std::process::exit(basalt::persist::rdb::check::check_rdb(&argv[2..]));
+    }
     let config = match Config::from_args(&argv) {
         Ok(c) => c,
         Err(e) => {

@@ -3,6 +3,7 @@
 //! the `COMMANDS` of every family listed in [`ALL`].
 
 pub mod connection;
+pub mod dump;
 pub mod hashes;
 pub mod introspection;
 pub mod keys;
@@ -22,6 +23,7 @@ pub static ALL: &[&[CommandSpec]] = &[
     connection::COMMANDS,
     strings::COMMANDS,
     keys::COMMANDS,
+    dump::COMMANDS,
     server::COMMANDS,
     introspection::COMMANDS,
     lists::COMMANDS,
@@ -31,6 +33,7 @@ pub static ALL: &[&[CommandSpec]] = &[
     transactions::COMMANDS,
     sort::COMMANDS,
     crate::persist::rewrite::COMMANDS,
+    crate::persist::rdb::save::COMMANDS,
     pubsub::COMMANDS,
     scripting::COMMANDS,
 ];

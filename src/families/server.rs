@@ -299,8 +299,9 @@ fn parse_shutdown(a: &Args) -> Result<ShutdownOpts, CmdError> {
 /// `SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE] [ABORT]`
 ///
 /// The runtime stops accepting, lets commands in flight finish, flushes what the persistence
-/// core holds and exits 0. The client gets no reply: its connection closes. This build
-/// writes no RDB snapshot, so `SAVE` fails unless `FORCE` says to exit anyway.
+/// core holds and exits 0. The client gets no reply: its connection closes. As Redis, a
+/// snapshot is saved first with SAVE, or when save points are configured and NOSAVE is not
+/// given; if that save fails the server stays up unless FORCE.
 fn shutdown(c: &mut Client, a: Args) -> LocalFuture<'_> {
     boxed(async move {
         let o = parse_shutdown(&a)?;
@@ -310,18 +311,21 @@ fn shutdown(c: &mut Client, a: Args) -> LocalFuture<'_> {
         }
         let shared = c.shard.local.shared.clone();
         let save_points = !shared.config.read().save.is_empty();
-        if o.save && !o.force {
-            tracing::warn!("Error trying to save the DB, can't exit: this build does not write RDB snapshots (SHUTDOWN NOSAVE exits without one, SHUTDOWN SAVE FORCE exits anyway)");
-            tracing::warn!("Errors trying to shut down the server. Check the logs for more information.");
-            return Err(CmdError::Static("ERR Errors trying to SHUTDOWN. Check logs."));
-        }
         tracing::warn!("User requested shutdown...");
-        if o.save {
-            tracing::warn!("No RDB snapshot written (this build does not write them): exiting anyway as FORCE asks");
-        } else if save_points && !o.nosave {
-            tracing::warn!(
-                "Save points are configured but this build does not write RDB snapshots: exiting without saving"
-            );
+        if o.save || (save_points && !o.nosave) {
+            use crate::persist::rdb::save as rdb_save;
+            tracing::info!("Saving the final RDB snapshot before exiting.");
+            // A background save in progress is superseded: wait for it, then save again.
+            while rdb_save::STATE.in_progress.swap(true, Ordering::SeqCst) {
+                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            if let Err(e) = rdb_save::save(&c.shard).await {
+                tracing::warn!("Error trying to save the DB: {e}");
+                if !o.force {
+                    tracing::warn!("Errors trying to shut down the server. Check the logs for more information.");
+                    return Err(CmdError::Static("ERR Errors trying to SHUTDOWN. Check logs."));
+                }
+            }
         }
         shared.request_shutdown();
         c.close_after_reply = true;

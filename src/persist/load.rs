@@ -208,6 +208,11 @@ impl Replayer {
         }
     }
 
+    /// The encoding limits keys are loaded with (an RDB preamble's too).
+    pub fn enc(&self) -> EncodingLimits {
+        self.enc
+    }
+
     pub fn in_multi(&self) -> bool {
         self.multi.is_some()
     }
@@ -575,6 +580,20 @@ impl Sink for Router<'_> {
     fn progress(&mut self, offset: u64) {
         (self.on_progress)(self.base_offset + offset);
     }
+
+    fn enc(&self) -> EncodingLimits {
+        self.ctx.enc
+    }
+
+    /// RDB base keys go straight into their shard's store (the base precedes every routed
+    /// command).
+    fn put(&mut self, db: usize, key: &[u8], entry: crate::store::Entry, expire_ms: Option<u64>) -> Result<(), String> {
+        let shard = crate::shard::slot::shard_of(key, self.stores.len());
+        let mut store = self.stores[shard]
+            .lock()
+            .map_err(|_| "a load worker panicked".to_string())?;
+        put_into(&mut store, db, key, entry, expire_ms)
+    }
 }
 
 /// A loading worker: replays its shard's commands into its shard's store.
@@ -604,6 +623,25 @@ pub trait Sink {
     fn discard_multi(&mut self);
     /// `offset` bytes of the current file are read (called now and then, for INFO).
     fn progress(&mut self, _offset: u64) {}
+    /// The encoding limits values are built with (an RDB base decodes into them).
+    fn enc(&self) -> EncodingLimits;
+    /// One key of an RDB base, stored as is.
+    fn put(&mut self, db: usize, key: &[u8], entry: crate::store::Entry, expire_ms: Option<u64>) -> Result<(), String>;
+}
+
+fn put_into(
+    store: &mut Store,
+    db: usize,
+    key: &[u8],
+    mut entry: crate::store::Entry,
+    expire_ms: Option<u64>,
+) -> Result<(), String> {
+    let Some(d) = store.dbs.get_mut(db) else {
+        return Err(format!("the file uses database {db} beyond `databases`"));
+    };
+    entry.lru = d.lru_clock;
+    d.insert_entry(key, entry, expire_ms);
+    Ok(())
 }
 
 impl Sink for Replayer {
@@ -612,6 +650,12 @@ impl Sink for Replayer {
     }
     fn discard_multi(&mut self) {
         Replayer::discard_multi(self)
+    }
+    fn enc(&self) -> EncodingLimits {
+        self.enc
+    }
+    fn put(&mut self, db: usize, key: &[u8], entry: crate::store::Entry, expire_ms: Option<u64>) -> Result<(), String> {
+        put_into(&mut self.store, db, key, entry, expire_ms)
     }
 }
 
@@ -622,12 +666,18 @@ pub fn scan_file<S: Sink + ?Sized>(path: &Path, mut replay: Option<&mut S>) -> R
     let file =
         File::open(path).map_err(|e| LoadError(format!("Fatal error: can't open the append only file {name}: {e}")))?;
     let mut r = BufReader::with_capacity(1 << 20, file);
+    let mut rdb_end = 0u64;
     if r.fill_buf().map(|b| b.starts_with(b"REDIS")).unwrap_or(false) {
-        return Err(LoadError(format!(
-            "{name} is an RDB file (an AOF base written with aof-use-rdb-preamble yes): this build of basalt cannot read RDB yet. Rewrite the AOF with aof-use-rdb-preamble no in Redis (CONFIG SET aof-use-rdb-preamble no, then BGREWRITEAOF) to move it to basalt"
-        )));
+        // An RDB preamble (aof-use-rdb-preamble): the RDB, then possibly RESP commands.
+        let buf = std::fs::read(path).map_err(|e| LoadError(format!("Fatal error: can't read {name}: {e}")))?;
+        rdb_end = super::rdb::save::load_preamble(&buf, replay.as_deref_mut())
+            .map_err(|e| LoadError(format!("Bad file format reading the RDB preamble of {name}: {e}")))?
+            as u64;
+        std::io::Seek::seek(&mut r, std::io::SeekFrom::Start(rdb_end))
+            .map_err(|e| LoadError(format!("Fatal error: can't read {name}: {e}")))?;
     }
     let mut reader = Reader::new(r);
+    reader.offset = rdb_end;
     let (mut commands, mut valid, mut valid_before_multi) = (0u64, 0u64, 0u64);
     let mut in_multi = false;
     loop {

@@ -17,6 +17,7 @@
 
 pub mod aof;
 pub mod load;
+pub mod rdb;
 pub mod rewrite;
 
 use std::cell::RefCell;
@@ -734,7 +735,7 @@ impl Writer {
             ));
         }
         let seq = m.base_seq() + 1;
-        let base_name = paths.base_name(seq, false);
+        let base_name = paths.base_name(seq, temp.ends_with(".rdb"));
         std::fs::rename(paths.file(temp), paths.file(&base_name))?;
         let (current, old) = if self.starting {
             // The temporary incr file becomes the manifest's only incr file; everything

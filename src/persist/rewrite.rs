@@ -56,6 +56,8 @@ pub struct Snapshot {
     now: u64,
     /// The rewrite this part belongs to (see `PersistStats::rewrite_gen`).
     gen: u64,
+    /// Some(rdbcompression): the part is RDB (BGSAVE, the AOF base's RDB preamble), not RESP.
+    rdb: Option<bool>,
 }
 
 fn put_cmd(out: &mut BytesMut, args: &[&[u8]]) {
@@ -142,6 +144,15 @@ impl Snapshot {
         }
     }
 
+    /// A snapshot whose part is RDB key records (see persist::rdb::save).
+    pub fn new_rdb(now: u64, compress: bool) -> Snapshot {
+        Snapshot {
+            now,
+            rdb: Some(compress),
+            ..Snapshot::default()
+        }
+    }
+
     /// Serializes `key` from every database of `store` (as it is now) and marks it done.
     fn take_key(&mut self, store: &Store, key: &[u8]) {
         if !self.done.insert(key.into()) {
@@ -151,6 +162,17 @@ impl Snapshot {
             let Some(e) = db.peek(key) else { continue };
             let at = db.expire_at(key);
             if at.is_some_and(|at| at <= self.now) {
+                continue;
+            }
+            if let Some(compress) = self.rdb {
+                let mut rec = Vec::new();
+                if self.selected != Some(i) {
+                    rec.extend_from_slice(&[super::rdb::OP_SELECTDB]);
+                    super::rdb::write::len(&mut rec, i as u64);
+                    self.selected = Some(i);
+                }
+                super::rdb::write::key(&mut rec, key, &e.value, at, compress);
+                self.out.extend_from_slice(&rec);
                 continue;
             }
             if self.selected != Some(i) {
@@ -240,7 +262,7 @@ pub fn complete_now(store: &mut Store) {
 }
 
 /// Takes a finished part out of the store: (bytes, error).
-fn take_part(store: &mut Store) -> (Vec<u8>, Option<String>) {
+pub(crate) fn take_part(store: &mut Store) -> (Vec<u8>, Option<String>) {
     match store.snapshot.take() {
         Some(s) => (s.out.to_vec(), s.error),
         None => (Vec::new(), Some("the rewrite snapshot vanished".into())),
@@ -248,7 +270,7 @@ fn take_part(store: &mut Store) -> (Vec<u8>, Option<String>) {
 }
 
 /// Drains what a shard has serialized so far, keeping memory bounded.
-fn drain_part(store: &mut Store) -> Vec<u8> {
+pub(crate) fn drain_part(store: &mut Store) -> Vec<u8> {
     match store.snapshot.as_mut() {
         Some(s) => {
             s.selected = None;
@@ -449,10 +471,28 @@ async fn cut_locked(sh: &Rc<Shard>, lent: &mut crate::shard::Lent, want: Want) -
         }
         Want::Follow => return Ok(Cut::Nothing),
     };
+    // A BGSAVE's snapshot (RDB, generation 0) is still being taken: one snapshot at a time.
+    if (0..sh.nshards).any(|s| {
+        lent.store(s)
+            .snapshot
+            .as_ref()
+            .is_some_and(|snap| snap.rdb.is_some() && snap.gen == 0)
+    }) {
+        return Err("a background save (BGSAVE) is in progress".into());
+    }
+    // aof-use-rdb-preamble: the base is an RDB file (`.base.rdb`), its parts RDB records.
+    let (preamble, compress) = {
+        let c = shared.config.read();
+        (c.aof_use_rdb_preamble, c.rdbcompression)
+    };
     let gen = p.rewrite_gen.fetch_add(1, Ordering::SeqCst) + 1;
     let now = crate::server::unix_ms();
     for s in 0..sh.nshards {
-        lent.store(s).snapshot = Some(Box::new(Snapshot::new(now, gen)));
+        let mut snap = Snapshot::new(now, gen);
+        if preamble {
+            snap.rdb = Some(compress);
+        }
+        lent.store(s).snapshot = Some(Box::new(snap));
     }
     let c = if start {
         sh.hop_lent(lent, |sh| sh.local.effects.borrow_mut().set_enabled(true))
@@ -547,26 +587,30 @@ async fn finish_rewrite(sh: &Rc<Shard>, gen: u64) -> Result<(), String> {
     let mut parts: Vec<Vec<u8>> = vec![Vec::new(); n];
     let mut done = vec![false; n];
     let mut error = None;
+    let mut preamble = false;
     while done.iter().any(|d| !d) {
         let pending: Vec<usize> = (0..n).filter(|&s| !done[s]).collect();
         let results = sh
             .hop_many(&pending, move |sh| {
                 sh.with_store(|st| {
                     if st.snapshot.as_ref().map(|s| s.gen) != Some(gen) {
-                        return (true, Vec::new(), Some("the rewrite was cancelled".to_string()));
+                        return (true, Vec::new(), Some("the rewrite was cancelled".to_string()), false);
                     }
+                    // The cut chose the parts' format (aof-use-rdb-preamble at that moment).
+                    let rdb = st.snapshot.as_ref().is_some_and(|s| s.rdb.is_some());
                     let finished = step(st, STEP_KEYS);
                     if finished {
                         let (bytes, err) = take_part(st);
-                        (true, bytes, err)
+                        (true, bytes, err, rdb)
                     } else {
-                        (false, drain_part(st), None)
+                        (false, drain_part(st), None, rdb)
                     }
                 })
             })
             .await
             .map_err(|e| e.to_string())?;
-        for (s, (finished, bytes, err)) in pending.into_iter().zip(results) {
+        for (s, (finished, bytes, err, rdb)) in pending.into_iter().zip(results) {
+            preamble |= rdb;
             parts[s].extend_from_slice(&bytes);
             if finished {
                 done[s] = true;
@@ -595,9 +639,24 @@ async fn finish_rewrite(sh: &Rc<Shard>, gen: u64) -> Result<(), String> {
         let paths = super::aof::Paths::new(&c.dir, &c.appenddirname, &c.appendfilename);
         (
             paths.dir.clone(),
-            format!("temp-rewriteaof-bg-{}.aof", std::process::id()),
+            format!(
+                "temp-rewriteaof-bg-{}.{}",
+                std::process::id(),
+                if preamble { "rdb" } else { "aof" }
+            ),
         )
     };
+    if preamble {
+        let mut head = super::rdb::save::header(true);
+        let mut crc = super::rdb::crc64::crc64(0, &head);
+        for p in &parts {
+            crc = super::rdb::crc64::crc64(crc, p);
+        }
+        let mut tail = Vec::new();
+        super::rdb::write::eof(&mut tail, crc);
+        parts.insert(0, std::mem::take(&mut head));
+        parts.push(tail);
+    }
     let path = dir.join(&tmp);
     let (tx, rx) = futures_channel::oneshot::channel();
     std::thread::spawn(move || {
@@ -626,7 +685,7 @@ async fn finish_rewrite(sh: &Rc<Shard>, gen: u64) -> Result<(), String> {
 /// Completes any rewrite in progress on this shard before a command that changes keys it
 /// does not name (FLUSHALL, FLUSHDB, SWAPDB).
 pub async fn settle_before_bulk_change(sh: &Rc<Shard>) {
-    if sh.local.shared.persist.rewrite_in_progress.load(Ordering::SeqCst) {
+    if sh.local.shared.persist.rewrite_in_progress.load(Ordering::SeqCst) || super::rdb::save::in_progress() {
         let _ = sh.hop_all(|sh| sh.with_store(complete_now)).await;
     }
 }

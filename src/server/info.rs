@@ -447,6 +447,7 @@ pub fn render(shard: &Shard, snaps: &[ShardSnapshot], wanted: &[&str]) -> String
                     .field("lazyfreed_objects", LAZYFREED.load(Ordering::Relaxed));
             }
             "persistence" => {
+                use crate::persist::rdb::save as rdb_save;
                 let p = &shared.persist;
                 let rewriting = p.rewrite_in_progress.load(Ordering::Relaxed);
                 o.push_str("# Persistence\r\n");
@@ -459,13 +460,32 @@ pub fn render(shard: &Shard, snaps: &[ShardSnapshot], wanted: &[&str]) -> String
                     .field("current_fork_perc", "0.00")
                     .field("current_save_keys_processed", 0)
                     .field("current_save_keys_total", 0)
-                    .field("rdb_changes_since_last_save", stats.dirty)
-                    .field("rdb_bgsave_in_progress", 0)
+                    .field("rdb_changes_since_last_save", rdb_save::changes_since_save(stats.dirty))
+                    .field("rdb_bgsave_in_progress", rdb_save::in_progress() as u8)
                     .field("rdb_last_save_time", shared.lastsave.load(Ordering::Relaxed))
-                    .field("rdb_last_bgsave_status", "ok")
-                    .field("rdb_last_bgsave_time_sec", -1)
-                    .field("rdb_current_bgsave_time_sec", -1)
-                    .field("rdb_saves", 0)
+                    .field(
+                        "rdb_last_bgsave_status",
+                        if rdb_save::STATE.last_ok.load(Ordering::Relaxed) {
+                            "ok"
+                        } else {
+                            "err"
+                        },
+                    )
+                    .field(
+                        "rdb_last_bgsave_time_sec",
+                        rdb_save::STATE.last_secs.load(Ordering::Relaxed),
+                    )
+                    .field(
+                        "rdb_current_bgsave_time_sec",
+                        if rdb_save::in_progress() {
+                            (crate::server::unix_ms()
+                                .saturating_sub(rdb_save::STATE.started_ms.load(Ordering::Relaxed))
+                                / 1000) as i64
+                        } else {
+                            -1
+                        },
+                    )
+                    .field("rdb_saves", rdb_save::STATE.saves.load(Ordering::Relaxed))
                     .field("rdb_last_cow_size", 0)
                     .field("rdb_last_load_keys_expired", 0)
                     .field("rdb_last_load_keys_loaded", 0)

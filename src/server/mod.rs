@@ -126,6 +126,7 @@ impl CachedConfig {
     pub fn load(shared: &SharedConfig) -> CachedConfig {
         let generation = shared.generation();
         let c = shared.read();
+        crate::persist::rdb::set_compression(c.rdbcompression);
         CachedConfig {
             generation,
             requirepass: c.requirepass.clone(),

@@ -149,12 +149,19 @@ struct PendingLoad {
 
 /// With `appendonly yes`: opens the AOF (creating base, incremental file and manifest on a
 /// fresh start) and says what to load. Without it, nothing.
+#[allow(clippy::type_complexity)]
 fn open_aof(
     config: &Config,
+    nshards: usize,
     shared: &ServerShared,
-) -> Result<(Option<PendingLoad>, Option<persist::AofFile>), StartError> {
+) -> Result<(Option<PendingLoad>, Option<persist::AofFile>, Option<Vec<Store>>), StartError> {
     if !config.appendonly {
-        return Ok((None, None));
+        // dump.rdb is loaded before the shards serve (no -LOADING for it yet).
+        let enc = crate::server::CachedConfig::load(&shared.config).enc;
+        let dir = std::path::Path::new(&config.dir);
+        let stores = persist::rdb::save::load_at_startup(dir, &config.dbfilename, nshards, config.databases, enc)
+            .map_err(StartError)?;
+        return Ok((None, None, Some(stores)));
     }
     let paths = persist::aof::Paths::new(&config.dir, &config.appenddirname, &config.appendfilename);
     let (pending, manifest) = match paths.read_manifest().map_err(StartError)? {
@@ -207,7 +214,7 @@ fn open_aof(
         p.loading_total_bytes.store(total, Ordering::SeqCst);
         p.loading_loaded_bytes.store(0, Ordering::SeqCst);
     }
-    Ok((pending, Some(persist::AofFile { paths, manifest, file })))
+    Ok((pending, Some(persist::AofFile { paths, manifest, file }), None))
 }
 
 /// Loads the AOF on a thread of its own while the shards serve, then hands each shard its
@@ -340,7 +347,12 @@ fn install_signals(shared: Arc<ServerShared>) {
                         std::process::exit(1);
                     }
                     tracing::warn!("Received {name} scheduling shutdown...");
-                    shared.request_shutdown();
+                    // With save points, shard 0 saves dump.rdb first (as Redis on SIGTERM);
+                    // a second signal while it saves shuts down at once.
+                    let save = !shared.config.read().save.is_empty();
+                    if !save || persist::rdb::save::SHUTDOWN_AFTER_SAVE.swap(true, Ordering::SeqCst) {
+                        shared.request_shutdown();
+                    }
                 }
             })
             .expect("spawn signal thread");
@@ -426,8 +438,9 @@ pub fn start(config: Config) -> Result<i32, StartError> {
     );
 
     // Loaded while the shards serve (see spawn_loader).
-    let (pending, aof) = open_aof(&aof_config, &shared)?;
-    let stores: Vec<Store> = (0..nshards).map(|_| Store::new(aof_config.databases)).collect();
+    let (pending, aof, rdb_stores) = open_aof(&aof_config, nshards, &shared)?;
+    let stores: Vec<Store> =
+        rdb_stores.unwrap_or_else(|| (0..nshards).map(|_| Store::new(aof_config.databases)).collect());
     let mut load_txs = Vec::new();
     let mut load_rxs = Vec::new();
     for _ in 0..nshards {
@@ -606,6 +619,9 @@ async fn shard_main(
         }));
     }
     let expire_task = glommio::spawn_local(crate::server::info::expire_loop(shard.clone()));
+    if shard.id == 0 {
+        glommio::spawn_local(persist::rdb::save::cron(shard.clone())).detach();
+    }
     ready.fetch_add(1, Ordering::SeqCst);
 
     // The cron: housekeeping at `hz`, and the watch for shutdown.
