@@ -16,11 +16,12 @@
 #   REDIS_ARGS    extra redis-server arguments (default none)
 #   COMMON_ARGS   arguments given to both (default "--bind 127.0.0.1")
 #   TESTS         redis-benchmark -t list (default set,get,incr,mset,lpush,rpop,sadd,hset,
-#                 spop,zadd,lrange_100, in that order: RPOP pops what LPUSH pushed, SPOP what
+#                 spop,zadd,lrange_100,evalsha, in that order: RPOP pops what LPUSH pushed, SPOP what
 #                 SADD added, on both servers alike; the list of
 #                 redis-benchmark test names: ping_inline,ping_mbulk,set,get,incr,lpush,rpush,
 #                 lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100,lrange_300,lrange_500,
-#                 lrange_600,mset)
+#                 lrange_600,mset), plus `evalsha`: EVALSHA of a small script
+#                 ($SCRIPT, default an INCR of KEYS[1]) loaded into both servers first
 #   PIPELINES     pipeline depths, space separated (default "1 16")
 #   REQUESTS      requests per test per run (default 100000)
 #   ROUNDS        rounds per server (default 3)
@@ -65,7 +66,8 @@ fi
 REQUESTS="${REQUESTS:-100000}"
 ROUNDS="${ROUNDS:-3}"
 WARMUP="${WARMUP:-1}"
-TESTS="${TESTS:-set,get,incr,mset,lpush,rpop,sadd,hset,spop,zadd,lrange_100}"
+TESTS="${TESTS:-set,get,incr,mset,lpush,rpop,sadd,hset,spop,zadd,lrange_100,evalsha}"
+SCRIPT="${SCRIPT:-return redis.call('incr', KEYS[1])}"
 PIPELINES="${PIPELINES:-1 16}"
 CLIENTS="${CLIENTS:-50}"
 KEYSPACE="${KEYSPACE:-}"
@@ -121,6 +123,15 @@ wait_for_ping "$redis_port" redis 10 "$redis_pid" || die "redis-server did not s
 wait_for_ping "$basalt_port" basalt 20 "$basalt_pid" || die "basalt did not start"
 
 port_of() { if [ "$1" = redis ]; then echo "$redis_port"; else echo "$basalt_port"; fi; }
+
+# The script for the evalsha test, loaded into both (same body, same SHA1).
+SCRIPT_SHA=""
+if [[ ",$TESTS," == *,evalsha,* ]]; then
+    for port in "$redis_port" "$basalt_port"; do
+        SCRIPT_SHA=$(redis-cli -p "$port" SCRIPT LOAD "$SCRIPT") || die "SCRIPT LOAD failed on port $port"
+    done
+    [[ "$SCRIPT_SHA" =~ ^[0-9a-f]{40}$ ]] || die "SCRIPT LOAD answered '$SCRIPT_SHA'"
+fi
 pid_of() { if [ "$1" = redis ]; then echo "$redis_pid"; else echo "$basalt_pid"; fi; }
 
 RESULTS="$LIB_TMP/results.txt" # server pipeline round test rps p99_ms
@@ -131,12 +142,18 @@ FAILED=""
 # Fails (status 1) when redis-benchmark fails, e.g. on an error reply; exits the script when
 # the server died.
 bench() {
-    local server="$1" p="$2" n="$3" out="$4" tests="${5:-$TESTS}" pin=() extra=()
+    local server="$1" p="$2" n="$3" out="$4" tests="${5:-$TESTS}" pin=() extra=() what=()
+    if [ "$tests" = evalsha ]; then
+        what=(EVALSHA "$SCRIPT_SHA" 1 script:counter)
+    else
+        # (evalsha in a list, as in the warm-up, is skipped: -t ignores unknown names)
+        what=(-t "$tests")
+    fi
     [ -n "$CLIENT_CPU" ] && pin=(taskset -c "$CLIENT_CPU")
     [ -n "$KEYSPACE" ] && extra+=(-r "$KEYSPACE")
     [ -n "$DATA_SIZE" ] && extra+=(-d "$DATA_SIZE")
     if ! run_child timeout "$BENCH_TIMEOUT" "${pin[@]}" "$REDIS_BENCHMARK" -h 127.0.0.1 -p "$(port_of "$server")" \
-        -q -c "$CLIENTS" -n "$n" -P "$p" -t "$tests" --csv "${extra[@]}" >"$out" 2>"$out.err"; then
+        -q -c "$CLIENTS" -n "$n" -P "$p" --csv "${extra[@]}" "${what[@]}" >"$out" 2>"$out.err"; then
         log "redis-benchmark -t $tests -P $p against $server failed: $(tr '\n' ' ' <"$out.err" | cut -c1-300)"
         kill -0 "$(pid_of "$server")" 2>/dev/null || { tail -n 30 "$LIB_TMP/$server.log" >&2; die "$server died"; }
         return 1
