@@ -4,7 +4,6 @@
 //! run, start it and, once it is done, enqueue its effects as one record and release the shards.
 
 use bytes::Bytes;
-use futures_channel::oneshot;
 
 use super::{boxed, reply_help};
 use crate::command::table::Cmd;
@@ -134,7 +133,6 @@ async fn run_over_reach(
         (cfg.databases, cfg.enc)
     };
     let busy_ms = sh.local.shared.config.read().busy_reply_threshold;
-    let (tx, rx) = oneshot::channel();
     let job = vm::Job {
         sha: p.sha.clone(),
         function: p.function,
@@ -151,19 +149,23 @@ async fn run_over_reach(
         effects,
         busy_ms,
         shared: sh.local.shared.clone(),
-        done: tx,
     };
+    let fcall = p.argv_all.is_some();
     if let Some(argv) = p.argv_all {
         if let Ok(mut r) = scripting::RUNNING_FUNCTION.lock() {
             *r = Some((p.sha, argv, std::time::Instant::now()));
         }
     }
-    vm::start(job);
-    let done = rx.await;
-    if let Ok(mut r) = scripting::RUNNING_FUNCTION.lock() {
-        *r = None;
+    let done = match vm::start(job) {
+        vm::Started::Done(d) => Ok(d),
+        vm::Started::Later(rx) => rx.await,
+    };
+    if fcall {
+        if let Ok(mut r) = scripting::RUNNING_FUNCTION.lock() {
+            *r = None;
+        }
     }
-    let done = done.map_err(|_| CmdError::Static("ERR the scripting thread stopped"))?;
+    let done = done.map_err(|_| CmdError::Static("ERR the script's task stopped"))?;
     let reach = Reach {
         restart: done.restart,
         undeclared: done.undeclared,

@@ -45,7 +45,6 @@ pub struct Job {
     pub busy_ms: u64,
     /// SHUTDOWN NOSAVE stops the script (its effects are dropped: none reach the AOF).
     pub shared: std::sync::Arc<crate::server::ServerShared>,
-    pub done: oneshot::Sender<Done>,
 }
 
 /// A command called from a script, for commandstats/errorstats.
@@ -123,73 +122,95 @@ const SCRIPT_STACK: usize = 8 << 20;
 /// tasks run (so other clients get -BUSY, SCRIPT KILL and SHUTDOWN NOSAVE get through).
 const SLICE: std::time::Duration = std::time::Duration::from_millis(2);
 
+/// How [`start`] left a script.
+pub enum Started {
+    /// It ran to its end (nearly every script: no task, no channel).
+    Done(Done),
+    /// It waits for a paused script on this thread, or paused itself: a task finishes it.
+    Later(oneshot::Receiver<Done>),
+}
+
 /// Runs a script on this shard's thread, in a coroutine with its own stack so a long one
-/// can pause between slices; the result arrives on `job.done`. Scripts on one thread run
-/// one at a time. Runs in a task of its own, so a client that goes away mid-script cannot
-/// cut it short: it finishes and gives its shards back.
-pub fn start(job: Job) {
+/// can pause between slices. Scripts on one thread run one at a time. One that does not end
+/// within its first slice is finished by a task of its own, so a client that goes away
+/// mid-script cannot cut it short: it finishes and gives its shards back.
+pub fn start(job: Job) -> Started {
     if IN_USE.get() {
         // Another script on this thread is paused mid-run: this one waits for it.
+        let (tx, rx) = oneshot::channel();
         glommio::spawn_local(async move {
             while IN_USE.get() {
                 glommio::executor().yield_task_queue_now().await;
             }
-            if let Some(co) = begin(job) {
-                finish(co).await;
-            }
+            let done = match begin(job) {
+                Begun::Done(d) => d,
+                Begun::Paused(co) => finish(co).await,
+            };
+            let _ = tx.send(done);
         })
         .detach();
-        return;
+        return Started::Later(rx);
     }
-    if let Some(co) = begin(job) {
-        glommio::spawn_local(finish(co)).detach();
+    match begin(job) {
+        Begun::Done(d) => Started::Done(d),
+        Begun::Paused(co) => {
+            let (tx, rx) = oneshot::channel();
+            glommio::spawn_local(async move {
+                let _ = tx.send(finish(co).await);
+            })
+            .detach();
+            Started::Later(rx)
+        }
     }
 }
 
-type ScriptCoroutine = Coroutine<(), (), (), DefaultStack>;
+type ScriptCoroutine = Coroutine<(), (), Done, DefaultStack>;
 
-/// Starts a script on this thread and runs its first slice. Most scripts end within it
-/// and cost no task; a longer one comes back paused, to be finished by [`finish`].
-fn begin(job: Job) -> Option<ScriptCoroutine> {
+enum Begun {
+    Done(Done),
+    Paused(ScriptCoroutine),
+}
+
+/// Starts a script on this thread and runs its first slice. Most scripts end within it;
+/// a longer one comes back paused, to be finished by [`finish`].
+fn begin(job: Job) -> Begun {
     let stack = match STACK.take() {
         Some(s) => s,
         None => match DefaultStack::new(SCRIPT_STACK) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!("cannot allocate a stack for scripts: {e}");
-                fail(job, "ERR cannot allocate a stack for the script");
-                return None;
+                return Begun::Done(fail(job, "ERR cannot allocate a stack for the script"));
             }
         },
     };
     IN_USE.set(true);
     let mut co = Coroutine::with_stack(stack, move |y: &Yielder<(), ()>, ()| {
         YIELDER.set(y as *const _);
-        run_on_this_thread(job);
+        let done = run_on_this_thread(job);
         YIELDER.set(std::ptr::null());
+        done
     });
     SLICE_START.set(Some(Instant::now()));
     match co.resume(()) {
-        CoroutineResult::Return(()) => {
+        CoroutineResult::Return(done) => {
             end(co);
-            None
+            Begun::Done(done)
         }
-        CoroutineResult::Yield(()) => Some(co),
+        CoroutineResult::Yield(()) => Begun::Paused(co),
     }
 }
 
-/// Gives a paused script a slice at each turn of the executor until it ends. Runs in a
-/// task of its own, so a client that goes away mid-script cannot cut it short: it finishes
-/// and gives its shards back.
-async fn finish(mut co: ScriptCoroutine) {
+/// Gives a paused script a slice at each turn of the executor until it ends.
+async fn finish(mut co: ScriptCoroutine) -> Done {
     loop {
         glommio::executor().yield_task_queue_now().await;
         SLICE_START.set(Some(Instant::now()));
-        if let CoroutineResult::Return(()) = co.resume(()) {
-            break;
+        if let CoroutineResult::Return(done) = co.resume(()) {
+            end(co);
+            return done;
         }
     }
-    end(co);
 }
 
 fn end(co: ScriptCoroutine) {
@@ -250,7 +271,7 @@ fn pause_if_due() {
     }
 }
 
-fn run_on_this_thread(job: Job) {
+fn run_on_this_thread(job: Job) -> Done {
     let gen = super::generation();
     // IN_USE keeps this the only borrow: a paused script holds it, the next one waits.
     VM.with(|cell| {
@@ -271,10 +292,10 @@ fn run_on_this_thread(job: Job) {
     })
 }
 
-fn fail(job: Job, msg: &str) {
+fn fail(job: Job, msg: &str) -> Done {
     let mut out = Reply::new(job.proto);
     out.error(msg);
-    let _ = job.done.send(Done {
+    Done {
         lent: job.lent,
         out: out.take(),
         effects: job.effects,
@@ -284,7 +305,7 @@ fn fail(job: Job, msg: &str) {
         restart: false,
         undeclared: false,
         events: crate::server::pubsub::take_events(),
-    });
+    }
 }
 
 /// `Error compiling script` text for a body that does not compile, checked on the shard thread.
@@ -379,10 +400,18 @@ __basalt_loadlib = function(chunk)
   setfenv(chunk, env)
   return xpcall(chunk, handler)
 end
+-- One environment per script function, made on its first run; each run sets KEYS and ARGV.
+local envs = setmetatable({}, {__mode = 'k'})
 __basalt_run = function(f, keys, argv)
-  local env = setmetatable({KEYS = keys, ARGV = argv}, env_mt)
-  rawset(env, '_G', env)
-  setfenv(f, env)
+  local env = envs[f]
+  if not env then
+    env = setmetatable({}, env_mt)
+    rawset(env, '_G', env)
+    setfenv(f, env)
+    envs[f] = env
+  end
+  rawset(env, 'KEYS', keys)
+  rawset(env, 'ARGV', argv)
   return xpcall(f, handler)
 end
 "#;
@@ -584,7 +613,7 @@ impl Vm {
         })
     }
 
-    fn run(&mut self, job: Job) {
+    fn run(&mut self, job: Job) -> Done {
         let Job {
             sha,
             function,
@@ -601,7 +630,6 @@ impl Vm {
             effects,
             busy_ms,
             shared,
-            done,
         } = job;
         crate::server::pubsub::enter_script(&shared);
         CTX.with(|c| {
@@ -639,9 +667,9 @@ impl Vm {
                 Some("ERR".into())
             }
         };
-        let Some(mut ctx) = CTX.with(|c| c.borrow_mut().take()) else {
-            return;
-        };
+        let mut ctx = CTX
+            .with(|c| c.borrow_mut().take())
+            .expect("the run context is set at the start of run");
         if shared.is_shutting_down() {
             ctx.effects = Effects::new(false);
         }
@@ -649,7 +677,7 @@ impl Vm {
         STATE.kill.store(false, Ordering::Release);
         STATE.wrote.store(false, Ordering::Release);
         STATE.running.store(false, Ordering::Release);
-        let _ = done.send(Done {
+        Done {
             lent: ctx.lent,
             out: out.take(),
             effects: ctx.effects,
@@ -659,7 +687,7 @@ impl Vm {
             restart: ctx.restart,
             undeclared: ctx.undeclared,
             events: crate::server::pubsub::take_events(),
-        });
+        }
     }
 
     /// Runs one script, writing its reply; returns the error code if it failed.
@@ -723,7 +751,7 @@ impl Vm {
         STATE.function.store(function, Ordering::Release);
         STATE.running.store(true, Ordering::Release);
         HOOK.set(Some(HookState {
-            start: Instant::now(),
+            start: SLICE_START.get().unwrap_or_else(Instant::now),
             busy_ms,
             shared: shared.clone(),
         }));

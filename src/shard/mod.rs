@@ -231,6 +231,18 @@ impl Shard {
     /// Reserves the keyspaces of `shards` (any order, duplicates allowed) for a coordinated
     /// step: ascending order, one at a time, so coordinators never deadlock.
     pub async fn reserve(self: &Rc<Self>, shards: &[usize]) -> Result<Lent, CmdError> {
+        // Only this shard, and nothing queued at its gate: take it now (no op, no channel).
+        if shards == [self.id] && self.is_open() && self.gate.queue.borrow().is_empty() {
+            let txn = NEXT_TXN.fetch_add(1, Ordering::Relaxed);
+            self.gate.holder.set(txn);
+            let mut stores: Vec<Option<StorePtr>> = (0..self.nshards).map(|_| None).collect();
+            stores[self.id] = Some(StorePtr(self.store.as_ptr()));
+            return Ok(Lent {
+                txn,
+                nshards: self.nshards,
+                stores,
+            });
+        }
         let mut order: Vec<usize> = shards.to_vec();
         order.sort_unstable();
         order.dedup();
