@@ -122,7 +122,9 @@ const SCRIPT_STACK: usize = 8 << 20;
 /// tasks run (so other clients get -BUSY, SCRIPT KILL and SHUTDOWN NOSAVE get through).
 const SLICE: std::time::Duration = std::time::Duration::from_millis(2);
 
-/// How [`start`] left a script.
+/// How [`start`] left a script. (Unboxed on purpose: `Done` is the common case and boxing
+/// it would add an allocation per script.)
+#[allow(clippy::large_enum_variant)]
 pub enum Started {
     /// It ran to its end (nearly every script: no task, no channel).
     Done(Done),
@@ -166,6 +168,7 @@ pub fn start(job: Job) -> Started {
 
 type ScriptCoroutine = Coroutine<(), (), Done, DefaultStack>;
 
+#[allow(clippy::large_enum_variant)]
 enum Begun {
     Done(Done),
     Paused(ScriptCoroutine),
