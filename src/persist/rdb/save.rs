@@ -248,18 +248,7 @@ pub fn load_bytes(buf: &[u8], nshards: usize, databases: usize, enc: EncodingLim
         match r.next(&enc)? {
             read::Item::Eof => break,
             read::Item::Aux(..) | read::Item::Resize(..) => {}
-            read::Item::Function(code) => {
-                let fail = |msg: String| read::Error { offset: at, msg };
-                let code = bytes::Bytes::from(code);
-                let name = crate::scripting::functions::parse_metadata(&code).map_err(fail)?;
-                let funcs = crate::scripting::vm::check_library(&code).map_err(fail)?;
-                let lib = crate::scripting::functions::Library {
-                    name,
-                    code,
-                    functions: funcs,
-                };
-                crate::scripting::functions::install(lib, true).map_err(fail)?;
-            }
+            read::Item::Function(code) => install_library(code, at)?,
             read::Item::Key(k) => {
                 if k.db >= databases {
                     return Err(read::Error {
@@ -452,6 +441,21 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "bgsave", arity: -1, flags: ADMIN | NOSCRIPT | NO_ASYNC_LOADING, acl: acl::ADMIN | acl::DANGEROUS, group: "server", since: "1.0.0", summary: "Asynchronously saves the database(s) to disk.", complexity: "O(1)", syntax: "[SCHEDULE]", run: Run::Conn(bgsave), ..CommandSpec::DEFAULT },
 ];
 
+/// Installs a function library read from an RDB record at offset `at` (replacing one of
+/// the same name, as loading does in Redis).
+fn install_library(code: Vec<u8>, at: usize) -> Result<(), read::Error> {
+    let fail = |msg: String| read::Error { offset: at, msg };
+    let code = bytes::Bytes::from(code);
+    let name = crate::scripting::functions::parse_metadata(&code).map_err(fail)?;
+    let funcs = crate::scripting::vm::check_library(&code).map_err(fail)?;
+    let lib = crate::scripting::functions::Library {
+        name,
+        code,
+        functions: funcs,
+    };
+    crate::scripting::functions::install(lib, true).map_err(fail)
+}
+
 /// An AOF base that is an RDB file (aof-use-rdb-preamble): loads it into the replayer's
 /// store (expired keys too: the AOF that follows may still refer to them, as Redis loads a
 /// preamble) and returns where the RDB ends (a RESP tail may follow, as in Redis 6's
@@ -470,16 +474,7 @@ pub fn load_preamble<S: crate::persist::load::Sink + ?Sized>(
             read::Item::Aux(..) | read::Item::Resize(..) => {}
             read::Item::Function(code) => {
                 if rp.is_some() {
-                    let fail = |msg: String| read::Error { offset: at, msg };
-                    let code = bytes::Bytes::from(code);
-                    let name = crate::scripting::functions::parse_metadata(&code).map_err(fail)?;
-                    let funcs = crate::scripting::vm::check_library(&code).map_err(fail)?;
-                    let lib = crate::scripting::functions::Library {
-                        name,
-                        code,
-                        functions: funcs,
-                    };
-                    crate::scripting::functions::install(lib, true).map_err(fail)?;
+                    install_library(code, at)?;
                 }
             }
             read::Item::Key(k) => {
