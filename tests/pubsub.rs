@@ -501,10 +501,14 @@ impl Drop for Oracle {
 /// Runs `cmds` on a server at `port` with every keyspace event on, and returns the events
 /// a `__key*@0__:*` subscriber received, as "channel payload".
 fn event_stream(port: u16, cmds: &[&[&str]]) -> Vec<String> {
+    event_stream_with(port, "KEA", cmds)
+}
+
+fn event_stream_with(port: u16, classes: &str, cmds: &[&[&str]]) -> Vec<String> {
     let mut c = Raw::connect(port).unwrap();
     c.set_timeout(PATIENCE);
     assert_eq!(
-        c.cmd(&["CONFIG", "SET", "notify-keyspace-events", "KEA"]),
+        c.cmd(&["CONFIG", "SET", "notify-keyspace-events", classes]),
         V::Simple("OK".into())
     );
     let mut sub = Raw::connect(port).unwrap();
@@ -613,5 +617,37 @@ fn keyspace_events_for_hashes_sets_zsets_match_redis() {
             window(&got),
             window(&want)
         );
+    }
+}
+
+/// The `n` (new key) and `m` (key miss) classes, which `A` leaves out, as redis-server
+/// sends them: `new` before the command's own event, `keymiss` on reads that find nothing.
+#[test]
+fn new_key_and_key_miss_events_match_redis() {
+    let cmds: &[&[&str]] = &[
+        &["SET", "k1", "v"],
+        &["SET", "k1", "w"],
+        &["GET", "nosuch"],
+        &["GET", "k1"],
+        &["LPUSH", "l1", "a"],
+        &["LPUSH", "l1", "b"],
+        &["HGET", "h9", "f"],
+        &["HSET", "h1", "f", "1"],
+        &["SADD", "s1", "x"],
+        &["ZADD", "z1", "1", "m"],
+        &["EXISTS", "nosuch"],
+        &["MGET", "k1", "nosuch", "alsonot"],
+        &["RENAME", "k1", "k2"],
+        &["INCR", "c1"],
+        &["DEL", "k2"],
+        &["STRLEN", "k2"],
+    ];
+    for classes in ["KEn", "KEm", "KEAnm"] {
+        let oracle = Oracle::start();
+        let want = event_stream_with(oracle.1, classes, cmds);
+        let s = Server::start(&[]);
+        let got = event_stream_with(s.port, classes, cmds);
+        assert!(!want.is_empty(), "the oracle sent no events for {classes}");
+        assert_eq!(got, want, "notify-keyspace-events {classes}");
     }
 }

@@ -354,7 +354,12 @@ fn run_on(
             store.dbs[*db].clear();
         }
         // Stats and pending expirations belong to the slot, not the data.
-        Checked::SwapDb(a, b) => store.dbs.swap(a, b),
+        Checked::SwapDb(a, b) => {
+            store.dbs.swap(a, b);
+            // The numbers stay with the positions (keyspace events name them).
+            store.dbs[a].index = a;
+            store.dbs[b].index = b;
+        }
         Checked::Keyed(cmd) => {
             let Run::Keyed(f, _) = cmd.spec.run else { return };
             out.take();

@@ -5,6 +5,7 @@
 
 use super::dict::Dict;
 use super::value::Value;
+use crate::config::NotifyFlags;
 
 pub type Key = Box<[u8]>;
 
@@ -43,6 +44,8 @@ pub struct Db {
     /// WATCHed keys: each watcher's flag is raised when the key is modified, deleted or
     /// expires (Redis's touchWatchedKey). Allocated while any key is watched.
     pub watched: Option<Box<Watched>>,
+    /// This database's number, for the `new` and `keymiss` keyspace events.
+    pub index: usize,
 }
 
 /// A WATCHing client's flag: set once any of its watched keys changed.
@@ -120,6 +123,7 @@ impl Db {
             }
             None => {
                 self.stats.keyspace_misses += 1;
+                crate::server::pubsub::notify(self.index, NotifyFlags::KEY_MISS, "keymiss", key);
                 None
             }
         }
@@ -229,13 +233,18 @@ impl Db {
         if !inserted && !keep_ttl && !self.expires.is_empty() {
             self.expires.remove(key);
         }
+        if inserted {
+            crate::server::pubsub::notify(self.index, NotifyFlags::NEW, "new", key);
+        }
         self.touch_watched(key);
         self.signal_ready(key);
     }
 
     /// Inserts a whole entry (RENAME, MOVE, COPY keep the value's metadata).
     pub fn insert_entry(&mut self, key: &[u8], entry: Entry, expire_at: Option<u64>) {
-        self.keys.insert(key.into(), entry);
+        if self.keys.insert(key.into(), entry).is_none() {
+            crate::server::pubsub::notify(self.index, NotifyFlags::NEW, "new", key);
+        }
         self.touch_watched(key);
         self.signal_ready(key);
         match expire_at {

@@ -59,7 +59,13 @@ pub struct Store {
 impl Store {
     pub fn new(databases: usize) -> Store {
         Store {
-            dbs: (0..databases).map(|_| Db::new()).collect(),
+            dbs: (0..databases)
+                .map(|index| {
+                    let mut db = Db::new();
+                    db.index = index;
+                    db
+                })
+                .collect(),
             blocked_waiters: 0,
             snapshot: None,
         }
