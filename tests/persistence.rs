@@ -606,6 +606,24 @@ fn dump(r: &mut Raw) -> Vec<(String, Option<String>, i64)> {
     out
 }
 
+/// Restarts basalt over `d` and checks it holds `before` (with the key the test put in db 5),
+/// then, when redis-server is installed, that redis-server loads the same data from `d`.
+fn restart_and_compare(d: &Dir, before: &[(String, Option<String>, i64)], ours: &str, theirs_msg: &str) {
+    let n = Node::start(&d.0, &[]);
+    let mut r = n.raw();
+    assert_eq!(dump(&mut r), before, "{ours}");
+    assert_eq!(r.cmd(&["SELECT", "5"]).str(), "OK");
+    assert_eq!(bulk(r.cmd(&["GET", "other-db"])).as_deref(), Some("y"));
+    drop(r);
+    n.shutdown();
+    if Path::new(REDIS).exists() {
+        let (child, port) = redis(&d.0, &[]);
+        let theirs = dump(&mut Raw::connect(port).unwrap());
+        redis_shutdown(child, port);
+        assert_eq!(theirs, before, "{theirs_msg}");
+    }
+}
+
 fn fill(r: &mut Raw) {
     for i in 0..50 {
         assert_eq!(r.cmd(&["SET", &format!("s{i}"), &format!("v{i}")]).str(), "OK");
@@ -726,19 +744,12 @@ fn bgrewriteaof_under_load_is_point_in_time_and_loads_everywhere() {
         "history files are removed"
     );
 
-    let n = Node::start(&d.0, &[]);
-    let mut r = n.raw();
-    assert_eq!(dump(&mut r), before, "base + new incr = the data set");
-    assert_eq!(r.cmd(&["SELECT", "5"]).str(), "OK");
-    assert_eq!(bulk(r.cmd(&["GET", "other-db"])).as_deref(), Some("y"));
-    drop(r);
-    n.shutdown();
-    if Path::new(REDIS).exists() {
-        let (child, port) = redis(&d.0, &[]);
-        let theirs = dump(&mut Raw::connect(port).unwrap());
-        redis_shutdown(child, port);
-        assert_eq!(theirs, before, "redis-server loads the rewritten AOF");
-    }
+    restart_and_compare(
+        &d,
+        &before,
+        "base + new incr = the data set",
+        "redis-server loads the rewritten AOF",
+    );
 }
 
 #[test]
@@ -848,19 +859,12 @@ fn config_set_appendonly_yes_under_load_then_restart_has_every_key() {
     );
     assert!(!d.aof().join("temp-appendonly.aof.incr").exists());
 
-    let n = Node::start(&d.0, &[]);
-    let mut r = n.raw();
-    assert_eq!(dump(&mut r), before, "base + incr = the data set at shutdown");
-    assert_eq!(r.cmd(&["SELECT", "5"]).str(), "OK");
-    assert_eq!(bulk(r.cmd(&["GET", "other-db"])).as_deref(), Some("y"));
-    drop(r);
-    n.shutdown();
-    if Path::new(REDIS).exists() {
-        let (child, port) = redis(&d.0, &[]);
-        let theirs = dump(&mut Raw::connect(port).unwrap());
-        redis_shutdown(child, port);
-        assert_eq!(theirs, before, "redis-server loads the AOF too");
-    }
+    restart_and_compare(
+        &d,
+        &before,
+        "base + incr = the data set at shutdown",
+        "redis-server loads the AOF too",
+    );
 }
 
 #[test]
