@@ -959,6 +959,19 @@ const SAVE: Special = Special {
             return Ok(());
         }
         const BAD: &str = "Invalid save parameters";
+        // One word holding the pairs (`--save "3600 1 300 100"`, `save "60 5"` in a file):
+        // split on spaces, as redis-server does.
+        let split: Vec<Vec<u8>>;
+        let args = if args.len() == 1 && args[0].contains(&b' ') {
+            split = args[0]
+                .split(|&b| b == b' ')
+                .filter(|w| !w.is_empty())
+                .map(<[u8]>::to_vec)
+                .collect();
+            &split[..]
+        } else {
+            args
+        };
         if args.len() % 2 != 0 {
             return Err(BAD.to_string());
         }

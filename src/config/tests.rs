@@ -1306,3 +1306,13 @@ fn every_directive_commented_in_debian_conf_is_known() {
     }
     assert!(seen > 50, "{seen}");
 }
+
+/// `save "3600 1 300 100"` (one quoted word, as `--save "3600 1 300 100"` on the command
+/// line becomes) holds the pairs, as redis-server reads it.
+#[test]
+fn save_pairs_in_one_word() {
+    let c = conf("save \"3600 1 300 100\"\n");
+    assert_eq!(get1(&c, "save"), "3600 1 300 100");
+    let c = conf("save \"60 5\"\nsave 10 1\n");
+    assert_eq!(get1(&c, "save"), "60 5 10 1");
+}
