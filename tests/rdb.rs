@@ -414,3 +414,38 @@ fn sigterm_saves_when_save_points_are_configured() {
     assert_eq!(ours.raw().cmd(&["GET", "k"]), V::Bulk(b"v".to_vec()));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// FLUSHALL with save points writes the empty data set to dump.rdb at once (as Redis), so a
+/// restart does not bring the flushed keys back; without save points it writes nothing.
+#[test]
+fn flushall_with_save_points_saves_the_empty_data_set() {
+    let dir = tmpdir("flushall");
+    let d = dir.to_str().unwrap();
+    let ours = Server::start(&["--dir", d, "--save", "3600 1"]);
+    let mut b = ours.raw();
+    ok(b.cmd(&["SET", "k", "v"]));
+    ok(b.cmd(&["SAVE"]));
+    ok(b.cmd(&["SET", "k2", "v"]));
+    ok(b.cmd(&["FLUSHALL"]));
+    let info = b.cmd(&["INFO", "persistence"]).str();
+    assert!(info.contains("rdb_changes_since_last_save:1"), "{info}");
+    let _ = b.send(&["SHUTDOWN", "NOSAVE"]);
+    let _ = b.read();
+    drop(ours);
+    let ours = Server::start(&["--dir", d, "--save", ""]);
+    let mut b = ours.raw();
+    assert_eq!(b.cmd(&["DBSIZE"]), V::Int(0), "the flushed keys stay flushed");
+    ok(b.cmd(&["SET", "k", "v"]));
+    ok(b.cmd(&["SAVE"]));
+    ok(b.cmd(&["FLUSHALL"]));
+    let _ = b.send(&["SHUTDOWN", "NOSAVE"]);
+    let _ = b.read();
+    drop(ours);
+    let ours = Server::start(&["--dir", d, "--save", ""]);
+    assert_eq!(
+        ours.raw().cmd(&["GET", "k"]),
+        V::Bulk(b"v".to_vec()),
+        "no save points: no save"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -171,9 +171,21 @@ async fn flush(c: &mut Client, a: &Args, db: Option<usize>) -> Result<(), CmdErr
     effects.push(c.db, &argv);
     send_effects(c, effects).await;
     sh.release(lent).await;
-    // FLUSHALL counts one change beyond the keys (flushAllDataAndResetRDB).
-    sh.local.stats.borrow_mut().dirty += removed as u64 + u64::from(db.is_none());
     free_dbs(old, removed, lazy);
+    sh.local.stats.borrow_mut().dirty += removed as u64;
+    // FLUSHALL with save points writes the (now empty) dump.rdb at once, as Redis's
+    // flushAllDataAndResetRDB; a background save in progress is superseded.
+    if db.is_none() && !sh.local.shared.config.read().save.is_empty() {
+        use crate::persist::rdb::save as rdb_save;
+        while rdb_save::STATE.in_progress.swap(true, Ordering::SeqCst) {
+            glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        if let Err(e) = rdb_save::save(&sh).await {
+            tracing::warn!("FLUSHALL could not save the empty data set: {e}");
+        }
+    }
+    // FLUSHALL counts one change beyond the keys, after its save (flushAllDataAndResetRDB).
+    sh.local.stats.borrow_mut().dirty += u64::from(db.is_none());
     c.out.ok();
     Ok(())
 }
