@@ -696,27 +696,7 @@ fn bgrewriteaof_under_load_is_point_in_time_and_loads_everywhere() {
     assert_eq!(r.cmd(&["SELECT", "0"]).str(), "OK");
     // Non-idempotent writes and deletes race the rewrite.
     let stop = Arc::new(AtomicBool::new(false));
-    let port = n.port;
-    let load = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut r = Raw::connect(port).unwrap();
-            let mut i = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                r.cmd(&["INCR", &format!("counter:{}", i % 10)]);
-                r.cmd(&["DEL", &format!("key:{}", (i * 7919) % 20000)]);
-                r.cmd(&["APPEND", &format!("key:{}", (i * 104729) % 20000), "+"]);
-                r.cmd(&[
-                    "MSET",
-                    &format!("m:{}", i % 50),
-                    "1",
-                    &format!("n:{}", i % 50),
-                    &i.to_string(),
-                ]);
-                i += 1;
-            }
-        })
-    };
+    let load = writer(n.port, stop.clone());
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(
         r.cmd(&["BGREWRITEAOF"]).str(),
