@@ -7,6 +7,8 @@
 mod common;
 
 use common::{poll, Raw, Server, PATIENCE, V};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 fn push(kind: &str, channel: &str, msg: &str) -> V {
@@ -161,15 +163,22 @@ fn slow_subscriber_is_disconnected_others_keep_receiving() {
     let mut fast: Vec<Raw> = (0..4).map(|_| subscriber(&s, &["SUBSCRIBE", "flood"])).collect();
     let msg = "x".repeat(16 * 1024);
     let total = 1500; // 24 MB: well past the socket buffers plus the 1 MB limit.
+                      // The fast readers must never fall 1 MB behind themselves (a reader thread descheduled on
+                      // a busy 2-core CI machine would be a slow subscriber too): each reports how far it got,
+                      // and the publisher stays at most WINDOW messages (256 KB) ahead of the slowest of them.
+    const WINDOW: usize = 16;
+    let progress: Vec<Arc<AtomicUsize>> = (0..fast.len()).map(|_| Arc::default()).collect();
     let readers: Vec<_> = fast
         .drain(..)
-        .map(|mut r| {
+        .zip(progress.iter().cloned())
+        .map(|(mut r, done)| {
             std::thread::spawn(move || {
                 for i in 0..total {
                     match r.read().unwrap() {
                         V::Arr(v) => assert_eq!(v[2].str().len(), 16 * 1024, "message {i}"),
                         other => panic!("{other:?}"),
                     }
+                    done.store(i + 1, Ordering::Release);
                 }
                 r
             })
@@ -177,7 +186,15 @@ fn slow_subscriber_is_disconnected_others_keep_receiving() {
         .collect();
     let mut p = s.raw();
     p.set_timeout(PATIENCE);
-    for _ in 0..total {
+    for i in 0..total {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while progress.iter().any(|d| d.load(Ordering::Acquire) + WINDOW < i) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a fast reader stopped before message {i}"
+            );
+            std::thread::sleep(Duration::from_micros(200));
+        }
         match p.cmd(&["PUBLISH", "flood", &msg]) {
             V::Int(n) => assert!(n == 5 || n == 4, "{n}"),
             other => panic!("{other:?}"),
