@@ -467,6 +467,39 @@ fn active_expiry_reclaims_unread_keys() {
     assert!(expired >= 2000, "expired_keys = {expired}");
 }
 
+/// INFO keyspace's `avg_ttl` is the active expiry cycle's estimate of the TTL left, over
+/// every shard's keys (Redis's db->avg_ttl; redis_exporter exports it).
+#[test]
+fn info_keyspace_average_ttl_across_shards() {
+    let s = Server::start(&[]);
+    let mut con = s.conn();
+    let mut p = redis::pipe();
+    for i in 0..200 {
+        p.cmd("SET")
+            .arg(format!("ttl:{i}"))
+            .arg("v")
+            .arg("EX")
+            .arg(100)
+            .ignore();
+    }
+    for i in 0..50 {
+        p.cmd("SET").arg(format!("plain:{i}")).arg("v").ignore();
+    }
+    p.query::<()>(&mut con).expect("SETs");
+    let line = poll(Duration::from_secs(10), || {
+        let ks = info(&mut con, "keyspace");
+        let db0 = info_field(&ks, "db0")?;
+        let avg: u64 = db0.split("avg_ttl=").nth(1)?.parse().ok()?;
+        (avg > 0).then_some((db0, avg))
+    });
+    let (db0, avg) = line.expect("avg_ttl stayed 0 for 10 s");
+    assert!(db0.starts_with("keys=250,expires=200,"), "{db0}");
+    assert!(
+        (80_000..=100_000).contains(&avg),
+        "avg_ttl {avg} for keys with 100 s left"
+    );
+}
+
 // -----------------------------------------------------------------------------------------
 // 6. AUTH
 // -----------------------------------------------------------------------------------------

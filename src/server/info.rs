@@ -108,8 +108,8 @@ pub async fn expire_loop(shard: Rc<Shard>) {
 /// What INFO needs from one shard.
 pub struct ShardSnapshot {
     pub stats: Stats,
-    /// Per database: keys, keys with a TTL.
-    pub keyspace: Vec<(usize, usize)>,
+    /// Per database: keys, keys with a TTL, the average TTL estimate (ms).
+    pub keyspace: Vec<(usize, usize, u64)>,
     pub expired_keys: u64,
     pub hits: u64,
     pub misses: u64,
@@ -122,7 +122,11 @@ pub fn snapshot(shard: &Shard) -> ShardSnapshot {
     let stats = shard.local.stats.borrow().clone();
     let clients = shard.local.clients.borrow().clients.len();
     let (keyspace, expired_keys, hits, misses) = shard.with_store(|store| {
-        let ks = store.dbs.iter().map(|db| (db.len(), db.expires_len())).collect();
+        let ks = store
+            .dbs
+            .iter()
+            .map(|db| (db.len(), db.expires_len(), db.avg_ttl))
+            .collect();
         let (mut e, mut h, mut m) = (0, 0, 0);
         for db in &store.dbs {
             e += db.stats.expired_keys;
@@ -282,10 +286,28 @@ struct Totals {
     hits: u64,
     misses: u64,
     clients: usize,
-    /// Per database: keys, keys with a TTL.
-    keyspace: Vec<(usize, usize)>,
+    /// Per database: keys, keys with a TTL, and the sum over shards of (estimate x keys
+    /// with a TTL) with the TTL keys it covers, for a weighted average TTL.
+    keyspace: Vec<KeyspaceTotal>,
     /// Distinct channels, patterns, shard channels over all shards.
     pubsub: [usize; 3],
+}
+
+/// One database over every shard.
+#[derive(Clone, Default)]
+struct KeyspaceTotal {
+    keys: usize,
+    expires: usize,
+    ttl_weighted: u128,
+    ttl_weight: u128,
+}
+
+impl KeyspaceTotal {
+    /// Each shard's running estimate (Redis's `db->avg_ttl`), weighted by its keys with a
+    /// TTL; 0 until an active expiry cycle has sampled some.
+    fn avg_ttl(&self) -> u64 {
+        self.ttl_weighted.checked_div(self.ttl_weight).unwrap_or(0) as u64
+    }
 }
 
 fn totals(snaps: &[ShardSnapshot], databases: usize) -> Totals {
@@ -295,7 +317,7 @@ fn totals(snaps: &[ShardSnapshot], databases: usize) -> Totals {
         hits: 0,
         misses: 0,
         clients: 0,
-        keyspace: vec![(0, 0); databases],
+        keyspace: vec![KeyspaceTotal::default(); databases],
         pubsub: [0; 3],
     };
     for (i, n) in t.pubsub.iter_mut().enumerate() {
@@ -309,10 +331,14 @@ fn totals(snaps: &[ShardSnapshot], databases: usize) -> Totals {
         t.hits += s.hits;
         t.misses += s.misses;
         t.clients += s.clients;
-        for (i, (k, e)) in s.keyspace.iter().enumerate() {
+        for (i, &(k, e, avg)) in s.keyspace.iter().enumerate() {
             if let Some(slot) = t.keyspace.get_mut(i) {
-                slot.0 += k;
-                slot.1 += e;
+                slot.keys += k;
+                slot.expires += e;
+                if avg > 0 {
+                    slot.ttl_weighted += avg as u128 * e as u128;
+                    slot.ttl_weight += e as u128;
+                }
             }
         }
     }
@@ -684,9 +710,15 @@ pub fn render(shard: &Shard, snaps: &[ShardSnapshot], wanted: &[&str]) -> String
             "cluster" => o.push_str("# Cluster\r\ncluster_enabled:0\r\n"),
             "keyspace" => {
                 o.push_str("# Keyspace\r\n");
-                for (i, (keys, expires)) in t.keyspace.iter().enumerate() {
-                    if *keys > 0 {
-                        let _ = write!(o, "db{i}:keys={keys},expires={expires},avg_ttl=0\r\n");
+                for (i, db) in t.keyspace.iter().enumerate() {
+                    if db.keys > 0 {
+                        let _ = write!(
+                            o,
+                            "db{i}:keys={},expires={},avg_ttl={}\r\n",
+                            db.keys,
+                            db.expires,
+                            db.avg_ttl()
+                        );
                     }
                 }
             }

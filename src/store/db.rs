@@ -46,6 +46,9 @@ pub struct Db {
     pub watched: Option<Box<Watched>>,
     /// This database's number, for the `new` and `keymiss` keyspace events.
     pub index: usize,
+    /// Running estimate of the TTL left on keys with one, in ms (INFO keyspace `avg_ttl`),
+    /// kept by the active expiry cycle from its samples as Redis's activeExpireCycle does.
+    pub avg_ttl: u64,
 }
 
 /// A WATCHing client's flag: set once any of its watched keys changed.
@@ -326,6 +329,7 @@ impl Db {
         other.touch_all_watched();
         std::mem::swap(&mut self.keys, &mut other.keys);
         std::mem::swap(&mut self.expires, &mut other.expires);
+        std::mem::swap(&mut self.avg_ttl, &mut other.avg_ttl);
         self.signal_present_waited_keys();
         other.signal_present_waited_keys();
         self.touch_all_watched();
@@ -396,18 +400,30 @@ impl Db {
         let mut victims: Vec<Key> = Vec::with_capacity(EXPIRE_KEYS_PER_LOOP);
         loop {
             if self.expires.is_empty() {
+                self.avg_ttl = 0;
                 break;
             }
             self.expires.rehash_steps(1);
             let sample = EXPIRE_KEYS_PER_LOOP.min(self.expires.len());
             let mut sampled = 0;
+            let (mut ttl_sum, mut ttl_samples) = (0u64, 0u64);
             victims.clear();
             self.expires.sample_keys(sample, rand, |k, &at| {
                 sampled += 1;
                 if at <= now {
                     victims.push(k.clone());
+                } else {
+                    ttl_sum += at - now;
+                    ttl_samples += 1;
                 }
             });
+            if let Some(avg) = ttl_sum.checked_div(ttl_samples) {
+                // Redis's running average: the new sample weighs 2%, the estimate 98%.
+                if self.avg_ttl == 0 {
+                    self.avg_ttl = avg;
+                }
+                self.avg_ttl = (self.avg_ttl / 50) * 49 + avg / 50;
+            }
             let expired = victims.len();
             for k in victims.drain(..) {
                 self.expire_now(&k);
@@ -496,6 +512,32 @@ mod tests {
         assert_eq!(total, 500);
         assert_eq!(db.len(), 1500);
         assert_eq!(db.expires_len(), 500);
+    }
+
+    #[test]
+    fn active_cycle_estimates_average_ttl() {
+        let mut db = Db::new();
+        for i in 0..100u32 {
+            let k = format!("k{i}");
+            db.set(k.as_bytes(), s(b"v"), false);
+            // TTLs left at now = 1000: 10_000 and 30_000 ms, half each: mean 20_000.
+            db.set_expire(k.as_bytes(), if i % 2 == 0 { 11_000 } else { 31_000 });
+        }
+        let mut r = rng();
+        for _ in 0..500 {
+            db.active_expire(1000, &mut r, || true);
+        }
+        assert!(
+            (15_000..=25_000).contains(&db.avg_ttl),
+            "avg_ttl {} is not near the mean TTL left",
+            db.avg_ttl
+        );
+        // A database without TTLs has no estimate (Redis resets it to 0).
+        for i in 0..100u32 {
+            db.persist(format!("k{i}").as_bytes());
+        }
+        db.active_expire(1000, &mut r, || true);
+        assert_eq!(db.avg_ttl, 0);
     }
 
     #[test]
