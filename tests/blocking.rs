@@ -344,3 +344,62 @@ fn swapdb_serves_clients_blocked_in_the_swapped_database() {
     assert_eq!(c.cmd(&["SWAPDB", "0", "1"]), V::Simple("OK".into()));
     assert_eq!(w.read().unwrap(), arr(&["sw", "from1"]));
 }
+
+/// `usec=` of `cmdstat_<name>` in INFO commandstats.
+fn cmd_usec(s: &Server, name: &str) -> u64 {
+    let info = s.raw().cmd(&["INFO", "commandstats"]).str();
+    let line = info
+        .lines()
+        .find(|l| l.starts_with(&format!("cmdstat_{name}:")))
+        .unwrap_or_else(|| panic!("no cmdstat_{name} in {info}"));
+    line.split(',')
+        .find_map(|f| f.strip_prefix("usec="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no usec in {line}"))
+}
+
+/// The time a client spends blocked is not the command's duration (Redis's
+/// updateStatsOnUnblock): a BRPOP that waited 300 ms, timed out or served, is neither in
+/// the slow log nor 300 ms in commandstats or latencystats. (Celery's workers poll with
+/// BRPOP and a 1 s timeout: counted as run time, every idle poll would look slow.)
+#[test]
+fn time_spent_blocked_is_not_command_time() {
+    let s = Server::start(&[]);
+    let mut c = s.raw();
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "100000"]),
+        V::Simple("OK".into())
+    );
+    assert_eq!(c.cmd(&["CONFIG", "RESETSTAT"]), V::Simple("OK".into()));
+    assert_eq!(c.cmd(&["SLOWLOG", "RESET"]), V::Simple("OK".into()));
+    // Timed out.
+    assert_eq!(c.cmd(&["BRPOP", "idle", "0.3"]), V::Nil);
+    // Served by a push 300 ms later, from another shard's connection.
+    let keys = spread_keys();
+    c.send(&["BRPOP", &keys[1], "0"]).unwrap();
+    await_blocked(&s, 1);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(s.raw().cmd(&["LPUSH", &keys[1], "job"]), V::Int(1));
+    assert_eq!(c.read().unwrap(), arr(&[&keys[1], "job"]));
+    assert_eq!(
+        c.cmd(&["SLOWLOG", "LEN"]),
+        V::Int(0),
+        "blocked time went into the slow log"
+    );
+    let usec = cmd_usec(&s, "brpop");
+    assert!(
+        usec < 100_000,
+        "cmdstat_brpop usec={usec} counts the time spent blocked"
+    );
+    let lat = c.cmd(&["INFO", "latencystats"]).str();
+    let line = lat
+        .lines()
+        .find(|l| l.starts_with("latency_percentiles_usec_brpop:"))
+        .unwrap_or_else(|| panic!("no brpop histogram in {lat}"));
+    let p99_9: f64 = line
+        .split(',')
+        .find_map(|f| f.strip_prefix("p99.9="))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no p99.9 in {line}"));
+    assert!(p99_9 < 100_000.0, "{line}");
+}

@@ -45,7 +45,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard};
 
 pub use glob::glob_match;
-pub use table::{flags, lookup, EnumCheck, Kind, NumFormat, Param, Special, StrCheck, Support, PARAMS};
+pub use table::{
+    flags, format_percentile, lookup, EnumCheck, Kind, NumFormat, Param, Special, StrCheck, Support, PARAMS,
+};
 
 pub(crate) use table::Val;
 
@@ -157,6 +159,7 @@ pub struct Config {
     pub lazyfree_lazy_user_del: bool,
     pub lazyfree_lazy_user_flush: bool,
     pub oom_score_adj_values: [i32; 3],
+    pub latency_tracking: bool,
     pub latency_tracking_info_percentiles: Vec<f64>,
     /// Always `None` once loaded: `replicaof` is refused.
     pub replicaof: Option<(String, u16)>,
@@ -584,6 +587,7 @@ impl Default for Config {
             lazyfree_lazy_user_del: false,
             lazyfree_lazy_user_flush: false,
             oom_score_adj_values: [0; 3],
+            latency_tracking: true,
             latency_tracking_info_percentiles: Vec::new(),
             replicaof: None,
             shards: None,

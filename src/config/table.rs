@@ -392,7 +392,6 @@ const WHY_THREADS: &str = "basalt runs one thread per core (see --shards and --p
 const WHY_MEMORY: &str = "basalt manages memory and freeing itself";
 const WHY_PROCESS: &str = "a process detail basalt does not need";
 const WHY_FSYNC: &str = "basalt's persistence core schedules its own writes and fsyncs";
-const WHY_LATENCY: &str = "latency tracking is not implemented yet";
 const WHY_ACL: &str = "ACLs are not implemented yet (only requirepass)";
 
 const WHY_TLS: &str = "basalt does not support TLS yet and will not pretend to: remove the \
@@ -647,10 +646,8 @@ pub static PARAMS: &[Param] = &[
     int("slowlog-log-slower-than", -1, LLONG_MAX, 10000).field(field!(int slowlog_log_slower_than)),
     int("slowlog-max-len", 0, LLONG_MAX, 128).field(field!(int slowlog_max_len)),
     int("latency-monitor-threshold", 0, LLONG_MAX, 0).field(field!(int latency_monitor_threshold)),
-    boolean("latency-tracking", true).ignored(WHY_LATENCY),
-    special("latency-tracking-info-percentiles", LATENCY_PERCENTILES)
-        .with(MULTI_ARG)
-        .ignored(WHY_LATENCY),
+    boolean("latency-tracking", true).field(field!(bool latency_tracking)),
+    special("latency-tracking-info-percentiles", LATENCY_PERCENTILES).with(MULTI_ARG),
     special("notify-keyspace-events", NOTIFY_KEYSPACE_EVENTS),
     // ---- Encodings ----------------------------------------------------------------------
     uint("hash-max-listpack-entries", 0, LLONG_MAX, 512)
@@ -1224,7 +1221,8 @@ const OOM_SCORE_ADJ_VALUES: Special = Special {
 };
 
 /// C's `%f` with trailing zeros (and a trailing point) removed.
-fn format_percentile(v: f64) -> String {
+/// A percentile as Redis prints it: `%f` with trailing zeros trimmed (`99.9`, `50`).
+pub fn format_percentile(v: f64) -> String {
     let s = format!("{v:.6}");
     let s = s.trim_end_matches('0');
     s.trim_end_matches('.').to_string()

@@ -252,11 +252,15 @@ enum Attempt {
 
 /// Runs a blocking command for a client: serve at once, or block until served, timed out,
 /// unblocked or disconnected. `conn` lets the wait notice the client going away.
+///
+/// `blocked` grows by the time spent waiting, which Redis leaves out of the command's
+/// duration (commandstats, latencystats, the slow log): a BRPOP that waited 1 s is not slow.
 pub async fn run(
     client: &mut Client,
     cmd: &'static Cmd,
     args: Args,
     conn: Option<&glommio::net::TcpStream>,
+    blocked: &mut std::time::Duration,
 ) -> Result<(), CmdError> {
     let mut positions = Vec::new();
     // A bad key count: the handler answers its own error, on the home shard.
@@ -300,7 +304,10 @@ pub async fn run(
             }
             Attempt::Blocked { deadline, waiter, rx } => (deadline, waiter, rx),
         };
-        let wake = match wait(client, deadline, &mut rx, conn).await {
+        let waited = std::time::Instant::now();
+        let ended = wait(client, deadline, &mut rx, conn).await;
+        *blocked += waited.elapsed();
+        let wake = match ended {
             Ended::Woken(w) => w,
             other => {
                 if waiter.token.claim() {

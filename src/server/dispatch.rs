@@ -286,6 +286,10 @@ pub fn record(
 ) -> Instant {
     let end = Instant::now();
     let us = end.saturating_duration_since(start).as_micros() as u64;
+    let (slower, latency_tracking) = {
+        let c = sh.local.cfg.borrow();
+        (c.slowlog_slower_than, c.latency_tracking)
+    };
     {
         let mut stats = sh.local.stats.borrow_mut();
         stats.total_commands += 1;
@@ -297,8 +301,10 @@ pub fn record(
             s.failed += 1;
             stats.error(&e.code());
         }
+        if latency_tracking {
+            stats.record_latency(cmd.id, us);
+        }
     }
-    let slower = sh.local.cfg.borrow().slowlog_slower_than;
     if slower >= 0 && us >= slower as u64 && !cmd.spec.has(flags::SKIP_SLOWLOG) {
         let max = sh.local.shared.config.read().slowlog_max_len as usize;
         if let Ok(mut log) = sh.local.shared.slowlog.lock() {
@@ -452,7 +458,8 @@ impl Pipeline {
                 client.handle.last_cmd.set(cmd.full_name.as_str());
                 let start = Instant::now();
                 let record_args = args.clone();
-                let result = super::blocking::run(client, cmd, args, conn).await;
+                let mut blocked = std::time::Duration::ZERO;
+                let result = super::blocking::run(client, cmd, args, conn, &mut blocked).await;
                 if let Err(e) = &result {
                     client.out.error(&e.to_string());
                 }
@@ -460,7 +467,7 @@ impl Pipeline {
                 record(
                     &sh,
                     cmd,
-                    start,
+                    start + blocked,
                     result.as_ref().err(),
                     0,
                     &record_args,

@@ -217,7 +217,7 @@ pub fn needs_snapshots(wanted: &[&str]) -> bool {
     wanted.iter().any(|s| {
         matches!(
             *s,
-            "clients" | "persistence" | "stats" | "commandstats" | "errorstats" | "keyspace"
+            "clients" | "persistence" | "stats" | "commandstats" | "errorstats" | "latencystats" | "keyspace"
         )
     })
 }
@@ -291,6 +291,26 @@ struct Totals {
     keyspace: Vec<KeyspaceTotal>,
     /// Distinct channels, patterns, shard channels over all shards.
     pubsub: [usize; 3],
+}
+
+/// `latency_percentiles_usec_<command>:p50=…,p99=…` for every command with a histogram
+/// (Redis's fillPercentileDistributionLatencies: the bucket's highest equivalent value in
+/// ns, printed in µs with three decimals; percentile names as `%f` with zeros trimmed).
+fn latency_lines(o: &mut String, stats: &Stats, percentiles: &[f64]) {
+    for c in table::all() {
+        let Some(Some(h)) = stats.latency.get(c.id) else {
+            continue;
+        };
+        let _ = write!(o, "latency_percentiles_usec_{}:", c.full_name);
+        for (i, p) in percentiles.iter().enumerate() {
+            if i > 0 {
+                o.push(',');
+            }
+            let name = crate::config::format_percentile(*p);
+            let _ = write!(o, "p{name}={:.3}", h.value_at_percentile(*p) as f64 / 1000.0);
+        }
+        o.push_str("\r\n");
+    }
 }
 
 /// One database over every shard.
@@ -704,9 +724,12 @@ pub fn render(shard: &Shard, snaps: &[ShardSnapshot], wanted: &[&str]) -> String
                     let _ = write!(o, "errorstat_{code}:count={n}\r\n");
                 }
             }
-            // Per-command latency histograms are not kept (latency-tracking is accepted and
-            // ignored): the section is empty, as Redis's with latency-tracking off.
-            "latencystats" => o.push_str("# Latencystats\r\n"),
+            "latencystats" => {
+                o.push_str("# Latencystats\r\n");
+                if cfg.latency_tracking {
+                    latency_lines(&mut o, stats, &cfg.latency_tracking_info_percentiles);
+                }
+            }
             "cluster" => o.push_str("# Cluster\r\ncluster_enabled:0\r\n"),
             "keyspace" => {
                 o.push_str("# Keyspace\r\n");

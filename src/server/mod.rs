@@ -112,6 +112,8 @@ pub struct CachedConfig {
     pub query_buffer_limit: usize,
     pub databases: usize,
     pub slowlog_slower_than: i64,
+    /// latency-tracking: per-command latency histograms for INFO latencystats.
+    pub latency_tracking: bool,
     pub maxclients: usize,
     pub hz: u64,
     pub appendonly: bool,
@@ -139,6 +141,7 @@ impl CachedConfig {
             query_buffer_limit: c.client_query_buffer_limit as usize,
             databases: c.databases,
             slowlog_slower_than: c.slowlog_log_slower_than,
+            latency_tracking: c.latency_tracking,
             maxclients: c.maxclients as usize,
             hz: (c.hz as u64).clamp(1, 500),
             appendonly: c.appendonly,

@@ -3,6 +3,16 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::AtomicU64;
 
+use hdrhistogram::Histogram;
+
+/// A command's latency distribution, as Redis keeps it with latency-tracking: nanoseconds
+/// from 1 ns to 1 s, 2 significant figures (CONFIG_LATENCY_HISTOGRAM_*).
+pub type LatencyHistogram = Histogram<u64>;
+
+fn latency_histogram() -> Box<LatencyHistogram> {
+    Box::new(Histogram::new_with_bounds(1, 1_000_000_000, 2).expect("constant histogram bounds are valid"))
+}
+
 #[derive(Default, Clone, Copy, Debug)]
 pub struct CmdStat {
     pub calls: u64,
@@ -64,6 +74,8 @@ pub static LAZYFREED: AtomicU64 = AtomicU64::new(0);
 pub struct Stats {
     /// Indexed by the command table's ids.
     pub commands: Vec<CmdStat>,
+    /// Latency histograms by command id, made on a command's first recorded call.
+    pub latency: Vec<Option<Box<LatencyHistogram>>>,
     pub errors: HashMap<String, u64>,
     pub total_commands: u64,
     pub connections_received: u64,
@@ -84,6 +96,7 @@ impl Stats {
     pub fn new(ncommands: usize) -> Stats {
         Stats {
             commands: vec![CmdStat::default(); ncommands],
+            latency: vec![None; ncommands],
             errors: HashMap::new(),
             total_commands: 0,
             connections_received: 0,
@@ -97,6 +110,15 @@ impl Stats {
             ops: Metric::default(),
             net_in: Metric::default(),
             net_out: Metric::default(),
+        }
+    }
+
+    /// Records one call's duration in the command's latency histogram (Redis records
+    /// microseconds times 1000, clamped to the histogram's range).
+    pub fn record_latency(&mut self, cmd: usize, usec: u64) {
+        if let Some(slot) = self.latency.get_mut(cmd) {
+            let h = slot.get_or_insert_with(latency_histogram);
+            h.saturating_record(usec.saturating_mul(1000).max(1));
         }
     }
 
@@ -133,6 +155,12 @@ impl Stats {
     pub fn merge(&mut self, o: &Stats) {
         for (a, b) in self.commands.iter_mut().zip(&o.commands) {
             a.add(b);
+        }
+        for (a, b) in self.latency.iter_mut().zip(&o.latency) {
+            if let Some(b) = b {
+                // Same bounds on every shard: adding cannot fail.
+                let _ = a.get_or_insert_with(latency_histogram).add(&**b);
+            }
         }
         for (k, v) in &o.errors {
             *self.errors.entry(k.clone()).or_default() += v;
@@ -235,6 +263,30 @@ mod tests {
         assert_eq!(log.entries.len(), 2);
         assert!(log.entries[0].args[0].ends_with(b"... (72 more bytes)"));
         assert_eq!(log.entries[0].id, 2);
+    }
+
+    #[test]
+    fn latency_histograms_record_clamp_and_merge() {
+        let mut a = Stats::new(3);
+        let mut b = Stats::new(3);
+        for _ in 0..99 {
+            a.record_latency(1, 10);
+        }
+        b.record_latency(1, 5_000);
+        b.record_latency(2, 0); // a 0 µs call is recorded as 1 ns, as Redis clamps it
+        b.record_latency(2, u64::MAX); // and a huge one as the 1 s maximum
+        a.merge(&b);
+        assert!(a.latency[0].is_none(), "no histogram for a command never called");
+        let h = a.latency[1].as_ref().unwrap();
+        assert_eq!(h.len(), 100);
+        // 10 µs = 10,000 ns: the bucket's highest equivalent value, as hdr_value_at_percentile.
+        assert_eq!(h.value_at_percentile(50.0), 10_047);
+        assert_eq!(h.value_at_percentile(100.0), 5_013_503);
+        let h2 = a.latency[2].as_ref().unwrap();
+        assert_eq!((h2.min(), h2.len()), (1, 2));
+        assert!(h2.max() >= 1_000_000_000);
+        a.reset();
+        assert!(a.latency.iter().all(Option::is_none));
     }
 
     #[test]
