@@ -509,6 +509,94 @@ const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is dis
 /// Redis 7.0.15's text (the oracle); 7.2 reworded it to "the HELLO <proto> AUTH <user> <pass> option".
 const NOAUTH_HELLO: &str = "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time";
 
+/// A TCP connection to `port` on 127.0.0.1 from the source address `src` (every 127/8
+/// address is on the loopback device, but only 127.0.0.1 and ::1 count as local for
+/// Redis's protected mode).
+fn connect_from(src: std::net::Ipv4Addr, port: u16) -> std::net::TcpStream {
+    use std::os::fd::FromRawFd;
+    let sin = |ip: std::net::Ipv4Addr, port: u16| {
+        // SAFETY: a zeroed sockaddr_in is valid; the fields are set below.
+        let mut a: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        a.sin_family = libc::AF_INET as libc::sa_family_t;
+        a.sin_port = port.to_be();
+        a.sin_addr.s_addr = u32::from_ne_bytes(ip.octets());
+        a
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: plain socket calls on a descriptor this function owns until it is wrapped.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let local = sin(src, 0);
+        assert_eq!(
+            libc::bind(fd, &local as *const _ as *const libc::sockaddr, len),
+            0,
+            "bind {src}"
+        );
+        let remote = sin(std::net::Ipv4Addr::LOCALHOST, port);
+        assert_eq!(
+            libc::connect(fd, &remote as *const _ as *const libc::sockaddr, len),
+            0,
+            "connect: {}",
+            std::io::Error::last_os_error()
+        );
+        std::net::TcpStream::from_raw_fd(fd)
+    }
+}
+
+/// The first line the server sends a client that connects and sends PING.
+fn greeting_from(src: std::net::Ipv4Addr, port: u16) -> String {
+    use std::io::Write;
+    let mut c = connect_from(src, port);
+    c.set_read_timeout(Some(PATIENCE)).unwrap();
+    let _ = c.write_all(b"PING\r\n");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                got.extend_from_slice(&buf[..n]);
+                if got.ends_with(b"\r\n") {
+                    break;
+                }
+            }
+            // A reset after the refusal was written still leaves what was read.
+            Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// protected-mode (on by default, as in Redis): with no password, a client from anywhere but
+/// 127.0.0.1 or ::1 gets Redis's -DENIED text at once and is disconnected; a password or
+/// `protected-mode no` (CONFIG SET takes effect for the next connection) lets it in.
+#[test]
+fn protected_mode_refuses_non_loopback_clients_without_a_password() {
+    let other = std::net::Ipv4Addr::new(127, 0, 0, 2);
+    let s = Server::start(&[]);
+    assert_eq!(greeting_from(std::net::Ipv4Addr::LOCALHOST, s.port), "+PONG\r\n");
+    let denied = greeting_from(other, s.port);
+    assert!(
+        denied.starts_with("-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user.")
+            && denied.ends_with("in order for the server to start accepting connections from the outside.\r\n"),
+        "{denied}"
+    );
+    let stats = info(&mut s.conn(), "stats");
+    assert_eq!(info_field(&stats, "rejected_connections").as_deref(), Some("1"));
+    assert_eq!(
+        s.raw().cmd(&["CONFIG", "SET", "protected-mode", "no"]),
+        V::Simple("OK".into())
+    );
+    assert_eq!(greeting_from(other, s.port), "+PONG\r\n");
+
+    let s = Server::start(&["--requirepass", "pw"]);
+    assert!(
+        greeting_from(other, s.port).starts_with("-NOAUTH"),
+        "a password lifts the refusal"
+    );
+}
+
 #[test]
 fn auth_requirepass() {
     let s = Server::start(&["--requirepass", "s3cret"]);

@@ -19,6 +19,18 @@ use crate::server::{unix_ms, unix_us};
 use crate::shard::Shard;
 
 /// Reads start at this size and double while reads fill the buffer, up to MAX_READ.
+/// Redis 7.0's reply to a non-loopback client while protected mode is on and no password is
+/// set, sent as soon as the connection is accepted (clientAcceptHandler), word for word.
+const PROTECTED_MODE_DENIED: &[u8] = b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+/// Redis's connIsLocal: the peer is exactly 127.0.0.1 or ::1 (not the rest of 127/8).
+fn is_loopback_peer(addr: std::net::SocketAddr) -> bool {
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) => ip == std::net::Ipv4Addr::LOCALHOST,
+        std::net::IpAddr::V6(ip) => ip == std::net::Ipv6Addr::LOCALHOST,
+    }
+}
+
 const MIN_READ: usize = 4096;
 const MAX_READ: usize = 256 * 1024;
 
@@ -60,13 +72,22 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     local.stats.borrow_mut().connections_received += 1;
     let connected = shared.connected_clients.fetch_add(1, Ordering::SeqCst) + 1;
     local.refresh_config();
-    let (maxclients, authenticated) = {
+    let (maxclients, authenticated, protected) = {
         let cfg = local.cfg.borrow();
-        (cfg.maxclients, cfg.requirepass.is_none())
+        (cfg.maxclients, cfg.requirepass.is_none(), cfg.protected_mode)
     };
-    if connected > maxclients {
+    // Redis's order: the client limit (acceptCommonHandler), then protected mode
+    // (clientAcceptHandler): without a password, only loopback clients get in.
+    let refusal: Option<&[u8]> = if connected > maxclients {
+        Some(b"-ERR max number of clients reached\r\n")
+    } else if protected && authenticated && !is_loopback_peer(addr) {
+        Some(PROTECTED_MODE_DENIED)
+    } else {
+        None
+    };
+    if let Some(reply) = refusal {
         local.stats.borrow_mut().rejected_connections += 1;
-        let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+        let _ = stream.write_all(reply).await;
         shared.connected_clients.fetch_sub(1, Ordering::SeqCst);
         return;
     }

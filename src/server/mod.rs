@@ -115,6 +115,8 @@ pub struct CachedConfig {
     /// latency-tracking: per-command latency histograms for INFO latencystats.
     pub latency_tracking: bool,
     pub maxclients: usize,
+    /// protected-mode: without a password, only loopback clients are accepted.
+    pub protected_mode: bool,
     pub hz: u64,
     pub appendonly: bool,
     pub enc: crate::store::EncodingLimits,
@@ -143,6 +145,7 @@ impl CachedConfig {
             slowlog_slower_than: c.slowlog_log_slower_than,
             latency_tracking: c.latency_tracking,
             maxclients: c.maxclients as usize,
+            protected_mode: c.protected_mode,
             hz: (c.hz as u64).clamp(1, 500),
             appendonly: c.appendonly,
             enc: crate::store::EncodingLimits {
