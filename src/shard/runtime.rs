@@ -132,15 +132,6 @@ fn cgroup_cpu_quota() -> Option<usize> {
     Some((quota / period).ceil() as usize)
 }
 
-/// RDB save points are only warned about: this build writes no RDB snapshots, and every
-/// redis.conf carries save points by default.
-pub fn check_persistence(config: &Config) -> Result<(), StartError> {
-    if !config.save.is_empty() {
-        tracing::warn!("RDB snapshots are not written by this build: the save points ({} configured) are ignored; use appendonly yes to persist", config.save.len());
-    }
-    Ok(())
-}
-
 /// An AOF to load after the shards start serving (they answer -LOADING meanwhile).
 struct PendingLoad {
     paths: persist::aof::Paths,
@@ -361,7 +352,6 @@ fn install_signals(shared: Arc<ServerShared>) {
 
 /// Runs the server until shutdown. Returns the process exit code.
 pub fn start(config: Config) -> Result<i32, StartError> {
-    check_persistence(&config)?;
     check_io_uring()?;
     check_memlock()?;
     let plan = plan(&config)?;
@@ -418,7 +408,12 @@ pub fn start(config: Config) -> Result<i32, StartError> {
         ));
     }
 
-    let appendonly = config.appendonly;
+    let persistence = match (config.appendonly, config.save.is_empty()) {
+        (true, true) => "appendonly",
+        (true, false) => "appendonly and rdb save points",
+        (false, false) => "rdb save points",
+        (false, true) => "off",
+    };
     let aof_config = config.clone();
     let shared_config = SharedConfig::new(config);
     let shared = Arc::new(ServerShared::new(shared_config, nshards, plan.description.clone()));
@@ -434,7 +429,7 @@ pub fn start(config: Config) -> Result<i32, StartError> {
         port,
         nshards,
         plan.description,
-        if appendonly { "appendonly" } else { "off" }
+        persistence
     );
 
     // Loaded while the shards serve (see spawn_loader).
