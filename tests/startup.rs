@@ -170,3 +170,46 @@ fn version_and_help() {
         text(&out)
     );
 }
+
+/// The Docker image's entry point (docker/entrypoint.sh) takes what the official redis
+/// image's takes. Run here with a stand-in `basalt` on PATH that prints its arguments (no
+/// `basalt` user on this machine, so it does not try to drop privileges).
+#[test]
+fn docker_entrypoint_accepts_redis_image_commands() {
+    let dir = std::env::temp_dir().join(format!("basalt-entrypoint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let stub = dir.join("basalt");
+    std::fs::write(&stub, "#!/bin/sh\nprintf '%s|' basalt \"$@\"\n").unwrap();
+    std::fs::set_permissions(&stub, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/docker/entrypoint.sh");
+    let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
+    let run = |args: &[&str]| -> String {
+        let out = Command::new("sh")
+            .arg(script)
+            .args(args)
+            .env("PATH", &path)
+            .current_dir(&dir)
+            .output()
+            .expect("run the entry point");
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // The image's CMD, and Authentik's compose `command:` (options only).
+    assert_eq!(run(&["basalt"]), "basalt|--protected-mode|no|");
+    assert_eq!(
+        run(&["--save", "60", "1", "--loglevel", "warning"]),
+        "basalt|--protected-mode|no|--save|60|1|--loglevel|warning|"
+    );
+    // `redis-server ...` as compose files for the redis image write it.
+    assert_eq!(
+        run(&["redis-server", "--appendonly", "yes", "--requirepass", "pw"]),
+        "basalt|--protected-mode|no|--appendonly|yes|--requirepass|pw|"
+    );
+    // A config file decides protected mode itself; so does an explicit option.
+    assert_eq!(run(&["/etc/redis/redis.conf", "--port", "6380"]), "basalt|/etc/redis/redis.conf|--port|6380|");
+    assert_eq!(run(&["redis-server", "/etc/redis.conf"]), "basalt|/etc/redis.conf|");
+    assert_eq!(run(&["--protected-mode", "yes"]), "basalt|--protected-mode|yes|");
+    // Anything else runs as it is.
+    assert_eq!(run(&["echo", "hello"]), "hello\n");
+    let _ = std::fs::remove_dir_all(&dir);
+}
