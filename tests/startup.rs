@@ -191,7 +191,11 @@ fn docker_entrypoint_accepts_redis_image_commands() {
             .current_dir(&dir)
             .output()
             .expect("run the entry point");
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     // The image's CMD, and Authentik's compose `command:` (options only).
@@ -206,7 +210,10 @@ fn docker_entrypoint_accepts_redis_image_commands() {
         "basalt|--protected-mode|no|--appendonly|yes|--requirepass|pw|"
     );
     // A config file decides protected mode itself; so does an explicit option.
-    assert_eq!(run(&["/etc/redis/redis.conf", "--port", "6380"]), "basalt|/etc/redis/redis.conf|--port|6380|");
+    assert_eq!(
+        run(&["/etc/redis/redis.conf", "--port", "6380"]),
+        "basalt|/etc/redis/redis.conf|--port|6380|"
+    );
     assert_eq!(run(&["redis-server", "/etc/redis.conf"]), "basalt|/etc/redis.conf|");
     assert_eq!(run(&["--protected-mode", "yes"]), "basalt|--protected-mode|yes|");
     // Anything else runs as it is.
