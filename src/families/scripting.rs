@@ -223,7 +223,7 @@ pub fn run_here(
             match settle_here(sh, &p, done) {
                 Ok((reply, events, args)) => {
                     out.raw(&reply);
-                    vm::Vm::recycle(reply);
+                    vm::recycle(reply);
                     crate::server::pubsub::restore_events(events);
                     Here::Done(record(sh, cmd, start, None, 0, &args, ctx))
                 }
@@ -373,7 +373,7 @@ async fn run_reserved(c: &mut Client, p: &Prepared, args: Args, lent: Lent) -> R
     sh.release(done.lent).await;
     crate::server::pubsub::route_events(&sh, done.events);
     c.out.raw(&done.out);
-    vm::Vm::recycle(done.out);
+    vm::recycle(done.out);
     Ok(Ok(()))
 }
 
@@ -423,7 +423,7 @@ pub async fn run_in_transaction(
             let done = run_over(c, &p, args, lent, effects).await?;
             crate::server::pubsub::route_events(&sh, done.events);
             c.out.raw(&done.out);
-            vm::Vm::recycle(done.out);
+            vm::recycle(done.out);
             Ok((done.lent, done.effects))
         }
         Err(e) => {

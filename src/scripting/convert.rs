@@ -5,7 +5,7 @@ use std::ffi::c_int;
 
 use mlua::ffi;
 
-use crate::resp::Reply;
+use crate::resp::{Proto, Reply};
 
 /// An error's text the way Redis stores it in a Lua error table (luaPushErrorBuff):
 /// `-CODE msg` -> `CODE msg`; a text with no code (or no space) gets `ERR`; trailing CR/LF go.
@@ -216,11 +216,19 @@ fn one_line(b: &[u8]) -> String {
 }
 
 /// Writes the Lua value at `idx` as the script's reply (Redis's luaReplyToRedisReply);
-/// returns the error code when the value is an error reply.
+/// returns the error code when the value is an error reply. `resp` is the protocol the
+/// script chose with redis.setresp: under 3 a boolean is a RESP3 boolean (downgraded for
+/// RESP2 clients to 1 or 0), under 2 true is 1 and false a null.
 ///
 /// # Safety
 /// Lua's stack, on the VM's thread; leaves it as it was.
-pub unsafe fn write_reply(l: *mut ffi::lua_State, idx: c_int, out: &mut Reply, depth: usize) -> Option<String> {
+pub unsafe fn write_reply(
+    l: *mut ffi::lua_State,
+    idx: c_int,
+    out: &mut Reply,
+    resp: Proto,
+    depth: usize,
+) -> Option<String> {
     if depth > 1000 || ffi::lua_checkstack(l, 4) == 0 {
         out.error("ERR reached lua stack limit");
         return Some("ERR".into());
@@ -228,10 +236,11 @@ pub unsafe fn write_reply(l: *mut ffi::lua_State, idx: c_int, out: &mut Reply, d
     let idx = if idx < 0 { ffi::lua_gettop(l) + idx + 1 } else { idx };
     match ffi::lua_type(l, idx) {
         ffi::LUA_TSTRING => out.bulk(string_at(l, idx).unwrap_or_default()),
+        ffi::LUA_TBOOLEAN if resp == Proto::Resp3 => out.bool(ffi::lua_toboolean(l, idx) != 0),
         ffi::LUA_TBOOLEAN if ffi::lua_toboolean(l, idx) != 0 => out.int(1),
         ffi::LUA_TBOOLEAN => out.null(),
         ffi::LUA_TNUMBER => out.int(ffi::lua_tonumber(l, idx) as i64),
-        ffi::LUA_TTABLE => return table_reply(l, idx, out, depth),
+        ffi::LUA_TTABLE => return table_reply(l, idx, out, resp, depth),
         _ => out.null(),
     }
     None
@@ -239,7 +248,7 @@ pub unsafe fn write_reply(l: *mut ffi::lua_State, idx: c_int, out: &mut Reply, d
 
 /// # Safety
 /// A table at the absolute index `t`, four free stack slots; leaves the stack as it was.
-unsafe fn table_reply(l: *mut ffi::lua_State, t: c_int, out: &mut Reply, depth: usize) -> Option<String> {
+unsafe fn table_reply(l: *mut ffi::lua_State, t: c_int, out: &mut Reply, resp: Proto, depth: usize) -> Option<String> {
     let top = ffi::lua_gettop(l);
     let restore = |l| ffi::lua_settop(l, top);
     if push_field(l, t, b"err") == ffi::LUA_TSTRING {
@@ -284,9 +293,9 @@ unsafe fn table_reply(l: *mut ffi::lua_State, t: c_int, out: &mut Reply, depth: 
             }
             ffi::lua_pushnil(l);
             while ffi::lua_next(l, m) != 0 {
-                write_reply(l, -2, out, depth + 1);
+                write_reply(l, -2, out, resp, depth + 1);
                 if !set {
-                    write_reply(l, -1, out, depth + 1);
+                    write_reply(l, -1, out, resp, depth + 1);
                 }
                 ffi::lua_settop(l, -2);
             }
@@ -320,7 +329,7 @@ unsafe fn table_reply(l: *mut ffi::lua_State, t: c_int, out: &mut Reply, depth: 
     out.array(n as usize);
     for i in 1..=n {
         ffi::lua_rawgeti_(l, t, i);
-        write_reply(l, -1, out, depth + 1);
+        write_reply(l, -1, out, resp, depth + 1);
         ffi::lua_settop(l, -2);
     }
     None
@@ -347,7 +356,7 @@ mod tests {
         unsafe {
             let top = ffi::lua_gettop(l);
             assert_eq!(push_reply(l, reply, 0), Some(reply.len()));
-            write_reply(l, -1, &mut out, 0);
+            write_reply(l, -1, &mut out, proto, 0);
             ffi::lua_settop(l, top);
         }
         out.take().to_vec()
@@ -370,7 +379,8 @@ mod tests {
         assert_eq!(round_trip(b"~1\r\n$1\r\na\r\n", Proto::Resp3), b"~1\r\n$1\r\na\r\n");
         assert_eq!(round_trip(b"=7\r\ntxt:abc\r\n", Proto::Resp3), b"=7\r\ntxt:abc\r\n");
         assert_eq!(round_trip(b"(12345\r\n", Proto::Resp3), b"(12345\r\n");
-        assert_eq!(round_trip(b"#t\r\n", Proto::Resp3), b":1\r\n");
+        assert_eq!(round_trip(b"#t\r\n", Proto::Resp3), b"#t\r\n");
+        assert_eq!(round_trip(b"#f\r\n", Proto::Resp2), b"$-1\r\n");
         assert_eq!(round_trip(b"|1\r\n+a\r\n+b\r\n:5\r\n", Proto::Resp3), b":5\r\n");
     }
 }

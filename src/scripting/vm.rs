@@ -93,8 +93,17 @@ pub struct Done {
     pub events: crate::server::pubsub::Events,
 }
 
-/// The lent world of the running script, reachable from `redis.call`.
+/// The running script's world, reachable from `redis.call`: installed by [`begin`], taken
+/// back as a [`Done`] when the script ends (so the job's parts are moved twice, not through
+/// every layer of the coroutine).
 struct RunCtx {
+    code: Code,
+    shard: Rc<Shard>,
+    start: Instant,
+    /// The script's reply, in the client's protocol.
+    out: Reply,
+    /// The error code of a script that failed (errorstats).
+    err: Option<String>,
     lent: Lent,
     effects: Effects,
     db: usize,
@@ -129,8 +138,19 @@ struct RunCtx {
     argv: Vec<Bytes>,
 }
 
+/// Buffers a run borrows and gives back, so a run allocates none of them.
+#[derive(Default)]
+struct Spare {
+    calls: Vec<CallStat>,
+    out: BytesMut,
+    reply: BytesMut,
+    arena: BytesMut,
+    argv: Vec<Bytes>,
+}
+
 thread_local! {
     static CTX: RefCell<Option<RunCtx>> = const { RefCell::new(None) };
+    static SPARE: RefCell<Option<Spare>> = const { RefCell::new(None) };
     /// This shard thread's VM, with the script generation it was built for. Borrowed while
     /// a script runs.
     static VM: RefCell<Option<(u64, Vm)>> = const { RefCell::new(None) };
@@ -205,7 +225,7 @@ pub fn start(job: Job) -> Started {
     }
 }
 
-type ScriptCoroutine = Coroutine<(), (), Done, DefaultStack>;
+type ScriptCoroutine = Coroutine<(), (), (), DefaultStack>;
 
 #[allow(clippy::large_enum_variant)]
 enum Begun {
@@ -226,18 +246,18 @@ fn begin(job: Job) -> Begun {
             }
         },
     };
-    IN_USE.set(true);
-    SLICE_START.set(Some(job.start));
+    IN_USE.with(|u| u.set(true));
+    SLICE_START.with(|t| t.set(Some(job.start)));
+    install(job);
     let mut co = Coroutine::with_stack(stack, move |y: &Yielder<(), ()>, ()| {
-        YIELDER.set(y as *const _);
-        let done = run_on_this_thread(job);
-        YIELDER.set(std::ptr::null());
-        done
+        YIELDER.with(|p| p.set(y as *const _));
+        run_on_this_thread();
+        YIELDER.with(|p| p.set(std::ptr::null()));
     });
     match co.resume(()) {
-        CoroutineResult::Return(done) => {
+        CoroutineResult::Return(()) => {
             end(co);
-            Begun::Done(done)
+            Begun::Done(take_done())
         }
         CoroutineResult::Yield(()) => Begun::Paused(co),
     }
@@ -247,18 +267,132 @@ fn begin(job: Job) -> Begun {
 async fn finish(mut co: ScriptCoroutine) -> Done {
     loop {
         glommio::executor().yield_task_queue_now().await;
-        SLICE_START.set(Some(Instant::now()));
-        if let CoroutineResult::Return(done) = co.resume(()) {
+        SLICE_START.with(|t| t.set(Some(Instant::now())));
+        if let CoroutineResult::Return(()) = co.resume(()) {
             end(co);
-            return done;
+            return take_done();
         }
     }
 }
 
 fn end(co: ScriptCoroutine) {
-    SLICE_START.set(None);
-    STACK.set(Some(co.into_stack()));
-    IN_USE.set(false);
+    SLICE_START.with(|t| t.set(None));
+    STACK.with(|s| s.set(Some(co.into_stack())));
+    IN_USE.with(|u| u.set(false));
+}
+
+/// Moves a job into the run context (with the spare buffers).
+fn install(job: Job) {
+    let spare = SPARE.with(|s| s.borrow_mut().take()).unwrap_or_default();
+    let rewriting = job
+        .shard
+        .local
+        .shared
+        .persist
+        .rewrite_in_progress
+        .load(Ordering::Relaxed);
+    let (databases, enc) = {
+        let c = job.shard.local.cfg.borrow();
+        (c.databases, c.enc)
+    };
+    let now = job.shard.local.unix_ms_at(job.start);
+    CTX.with(|c| {
+        *c.borrow_mut() = Some(RunCtx {
+            code: job.code,
+            shard: job.shard,
+            start: job.start,
+            out: Reply {
+                buf: spare.out,
+                proto: job.proto,
+            },
+            err: None,
+            lent: job.lent,
+            effects: job.effects,
+            db: job.db,
+            read_only: job.read_only,
+            no_touch: job.no_touch,
+            databases,
+            enc,
+            dirty: 0,
+            calls: spare.calls,
+            resp: Proto::Resp2,
+            args: job.args,
+            numkeys: job.numkeys,
+            undeclared: false,
+            wrote: false,
+            restart: false,
+            now,
+            reply: Reply {
+                buf: spare.reply,
+                proto: Proto::Resp2,
+            },
+            rewriting,
+            state: super::state(),
+            arena: spare.arena,
+            argv: spare.argv,
+        })
+    });
+}
+
+/// Takes the ended script's context back: counts its calls on its shard (unless the run is
+/// void), keeps the buffers for the next run, and gives the job's parts back.
+fn take_done() -> Done {
+    let mut ctx = CTX
+        .with(|c| c.borrow_mut().take())
+        .expect("a run context is installed while a script runs");
+    let shard = &ctx.shard;
+    if shard.local.shared.is_shutting_down() {
+        ctx.effects = Effects::new(false);
+    }
+    if !ctx.restart {
+        let mut stats = shard.local.stats.borrow_mut();
+        stats.dirty += ctx.dirty;
+        for call in ctx.calls.iter() {
+            stats.total_commands += 1;
+            let s = &mut stats.commands[call.cmd.id];
+            s.calls += 1;
+            s.usec += call.usec;
+            if let Some(code) = &call.err {
+                s.failed += 1;
+                stats.error(code);
+            }
+        }
+        if let Some(code) = &ctx.err {
+            stats.error(code);
+        }
+    }
+    ctx.calls.clear();
+    ctx.reply.buf.clear();
+    SPARE.with(|s| {
+        *s.borrow_mut() = Some(Spare {
+            calls: ctx.calls,
+            out: BytesMut::new(),
+            reply: ctx.reply.buf,
+            arena: ctx.arena,
+            argv: ctx.argv,
+        })
+    });
+    Done {
+        lent: ctx.lent,
+        args: ctx.args,
+        out: ctx.out.buf,
+        effects: ctx.effects,
+        restart: ctx.restart,
+        undeclared: ctx.undeclared,
+        events: crate::server::pubsub::take_events(),
+    }
+}
+
+/// Gives back the buffer of a [`Done`]'s reply once it was copied out.
+pub fn recycle(mut out: BytesMut) {
+    out.clear();
+    SPARE.with(|s| {
+        if let Some(spare) = s.borrow_mut().as_mut() {
+            if spare.out.capacity() < out.capacity() {
+                spare.out = out;
+            }
+        }
+    });
 }
 
 /// What the VM's hook checks during a run.
@@ -317,7 +451,8 @@ fn pause_if_due() {
     }
 }
 
-fn run_on_this_thread(job: Job) -> Done {
+/// Runs the installed script (in the coroutine); its results stay in the run context.
+fn run_on_this_thread() {
     let gen = super::generation();
     // IN_USE keeps this the only borrow: a paused script holds it, the next one waits.
     VM.with(|cell| {
@@ -332,8 +467,13 @@ fn run_on_this_thread(job: Job) -> Done {
             };
         }
         match vm.as_mut() {
-            Some((_, v)) => v.run(job),
-            None => fail(job, "ERR cannot create the Lua state"),
+            Some((_, v)) => v.run(),
+            None => CTX.with(|c| {
+                if let Some(ctx) = c.borrow_mut().as_mut() {
+                    ctx.out.error("ERR cannot create the Lua state");
+                    ctx.err = Some("ERR".into());
+                }
+            }),
         }
     })
 }
@@ -507,12 +647,6 @@ pub struct Vm {
     func_gen: u64,
     /// Compiled scripts: the function and its environment (KEYS and ARGV are set there).
     scripts: ahash::AHashMap<super::Sha, (RegistryKey, RegistryKey)>,
-    /// Buffers kept from run to run.
-    spare_calls: Vec<CallStat>,
-    spare_out: BytesMut,
-    spare_reply: BytesMut,
-    spare_arena: BytesMut,
-    spare_argv: Vec<Bytes>,
 }
 
 /// Redis's 48-bit PRNG (rand.c, the drand48 constants), seeded with 0 when the state is made,
@@ -667,80 +801,40 @@ impl Vm {
             functions: HashMap::new(),
             func_gen: u64::MAX,
             scripts: ahash::AHashMap::new(),
-            spare_calls: Vec::new(),
-            spare_out: BytesMut::new(),
-            spare_reply: BytesMut::new(),
-            spare_arena: BytesMut::new(),
-            spare_argv: Vec::new(),
         })
     }
 
-    fn run(&mut self, job: Job) -> Done {
-        let Job {
-            code,
-            args,
-            numkeys,
-            lent,
-            effects,
-            db,
-            proto,
-            read_only,
-            no_touch,
-            shard,
-            start,
-        } = job;
-        let (databases, enc, busy_ms, notify) = {
+    /// Runs the installed script, leaving its reply and outcome in the run context.
+    fn run(&mut self) {
+        let (code, shard, start, mut out) = CTX.with(|c| {
+            let mut c = c.borrow_mut();
+            let ctx = c.as_mut().expect("a run context is installed before the run");
+            let proto = ctx.out.proto;
+            let out = std::mem::replace(&mut ctx.out, Reply::new(proto));
+            (ctx.code.clone(), ctx.shard.clone(), ctx.start, out)
+        });
+        let (busy_ms, notify) = {
             let c = shard.local.cfg.borrow();
-            (c.databases, c.enc, c.busy_reply_threshold, c.notify)
+            (c.busy_reply_threshold, c.notify)
         };
         crate::server::pubsub::enter_script(notify, &shard.local.shared);
         let state = super::state();
-        let mut out = Reply {
-            buf: std::mem::take(&mut self.spare_out),
-            proto,
-        };
-        CTX.with(|c| {
-            *c.borrow_mut() = Some(RunCtx {
-                lent,
-                effects,
-                db,
-                read_only,
-                no_touch,
-                databases,
-                enc,
-                dirty: 0,
-                calls: std::mem::take(&mut self.spare_calls),
-                resp: Proto::Resp2,
-                args,
-                numkeys,
-                undeclared: false,
-                wrote: false,
-                restart: false,
-                now: shard.local.unix_ms_at(start),
-                reply: Reply {
-                    buf: std::mem::take(&mut self.spare_reply),
-                    proto: Proto::Resp2,
-                },
-                rewriting: shard.local.shared.persist.rewrite_in_progress.load(Ordering::Relaxed),
-                state,
-                arena: std::mem::take(&mut self.spare_arena),
-                argv: std::mem::take(&mut self.spare_argv),
-            })
-        });
         state
             .function
             .store(matches!(code, Code::Function(_)), Ordering::Release);
         state.running.store(true, Ordering::Release);
-        HOOK.set(Some(HookState {
-            start,
-            busy_ms,
-            shard: shard.clone(),
-            state,
-        }));
+        HOOK.with(|h| {
+            *h.borrow_mut() = Some(HookState {
+                start,
+                busy_ms,
+                shard,
+                state,
+            })
+        });
         // A panic (a bug in a handler) must not keep shards held forever: the shards go
         // back and the client gets an error; the VM is rebuilt for the next run.
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.execute(&code, &mut out)));
-        HOOK.set(None);
+        HOOK.with(|h| *h.borrow_mut() = None);
         let err = match run {
             Ok(err) => err,
             Err(_) => {
@@ -751,57 +845,11 @@ impl Vm {
                 Some("ERR".into())
             }
         };
-        let mut ctx = CTX
-            .with(|c| c.borrow_mut().take())
-            .expect("the run context is set at the start of run");
-        if shard.local.shared.is_shutting_down() {
-            ctx.effects = Effects::new(false);
-        }
         state.finish();
-        if !ctx.restart {
-            let mut stats = shard.local.stats.borrow_mut();
-            stats.dirty += ctx.dirty;
-            for call in ctx.calls.drain(..) {
-                stats.total_commands += 1;
-                let s = &mut stats.commands[call.cmd.id];
-                s.calls += 1;
-                s.usec += call.usec;
-                if let Some(code) = &call.err {
-                    s.failed += 1;
-                    stats.error(code);
-                }
-            }
-            if let Some(code) = &err {
-                stats.error(code);
-            }
-        }
-        ctx.calls.clear();
-        self.spare_calls = ctx.calls;
-        ctx.reply.buf.clear();
-        self.spare_reply = ctx.reply.buf;
-        self.spare_arena = ctx.arena;
-        self.spare_argv = ctx.argv;
-        Done {
-            lent: ctx.lent,
-            args: ctx.args,
-            out: out.buf,
-            effects: ctx.effects,
-            restart: ctx.restart,
-            undeclared: ctx.undeclared,
-            events: crate::server::pubsub::take_events(),
-        }
-    }
-
-    /// Gives back the buffer of a [`Done`]'s reply once it was copied out.
-    pub fn recycle(mut out: BytesMut) {
-        out.clear();
-        VM.with(|cell| {
-            if let Ok(mut vm) = cell.try_borrow_mut() {
-                if let Some((_, v)) = vm.as_mut() {
-                    if v.spare_out.capacity() < out.capacity() {
-                        v.spare_out = out;
-                    }
-                }
+        CTX.with(|c| {
+            if let Some(ctx) = c.borrow_mut().as_mut() {
+                ctx.out = out;
+                ctx.err = err;
             }
         });
     }
@@ -885,7 +933,9 @@ impl Vm {
             });
             let status = ffi::lua_pcall(l, nargs, 1, base + 1);
             let err = if status == 0 {
-                convert::write_reply(l, base + 2, out, 0)
+                // Booleans follow the protocol the script last chose (redis.setresp).
+                let resp = CTX.with(|c| c.borrow().as_ref().map_or(Proto::Resp2, |c| c.resp));
+                convert::write_reply(l, base + 2, out, resp, 0)
             } else {
                 error_reply(l, base + 2, code.name(), out)
             };
@@ -1310,7 +1360,12 @@ unsafe fn redis_call_raw(l: *mut ffi::lua_State) -> bool {
     let mut total = 0;
     for i in 1..=n {
         let t = ffi::lua_type(l, i);
-        if t != ffi::LUA_TSTRING && t != ffi::LUA_TNUMBER {
+        if t == ffi::LUA_TNUMBER {
+            // Redis formats numbers with %.17g (lua_tolstring's %.14g loses precision).
+            let text = format_number(ffi::lua_tonumber(l, i));
+            push_str(l, &text);
+            ffi::lua_replace(l, i);
+        } else if t != ffi::LUA_TSTRING {
             push_error_table(l, b"ERR Lua redis lib command arguments must be strings or integers");
             return true;
         }
@@ -1375,6 +1430,15 @@ unsafe fn redis_call_raw(l: *mut ffi::lua_State) -> bool {
             failed
         }
     }
+}
+
+/// A number as Redis's luaArgsToRedisArgv writes it: C's `%.17g`.
+fn format_number(n: f64) -> Vec<u8> {
+    let mut buf = [0u8; 64];
+    // SAFETY: a NUL-terminated format with one double; snprintf writes at most buf.len()
+    // bytes, NUL included.
+    let len = unsafe { libc::snprintf(buf.as_mut_ptr() as *mut libc::c_char, buf.len(), c"%.17g".as_ptr(), n) };
+    buf[..(len.max(0) as usize).min(buf.len() - 1)].to_vec()
 }
 
 /// The line of the library code running now (for the error of redis.call at load time).
