@@ -76,6 +76,9 @@ pub struct Script {
     pub body: Bytes,
     pub shebang: Option<Shebang>,
     scope: Arc<AtomicU8>,
+    /// This thread's VM's compiled function and environment for it: the VM's number and
+    /// their registry references (see `vm::Vm::compiled`).
+    pub compiled: std::cell::Cell<Option<(u64, std::ffi::c_int, std::ffi::c_int)>>,
 }
 
 impl Script {
@@ -100,19 +103,29 @@ impl Script {
             self.scope.store(2, Ordering::Relaxed);
         }
     }
+}
 
-    fn copy(&self) -> Script {
+/// A script as the registry keeps it; each thread makes its own [`Script`] from it.
+struct Entry {
+    body: Bytes,
+    shebang: Option<Shebang>,
+    scope: Arc<AtomicU8>,
+}
+
+impl Entry {
+    fn script(&self, sha: Sha) -> Script {
         Script {
-            sha: self.sha,
+            sha,
             body: self.body.clone(),
             shebang: self.shebang,
             scope: self.scope.clone(),
+            compiled: std::cell::Cell::new(None),
         }
     }
 }
 
 /// The script cache shared by every shard.
-static REGISTRY: LazyLock<RwLock<HashMap<Sha, Script>>> = LazyLock::new(|| RwLock::new(HashMap::new()));
+static REGISTRY: LazyLock<RwLock<HashMap<Sha, Entry>>> = LazyLock::new(|| RwLock::new(HashMap::new()));
 
 /// Bumped by SCRIPT FLUSH: each VM starts afresh (new globals, no compiled scripts) when it
 /// sees a newer generation, as Redis recreates its Lua state; so do the threads' maps.
@@ -123,12 +136,15 @@ static GENERATION: AtomicU64 = AtomicU64::new(0);
 struct Local {
     generation: u64,
     scripts: ahash::AHashMap<Sha, Rc<Script>>,
+    /// The last script looked up (a client usually runs one script over and over).
+    last: Option<Rc<Script>>,
 }
 
 thread_local! {
     static LOCAL: RefCell<Local> = RefCell::new(Local {
         generation: u64::MAX,
         scripts: ahash::AHashMap::new(),
+        last: None,
     });
 }
 
@@ -139,13 +155,21 @@ pub fn lookup(sha: &Sha) -> Option<Rc<Script>> {
         let gen = generation();
         if l.generation != gen {
             l.scripts.clear();
+            l.last = None;
             l.generation = gen;
         }
-        if let Some(s) = l.scripts.get(sha) {
+        if let Some(s) = l.last.as_ref().filter(|s| s.sha == *sha) {
             return Some(s.clone());
         }
-        let s = Rc::new(REGISTRY.read().ok()?.get(sha)?.copy());
-        l.scripts.insert(*sha, s.clone());
+        let s = match l.scripts.get(sha) {
+            Some(s) => s.clone(),
+            None => {
+                let s = Rc::new(REGISTRY.read().ok()?.get(sha)?.script(*sha));
+                l.scripts.insert(*sha, s.clone());
+                s
+            }
+        };
+        l.last = Some(s.clone());
         Some(s)
     })
 }
@@ -159,14 +183,13 @@ pub fn load(body: Bytes) -> Result<Rc<Script>, String> {
     }
     let shebang = parse_shebang(&body)?;
     vm::compile_check(&body)?;
-    let script = Script {
-        sha,
+    let entry = Entry {
         body,
         shebang,
         scope: Arc::new(AtomicU8::new(0)),
     };
     if let Ok(mut r) = REGISTRY.write() {
-        r.entry(sha).or_insert(script);
+        r.entry(sha).or_insert(entry);
     }
     lookup(&sha).ok_or_else(|| "ERR the script cache is unavailable".to_string())
 }

@@ -136,6 +136,8 @@ struct RunCtx {
     /// of their slices.
     arena: BytesMut,
     argv: Vec<Bytes>,
+    /// The command the last redis.call named, as spelled (up to 16 bytes).
+    last_cmd: Option<([u8; 16], u8, &'static Cmd)>,
 }
 
 /// Buffers a run borrows and gives back, so a run allocates none of them.
@@ -330,6 +332,7 @@ fn install(job: Job) {
             state: super::state(),
             arena: spare.arena,
             argv: spare.argv,
+            last_cmd: None,
         })
     });
 }
@@ -634,6 +637,11 @@ const ALLOWED_GLOBALS: &[&str] = &[
 pub struct Vm {
     /// A run panicked: the state may be inconsistent, make a new one.
     poisoned: bool,
+    /// Unique per VM: a script's cached registry references name the VM they belong to.
+    number: u64,
+    /// The interned strings "KEYS" and "ARGV", by registry reference.
+    keys_name: RegistryKey,
+    argv_name: RegistryKey,
     lua: Lua,
     /// The main state of `lua`, for the C API.
     state: *mut ffi::lua_State,
@@ -791,8 +799,14 @@ impl Vm {
             g.raw_set(name, Value::Nil)?;
         }
         let state = lua.exec_raw_lua(|raw| raw.state());
+        static NUMBERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let keys_name = lua.create_registry_value(lua.create_string("KEYS")?)?;
+        let argv_name = lua.create_registry_value(lua.create_string("ARGV")?)?;
         Ok(Vm {
             poisoned: false,
+            number: NUMBERS.fetch_add(1, Ordering::Relaxed),
+            keys_name,
+            argv_name,
             lua,
             state,
             handler,
@@ -856,7 +870,13 @@ impl Vm {
 
     /// The compiled function of a script and its environment, compiled on its first run.
     fn compiled(&mut self, script: &Script) -> Result<(c_int, c_int), String> {
+        if let Some((vm, f, env)) = script.compiled.get() {
+            if vm == self.number {
+                return Ok((f, env));
+            }
+        }
         if let Some((f, env)) = self.scripts.get(&script.sha) {
+            script.compiled.set(Some((self.number, f.id(), env.id())));
             return Ok((f.id(), env.id()));
         }
         let f = self
@@ -870,6 +890,7 @@ impl Vm {
         let env = self.lua.create_registry_value(env).map_err(|e| format!("ERR {e}"))?;
         let ids = (f.id(), env.id());
         self.scripts.insert(script.sha, (f, env));
+        script.compiled.set(Some((self.number, ids.0, ids.1)));
         Ok(ids)
     }
 
@@ -896,6 +917,7 @@ impl Vm {
             }
         };
         let l = self.state;
+        let (keys_name, argv_name) = (self.keys_name.id(), self.argv_name.id());
         // SAFETY: the C API on this VM's own state, on its thread; the stack is put back to
         // `base` before returning. Pushes can only fail on out-of-memory (fatal, as in Redis).
         unsafe {
@@ -914,10 +936,10 @@ impl Vm {
                     Some(env) => {
                         // An EVAL script reads KEYS and ARGV from its environment.
                         ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, env);
-                        push_str(l, b"KEYS");
+                        ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, keys_name);
                         push_array(l, keys);
                         ffi::lua_rawset(l, -3);
-                        push_str(l, b"ARGV");
+                        ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, argv_name);
                         push_array(l, argv);
                         ffi::lua_rawset(l, -3);
                         ffi::lua_settop(l, -2);
@@ -1468,7 +1490,19 @@ const NOSCRIPT_7_0: &[&str] = &["blpop", "brpop", "blmove", "brpoplpush", "bzpop
 /// whose reply (in the script's RESP version) is left in `ctx.reply`. Errs with an error
 /// raised before running.
 fn call(ctx: &mut RunCtx, args: &Args) -> Result<(), String> {
-    let top = table::lookup(&args[0]).ok_or("ERR Unknown Redis command called from script")?;
+    let top = match ctx.last_cmd {
+        // Scripts call the same few commands over and over, spelled the same way.
+        Some((name, len, cmd)) if name[..len as usize] == args[0] => cmd,
+        _ => {
+            let cmd = table::lookup(&args[0]).ok_or("ERR Unknown Redis command called from script")?;
+            if args[0].len() <= 16 {
+                let mut name = [0u8; 16];
+                name[..args[0].len()].copy_from_slice(&args[0]);
+                ctx.last_cmd = Some((name, args[0].len() as u8, cmd));
+            }
+            cmd
+        }
+    };
     let cmd = if top.spec.subcommands.is_empty() || (args.len() < 2 && !matches!(top.spec.run, Run::Container)) {
         top
     } else if args.len() < 2 {
