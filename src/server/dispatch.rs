@@ -166,7 +166,12 @@ fn check(client: &Client, args: &Args) -> Result<Route, CmdError> {
         Run::Script(call) => Ok(Route::Script {
             cmd,
             call,
-            shard: scripting::placement(&client.shard, call, args),
+            // Inside MULTI it is only queued: nothing to place (and the script is not
+            // looked at before EXEC, as in Redis).
+            shard: match client.multi {
+                Some(_) => None,
+                None => scripting::placement(&client.shard, call, args),
+            },
         }),
         Run::Container => Err(CmdError::WrongArity(cmd.full_name.clone())),
     }
@@ -406,7 +411,8 @@ impl Pipeline {
         {
             // EXEC (and the scripts) carry the writes of the commands they run.
             self.wrote |= cmd.spec.has(flags::WRITE | flags::MAY_REPLICATE)
-                || matches!(cmd.spec.name, "exec" | "eval" | "evalsha" | "fcall");
+                || cmd.spec.name == "exec"
+                || matches!(cmd.spec.run, Run::Script(call) if !call.read_only);
         }
         // MONITOR shows commands once they ran (with the database they left selected), as
         // Redis 7's call() does; commands rejected before running are not shown.
