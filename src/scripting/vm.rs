@@ -93,18 +93,19 @@ pub struct Done {
     pub events: crate::server::pubsub::Events,
 }
 
-/// The running script's world, reachable from `redis.call`: installed by [`begin`], taken
-/// back as a [`Done`] when the script ends (so the job's parts are moved twice, not through
-/// every layer of the coroutine).
+/// The running script's world, reachable from `redis.call`: one per thread, kept between
+/// runs with its buffers. [`begin`] moves a job's parts in, field by field, and the end of
+/// the run takes them out as a [`Done`] (not through every layer of the coroutine).
+/// `lent` is set exactly while a script runs.
 struct RunCtx {
-    code: Code,
-    shard: Rc<Shard>,
+    code: Option<Code>,
+    shard: Option<Rc<Shard>>,
     start: Instant,
     /// The script's reply, in the client's protocol.
     out: Reply,
     /// The error code of a script that failed (errorstats).
     err: Option<String>,
-    lent: Lent,
+    lent: Option<Lent>,
     effects: Effects,
     db: usize,
     read_only: bool,
@@ -140,19 +141,47 @@ struct RunCtx {
     last_cmd: Option<([u8; 16], u8, &'static Cmd)>,
 }
 
-/// Buffers a run borrows and gives back, so a run allocates none of them.
-#[derive(Default)]
-struct Spare {
-    calls: Vec<CallStat>,
-    out: BytesMut,
-    reply: BytesMut,
-    arena: BytesMut,
-    argv: Vec<Bytes>,
+impl RunCtx {
+    fn idle() -> RunCtx {
+        RunCtx {
+            code: None,
+            shard: None,
+            start: Instant::now(),
+            out: Reply::new(Proto::Resp2),
+            err: None,
+            lent: None,
+            effects: Effects::new(false),
+            db: 0,
+            read_only: false,
+            no_touch: false,
+            databases: 0,
+            enc: EncodingLimits::default(),
+            dirty: 0,
+            calls: Vec::new(),
+            resp: Proto::Resp2,
+            args: Args::default(),
+            numkeys: 0,
+            undeclared: false,
+            wrote: false,
+            restart: false,
+            now: 0,
+            reply: Reply::new(Proto::Resp2),
+            rewriting: false,
+            state: super::state(),
+            arena: BytesMut::new(),
+            argv: Vec::new(),
+            last_cmd: None,
+        }
+    }
+
+    /// The running script's keyspaces.
+    fn lent(&mut self) -> &mut Lent {
+        self.lent.as_mut().expect("a script is running")
+    }
 }
 
 thread_local! {
-    static CTX: RefCell<Option<RunCtx>> = const { RefCell::new(None) };
-    static SPARE: RefCell<Option<Spare>> = const { RefCell::new(None) };
+    static CTX: RefCell<RunCtx> = RefCell::new(RunCtx::idle());
     /// This shard thread's VM, with the script generation it was built for. Borrowed while
     /// a script runs.
     static VM: RefCell<Option<(u64, Vm)>> = const { RefCell::new(None) };
@@ -283,9 +312,8 @@ fn end(co: ScriptCoroutine) {
     IN_USE.with(|u| u.set(false));
 }
 
-/// Moves a job into the run context (with the spare buffers).
+/// Moves a job into the run context.
 fn install(job: Job) {
-    let spare = SPARE.with(|s| s.borrow_mut().take()).unwrap_or_default();
     let rewriting = job
         .shard
         .local
@@ -299,100 +327,83 @@ fn install(job: Job) {
     };
     let now = job.shard.local.unix_ms_at(job.start);
     CTX.with(|c| {
-        *c.borrow_mut() = Some(RunCtx {
-            code: job.code,
-            shard: job.shard,
-            start: job.start,
-            out: Reply {
-                buf: spare.out,
-                proto: job.proto,
-            },
-            err: None,
-            lent: job.lent,
-            effects: job.effects,
-            db: job.db,
-            read_only: job.read_only,
-            no_touch: job.no_touch,
-            databases,
-            enc,
-            dirty: 0,
-            calls: spare.calls,
-            resp: Proto::Resp2,
-            args: job.args,
-            numkeys: job.numkeys,
-            undeclared: false,
-            wrote: false,
-            restart: false,
-            now,
-            reply: Reply {
-                buf: spare.reply,
-                proto: Proto::Resp2,
-            },
-            rewriting,
-            state: super::state(),
-            arena: spare.arena,
-            argv: spare.argv,
-            last_cmd: None,
-        })
+        let mut ctx = c.borrow_mut();
+        let ctx = &mut *ctx;
+        ctx.code = Some(job.code);
+        ctx.shard = Some(job.shard);
+        ctx.start = job.start;
+        ctx.out.buf.clear();
+        ctx.out.proto = job.proto;
+        ctx.err = None;
+        ctx.lent = Some(job.lent);
+        ctx.effects = job.effects;
+        ctx.db = job.db;
+        ctx.read_only = job.read_only;
+        ctx.no_touch = job.no_touch;
+        ctx.databases = databases;
+        ctx.enc = enc;
+        ctx.dirty = 0;
+        ctx.resp = Proto::Resp2;
+        ctx.args = job.args;
+        ctx.numkeys = job.numkeys;
+        ctx.undeclared = false;
+        ctx.wrote = false;
+        ctx.restart = false;
+        ctx.now = now;
+        ctx.rewriting = rewriting;
+        ctx.last_cmd = None;
     });
 }
 
-/// Takes the ended script's context back: counts its calls on its shard (unless the run is
-/// void), keeps the buffers for the next run, and gives the job's parts back.
+/// Takes the ended script's parts back out of the run context: counts its calls on its
+/// shard (unless the run is void) and gives the job's parts back.
 fn take_done() -> Done {
-    let mut ctx = CTX
-        .with(|c| c.borrow_mut().take())
-        .expect("a run context is installed while a script runs");
-    let shard = &ctx.shard;
-    if shard.local.shared.is_shutting_down() {
-        ctx.effects = Effects::new(false);
-    }
-    if !ctx.restart {
-        let mut stats = shard.local.stats.borrow_mut();
-        stats.dirty += ctx.dirty;
-        for call in ctx.calls.iter() {
-            stats.total_commands += 1;
-            let s = &mut stats.commands[call.cmd.id];
-            s.calls += 1;
-            s.usec += call.usec;
-            if let Some(code) = &call.err {
-                s.failed += 1;
+    CTX.with(|c| {
+        let mut ctx = c.borrow_mut();
+        let ctx = &mut *ctx;
+        let shard = ctx.shard.take().expect("a script ran");
+        ctx.code = None;
+        if shard.local.shared.is_shutting_down() {
+            ctx.effects = Effects::new(false);
+        }
+        if !ctx.restart {
+            let mut stats = shard.local.stats.borrow_mut();
+            stats.dirty += ctx.dirty;
+            for call in ctx.calls.iter() {
+                stats.total_commands += 1;
+                let s = &mut stats.commands[call.cmd.id];
+                s.calls += 1;
+                s.usec += call.usec;
+                if let Some(code) = &call.err {
+                    s.failed += 1;
+                    stats.error(code);
+                }
+            }
+            if let Some(code) = &ctx.err {
                 stats.error(code);
             }
         }
-        if let Some(code) = &ctx.err {
-            stats.error(code);
+        ctx.calls.clear();
+        ctx.reply.buf.clear();
+        Done {
+            lent: ctx.lent.take().expect("a script ran"),
+            args: std::mem::take(&mut ctx.args),
+            out: std::mem::take(&mut ctx.out.buf),
+            effects: std::mem::replace(&mut ctx.effects, Effects::new(false)),
+            restart: ctx.restart,
+            undeclared: ctx.undeclared,
+            events: crate::server::pubsub::take_events(),
         }
-    }
-    ctx.calls.clear();
-    ctx.reply.buf.clear();
-    SPARE.with(|s| {
-        *s.borrow_mut() = Some(Spare {
-            calls: ctx.calls,
-            out: BytesMut::new(),
-            reply: ctx.reply.buf,
-            arena: ctx.arena,
-            argv: ctx.argv,
-        })
-    });
-    Done {
-        lent: ctx.lent,
-        args: ctx.args,
-        out: ctx.out.buf,
-        effects: ctx.effects,
-        restart: ctx.restart,
-        undeclared: ctx.undeclared,
-        events: crate::server::pubsub::take_events(),
-    }
+    })
 }
 
 /// Gives back the buffer of a [`Done`]'s reply once it was copied out.
 pub fn recycle(mut out: BytesMut) {
     out.clear();
-    SPARE.with(|s| {
-        if let Some(spare) = s.borrow_mut().as_mut() {
-            if spare.out.capacity() < out.capacity() {
-                spare.out = out;
+    CTX.with(|c| {
+        if let Ok(mut ctx) = c.try_borrow_mut() {
+            if ctx.lent.is_none() && ctx.out.buf.capacity() < out.capacity() {
+                ctx.out.buf = out;
             }
         }
     });
@@ -472,10 +483,9 @@ fn run_on_this_thread() {
         match vm.as_mut() {
             Some((_, v)) => v.run(),
             None => CTX.with(|c| {
-                if let Some(ctx) = c.borrow_mut().as_mut() {
-                    ctx.out.error("ERR cannot create the Lua state");
-                    ctx.err = Some("ERR".into());
-                }
+                let mut ctx = c.borrow_mut();
+                ctx.out.error("ERR cannot create the Lua state");
+                ctx.err = Some("ERR".into());
             }),
         }
     })
@@ -821,11 +831,12 @@ impl Vm {
     /// Runs the installed script, leaving its reply and outcome in the run context.
     fn run(&mut self) {
         let (code, shard, start, mut out) = CTX.with(|c| {
-            let mut c = c.borrow_mut();
-            let ctx = c.as_mut().expect("a run context is installed before the run");
+            let mut ctx = c.borrow_mut();
             let proto = ctx.out.proto;
             let out = std::mem::replace(&mut ctx.out, Reply::new(proto));
-            (ctx.code.clone(), ctx.shard.clone(), ctx.start, out)
+            let code = ctx.code.clone().expect("a job is installed before the run");
+            let shard = ctx.shard.clone().expect("a job is installed before the run");
+            (code, shard, ctx.start, out)
         });
         let (busy_ms, notify) = {
             let c = shard.local.cfg.borrow();
@@ -861,10 +872,9 @@ impl Vm {
         };
         state.finish();
         CTX.with(|c| {
-            if let Some(ctx) = c.borrow_mut().as_mut() {
-                ctx.out = out;
-                ctx.err = err;
-            }
+            let mut ctx = c.borrow_mut();
+            ctx.out = out;
+            ctx.err = err;
         });
     }
 
@@ -929,8 +939,7 @@ impl Vm {
             ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, self.handler.id());
             ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, f);
             let nargs = CTX.with(|c| {
-                let c = c.borrow();
-                let ctx = c.as_ref().expect("the run context is set before execute");
+                let ctx = c.borrow();
                 let (keys, argv) = ctx.args.as_slice()[3..].split_at(ctx.numkeys);
                 match env {
                     Some(env) => {
@@ -956,7 +965,7 @@ impl Vm {
             let status = ffi::lua_pcall(l, nargs, 1, base + 1);
             let err = if status == 0 {
                 // Booleans follow the protocol the script last chose (redis.setresp).
-                let resp = CTX.with(|c| c.borrow().as_ref().map_or(Proto::Resp2, |c| c.resp));
+                let resp = CTX.with(|c| c.borrow().resp);
                 convert::write_reply(l, base + 2, out, resp, 0)
             } else {
                 error_reply(l, base + 2, code.name(), out)
@@ -1125,11 +1134,7 @@ fn register_redis(lua: &Lua, redis: &Table) -> mlua::Result<()> {
                 3 => Proto::Resp3,
                 _ => return Err(mlua::Error::runtime("RESP version must be 2 or 3.")),
             };
-            CTX.with(|c| {
-                if let Some(c) = c.borrow_mut().as_mut() {
-                    c.resp = p;
-                }
-            });
+            CTX.with(|c| c.borrow_mut().resp = p);
             Ok(())
         })?,
     )?;
@@ -1401,8 +1406,11 @@ unsafe fn redis_call_raw(l: *mut ffi::lua_State) -> bool {
     // not run commands in it.)
     let loading = REGISTERING.with(|r| r.borrow().is_some());
     let reply = CTX.with(|c| {
-        let mut c = c.borrow_mut();
-        let ctx = c.as_mut().filter(|_| !loading)?;
+        let mut ctx = c.borrow_mut();
+        if loading || ctx.lent.is_none() {
+            return None;
+        }
+        let ctx = &mut *ctx;
         // One buffer for all the arguments, reused once the command let go of them.
         ctx.arena.reserve(total);
         for i in 1..=n {
@@ -1444,11 +1452,7 @@ unsafe fn redis_call_raw(l: *mut ffi::lua_State) -> bool {
                 push_error_table(l, b"ERR reply too deep or malformed for Lua");
             }
             buf.clear();
-            CTX.with(|c| {
-                if let Some(ctx) = c.borrow_mut().as_mut() {
-                    ctx.reply.buf = buf;
-                }
-            });
+            CTX.with(|c| c.borrow_mut().reply.buf = buf);
             failed
         }
     }
@@ -1524,7 +1528,7 @@ fn call(ctx: &mut RunCtx, args: &Args) -> Result<(), String> {
         return Err(RESTART.into());
     }
     // With one shard every key is held and there is no scope to learn.
-    if ctx.lent.nshards() > 1
+    if ctx.lent().nshards() > 1
         && (matches!(cmd.spec.run, Run::Keyed(..)) || matches!(cmd.full_name.as_str(), "keys" | "dbsize"))
     {
         check_reach(ctx, cmd, args)?;
@@ -1542,10 +1546,11 @@ fn call(ctx: &mut RunCtx, args: &Args) -> Result<(), String> {
             // A rewrite in progress keeps its snapshot point-in-time: keys a write is about
             // to change are serialized first (as for any command).
             if ctx.rewriting {
-                crate::persist::rewrite::before_command_lent(&mut ctx.lent, cmd, args);
+                crate::persist::rewrite::before_command_lent(ctx.lent(), cmd, args);
             }
+            let lent = ctx.lent.as_mut().expect("a script is running");
             let mut ex = Exec {
-                ks: Keyspace::Lent(&mut ctx.lent),
+                ks: Keyspace::Lent(lent),
                 db: ctx.db,
                 now: ctx.now,
                 out: &mut out,
@@ -1559,9 +1564,10 @@ fn call(ctx: &mut RunCtx, args: &Args) -> Result<(), String> {
             };
             let r = f(&mut ex, args);
             ctx.dirty += ex.dirty;
-            for s in 0..ctx.lent.nshards() {
-                if ctx.lent.holds(s) {
-                    ctx.effects.take_expired(ctx.lent.store(s));
+            let lent = ctx.lent.as_mut().expect("a script is running");
+            for s in 0..lent.nshards() {
+                if lent.holds(s) {
+                    ctx.effects.take_expired(lent.store(s));
                 }
             }
             r
@@ -1592,7 +1598,8 @@ const RESTART: &str = "ERR script run abandoned: it will run again holding every
 /// be repeated holding every shard. After a write it cannot be repeated (its writes are
 /// done), so the call fails; the script holds every shard from its next run on.
 fn check_reach(ctx: &mut RunCtx, cmd: &Cmd, args: &Args) -> Result<(), String> {
-    let nshards = ctx.lent.nshards();
+    let lent = ctx.lent.as_ref().expect("a script is running");
+    let nshards = lent.nshards();
     let mut foreign: Option<Bytes> = None;
     let (args_all, numkeys) = (&ctx.args, ctx.numkeys);
     let declared = &args_all.as_slice()[3..3 + numkeys];
@@ -1604,15 +1611,16 @@ fn check_reach(ctx: &mut RunCtx, cmd: &Cmd, args: &Args) -> Result<(), String> {
         if !declared.iter().any(|k| k == key) {
             undeclared = true;
         }
-        if foreign.is_none() && !ctx.lent.holds(crate::shard::slot::shard_of(key, nshards)) {
+        if foreign.is_none() && !lent.holds(crate::shard::slot::shard_of(key, nshards)) {
             foreign = Some(key.clone());
         }
     });
+    let holds_all = (0..nshards).all(|s| lent.holds(s));
     ctx.undeclared |= undeclared;
     if wide || found.is_err() {
         // Keys the specs cannot name (SORT ... BY/GET patterns): any shard may be touched.
         ctx.undeclared = true;
-        if (0..nshards).all(|s| ctx.lent.holds(s)) {
+        if holds_all {
             return Ok(());
         }
         foreign = Some(args.bytes(0).clone());
@@ -1638,11 +1646,13 @@ fn conn_command(ctx: &mut RunCtx, cmd: &Cmd, args: &Args, out: &mut Reply) -> Re
     match cmd.full_name.as_str() {
         "keys" => {
             let now = ctx.now;
-            let shards: Vec<usize> = ctx.lent.shards().collect();
+            let db = ctx.db;
+            let lent = ctx.lent();
+            let shards: Vec<usize> = lent.shards().collect();
             let mut found = Vec::new();
             for s in shards {
                 found.extend(crate::families::keys::keys_matching(
-                    &ctx.lent.store(s).dbs[ctx.db],
+                    &lent.store(s).dbs[db],
                     now,
                     &args[1],
                 ));
@@ -1654,8 +1664,10 @@ fn conn_command(ctx: &mut RunCtx, cmd: &Cmd, args: &Args, out: &mut Reply) -> Re
             Ok(())
         }
         "dbsize" => {
-            let shards: Vec<usize> = ctx.lent.shards().collect();
-            let n: usize = shards.into_iter().map(|s| ctx.lent.store(s).dbs[ctx.db].len()).sum();
+            let db = ctx.db;
+            let lent = ctx.lent();
+            let shards: Vec<usize> = lent.shards().collect();
+            let n: usize = shards.into_iter().map(|s| lent.store(s).dbs[db].len()).sum();
             out.int(n as i64);
             Ok(())
         }
