@@ -234,18 +234,29 @@ pub fn start(job: Job) -> Started {
                 glommio::executor().yield_task_queue_now().await;
             }
             job.start = Instant::now();
-            let done = match begin(job) {
-                Begun::Done(d) => d,
-                Begun::Paused(co) => finish(co).await,
+            let done = match take_stack() {
+                Err(msg) => fail(job, msg),
+                Ok(stack) => {
+                    install(job);
+                    match begin(stack) {
+                        None => take_done(),
+                        Some(co) => finish(co).await,
+                    }
+                }
             };
             let _ = tx.send(done);
         })
         .detach();
         return Started::Later(rx);
     }
-    match begin(job) {
-        Begun::Done(d) => Started::Done(d),
-        Begun::Paused(co) => {
+    let stack = match take_stack() {
+        Ok(stack) => stack,
+        Err(msg) => return Started::Done(fail(job, msg)),
+    };
+    install(job);
+    match begin(stack) {
+        None => Started::Done(take_done()),
+        Some(co) => {
             let (tx, rx) = oneshot::channel();
             glommio::spawn_local(async move {
                 let _ = tx.send(finish(co).await);
@@ -258,28 +269,23 @@ pub fn start(job: Job) -> Started {
 
 type ScriptCoroutine = Coroutine<(), (), (), DefaultStack>;
 
-#[allow(clippy::large_enum_variant)]
-enum Begun {
-    Done(Done),
-    Paused(ScriptCoroutine),
+/// The coroutine stack scripts run on (kept between runs).
+fn take_stack() -> Result<DefaultStack, &'static str> {
+    match STACK.take() {
+        Some(s) => Ok(s),
+        None => DefaultStack::new(SCRIPT_STACK).map_err(|e| {
+            tracing::warn!("cannot allocate a stack for scripts: {e}");
+            "ERR cannot allocate a stack for the script"
+        }),
+    }
 }
 
-/// Starts a script on this thread and runs its first slice. Most scripts end within it;
-/// a longer one comes back paused, to be finished by [`finish`].
-fn begin(job: Job) -> Begun {
-    let stack = match STACK.take() {
-        Some(s) => s,
-        None => match DefaultStack::new(SCRIPT_STACK) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!("cannot allocate a stack for scripts: {e}");
-                return Begun::Done(fail(job, "ERR cannot allocate a stack for the script"));
-            }
-        },
-    };
+/// Runs the installed script's first slice. Most scripts end within it (None: the outcome
+/// is in the run context); a longer one comes back paused, to be finished by [`finish`].
+fn begin(stack: DefaultStack) -> Option<ScriptCoroutine> {
     IN_USE.with(|u| u.set(true));
-    SLICE_START.with(|t| t.set(Some(job.start)));
-    install(job);
+    let start = CTX.with(|c| c.borrow().start);
+    SLICE_START.with(|t| t.set(Some(start)));
     let mut co = Coroutine::with_stack(stack, move |y: &Yielder<(), ()>, ()| {
         YIELDER.with(|p| p.set(y as *const _));
         run_on_this_thread();
@@ -288,9 +294,9 @@ fn begin(job: Job) -> Begun {
     match co.resume(()) {
         CoroutineResult::Return(()) => {
             end(co);
-            Begun::Done(take_done())
+            None
         }
-        CoroutineResult::Yield(()) => Begun::Paused(co),
+        CoroutineResult::Yield(()) => Some(co),
     }
 }
 
@@ -313,6 +319,7 @@ fn end(co: ScriptCoroutine) {
 }
 
 /// Moves a job into the run context.
+#[inline(always)]
 fn install(job: Job) {
     let rewriting = job
         .shard
