@@ -1613,16 +1613,18 @@ fn check_reach(ctx: &mut RunCtx, cmd: &Cmd, args: &Args) -> Result<(), String> {
     let mut undeclared = false;
     // KEYS and DBSIZE read every shard the script holds: they need them all.
     let wide = cmd.spec.wide.is_some_and(|w| w(args)) || matches!(cmd.full_name.as_str(), "keys" | "dbsize");
+    let holds_all = (0..nshards).all(|s| lent.holds(s));
     let found = crate::command::keys::for_each_key(cmd.spec.key_specs, args, |i| {
         let key = args.bytes(i);
-        if !declared.iter().any(|k| k == key) {
-            undeclared = true;
+        // Declared keys live on the shards held (the run was placed by them).
+        if declared.iter().any(|k| k == key) {
+            return;
         }
-        if foreign.is_none() && !lent.holds(crate::shard::slot::shard_of(key, nshards)) {
+        undeclared = true;
+        if foreign.is_none() && !holds_all && !lent.holds(crate::shard::slot::shard_of(key, nshards)) {
             foreign = Some(key.clone());
         }
     });
-    let holds_all = (0..nshards).all(|s| lent.holds(s));
     ctx.undeclared |= undeclared;
     if wide || found.is_err() {
         // Keys the specs cannot name (SORT ... BY/GET patterns): any shard may be touched.
