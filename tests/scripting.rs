@@ -393,3 +393,296 @@ fn narrow_scripts_that_reach_for_undeclared_keys() {
         V::Bulk(b"far".to_vec())
     );
 }
+
+/// Keys named `{prefix}N`, one on each shard (shard i gets `keys[i]`).
+fn key_per_shard(prefix: &str) -> Vec<String> {
+    let mut keys: Vec<Option<String>> = vec![None; common::SHARDS as usize];
+    for n in 0.. {
+        let k = format!("{prefix}{n}");
+        let s = common::shard_of(&k) as usize;
+        if keys[s].is_none() {
+            keys[s] = Some(k);
+        }
+        if keys.iter().all(Option::is_some) {
+            break;
+        }
+    }
+    keys.into_iter().flatten().collect()
+}
+
+/// Sends a pipeline and reads one reply per command.
+fn pipeline(c: &mut common::Raw, cmds: &[Vec<String>]) -> Vec<V> {
+    let mut bytes = Vec::new();
+    for cmd in cmds {
+        let args: Vec<&[u8]> = cmd.iter().map(|a| a.as_bytes()).collect();
+        bytes.extend(common::encode(&args));
+    }
+    c.write_all(&bytes).expect("send pipeline");
+    cmds.iter().map(|_| c.read().expect("read reply")).collect()
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// Scripts that only touch their declared key run on that key's shard, batched with the
+/// pipeline's other commands for it. From connections homed on every shard (the kernel
+/// spreads them), read-modify-write scripts on shared keys stay atomic, and each
+/// connection's replies keep its request order.
+#[test]
+fn scripts_on_their_keys_shard_are_atomic_and_keep_pipeline_order() {
+    let s = Server::start(&[]);
+    let mut c = s.raw();
+    let rmw = c
+        .cmd(&[
+            "SCRIPT",
+            "LOAD",
+            "local v = tonumber(redis.call('get', KEYS[1]) or '0') redis.call('set', KEYS[1], v + 1) return v + 1",
+        ])
+        .str();
+    let shared = key_per_shard("shared:");
+    // The first run (reach unknown) holds every shard and learns the script is narrow.
+    assert_eq!(c.cmd(&["EVALSHA", &rmw, "1", "warmup"]), V::Int(1));
+    const CONNS: usize = 8;
+    const ROUNDS: usize = 50;
+    let mut threads = Vec::new();
+    for t in 0..CONNS {
+        let (port, rmw, shared) = (s.port, rmw.clone(), shared.clone());
+        threads.push(std::thread::spawn(move || {
+            let mut c = common::Raw::connect(port).unwrap();
+            let own = key_per_shard(&format!("own{t}:"));
+            for round in 0..ROUNDS {
+                let mut cmds = Vec::new();
+                for (i, k) in own.iter().enumerate() {
+                    cmds.push(strings(&["EVALSHA", &rmw, "1", k]));
+                    cmds.push(strings(&["INCR", k]));
+                    cmds.push(strings(&["EVALSHA", &rmw, "1", &shared[i]]));
+                    cmds.push(strings(&["GET", k]));
+                }
+                let replies = pipeline(&mut c, &cmds);
+                let base = 2 * round as i64;
+                for i in 0..own.len() {
+                    let r = &replies[4 * i..4 * i + 4];
+                    assert_eq!(r[0], V::Int(base + 1), "{t}/{round}: {r:?}");
+                    assert_eq!(r[1], V::Int(base + 2), "{t}/{round}: {r:?}");
+                    assert!(matches!(r[2], V::Int(n) if n >= 1), "{r:?}");
+                    assert_eq!(r[3], V::Bulk((base + 2).to_string().into_bytes()), "{r:?}");
+                }
+            }
+        }));
+    }
+    for t in threads {
+        t.join().unwrap();
+    }
+    for k in &shared {
+        assert_eq!(
+            c.cmd(&["GET", k]),
+            V::Bulk((CONNS * ROUNDS).to_string().into_bytes()),
+            "{k}"
+        );
+    }
+}
+
+/// A script learned narrow that then reaches for an undeclared key on another shard, in
+/// the middle of pipelines from connections on every shard: the run is repeated holding
+/// every shard and the commands pipelined after it still run after it, in order.
+#[test]
+fn narrow_script_reaching_another_shard_inside_pipelines() {
+    let s = Server::start(&[]);
+    let mut c = s.raw();
+    let body = "if ARGV[2] == 'far' then return redis.call('get', ARGV[1]) end return redis.call('incr', KEYS[1])";
+    let sha = c.cmd(&["SCRIPT", "LOAD", body]).str();
+    let keys = key_per_shard("p:");
+    let far = key_on_other_shard(&keys[0], "far:");
+    c.cmd(&["SET", &far, "there"]);
+    for k in &keys {
+        assert_eq!(c.cmd(&["EVALSHA", &sha, "1", k, &far, "near"]), V::Int(1));
+    }
+    let mut threads = Vec::new();
+    for t in 0..6 {
+        let (port, sha, keys, far) = (s.port, sha.clone(), keys.clone(), far.clone());
+        threads.push(std::thread::spawn(move || {
+            let mut c = common::Raw::connect(port).unwrap();
+            let mut cmds = Vec::new();
+            for k in &keys {
+                cmds.push(strings(&["SET", &format!("{k}:{t}"), "0"]));
+                cmds.push(strings(&[
+                    "EVALSHA",
+                    &sha,
+                    "1",
+                    k,
+                    &far,
+                    if t == 0 { "far" } else { "near" },
+                ]));
+                cmds.push(strings(&["INCR", &format!("{k}:{t}")]));
+            }
+            let replies = pipeline(&mut c, &cmds);
+            for i in 0..keys.len() {
+                assert_eq!(replies[3 * i], V::Simple("OK".into()));
+                if t == 0 {
+                    assert_eq!(replies[3 * i + 1], V::Bulk(b"there".to_vec()));
+                } else {
+                    assert!(matches!(replies[3 * i + 1], V::Int(n) if n > 1), "{replies:?}");
+                }
+                assert_eq!(replies[3 * i + 2], V::Int(1));
+            }
+        }));
+    }
+    for t in threads {
+        t.join().unwrap();
+    }
+    // Every narrow run counted once: 1 + one per thread but the reader.
+    for k in &keys {
+        assert_eq!(c.cmd(&["GET", k]), V::Bulk(b"6".to_vec()), "{k}");
+    }
+}
+
+/// A script that runs for several slices on its key's shard pauses there (the shard keeps
+/// serving other connections' commands for other shards) and the commands pipelined after
+/// it wait for it.
+#[test]
+fn long_script_on_its_shard_pauses_and_keeps_order() {
+    let s = Server::start(&[]);
+    let mut c = s.raw();
+    let body = "if ARGV[1] == 'long' then local t = redis.call('time') local t0 = t[1] * 1000000 + t[2] \
+                repeat t = redis.call('time') until t[1] * 1000000 + t[2] - t0 > 30000 end \
+                return redis.call('incr', KEYS[1])";
+    let sha = c.cmd(&["SCRIPT", "LOAD", body]).str();
+    let keys = key_per_shard("long:");
+    for k in &keys {
+        assert_eq!(c.cmd(&["EVALSHA", &sha, "1", k, "short"]), V::Int(1));
+    }
+    let mut threads = Vec::new();
+    for t in 0..4 {
+        let (port, sha, keys) = (s.port, sha.clone(), keys.clone());
+        threads.push(std::thread::spawn(move || {
+            let mut c = common::Raw::connect(port).unwrap();
+            let k = &keys[t];
+            let cmds = vec![
+                strings(&["EVALSHA", &sha, "1", k, "long"]),
+                strings(&["INCR", k]),
+                strings(&["EVALSHA", &sha, "1", k, "short"]),
+                strings(&["GET", k]),
+            ];
+            let replies = pipeline(&mut c, &cmds);
+            assert_eq!(
+                replies,
+                vec![V::Int(2), V::Int(3), V::Int(4), V::Bulk(b"4".to_vec())],
+                "{k}"
+            );
+        }));
+    }
+    // Meanwhile the server answers.
+    for _ in 0..20 {
+        assert_eq!(s.raw().cmd(&["PING"]), V::Simple("PONG".into()));
+    }
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+/// Scripts on different shards run in parallel; a busy one and SCRIPT KILL are its own
+/// business: short scripts finishing on other shards meanwhile do not clear its BUSY state.
+#[test]
+fn script_kill_while_other_shards_run_scripts() {
+    let s = Server::start(&["--busy-reply-threshold", "100"]);
+    let mut c = s.raw();
+    let body = "if ARGV[1] == 'spin' then while true do end end return redis.call('get', KEYS[1])";
+    let sha = c.cmd(&["SCRIPT", "LOAD", body]).str();
+    let keys = key_per_shard("kill:");
+    for k in &keys {
+        assert_eq!(c.cmd(&["EVALSHA_RO", &sha, "1", k, "short"]), V::Nil);
+    }
+    let (port, sha2, k0) = (s.port, sha.clone(), keys[0].clone());
+    let runner = std::thread::spawn(move || {
+        let mut c = common::Raw::connect(port).unwrap();
+        c.cmd(&["EVALSHA_RO", &sha2, "1", &k0, "spin"])
+    });
+    // Short scripts on the other shards keep running until the spinning one turns busy.
+    let mut d = s.raw();
+    let busy = common::poll(PATIENCE, || {
+        for k in &keys[1..] {
+            if let V::Err(e) = d.cmd(&["EVALSHA_RO", &sha, "1", k, "short"]) {
+                return Some(e);
+            }
+        }
+        None
+    })
+    .expect("BUSY once the spinning script passed the threshold");
+    assert!(busy.starts_with("BUSY "), "{busy}");
+    assert_eq!(s.raw().cmd(&["SCRIPT", "KILL"]), V::Simple("OK".into()));
+    match runner.join().unwrap() {
+        V::Err(e) => assert!(e.starts_with("ERR Script killed by user with SCRIPT KILL..."), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    let back = common::poll(PATIENCE, || {
+        match d.cmd(&["EVALSHA_RO", &sha, "1", &keys[1], "short"]) {
+            V::Nil => Some(()),
+            _ => None,
+        }
+    });
+    assert!(back.is_some(), "scripts run again after the kill");
+}
+
+/// What a script's effects look like in the AOF: one write as itself (Redis 7 wraps only
+/// several), several as one MULTI/EXEC; the file loads back.
+#[test]
+fn aof_of_one_write_and_several_write_scripts() {
+    let dir = std::env::temp_dir().join(format!("basalt-lua-aof1-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.to_str().unwrap().to_string();
+    let args = ["--appendonly", "yes", "--appendfsync", "always", "--dir", &d];
+    let incr_file = || {
+        let mut aof = Vec::new();
+        for e in walk(&dir) {
+            if e.to_string_lossy().contains(".incr.aof") {
+                aof.extend(std::fs::read(&e).unwrap());
+            }
+        }
+        String::from_utf8_lossy(&aof).to_ascii_lowercase()
+    };
+    let mut s = Server::start(&args);
+    let mut c = s.raw();
+    let keys = key_per_shard("aof:");
+    // Wide (first) and narrow runs alike.
+    for _ in 0..3 {
+        for k in &keys {
+            c.cmd(&["EVAL", "return redis.call('incr', KEYS[1])", "1", k]);
+        }
+    }
+    let one = incr_file();
+    assert!(!one.contains("multi"), "{one}");
+    assert_eq!(one.matches("incr").count(), 3 * keys.len(), "{one}");
+    // Two writes on one shard, then two over two shards.
+    let tag = "{t}a".to_string();
+    c.cmd(&[
+        "EVAL",
+        "redis.call('set', KEYS[1], 'x') return redis.call('incr', KEYS[2])",
+        "2",
+        &tag,
+        "{t}b",
+    ]);
+    c.cmd(&[
+        "EVAL",
+        "redis.call('set', KEYS[1], 'y') return redis.call('incr', KEYS[2])",
+        "2",
+        &keys[0],
+        &keys[1],
+    ]);
+    let _ = c.send(&["SHUTDOWN", "NOSAVE"]);
+    s.wait_exit(PATIENCE);
+    let text = incr_file();
+    assert_eq!(text.matches("multi").count(), 2, "{text}");
+    assert_eq!(text.matches("exec").count(), 2, "{text}");
+    let mut s = Server::start(&args);
+    let mut c = s.raw();
+    assert_eq!(c.cmd(&["GET", &tag]), V::Bulk(b"x".to_vec()));
+    assert_eq!(c.cmd(&["GET", "{t}b"]), V::Bulk(b"1".to_vec()));
+    assert_eq!(c.cmd(&["GET", &keys[0]]), V::Bulk(b"y".to_vec()));
+    assert_eq!(c.cmd(&["GET", &keys[1]]), V::Bulk(b"4".to_vec()));
+    assert_eq!(c.cmd(&["GET", &keys[2]]), V::Bulk(b"3".to_vec()));
+    let _ = c.send(&["SHUTDOWN", "NOSAVE"]);
+    s.wait_exit(PATIENCE);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -137,10 +137,25 @@ pub enum Multi {
     SplitSum,
 }
 
+/// Which script command a [`Run::Script`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScriptCall {
+    /// FCALL / FCALL_RO: the first argument names a function.
+    pub function: bool,
+    /// EVALSHA / EVALSHA_RO: the first argument is a script's SHA1, not its body.
+    pub by_sha: bool,
+    /// The _RO forms: the script may not write.
+    pub read_only: bool,
+}
+
 #[derive(Clone, Copy)]
 pub enum Run {
     Keyed(KeyedFn, Multi),
     Conn(ConnFn),
+    /// EVAL, EVALSHA, FCALL and their _RO forms: dispatch sends the script to the shard its
+    /// declared keys and what its runs taught allow, or reserves every shard for it (see
+    /// `families::scripting`).
+    Script(ScriptCall),
     /// A container command (CONFIG, CLIENT, ...): dispatch goes to the subcommand named by
     /// the first argument.
     Container,

@@ -1,347 +1,436 @@
-//! Scripting: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT. The machinery (the per-thread
-//! Lua VM and its coroutine, the Redis API, conversions, libraries) lives in
-//! `crate::scripting`; these handlers parse arguments, reserve every shard for the script's
-//! run, start it and, once it is done, enqueue its effects as one record and release the shards.
+//! Scripting: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO, FCALL, FCALL_RO, SCRIPT and FUNCTION. The
+//! machinery (the per-thread Lua VM and its coroutine, the Redis API, conversions,
+//! libraries) lives in `crate::scripting`; here: where a script runs, holding what.
+//!
+//! A script runs one of three ways:
+//! - **Sent to its shard** ([`run_here`]): its declared keys all live on one shard and its
+//!   runs only ever touched declared keys ([`placement`]; always so with one shard).
+//!   Dispatch treats it like a keyed command: inline on the connection's own shard, else
+//!   batched with the pipeline's other commands for that shard. It runs on that shard's
+//!   thread holding only that shard, with no message of its own.
+//! - **Reserving** ([`run_script`]): the connection's home shard reserves every shard (its
+//!   reach is unknown, or it touched undeclared keys), or the one shard when a script sent
+//!   there could not run (another script was paused on that thread), and runs the script
+//!   on its own thread over the lent keyspaces.
+//! - **Inside EXEC** ([`run_in_transaction`]): under the transaction's reservation.
+//!
+//! A run holding fewer shards than it reaches for is voided if it had not written yet (and
+//! repeated holding every shard); after a write the call fails (see `vm::check_reach`).
 
-use bytes::Bytes;
+use std::rc::Rc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use futures_channel::oneshot;
 
 use super::{boxed, reply_help};
 use crate::command::table::Cmd;
-use crate::command::{acl, flags::*, Args, Begin, CommandSpec, Find, KeySpec, LocalFuture, Run};
+use crate::command::{acl, flags::*, Args, Begin, CommandSpec, Find, KeySpec, LocalFuture, Run, ScriptCall};
 use crate::error::CmdError;
 use crate::persist::Effects;
-use crate::scripting::{self, functions, vm};
+use crate::resp::Reply;
+use crate::scripting::{self, functions, vm, Scope};
 use crate::server::client::Client;
-use crate::shard::Lent;
+use crate::server::dispatch::{record, BatchCtx};
+use crate::server::pubsub::Events;
+use crate::shard::{Lent, Shard};
 
-/// Numkeys, keys and arguments of EVAL-like commands, with Redis's errors.
-fn split_keys(a: &Args) -> Result<(Vec<Bytes>, Vec<Bytes>), CmdError> {
+/// A script or function call, checked and ready to run.
+struct Prepared {
+    code: vm::Code,
+    numkeys: usize,
+    read_only: bool,
+}
+
+/// The number of keys of a script command line, with Redis's errors.
+fn numkeys(a: &Args, call: ScriptCall) -> Result<usize, CmdError> {
+    let bad = if call.function {
+        CmdError::Static("ERR Bad number of keys provided")
+    } else {
+        CmdError::NotInteger
+    };
     let n = std::str::from_utf8(&a[2])
         .ok()
         .and_then(|s| s.parse::<i64>().ok())
-        .ok_or(CmdError::NotInteger)?;
+        .ok_or(bad)?;
     if n < 0 {
         return Err(CmdError::Static("ERR Number of keys can't be negative"));
     }
-    let rest = &a.as_slice()[3..];
-    if n as u64 > rest.len() as u64 {
+    if n as u64 > (a.len() - 3) as u64 {
         return Err(CmdError::Static(
             "ERR Number of keys can't be greater than number of args",
         ));
     }
-    let (k, v) = rest.split_at(n as usize);
-    Ok((k.to_vec(), v.to_vec()))
+    Ok(n as usize)
 }
 
-/// A script or function call, checked and ready to run.
-#[derive(Clone)]
-struct Prepared {
-    /// SHA1 of the script, or the function's name.
-    sha: String,
-    function: bool,
-    body: Bytes,
-    keys: Vec<Bytes>,
-    argv: Vec<Bytes>,
-    read_only: bool,
-    /// FCALL's command line, for FUNCTION STATS.
-    argv_all: Option<Vec<Bytes>>,
-}
-
-/// `EVAL script numkeys [key [key ...]] [arg [arg ...]]` and the _RO / SHA variants.
-fn prepare_eval(a: &Args, by_sha: bool, read_only: bool) -> Result<Prepared, CmdError> {
-    let (keys, argv) = split_keys(a)?;
-    let (sha, body) = if by_sha {
-        let sha = String::from_utf8_lossy(&a[1]).to_ascii_lowercase();
-        let body = scripting::cache_get(&sha).ok_or(CmdError::Static(scripting::NOSCRIPT))?;
-        (sha, body)
+/// Checks a script command line: the keys, the script (or function) it names, whether it
+/// may write.
+fn prepare(call: ScriptCall, a: &Args) -> Result<Prepared, CmdError> {
+    let numkeys = numkeys(a, call)?;
+    let write_flag = CmdError::Static("ERR Can not execute a script with write flag using *_ro command.");
+    if call.function {
+        let name = String::from_utf8_lossy(&a[1]).into_owned();
+        let info = functions::find_function(&name).ok_or(CmdError::Static("ERR Function not found"))?;
+        if call.read_only && !info.no_writes() {
+            return Err(write_flag);
+        }
+        return Ok(Prepared {
+            code: vm::Code::Function(name),
+            numkeys,
+            read_only: call.read_only || info.no_writes(),
+        });
+    }
+    let script = if call.by_sha {
+        scripting::sha_of(&a[1])
+            .and_then(|sha| scripting::lookup(&sha))
+            .ok_or(CmdError::Static(scripting::NOSCRIPT))?
     } else {
-        let body = a.as_slice()[1].clone();
-        let sha = scripting::sha1_hex(&body);
-        if scripting::cache_get(&sha).is_none() {
-            scripting::parse_shebang(&body).map_err(CmdError::Custom)?;
-            vm::compile_check(&body).map_err(CmdError::Custom)?;
-            scripting::cache_put(sha.clone(), body.clone());
-        }
-        (sha, body)
+        scripting::load(a.bytes(1).clone()).map_err(CmdError::Custom)?
     };
-    let shebang = scripting::parse_shebang(&body).map_err(CmdError::Custom)?;
-    let read_only = match shebang {
-        Some(sb) if read_only && !sb.no_writes => {
-            return Err(CmdError::Static(
-                "ERR Can not execute a script with write flag using *_ro command.",
-            ))
-        }
-        Some(sb) => read_only || sb.no_writes,
-        None => read_only,
+    let read_only = match script.shebang {
+        Some(sb) if call.read_only && !sb.no_writes => return Err(write_flag),
+        Some(sb) => call.read_only || sb.no_writes,
+        None => call.read_only,
     };
     Ok(Prepared {
-        sha,
-        function: false,
-        body,
-        keys,
-        argv,
+        code: vm::Code::Script(script),
+        numkeys,
         read_only,
-        argv_all: None,
     })
 }
 
-/// Checks any of EVAL, EVALSHA, EVAL_RO, EVALSHA_RO, FCALL, FCALL_RO.
-fn prepare(name: &str, a: &Args) -> Result<Prepared, CmdError> {
-    match name {
-        "eval" => prepare_eval(a, false, false),
-        "evalsha" => prepare_eval(a, true, false),
-        "eval_ro" => prepare_eval(a, false, true),
-        "evalsha_ro" => prepare_eval(a, true, true),
-        "fcall" => prepare_fcall(a, false),
-        _ => prepare_fcall(a, true),
-    }
-}
-
-/// True for the commands that run a script (MULTI/EXEC runs them under its reservation).
-pub fn is_script_command(name: &str) -> bool {
-    matches!(
-        name,
-        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
-    )
-}
-
-/// Runs a script over keyspaces the caller reserved (every shard), writing its reply to
-/// the client; its effects are appended to `effects`. Gives both back.
-async fn run_over(c: &mut Client, p: Prepared, lent: Lent, effects: Effects) -> Result<(Lent, Effects), CmdError> {
-    let (lent, effects, _) = run_over_reach(c, p, lent, effects).await?;
-    Ok((lent, effects))
-}
-
-/// How a run went, for [`run_script`]'s choice of shards.
-struct Reach {
-    /// The run is void and must be repeated holding every shard (see `vm::Done::restart`).
-    restart: bool,
-    /// The script touched a key it did not declare.
-    undeclared: bool,
-}
-
-/// [`run_over`], also telling how the script reached for keys. A void run writes nothing.
-async fn run_over_reach(
-    c: &mut Client,
-    p: Prepared,
-    lent: Lent,
-    effects: Effects,
-) -> Result<(Lent, Effects, Reach), CmdError> {
-    let sh = c.shard.clone();
-    let (databases, enc) = {
-        let cfg = sh.local.cfg.borrow();
-        (cfg.databases, cfg.enc)
-    };
-    let busy_ms = sh.local.shared.config.read().busy_reply_threshold;
-    let job = vm::Job {
-        sha: p.sha.clone(),
-        function: p.function,
-        body: p.body,
-        keys: p.keys,
-        argv: p.argv,
-        lent,
-        db: c.db,
-        proto: c.proto,
-        read_only: p.read_only,
-        no_touch: c.handle.no_touch.get(),
-        databases,
-        enc,
-        effects,
-        busy_ms,
-        shared: sh.local.shared.clone(),
-    };
-    let fcall = p.argv_all.is_some();
-    if let Some(argv) = p.argv_all {
-        if let Ok(mut r) = scripting::RUNNING_FUNCTION.lock() {
-            *r = Some((p.sha, argv, std::time::Instant::now()));
+impl Prepared {
+    /// What runs taught about the keys this script (by SHA1) or function (by name, within
+    /// its library generation) touches.
+    fn scope(&self) -> Scope {
+        match &self.code {
+            vm::Code::Script(s) => s.scope(),
+            vm::Code::Function(name) => scripting::function_scope(&function_scope_key(name)),
         }
     }
-    let done = match vm::start(job) {
-        vm::Started::Done(d) => Ok(d),
-        vm::Started::Later(rx) => rx.await,
+
+    fn note_scope(&self, declared_only: bool) {
+        match &self.code {
+            vm::Code::Script(s) => s.note_scope(declared_only),
+            vm::Code::Function(name) => scripting::note_function_scope(&function_scope_key(name), declared_only),
+        }
+    }
+
+    fn declared<'a>(&self, args: &'a Args) -> &'a [Bytes] {
+        &args.as_slice()[3..3 + self.numkeys]
+    }
+}
+
+fn function_scope_key(name: &str) -> String {
+    format!("{}:{name}", functions::generation())
+}
+
+/// The one shard a script may run on holding only it: its declared keys all live there and
+/// its runs only ever touched declared keys (a script that declares none runs on `home`).
+fn narrow_shard(nshards: usize, home: usize, p: &Prepared, args: &Args) -> Option<usize> {
+    if nshards == 1 {
+        return Some(0);
+    }
+    if p.scope() != Scope::Declared {
+        return None;
+    }
+    let keys = p.declared(args);
+    let Some(first) = keys.first() else {
+        return Some(home);
     };
+    let s = crate::shard::shard_of(first, nshards);
+    keys.iter()
+        .all(|k| crate::shard::shard_of(k, nshards) == s)
+        .then_some(s)
+}
+
+/// Where dispatch sends a script command: the shard it runs on holding only that shard, or
+/// None when the home shard must reserve for it (see the module doc). A command line with
+/// an error goes home, where running it writes the error.
+pub fn placement(sh: &Shard, call: ScriptCall, args: &Args) -> Option<usize> {
+    if sh.nshards == 1 {
+        return Some(sh.id);
+    }
+    match prepare(call, args) {
+        Ok(p) => narrow_shard(sh.nshards, sh.id, &p, args),
+        Err(_) => Some(sh.id),
+    }
+}
+
+/// How a script sent to a shard ran ([`run_here`]).
+pub enum Here {
+    /// It ran: its reply is written and it was counted. When it ended.
+    Done(Instant),
+    /// It paused (a long script): a task on that shard finishes it and sends the result
+    /// (or, if the run turned out void, the command line to run reserving).
+    Later(oneshot::Receiver<Result<Finished, Args>>),
+    /// It could not run there, and nothing happened: the home shard runs it reserving
+    /// ([`run_script`]).
+    Elsewhere(Args),
+}
+
+/// A paused script's outcome, sent to the client's home shard.
+pub struct Finished {
+    pub reply: BytesMut,
+    pub events: Events,
+}
+
+/// Runs a script sent to shard `sh` (this thread's), like a keyed command: it holds this
+/// shard's gate for the run (and, if it pauses, until it ends), writes its reply to `out`
+/// and is counted here. Its keyspace events stay in the thread's list, after those of the
+/// commands before it.
+pub fn run_here(
+    sh: &Rc<Shard>,
+    cmd: &'static Cmd,
+    call: ScriptCall,
+    args: Args,
+    ctx: &BatchCtx,
+    out: &mut Reply,
+    start: Instant,
+) -> Here {
+    let p = match prepare(call, &args) {
+        Ok(p) => p,
+        Err(e) => {
+            out.error(&e.to_string());
+            return Here::Done(record(sh, cmd, start, Some(&e), 0, &args, ctx));
+        }
+    };
+    // Another run may have learned since dispatch placed this one that it reaches further.
+    if (sh.nshards > 1 && p.scope() != Scope::Declared) || vm::in_use() {
+        return Here::Elsewhere(args);
+    }
+    let Some(lent) = sh.hold_own() else {
+        return Here::Elsewhere(args);
+    };
+    let fcall = start_fcall(&p, &args);
+    let job = vm::Job {
+        code: p.code.clone(),
+        args,
+        numkeys: p.numkeys,
+        lent,
+        effects: Effects::new(sh.local.effects.borrow().is_enabled()),
+        db: ctx.db,
+        proto: ctx.proto,
+        read_only: p.read_only,
+        no_touch: ctx.no_touch,
+        shard: sh.clone(),
+        start,
+    };
+    match vm::start(job) {
+        vm::Started::Done(done) => {
+            end_fcall(fcall);
+            match settle_here(sh, &p, done) {
+                Ok((reply, events, args)) => {
+                    out.raw(&reply);
+                    vm::recycle(reply);
+                    crate::server::pubsub::restore_events(events);
+                    Here::Done(record(sh, cmd, start, None, 0, &args, ctx))
+                }
+                Err(args) => Here::Elsewhere(args),
+            }
+        }
+        vm::Started::Later(rx) => {
+            let (tx, result) = oneshot::channel();
+            let (sh, ctx) = (sh.clone(), ctx.clone());
+            glommio::spawn_local(async move {
+                let finished = match rx.await {
+                    Ok(done) => settle_here(&sh, &p, done).map(|(reply, events, args)| {
+                        record(&sh, cmd, start, None, 0, &args, &ctx);
+                        Finished { reply, events }
+                    }),
+                    // The script's task is gone (the executor is stopping).
+                    Err(_) => {
+                        let mut r = Reply::new(ctx.proto);
+                        r.error("ERR the script's task stopped");
+                        Ok(Finished {
+                            reply: r.take(),
+                            events: crate::server::pubsub::take_events(),
+                        })
+                    }
+                };
+                end_fcall(fcall);
+                let _ = tx.send(finished);
+            })
+            .detach();
+            Here::Later(result)
+        }
+    }
+}
+
+/// After a run on its own shard: learns, sends the effects, gives the shard back. A void
+/// run gives back the command line (nothing happened, nothing was counted).
+fn settle_here(sh: &Rc<Shard>, p: &Prepared, done: vm::Done) -> Result<(BytesMut, Events, Args), Args> {
+    if done.undeclared && sh.nshards > 1 {
+        p.note_scope(false);
+    }
+    if done.restart {
+        sh.release_own(done.lent);
+        return Err(done.args);
+    }
+    send_effects(sh, done.effects);
+    sh.release_own(done.lent);
+    Ok((done.out, done.events, done.args))
+}
+
+/// FCALL shows in FUNCTION STATS while it runs.
+fn start_fcall(p: &Prepared, args: &Args) -> bool {
+    let vm::Code::Function(name) = &p.code else {
+        return false;
+    };
+    if let Ok(mut r) = scripting::RUNNING_FUNCTION.lock() {
+        *r = Some((name.clone(), args.as_slice().to_vec(), Instant::now()));
+    }
+    true
+}
+
+fn end_fcall(fcall: bool) {
     if fcall {
         if let Ok(mut r) = scripting::RUNNING_FUNCTION.lock() {
             *r = None;
         }
     }
-    let done = done.map_err(|_| CmdError::Static("ERR the script's task stopped"))?;
-    let reach = Reach {
-        restart: done.restart,
-        undeclared: done.undeclared,
-    };
-    if reach.restart {
-        return Ok((done.lent, done.effects, reach));
-    }
-    {
-        let mut stats = sh.local.stats.borrow_mut();
-        stats.dirty += done.dirty;
-        for call in &done.calls {
-            stats.total_commands += 1;
-            let s = &mut stats.commands[call.cmd.id];
-            s.calls += 1;
-            s.usec += call.usec;
-            if let Some(code) = &call.err {
-                s.failed += 1;
-                stats.error(code);
-            }
-        }
-        if let Some(code) = &done.err {
-            stats.error(code);
-        }
-    }
-    crate::server::pubsub::route_events(&sh, done.events);
-    c.out.raw(&done.out);
-    Ok((done.lent, done.effects, reach))
 }
 
-/// Runs a script on this shard's thread, holding the shards it needs.
-///
-/// A script may touch keys it did not declare, so by default it holds every shard. Once a
-/// script (by SHA1, or function name and library generation) has run touching only the keys
-/// it declared, and those are all on one shard, later runs hold only that shard, so scripts
-/// on different shards run in parallel and a run costs no hop. If such a run reaches
-/// for another shard before writing, it is voided and repeated holding every shard; the
-/// script is marked as one that touches undeclared keys and holds every shard from then on.
-async fn run_script(c: &mut Client, p: Prepared) -> Result<(), CmdError> {
+/// Sends a script's effects to the persistence core before its shards are released (so the
+/// file order is a valid order): one effect as itself, several as one `MULTI ... EXEC`
+/// record, as Redis 7 propagates a script (propagatePendingCommands).
+fn send_effects(sh: &Rc<Shard>, mut effects: Effects) {
+    if effects.is_empty() {
+        return;
+    }
+    if sh.local.persist.is_none() {
+        return;
+    }
+    // Effects this shard recorded before the script go first (an earlier ticket).
+    sh.flush_effects();
+    let Some(inner) = effects.take(sh.id) else { return };
+    // A record opens with a SELECT: two commands are one effect.
+    let record = if inner.commands <= 2 {
+        inner
+    } else {
+        let mut bytes = BytesMut::with_capacity(inner.bytes.len() + 32);
+        bytes.extend_from_slice(b"*1\r\n$5\r\nMULTI\r\n");
+        bytes.extend_from_slice(&inner.bytes);
+        bytes.extend_from_slice(b"*1\r\n$4\r\nEXEC\r\n");
+        crate::persist::Record {
+            shard: inner.shard,
+            ticket: inner.ticket,
+            bytes: bytes.freeze(),
+            commands: inner.commands + 2,
+            control: None,
+        }
+    };
+    let Some(tx) = sh.local.persist.as_ref() else { return };
+    // A full channel: a task waits for room; nothing is dropped.
+    if let Err(glommio::GlommioError::WouldBlock(glommio::ResourceType::Channel(record))) = tx.try_send(record) {
+        let sh = sh.clone();
+        glommio::spawn_local(async move {
+            if let Some(tx) = sh.local.persist.as_ref() {
+                let _ = tx.send(record).await;
+            }
+        })
+        .detach();
+    }
+}
+
+/// Runs a script on this (the client's home) shard's thread, reserving what it needs: its
+/// declared keys' shard when its scope allows, else every shard. A narrow run that reaches
+/// for another shard before writing is voided and repeated holding every shard.
+pub async fn run_script(c: &mut Client, call: ScriptCall, args: Args) -> Result<(), CmdError> {
+    let p = prepare(call, &args)?;
     let sh = c.shard.clone();
-    let scope = scope_key(&p);
-    if let Some(home) = narrow_shard(&sh, &p, &scope) {
-        let lent = sh.reserve(&[home]).await?;
-        let effects = Effects::new(sh.local.effects.borrow().is_enabled());
-        let (lent, effects, reach) = run_over_reach(c, p.clone(), lent, effects).await?;
-        if reach.undeclared {
-            scripting::note_scope(&scope, false);
+    let mut args = args;
+    if let Some(s) = narrow_shard(sh.nshards, sh.id, &p, &args) {
+        let lent = sh.reserve(&[s]).await?;
+        match run_reserved(c, &p, args, lent).await? {
+            Ok(()) => return Ok(()),
+            Err(void) => args = void,
         }
-        if !reach.restart {
-            sh.send_effects_atomic(effects).await;
-            sh.release(lent).await;
-            return Ok(());
-        }
-        // Void: nothing was written and nothing is sent; run again holding every shard.
-        sh.release(lent).await;
     }
     let all: Vec<usize> = (0..sh.nshards).collect();
     let lent = sh.reserve(&all).await?;
-    let effects = Effects::new(sh.local.effects.borrow().is_enabled());
-    let (lent, effects, reach) = run_over_reach(c, p, lent, effects).await?;
-    if sh.nshards > 1 {
-        scripting::note_scope(&scope, !reach.undeclared);
-    }
-    // One MULTI/EXEC record before the shards are released: the file order is a valid order.
-    sh.send_effects_atomic(effects).await;
-    sh.release(lent).await;
+    // Holding every shard, a run cannot be void.
+    let _ = run_reserved(c, &p, args, lent).await?;
     Ok(())
 }
 
-/// What a script's learned scope is filed under: the SHA1 (content-addressed), or for a
-/// function its name within the current library generation.
-fn scope_key(p: &Prepared) -> String {
-    if p.function {
-        format!("{}:{}", scripting::functions::generation(), p.sha)
-    } else {
-        p.sha.clone()
+/// One run over reserved shards: writes the reply, sends the effects, releases. A void run
+/// releases and gives back the command line.
+async fn run_reserved(c: &mut Client, p: &Prepared, args: Args, lent: Lent) -> Result<Result<(), Args>, CmdError> {
+    let sh = c.shard.clone();
+    let wide = (0..sh.nshards).all(|s| lent.holds(s));
+    let effects = Effects::new(sh.local.effects.borrow().is_enabled());
+    let done = run_over(c, p, args, lent, effects).await?;
+    if sh.nshards > 1 && (done.undeclared || wide) {
+        p.note_scope(!done.undeclared);
     }
+    if done.restart {
+        sh.release(done.lent).await;
+        return Ok(Err(done.args));
+    }
+    send_effects(&sh, done.effects);
+    sh.release(done.lent).await;
+    crate::server::pubsub::route_events(&sh, done.events);
+    c.out.raw(&done.out);
+    vm::recycle(done.out);
+    Ok(Ok(()))
 }
 
-/// The one shard a script may run holding alone: its declared keys are all there and it has
-/// only ever touched declared keys.
-fn narrow_shard(sh: &crate::shard::Shard, p: &Prepared, scope: &str) -> Option<usize> {
-    let first = p.keys.first()?;
-    if sh.nshards == 1 || !scripting::declared_only(scope) {
-        return None;
-    }
-    let home = crate::shard::slot::shard_of(first, sh.nshards);
-    p.keys
-        .iter()
-        .all(|k| crate::shard::slot::shard_of(k, sh.nshards) == home)
-        .then_some(home)
+/// Runs a script on this thread over keyspaces the caller holds; its effects are appended
+/// to `effects`.
+async fn run_over(
+    c: &mut Client,
+    p: &Prepared,
+    args: Args,
+    lent: Lent,
+    effects: Effects,
+) -> Result<vm::Done, CmdError> {
+    let fcall = start_fcall(p, &args);
+    let job = vm::Job {
+        code: p.code.clone(),
+        args,
+        numkeys: p.numkeys,
+        lent,
+        effects,
+        db: c.db,
+        proto: c.proto,
+        read_only: p.read_only,
+        no_touch: c.handle.no_touch.get(),
+        shard: c.shard.clone(),
+        start: Instant::now(),
+    };
+    let done = match vm::start(job) {
+        vm::Started::Done(d) => Ok(d),
+        vm::Started::Later(rx) => rx.await,
+    };
+    end_fcall(fcall);
+    done.map_err(|_| CmdError::Static("ERR the script's task stopped"))
 }
 
 /// A script queued in MULTI: runs when EXEC reaches it, under EXEC's reservation of every
 /// shard, its effects joining the transaction's record.
 pub async fn run_in_transaction(
     c: &mut Client,
-    cmd: &Cmd,
-    args: &Args,
+    call: ScriptCall,
+    args: Args,
     lent: Lent,
     effects: Effects,
 ) -> Result<(Lent, Effects), CmdError> {
-    match prepare(cmd.spec.name, args) {
-        Ok(p) => run_over(c, p, lent, effects).await,
+    match prepare(call, &args) {
+        Ok(p) => {
+            let sh = c.shard.clone();
+            let done = run_over(c, &p, args, lent, effects).await?;
+            crate::server::pubsub::route_events(&sh, done.events);
+            c.out.raw(&done.out);
+            vm::recycle(done.out);
+            Ok((done.lent, done.effects))
+        }
         Err(e) => {
             c.out.error(&e.to_string());
             Ok((lent, effects))
         }
     }
-}
-
-async fn eval_generic(c: &mut Client, a: Args, by_sha: bool, read_only: bool) -> Result<(), CmdError> {
-    let p = prepare_eval(&a, by_sha, read_only)?;
-    run_script(c, p).await
-}
-
-fn eval(c: &mut Client, a: Args) -> LocalFuture<'_> {
-    boxed(eval_generic(c, a, false, false))
-}
-
-fn evalsha(c: &mut Client, a: Args) -> LocalFuture<'_> {
-    boxed(eval_generic(c, a, true, false))
-}
-
-fn eval_ro(c: &mut Client, a: Args) -> LocalFuture<'_> {
-    boxed(eval_generic(c, a, false, true))
-}
-
-fn evalsha_ro(c: &mut Client, a: Args) -> LocalFuture<'_> {
-    boxed(eval_generic(c, a, true, true))
-}
-
-/// `FCALL function numkeys [key [key ...]] [arg [arg ...]]` and FCALL_RO.
-fn prepare_fcall(a: &Args, read_only: bool) -> Result<Prepared, CmdError> {
-    let n = std::str::from_utf8(&a[2])
-        .ok()
-        .and_then(|s| s.parse::<i64>().ok())
-        .ok_or(CmdError::Static("ERR Bad number of keys provided"))?;
-    if n < 0 {
-        return Err(CmdError::Static("ERR Number of keys can't be negative"));
-    }
-    let rest = &a.as_slice()[3..];
-    if n as u64 > rest.len() as u64 {
-        return Err(CmdError::Static(
-            "ERR Number of keys can't be greater than number of args",
-        ));
-    }
-    let (keys, argv) = rest.split_at(n as usize);
-    let name = String::from_utf8_lossy(&a[1]).into_owned();
-    let info = functions::find_function(&name).ok_or(CmdError::Static("ERR Function not found"))?;
-    if read_only && !info.no_writes() {
-        return Err(CmdError::Static(
-            "ERR Can not execute a script with write flag using *_ro command.",
-        ));
-    }
-    Ok(Prepared {
-        sha: name,
-        function: true,
-        body: Bytes::new(),
-        keys: keys.to_vec(),
-        argv: argv.to_vec(),
-        read_only: read_only || info.no_writes(),
-        argv_all: Some(a.as_slice().to_vec()),
-    })
-}
-
-async fn fcall_generic(c: &mut Client, a: Args, read_only: bool) -> Result<(), CmdError> {
-    let p = prepare_fcall(&a, read_only)?;
-    run_script(c, p).await
-}
-
-fn fcall(c: &mut Client, a: Args) -> LocalFuture<'_> {
-    boxed(fcall_generic(c, a, false))
-}
-
-fn fcall_ro(c: &mut Client, a: Args) -> LocalFuture<'_> {
-    boxed(fcall_generic(c, a, true))
 }
 
 /// `FUNCTION LOAD [REPLACE] function-code`
@@ -625,14 +714,8 @@ fn function_stats(c: &mut Client, _a: Args) -> LocalFuture<'_> {
 /// `SCRIPT LOAD script`
 fn script_load(c: &mut Client, a: Args) -> LocalFuture<'_> {
     boxed(async move {
-        let body = a.as_slice()[2].clone();
-        let sha = scripting::sha1_hex(&body);
-        if scripting::cache_get(&sha).is_none() {
-            scripting::parse_shebang(&body).map_err(CmdError::Custom)?;
-            vm::compile_check(&body).map_err(CmdError::Custom)?;
-            scripting::cache_put(sha.clone(), body);
-        }
-        c.out.bulk(sha.as_bytes());
+        let script = scripting::load(a.as_slice()[2].clone()).map_err(CmdError::Custom)?;
+        c.out.bulk(&script.sha);
         Ok(())
     })
 }
@@ -643,8 +726,8 @@ fn script_exists(c: &mut Client, a: Args) -> LocalFuture<'_> {
         let shas = &a.as_slice()[2..];
         c.out.array(shas.len());
         for s in shas {
-            let sha = String::from_utf8_lossy(s).to_ascii_lowercase();
-            c.out.int(scripting::cache_get(&sha).is_some() as i64);
+            let known = scripting::sha_of(s).is_some_and(|sha| scripting::lookup(&sha).is_some());
+            c.out.int(known as i64);
         }
         Ok(())
     })
@@ -802,7 +885,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         summary: "Invokes a function.",
         complexity: "Depends on the function that is executed.",
         syntax: "function numkeys [key [key ...]] [arg [arg ...]]",
-        run: Run::Conn(fcall),
+        run: Run::Script(ScriptCall { function: true, by_sha: false, read_only: false }),
         ..CommandSpec::DEFAULT
     },
     CommandSpec {
@@ -816,7 +899,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         summary: "Invokes a read-only function.",
         complexity: "Depends on the function that is executed.",
         syntax: "function numkeys [key [key ...]] [arg [arg ...]]",
-        run: Run::Conn(fcall_ro),
+        run: Run::Script(ScriptCall { function: true, by_sha: false, read_only: true }),
         ..CommandSpec::DEFAULT
     },
     CommandSpec {
@@ -851,7 +934,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         summary: "Executes a server-side Lua script.",
         complexity: "Depends on the script that is executed.",
         syntax: EVAL_SYNTAX,
-        run: Run::Conn(eval),
+        run: Run::Script(ScriptCall { function: false, by_sha: false, read_only: false }),
         ..CommandSpec::DEFAULT
     },
     CommandSpec {
@@ -865,7 +948,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         summary: "Executes a server-side Lua script by SHA1 digest.",
         complexity: "Depends on the script that is executed.",
         syntax: EVALSHA_SYNTAX,
-        run: Run::Conn(evalsha),
+        run: Run::Script(ScriptCall { function: false, by_sha: true, read_only: false }),
         ..CommandSpec::DEFAULT
     },
     CommandSpec {
@@ -879,7 +962,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         summary: "Executes a read-only server-side Lua script.",
         complexity: "Depends on the script that is executed.",
         syntax: EVAL_SYNTAX,
-        run: Run::Conn(eval_ro),
+        run: Run::Script(ScriptCall { function: false, by_sha: false, read_only: true }),
         ..CommandSpec::DEFAULT
     },
     CommandSpec {
@@ -893,7 +976,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         summary: "Executes a read-only server-side Lua script by SHA1 digest.",
         complexity: "Depends on the script that is executed.",
         syntax: EVALSHA_SYNTAX,
-        run: Run::Conn(evalsha_ro),
+        run: Run::Script(ScriptCall { function: false, by_sha: true, read_only: true }),
         ..CommandSpec::DEFAULT
     },
     CommandSpec {

@@ -197,8 +197,8 @@ fn exec(c: &mut Client, _a: Args) -> LocalFuture<'_> {
                     }
                 }
                 // Scripts may touch any key: they need every shard, and run under EXEC's
-                // reservation (see the Run::Conn arm below).
-                _ if super::scripting::is_script_command(&cmd.full_name) => shards.extend(0..n),
+                // reservation (see the Run::Script arm below).
+                Run::Script(_) => shards.extend(0..n),
                 _ => inline &= INLINE_CONN.contains(&cmd.full_name.as_str()),
             }
         }
@@ -258,8 +258,8 @@ fn exec(c: &mut Client, _a: Args) -> LocalFuture<'_> {
                     sh.local.stats.borrow_mut().dirty += dirty;
                     dispatch::record(&sh, cmd, start, r.as_ref().err(), dirty, &args, &BatchCtx::of(c));
                 }
-                Run::Conn(_) if super::scripting::is_script_command(&cmd.full_name) => {
-                    let (l, e) = super::scripting::run_in_transaction(c, cmd, &args, lent, effects).await?;
+                Run::Script(call) => {
+                    let (l, e) = super::scripting::run_in_transaction(c, call, args.clone(), lent, effects).await?;
                     (lent, effects) = (l, e);
                     dispatch::record(&sh, cmd, start, None, 0, &args, &BatchCtx::of(c));
                 }

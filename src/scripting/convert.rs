@@ -1,9 +1,11 @@
 //! Conversions between Redis replies and Lua values, as redis.io's "Lua API reference" and
 //! Redis's script_lua.c define them, for RESP2 and RESP3 (`redis.setresp(3)`).
 
-use mlua::{Lua, Table, Value};
+use std::ffi::c_int;
 
-use crate::resp::Reply;
+use mlua::ffi;
+
+use crate::resp::{Proto, Reply};
 
 /// An error's text the way Redis stores it in a Lua error table (luaPushErrorBuff):
 /// `-CODE msg` -> `CODE msg`; a text with no code (or no space) gets `ERR`; trailing CR/LF go.
@@ -35,98 +37,136 @@ pub fn error_text(raw: &[u8]) -> Vec<u8> {
     out
 }
 
-fn line(buf: &[u8], pos: usize) -> mlua::Result<(&[u8], usize)> {
-    let rest = buf.get(pos..).ok_or_else(|| mlua::Error::runtime("truncated reply"))?;
-    let i = memchr::memchr(b'\r', rest).ok_or_else(|| mlua::Error::runtime("truncated reply"))?;
-    Ok((&rest[..i], pos + i + 2))
+fn line(buf: &[u8], pos: usize) -> Option<(&[u8], usize)> {
+    let rest = buf.get(pos..)?;
+    let i = memchr::memchr(b'\r', rest)?;
+    Some((&rest[..i], pos + i + 2))
 }
 
 fn int(b: &[u8]) -> i64 {
     std::str::from_utf8(b).ok().and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
-fn tagged(lua: &Lua, key: &str, v: impl mlua::IntoLua) -> mlua::Result<Value> {
-    let t = lua.create_table()?;
-    t.raw_set(key, v)?;
-    Ok(Value::Table(t))
+/// Pushes a byte string.
+///
+/// # Safety
+/// A free stack slot.
+unsafe fn push_str(l: *mut ffi::lua_State, b: &[u8]) {
+    ffi::lua_pushlstring_(l, b.as_ptr() as *const _, b.len());
 }
 
-/// Parses one reply at `pos` into a Lua value; returns it and the position after it.
-pub fn reply_to_lua(lua: &Lua, buf: &[u8], pos: usize, resp: crate::resp::Proto) -> mlua::Result<(Value, usize)> {
-    let _ = resp;
-    let kind = *buf.get(pos).ok_or_else(|| mlua::Error::runtime("empty reply"))?;
+/// Replaces the value on top of the stack with `{key = value}`.
+///
+/// # Safety
+/// A value on top, two free stack slots.
+unsafe fn wrap_tagged(l: *mut ffi::lua_State, key: &[u8]) {
+    ffi::lua_createtable(l, 0, 1);
+    ffi::lua_insert(l, -2);
+    push_str(l, key);
+    ffi::lua_insert(l, -2);
+    ffi::lua_rawset(l, -3);
+}
+
+/// Pushes the reply at `pos` converted to a Lua value (Redis's redisProtocolToLuaType);
+/// returns the position after it, or None if the reply is malformed or too deep for the
+/// stack (nothing is pushed then... beyond what was, which the caller's frame drops).
+///
+/// # Safety
+/// Lua's stack, on the VM's thread; pushes can only fail on out-of-memory.
+pub unsafe fn push_reply(l: *mut ffi::lua_State, buf: &[u8], pos: usize) -> Option<usize> {
+    if ffi::lua_checkstack(l, 4) == 0 {
+        return None;
+    }
+    let kind = *buf.get(pos)?;
     let (head, next) = line(buf, pos + 1)?;
-    Ok(match kind {
-        b'+' => (tagged(lua, "ok", lua.create_string(head)?)?, next),
-        b'-' => (
-            tagged(lua, "err", lua.create_string(error_text(&[b"-", head].concat()))?)?,
-            next,
-        ),
-        b':' => (Value::Number(int(head) as f64), next),
+    Some(match kind {
+        b'+' => {
+            push_str(l, head);
+            wrap_tagged(l, b"ok");
+            next
+        }
+        b'-' => {
+            push_str(l, &error_text(&[b"-", head].concat()));
+            wrap_tagged(l, b"err");
+            next
+        }
+        b':' => {
+            ffi::lua_pushnumber(l, int(head) as f64);
+            next
+        }
         b'$' | b'=' => {
             let n = int(head);
             if n < 0 {
-                (Value::Boolean(false), next)
-            } else {
-                let n = n as usize;
-                let data = buf
-                    .get(next..next + n)
-                    .ok_or_else(|| mlua::Error::runtime("truncated reply"))?;
-                if kind == b'=' {
-                    let (fmt, text) = if data.len() >= 4 {
-                        (&data[..3], &data[4..])
-                    } else {
-                        (&b"txt"[..], data)
-                    };
-                    let inner = lua.create_table()?;
-                    inner.raw_set("format", lua.create_string(fmt)?)?;
-                    inner.raw_set("string", lua.create_string(text)?)?;
-                    (tagged(lua, "verbatim_string", inner)?, next + n + 2)
-                } else {
-                    (Value::String(lua.create_string(data)?), next + n + 2)
-                }
+                ffi::lua_pushboolean(l, 0);
+                return Some(next);
             }
+            let data = buf.get(next..next + n as usize)?;
+            if kind == b'=' {
+                let (fmt, text) = if data.len() >= 4 {
+                    (&data[..3], &data[4..])
+                } else {
+                    (&b"txt"[..], data)
+                };
+                ffi::lua_createtable(l, 0, 2);
+                push_str(l, b"format");
+                push_str(l, fmt);
+                ffi::lua_rawset(l, -3);
+                push_str(l, b"string");
+                push_str(l, text);
+                ffi::lua_rawset(l, -3);
+                wrap_tagged(l, b"verbatim_string");
+            } else {
+                push_str(l, data);
+            }
+            next + n as usize + 2
         }
         b'*' | b'>' | b'~' => {
             let n = int(head);
             if n < 0 {
-                return Ok((Value::Boolean(false), next));
+                ffi::lua_pushboolean(l, 0);
+                return Some(next);
             }
-            let t = lua.create_table_with_capacity(n as usize, 0)?;
+            ffi::lua_createtable(l, if kind == b'~' { 0 } else { n.min(1 << 20) as i32 }, 0);
             let mut p = next;
-            for i in 0..n as usize {
-                let (v, np) = reply_to_lua(lua, buf, p, resp)?;
-                p = np;
+            for i in 0..n {
+                p = push_reply(l, buf, p)?;
                 if kind == b'~' {
-                    t.raw_set(v, true)?;
+                    ffi::lua_pushboolean(l, 1);
+                    ffi::lua_rawset(l, -3);
                 } else {
-                    t.raw_set(i + 1, v)?;
+                    ffi::lua_rawseti_(l, -2, (i + 1) as i32);
                 }
             }
             if kind == b'~' {
-                (tagged(lua, "set", t)?, p)
-            } else {
-                (Value::Table(t), p)
+                wrap_tagged(l, b"set");
             }
+            p
         }
         b'%' | b'|' => {
             let n = int(head);
-            let t = lua.create_table()?;
+            ffi::lua_createtable(l, 0, 0);
             let mut p = next;
             for _ in 0..n.max(0) {
-                let (k, np) = reply_to_lua(lua, buf, p, resp)?;
-                let (v, np) = reply_to_lua(lua, buf, np, resp)?;
-                p = np;
-                t.raw_set(k, v)?;
+                p = push_reply(l, buf, p)?;
+                p = push_reply(l, buf, p)?;
+                ffi::lua_rawset(l, -3);
             }
             if kind == b'|' {
                 // Attributes are not passed to scripts: the reply that follows is.
-                return reply_to_lua(lua, buf, p, resp);
+                ffi::lua_settop(l, -2);
+                return push_reply(l, buf, p);
             }
-            (tagged(lua, "map", t)?, p)
+            wrap_tagged(l, b"map");
+            p
         }
-        b'_' => (Value::Nil, next),
-        b'#' => (Value::Boolean(head == b"t"), next),
+        b'_' => {
+            ffi::lua_pushnil(l);
+            next
+        }
+        b'#' => {
+            ffi::lua_pushboolean(l, (head == b"t") as i32);
+            next
+        }
         b',' => {
             let s = std::str::from_utf8(head).unwrap_or("0");
             let d = match s {
@@ -134,104 +174,163 @@ pub fn reply_to_lua(lua: &Lua, buf: &[u8], pos: usize, resp: crate::resp::Proto)
                 "-inf" => f64::NEG_INFINITY,
                 _ => s.parse().unwrap_or(f64::NAN),
             };
-            (tagged(lua, "double", d)?, next)
+            ffi::lua_pushnumber(l, d);
+            wrap_tagged(l, b"double");
+            next
         }
-        b'(' => (tagged(lua, "big_number", lua.create_string(head)?)?, next),
-        _ => return Err(mlua::Error::runtime("unknown reply type")),
+        b'(' => {
+            push_str(l, head);
+            wrap_tagged(l, b"big_number");
+            next
+        }
+        _ => return None,
     })
 }
 
-fn field(t: &Table, k: &str) -> Value {
-    t.raw_get::<Value>(k).unwrap_or(Value::Nil)
-}
-
-fn number(v: &Value) -> Option<f64> {
-    match v {
-        Value::Integer(i) => Some(*i as f64),
-        Value::Number(n) => Some(*n),
-        _ => None,
+/// The string at `idx`, if it is one (numbers are not converted: that would disturb
+/// `lua_next`).
+///
+/// # Safety
+/// `idx` is valid; the slice lives while the value stays on the stack.
+unsafe fn string_at<'a>(l: *mut ffi::lua_State, idx: c_int) -> Option<&'a [u8]> {
+    if ffi::lua_type(l, idx) != ffi::LUA_TSTRING {
+        return None;
     }
+    let mut len = 0usize;
+    let p = ffi::lua_tolstring(l, idx, &mut len);
+    (!p.is_null()).then(|| std::slice::from_raw_parts(p as *const u8, len))
 }
 
-/// Writes a Lua value as the script's reply (luaReplyToRedisReply); returns the error code
-/// when the value is an error reply.
-pub fn lua_to_reply(v: &Value, out: &mut Reply, depth: usize) -> Option<String> {
-    if depth > 1000 {
+/// Pushes `t[key]` (raw).
+///
+/// # Safety
+/// A table at the absolute index `t`, a free stack slot.
+unsafe fn push_field(l: *mut ffi::lua_State, t: c_int, key: &[u8]) -> c_int {
+    push_str(l, key);
+    ffi::lua_rawget_(l, t);
+    ffi::lua_type(l, -1)
+}
+
+fn one_line(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).replace(['\r', '\n'], " ")
+}
+
+/// Writes the Lua value at `idx` as the script's reply (Redis's luaReplyToRedisReply);
+/// returns the error code when the value is an error reply. `resp` is the protocol the
+/// script chose with redis.setresp: under 3 a boolean is a RESP3 boolean (downgraded for
+/// RESP2 clients to 1 or 0), under 2 true is 1 and false a null.
+///
+/// # Safety
+/// Lua's stack, on the VM's thread; leaves it as it was.
+pub unsafe fn write_reply(
+    l: *mut ffi::lua_State,
+    idx: c_int,
+    out: &mut Reply,
+    resp: Proto,
+    depth: usize,
+) -> Option<String> {
+    if depth > 1000 || ffi::lua_checkstack(l, 4) == 0 {
         out.error("ERR reached lua stack limit");
         return Some("ERR".into());
     }
-    match v {
-        Value::String(s) => out.bulk(&s.as_bytes()),
-        Value::Boolean(true) => out.int(1),
-        Value::Boolean(false) => out.null(),
-        Value::Integer(i) => out.int(*i),
-        Value::Number(n) => out.int(*n as i64),
-        Value::Table(t) => return table_to_reply(t, out, depth),
+    let idx = if idx < 0 { ffi::lua_gettop(l) + idx + 1 } else { idx };
+    match ffi::lua_type(l, idx) {
+        ffi::LUA_TSTRING => out.bulk(string_at(l, idx).unwrap_or_default()),
+        ffi::LUA_TBOOLEAN if resp == Proto::Resp3 => out.bool(ffi::lua_toboolean(l, idx) != 0),
+        ffi::LUA_TBOOLEAN if ffi::lua_toboolean(l, idx) != 0 => out.int(1),
+        ffi::LUA_TBOOLEAN => out.null(),
+        ffi::LUA_TNUMBER => out.int(ffi::lua_tonumber(l, idx) as i64),
+        ffi::LUA_TTABLE => return table_reply(l, idx, out, resp, depth),
         _ => out.null(),
     }
     None
 }
 
-fn table_to_reply(t: &Table, out: &mut Reply, depth: usize) -> Option<String> {
-    if let Value::String(e) = field(t, "err") {
-        let text = e.to_string_lossy();
+/// # Safety
+/// A table at the absolute index `t`, four free stack slots; leaves the stack as it was.
+unsafe fn table_reply(l: *mut ffi::lua_State, t: c_int, out: &mut Reply, resp: Proto, depth: usize) -> Option<String> {
+    let top = ffi::lua_gettop(l);
+    let restore = |l| ffi::lua_settop(l, top);
+    if push_field(l, t, b"err") == ffi::LUA_TSTRING {
+        let text = String::from_utf8_lossy(string_at(l, -1).unwrap_or_default()).into_owned();
+        restore(l);
         out.error(&text);
         let text = text.strip_prefix('-').unwrap_or(&text);
         return Some(text.split(' ').next().unwrap_or("ERR").to_string());
     }
-    if let Value::String(s) = field(t, "ok") {
-        let s = s.to_string_lossy().replace(['\r', '\n'], " ");
-        out.simple(&s);
+    restore(l);
+    if push_field(l, t, b"ok") == ffi::LUA_TSTRING {
+        out.simple(&one_line(string_at(l, -1).unwrap_or_default()));
+        restore(l);
         return None;
     }
-    if let Some(d) = number(&field(t, "double")) {
-        out.double(d);
+    restore(l);
+    if push_field(l, t, b"double") == ffi::LUA_TNUMBER {
+        out.double(ffi::lua_tonumber(l, -1));
+        restore(l);
         return None;
     }
-    if let Value::String(s) = field(t, "big_number") {
-        let s = s.to_string_lossy().replace(['\r', '\n'], " ");
-        out.big_number(&s);
+    restore(l);
+    if push_field(l, t, b"big_number") == ffi::LUA_TSTRING {
+        out.big_number(&one_line(string_at(l, -1).unwrap_or_default()));
+        restore(l);
         return None;
     }
-    if let Value::Table(m) = field(t, "map") {
-        let pairs: Vec<(Value, Value)> = m.pairs::<Value, Value>().filter_map(Result::ok).collect();
-        out.map(pairs.len());
-        for (k, v) in &pairs {
-            lua_to_reply(k, out, depth + 1);
-            lua_to_reply(v, out, depth + 1);
+    restore(l);
+    for (tag, set) in [(&b"map"[..], false), (&b"set"[..], true)] {
+        if push_field(l, t, tag) == ffi::LUA_TTABLE {
+            let m = ffi::lua_gettop(l);
+            let mut n = 0;
+            ffi::lua_pushnil(l);
+            while ffi::lua_next(l, m) != 0 {
+                n += 1;
+                ffi::lua_settop(l, -2);
+            }
+            if set {
+                out.set(n);
+            } else {
+                out.map(n);
+            }
+            ffi::lua_pushnil(l);
+            while ffi::lua_next(l, m) != 0 {
+                write_reply(l, -2, out, resp, depth + 1);
+                if !set {
+                    write_reply(l, -1, out, resp, depth + 1);
+                }
+                ffi::lua_settop(l, -2);
+            }
+            restore(l);
+            return None;
         }
-        return None;
+        restore(l);
     }
-    if let Value::Table(s) = field(t, "set") {
-        let keys: Vec<Value> = s
-            .pairs::<Value, Value>()
-            .filter_map(Result::ok)
-            .map(|(k, _)| k)
-            .collect();
-        out.set(keys.len());
-        for k in &keys {
-            lua_to_reply(k, out, depth + 1);
-        }
-        return None;
-    }
-    if let Value::Table(v) = field(t, "verbatim_string") {
-        if let (Value::String(f), Value::String(s)) = (field(&v, "format"), field(&v, "string")) {
-            out.verbatim(&f.to_string_lossy(), &s.as_bytes());
+    if push_field(l, t, b"verbatim_string") == ffi::LUA_TTABLE {
+        let v = ffi::lua_gettop(l);
+        push_field(l, v, b"format");
+        push_field(l, v, b"string");
+        if let (Some(f), Some(s)) = (string_at(l, -2), string_at(l, -1)) {
+            out.verbatim(&String::from_utf8_lossy(f), s);
+            restore(l);
             return None;
         }
     }
-    let mut items = Vec::new();
-    let mut i = 1;
+    restore(l);
+    let mut n = 0;
     loop {
-        match t.raw_get::<Value>(i) {
-            Ok(Value::Nil) | Err(_) => break,
-            Ok(v) => items.push(v),
+        ffi::lua_rawgeti_(l, t, n + 1);
+        let nil = ffi::lua_type(l, -1) == ffi::LUA_TNIL;
+        ffi::lua_settop(l, -2);
+        if nil {
+            break;
         }
-        i += 1;
+        n += 1;
     }
-    out.array(items.len());
-    for v in &items {
-        lua_to_reply(v, out, depth + 1);
+    restore(l);
+    out.array(n as usize);
+    for i in 1..=n {
+        ffi::lua_rawgeti_(l, t, i);
+        write_reply(l, -1, out, resp, depth + 1);
+        ffi::lua_settop(l, -2);
     }
     None
 }
@@ -248,21 +347,40 @@ mod tests {
         assert_eq!(error_text(b"-ERR value is bad\r\n"), b"ERR value is bad");
     }
 
+    /// Converts a reply to Lua and back.
+    fn round_trip(reply: &[u8], proto: crate::resp::Proto) -> Vec<u8> {
+        let lua = mlua::Lua::new();
+        let l = lua.exec_raw_lua(|raw| raw.state());
+        let mut out = Reply::new(proto);
+        // SAFETY: the state's own thread, the stack restored.
+        unsafe {
+            let top = ffi::lua_gettop(l);
+            assert_eq!(push_reply(l, reply, 0), Some(reply.len()));
+            write_reply(l, -1, &mut out, proto, 0);
+            ffi::lua_settop(l, top);
+        }
+        out.take().to_vec()
+    }
+
     #[test]
     fn replies_round_trip() {
-        let lua = Lua::new();
-        let (v, _) = reply_to_lua(&lua, b"*3\r\n:1\r\n$1\r\na\r\n$-1\r\n", 0, crate::resp::Proto::Resp2).unwrap();
-        let mut out = Reply::new(crate::resp::Proto::Resp2);
-        lua_to_reply(&v, &mut out, 0);
+        use crate::resp::Proto;
         // false (a nil bulk) converts back to a nil bulk.
-        assert_eq!(&out.take()[..], b"*3\r\n:1\r\n$1\r\na\r\n$-1\r\n");
-        let (v, _) = reply_to_lua(&lua, b"+OK\r\n", 0, crate::resp::Proto::Resp2).unwrap();
-        let mut out = Reply::new(crate::resp::Proto::Resp2);
-        lua_to_reply(&v, &mut out, 0);
-        assert_eq!(&out.take()[..], b"+OK\r\n");
-        let (v, _) = reply_to_lua(&lua, b"%1\r\n$1\r\na\r\n,1.5\r\n", 0, crate::resp::Proto::Resp3).unwrap();
-        let mut out = Reply::new(crate::resp::Proto::Resp3);
-        lua_to_reply(&v, &mut out, 0);
-        assert_eq!(&out.take()[..], b"%1\r\n$1\r\na\r\n,1.5\r\n");
+        assert_eq!(
+            round_trip(b"*3\r\n:1\r\n$1\r\na\r\n$-1\r\n", Proto::Resp2),
+            b"*3\r\n:1\r\n$1\r\na\r\n$-1\r\n"
+        );
+        assert_eq!(round_trip(b"+OK\r\n", Proto::Resp2), b"+OK\r\n");
+        assert_eq!(round_trip(b"-ERR bad\r\n", Proto::Resp2), b"-ERR bad\r\n");
+        assert_eq!(
+            round_trip(b"%1\r\n$1\r\na\r\n,1.5\r\n", Proto::Resp3),
+            b"%1\r\n$1\r\na\r\n,1.5\r\n"
+        );
+        assert_eq!(round_trip(b"~1\r\n$1\r\na\r\n", Proto::Resp3), b"~1\r\n$1\r\na\r\n");
+        assert_eq!(round_trip(b"=7\r\ntxt:abc\r\n", Proto::Resp3), b"=7\r\ntxt:abc\r\n");
+        assert_eq!(round_trip(b"(12345\r\n", Proto::Resp3), b"(12345\r\n");
+        assert_eq!(round_trip(b"#t\r\n", Proto::Resp3), b"#t\r\n");
+        assert_eq!(round_trip(b"#f\r\n", Proto::Resp2), b"$-1\r\n");
+        assert_eq!(round_trip(b"|1\r\n+a\r\n+b\r\n:5\r\n", Proto::Resp3), b":5\r\n");
     }
 }

@@ -1,8 +1,15 @@
 //! One Lua VM per shard thread, run in a coroutine so a long script pauses between slices;
 //! the `redis` table and the sandbox.
+//!
+//! The hot path (calling a script, `redis.call`, converting replies both ways) speaks Lua's
+//! C API directly: going through mlua's values (a registry reference per string, a
+//! `MultiValue` per call) cost more than the whole script in Redis. mlua builds the state,
+//! compiles, and runs the libraries' Rust functions.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::ffi::c_int;
+use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -10,71 +17,95 @@ use bytes::{Bytes, BytesMut};
 use corosensei::stack::DefaultStack;
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 use futures_channel::oneshot;
-use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
+use mlua::ffi;
+use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, RegistryKey, StdLib, Table, Value, VmState};
 
-use super::{convert, libs, STATE};
+use super::{convert, libs, RunState, Script};
 use crate::command::table::{self, Cmd};
 use crate::command::{flags, Args, Exec, Keyspace, Run};
 use crate::error::CmdError;
 use crate::persist::Effects;
 use crate::resp::{Proto, Reply};
-use crate::shard::Lent;
+use crate::shard::{Lent, Shard};
 use crate::store::EncodingLimits;
 
-/// A script run, with the shards it needs reserved.
+/// What a run calls.
+#[derive(Clone)]
+pub enum Code {
+    /// An EVAL script (errors name its SHA1).
+    Script(Rc<Script>),
+    /// A registered function (FCALL), by name.
+    Function(String),
+}
+
+impl Code {
+    /// The name errors give: the SHA1, or the function's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Code::Script(s) => s.sha_str(),
+            Code::Function(f) => f,
+        }
+    }
+}
+
+/// A script run, with the shards it needs held.
 pub struct Job {
-    /// The script's SHA1, or the function's name for FCALL (errors name it).
-    pub sha: String,
-    /// FCALL: run this registered function instead of the body.
-    pub function: bool,
-    pub body: Bytes,
-    pub keys: Vec<Bytes>,
-    pub argv: Vec<Bytes>,
+    pub code: Code,
+    /// The command line: the keys are `args[3..3 + numkeys]`, the arguments follow.
+    pub args: Args,
+    pub numkeys: usize,
     pub lent: Lent,
+    /// Where the script's effects go (a transaction passes its own, to get them back).
+    pub effects: Effects,
     pub db: usize,
     /// The client's protocol: the script's reply is written in it.
     pub proto: Proto,
-    /// EVAL_RO / EVALSHA_RO: write commands are refused.
+    /// EVAL_RO / EVALSHA_RO / no-writes: write commands are refused.
     pub read_only: bool,
     pub no_touch: bool,
-    pub databases: usize,
-    pub enc: EncodingLimits,
-    /// Where the script's effects go (a transaction passes its own, to get them back).
-    pub effects: Effects,
-    /// busy-reply-threshold in ms (0: never busy).
-    pub busy_ms: u64,
-    /// SHUTDOWN NOSAVE stops the script (its effects are dropped: none reach the AOF).
-    pub shared: std::sync::Arc<crate::server::ServerShared>,
+    /// The shard whose thread runs the script: its configuration, its stats (the calls
+    /// are counted there), SHUTDOWN.
+    pub shard: Rc<Shard>,
+    /// When the command started: the script's frozen time, and its first slice.
+    pub start: Instant,
 }
 
 /// A command called from a script, for commandstats/errorstats.
-pub struct CallStat {
-    pub cmd: &'static Cmd,
-    pub usec: u64,
-    pub err: Option<String>,
+struct CallStat {
+    cmd: &'static Cmd,
+    usec: u64,
+    err: Option<String>,
 }
 
 pub struct Done {
     pub lent: Lent,
+    /// The job's command line, given back.
+    pub args: Args,
     pub out: BytesMut,
     pub effects: Effects,
-    pub dirty: u64,
-    pub calls: Vec<CallStat>,
-    /// The error code of a script that failed (errorstats).
-    pub err: Option<String>,
     /// The script reached for a shard it does not hold before writing anything: its run is
-    /// void (nothing changed, its reply is to be dropped) and it must run again holding
-    /// every shard.
+    /// void (nothing changed, its reply is to be dropped, nothing was counted) and it must
+    /// run again holding every shard.
     pub restart: bool,
     /// The script touched a key it did not declare in KEYS.
     pub undeclared: bool,
-    /// Its PUBLISHes and keyspace events, for the home shard to route.
+    /// Its PUBLISHes and keyspace events, for the client's home shard to route.
     pub events: crate::server::pubsub::Events,
 }
 
-/// The lent world of the running script, reachable from `redis.call`.
+/// The running script's world, reachable from `redis.call`: one per thread, kept between
+/// runs with its buffers. [`begin`] moves a job's parts in, field by field, and the end of
+/// the run takes them out as a [`Done`] (not through every layer of the coroutine).
+/// `lent` is set exactly while a script runs.
 struct RunCtx {
-    lent: Lent,
+    code: Option<Code>,
+    shard: Option<Rc<Shard>>,
+    start: Instant,
+    /// The script's reply, in the client's protocol.
+    out: Reply,
+    /// The error code of a script that failed (errorstats).
+    err: Option<String>,
+    lent: Option<Lent>,
     effects: Effects,
     db: usize,
     read_only: bool,
@@ -85,8 +116,9 @@ struct RunCtx {
     calls: Vec<CallStat>,
     /// redis.setresp: the protocol command replies are converted from.
     resp: Proto,
-    /// KEYS, to notice a key the script did not declare.
-    declared: Vec<Bytes>,
+    /// The command line; KEYS (`args[3..3 + numkeys]`) tell an undeclared key.
+    args: Args,
+    numkeys: usize,
     undeclared: bool,
     /// A write command ran.
     wrote: bool,
@@ -95,11 +127,62 @@ struct RunCtx {
     /// The time every command of the script sees (Redis freezes it for a script's run, so
     /// a key cannot expire halfway through).
     now: u64,
+    /// The reply of the command being called, kept between calls for its buffer.
+    reply: Reply,
+    /// An AOF rewrite is taking its snapshot (it cannot start while the script holds its
+    /// shards: the rewrite's cut reserves every shard).
+    rewriting: bool,
+    state: &'static RunState,
+    /// redis.call's argument bytes, one buffer reused from call to call, and the vector
+    /// of their slices.
+    arena: BytesMut,
+    argv: Vec<Bytes>,
+    /// The command the last redis.call named, as spelled (up to 16 bytes).
+    last_cmd: Option<([u8; 16], u8, &'static Cmd)>,
+}
+
+impl RunCtx {
+    fn idle() -> RunCtx {
+        RunCtx {
+            code: None,
+            shard: None,
+            start: Instant::now(),
+            out: Reply::new(Proto::Resp2),
+            err: None,
+            lent: None,
+            effects: Effects::new(false),
+            db: 0,
+            read_only: false,
+            no_touch: false,
+            databases: 0,
+            enc: EncodingLimits::default(),
+            dirty: 0,
+            calls: Vec::new(),
+            resp: Proto::Resp2,
+            args: Args::default(),
+            numkeys: 0,
+            undeclared: false,
+            wrote: false,
+            restart: false,
+            now: 0,
+            reply: Reply::new(Proto::Resp2),
+            rewriting: false,
+            state: super::state(),
+            arena: BytesMut::new(),
+            argv: Vec::new(),
+            last_cmd: None,
+        }
+    }
+
+    /// The running script's keyspaces.
+    fn lent(&mut self) -> &mut Lent {
+        self.lent.as_mut().expect("a script is running")
+    }
 }
 
 thread_local! {
-    static CTX: RefCell<Option<RunCtx>> = const { RefCell::new(None) };
-    /// This shard thread's VM, with the script generation it was built for. Taken out while
+    static CTX: RefCell<RunCtx> = RefCell::new(RunCtx::idle());
+    /// This shard thread's VM, with the script generation it was built for. Borrowed while
     /// a script runs.
     static VM: RefCell<Option<(u64, Vm)>> = const { RefCell::new(None) };
     /// A script is running (perhaps paused) on this thread: the next one waits its turn.
@@ -132,6 +215,11 @@ pub enum Started {
     Later(oneshot::Receiver<Done>),
 }
 
+/// True while a script runs (perhaps paused) on this thread: a new one would have to wait.
+pub fn in_use() -> bool {
+    IN_USE.get()
+}
+
 /// Runs a script on this shard's thread, in a coroutine with its own stack so a long one
 /// can pause between slices. Scripts on one thread run one at a time. One that does not end
 /// within its first slice is finished by a task of its own, so a client that goes away
@@ -140,22 +228,35 @@ pub fn start(job: Job) -> Started {
     if IN_USE.get() {
         // Another script on this thread is paused mid-run: this one waits for it.
         let (tx, rx) = oneshot::channel();
+        let mut job = job;
         glommio::spawn_local(async move {
             while IN_USE.get() {
                 glommio::executor().yield_task_queue_now().await;
             }
-            let done = match begin(job) {
-                Begun::Done(d) => d,
-                Begun::Paused(co) => finish(co).await,
+            job.start = Instant::now();
+            let done = match take_stack() {
+                Err(msg) => fail(job, msg),
+                Ok(stack) => {
+                    install(job);
+                    match begin(stack) {
+                        None => take_done(),
+                        Some(co) => finish(co).await,
+                    }
+                }
             };
             let _ = tx.send(done);
         })
         .detach();
         return Started::Later(rx);
     }
-    match begin(job) {
-        Begun::Done(d) => Started::Done(d),
-        Begun::Paused(co) => {
+    let stack = match take_stack() {
+        Ok(stack) => stack,
+        Err(msg) => return Started::Done(fail(job, msg)),
+    };
+    install(job);
+    match begin(stack) {
+        None => Started::Done(take_done()),
+        Some(co) => {
             let (tx, rx) = oneshot::channel();
             glommio::spawn_local(async move {
                 let _ = tx.send(finish(co).await);
@@ -166,41 +267,36 @@ pub fn start(job: Job) -> Started {
     }
 }
 
-type ScriptCoroutine = Coroutine<(), (), Done, DefaultStack>;
+type ScriptCoroutine = Coroutine<(), (), (), DefaultStack>;
 
-#[allow(clippy::large_enum_variant)]
-enum Begun {
-    Done(Done),
-    Paused(ScriptCoroutine),
+/// The coroutine stack scripts run on (kept between runs).
+fn take_stack() -> Result<DefaultStack, &'static str> {
+    match STACK.take() {
+        Some(s) => Ok(s),
+        None => DefaultStack::new(SCRIPT_STACK).map_err(|e| {
+            tracing::warn!("cannot allocate a stack for scripts: {e}");
+            "ERR cannot allocate a stack for the script"
+        }),
+    }
 }
 
-/// Starts a script on this thread and runs its first slice. Most scripts end within it;
-/// a longer one comes back paused, to be finished by [`finish`].
-fn begin(job: Job) -> Begun {
-    let stack = match STACK.take() {
-        Some(s) => s,
-        None => match DefaultStack::new(SCRIPT_STACK) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!("cannot allocate a stack for scripts: {e}");
-                return Begun::Done(fail(job, "ERR cannot allocate a stack for the script"));
-            }
-        },
-    };
-    IN_USE.set(true);
+/// Runs the installed script's first slice. Most scripts end within it (None: the outcome
+/// is in the run context); a longer one comes back paused, to be finished by [`finish`].
+fn begin(stack: DefaultStack) -> Option<ScriptCoroutine> {
+    IN_USE.with(|u| u.set(true));
+    let start = CTX.with(|c| c.borrow().start);
+    SLICE_START.with(|t| t.set(Some(start)));
     let mut co = Coroutine::with_stack(stack, move |y: &Yielder<(), ()>, ()| {
-        YIELDER.set(y as *const _);
-        let done = run_on_this_thread(job);
-        YIELDER.set(std::ptr::null());
-        done
+        YIELDER.with(|p| p.set(y as *const _));
+        run_on_this_thread();
+        YIELDER.with(|p| p.set(std::ptr::null()));
     });
-    SLICE_START.set(Some(Instant::now()));
     match co.resume(()) {
-        CoroutineResult::Return(done) => {
+        CoroutineResult::Return(()) => {
             end(co);
-            Begun::Done(done)
+            None
         }
-        CoroutineResult::Yield(()) => Begun::Paused(co),
+        CoroutineResult::Yield(()) => Some(co),
     }
 }
 
@@ -208,18 +304,116 @@ fn begin(job: Job) -> Begun {
 async fn finish(mut co: ScriptCoroutine) -> Done {
     loop {
         glommio::executor().yield_task_queue_now().await;
-        SLICE_START.set(Some(Instant::now()));
-        if let CoroutineResult::Return(done) = co.resume(()) {
+        SLICE_START.with(|t| t.set(Some(Instant::now())));
+        if let CoroutineResult::Return(()) = co.resume(()) {
             end(co);
-            return done;
+            return take_done();
         }
     }
 }
 
 fn end(co: ScriptCoroutine) {
-    SLICE_START.set(None);
-    STACK.set(Some(co.into_stack()));
-    IN_USE.set(false);
+    SLICE_START.with(|t| t.set(None));
+    STACK.with(|s| s.set(Some(co.into_stack())));
+    IN_USE.with(|u| u.set(false));
+}
+
+/// Moves a job into the run context.
+#[inline(always)]
+fn install(job: Job) {
+    let rewriting = job
+        .shard
+        .local
+        .shared
+        .persist
+        .rewrite_in_progress
+        .load(Ordering::Relaxed);
+    let (databases, enc) = {
+        let c = job.shard.local.cfg.borrow();
+        (c.databases, c.enc)
+    };
+    let now = job.shard.local.unix_ms_at(job.start);
+    CTX.with(|c| {
+        let mut ctx = c.borrow_mut();
+        let ctx = &mut *ctx;
+        ctx.code = Some(job.code);
+        ctx.shard = Some(job.shard);
+        ctx.start = job.start;
+        ctx.out.buf.clear();
+        ctx.out.proto = job.proto;
+        ctx.err = None;
+        ctx.lent = Some(job.lent);
+        ctx.effects = job.effects;
+        ctx.db = job.db;
+        ctx.read_only = job.read_only;
+        ctx.no_touch = job.no_touch;
+        ctx.databases = databases;
+        ctx.enc = enc;
+        ctx.dirty = 0;
+        ctx.resp = Proto::Resp2;
+        ctx.args = job.args;
+        ctx.numkeys = job.numkeys;
+        ctx.undeclared = false;
+        ctx.wrote = false;
+        ctx.restart = false;
+        ctx.now = now;
+        ctx.rewriting = rewriting;
+        ctx.last_cmd = None;
+    });
+}
+
+/// Takes the ended script's parts back out of the run context: counts its calls on its
+/// shard (unless the run is void) and gives the job's parts back.
+fn take_done() -> Done {
+    CTX.with(|c| {
+        let mut ctx = c.borrow_mut();
+        let ctx = &mut *ctx;
+        let shard = ctx.shard.take().expect("a script ran");
+        ctx.code = None;
+        if shard.local.shared.is_shutting_down() {
+            ctx.effects = Effects::new(false);
+        }
+        if !ctx.restart {
+            let mut stats = shard.local.stats.borrow_mut();
+            stats.dirty += ctx.dirty;
+            for call in ctx.calls.iter() {
+                stats.total_commands += 1;
+                let s = &mut stats.commands[call.cmd.id];
+                s.calls += 1;
+                s.usec += call.usec;
+                if let Some(code) = &call.err {
+                    s.failed += 1;
+                    stats.error(code);
+                }
+            }
+            if let Some(code) = &ctx.err {
+                stats.error(code);
+            }
+        }
+        ctx.calls.clear();
+        ctx.reply.buf.clear();
+        Done {
+            lent: ctx.lent.take().expect("a script ran"),
+            args: std::mem::take(&mut ctx.args),
+            out: std::mem::take(&mut ctx.out.buf),
+            effects: std::mem::replace(&mut ctx.effects, Effects::new(false)),
+            restart: ctx.restart,
+            undeclared: ctx.undeclared,
+            events: crate::server::pubsub::take_events(),
+        }
+    })
+}
+
+/// Gives back the buffer of a [`Done`]'s reply once it was copied out.
+pub fn recycle(mut out: BytesMut) {
+    out.clear();
+    CTX.with(|c| {
+        if let Ok(mut ctx) = c.try_borrow_mut() {
+            if ctx.lent.is_none() && ctx.out.buf.capacity() < out.capacity() {
+                ctx.out.buf = out;
+            }
+        }
+    });
 }
 
 /// What the VM's hook checks during a run.
@@ -227,7 +421,8 @@ struct HookState {
     start: Instant,
     /// busy-reply-threshold in ms (0: never busy).
     busy_ms: u64,
-    shared: std::sync::Arc<crate::server::ServerShared>,
+    shard: Rc<Shard>,
+    state: &'static RunState,
 }
 
 thread_local! {
@@ -240,17 +435,17 @@ fn hook() -> mlua::Result<VmState> {
     let verdict = HOOK.with(|h| {
         let h = h.borrow();
         let Some(h) = h.as_ref() else { return Ok(()) };
-        if h.shared.is_shutting_down() {
+        if h.shard.local.shared.is_shutting_down() {
             return Err(mlua::Error::runtime("Script stopped by SHUTDOWN"));
         }
         let ms = h.start.elapsed().as_millis() as u64;
-        if h.busy_ms > 0 && ms >= h.busy_ms && !STATE.busy.load(Ordering::Relaxed) {
+        if h.busy_ms > 0 && ms >= h.busy_ms && !h.state.busy.load(Ordering::Relaxed) {
             tracing::warn!(
                 "Slow script detected: still in execution after {ms} milliseconds. You can try killing the script using the SCRIPT KILL command."
             );
-            STATE.busy.store(true, Ordering::Release);
+            h.state.set_busy();
         }
-        if STATE.kill.load(Ordering::Acquire) {
+        if h.state.kill.load(Ordering::Acquire) {
             return Err(mlua::Error::runtime("Script killed by user with SCRIPT KILL..."));
         }
         Ok(())
@@ -267,14 +462,18 @@ fn pause_if_due() {
     let due = SLICE_START.get().is_some_and(|t| t.elapsed() >= SLICE);
     let y = YIELDER.get();
     if due && !y.is_null() {
+        // The script's events so far stay its own while other tasks run (they take theirs).
+        let events = crate::server::pubsub::take_events();
         // SAFETY: set by the running coroutine to its own yielder, which lives for the
         // whole coroutine body; cleared before the body returns. The hook runs on that
         // coroutine's stack.
         unsafe { (*y).suspend(()) };
+        crate::server::pubsub::restore_events(events);
     }
 }
 
-fn run_on_this_thread(job: Job) -> Done {
+/// Runs the installed script (in the coroutine); its results stay in the run context.
+fn run_on_this_thread() {
     let gen = super::generation();
     // IN_USE keeps this the only borrow: a paused script holds it, the next one waits.
     VM.with(|cell| {
@@ -289,8 +488,12 @@ fn run_on_this_thread(job: Job) -> Done {
             };
         }
         match vm.as_mut() {
-            Some((_, v)) => v.run(job),
-            None => fail(job, "ERR cannot create the Lua state"),
+            Some((_, v)) => v.run(),
+            None => CTX.with(|c| {
+                let mut ctx = c.borrow_mut();
+                ctx.out.error("ERR cannot create the Lua state");
+                ctx.err = Some("ERR".into());
+            }),
         }
     })
 }
@@ -298,13 +501,12 @@ fn run_on_this_thread(job: Job) -> Done {
 fn fail(job: Job, msg: &str) -> Done {
     let mut out = Reply::new(job.proto);
     out.error(msg);
+    job.shard.local.stats.borrow_mut().error("ERR");
     Done {
         lent: job.lent,
+        args: job.args,
         out: out.take(),
         effects: job.effects,
-        dirty: 0,
-        calls: Vec::new(),
-        err: Some("ERR".into()),
         restart: false,
         undeclared: false,
         events: crate::server::pubsub::take_events(),
@@ -367,14 +569,10 @@ local function handler(err)
   end
   return err
 end
+-- Reads go through to the globals as a table (no Lua call per global a script reads);
+-- a name the globals lack raises from their own metatable, set once the prelude is done.
 local env_mt = {
-  __index = function(t, k)
-    local v = G[k]
-    if v == nil then
-      error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
-    end
-    return v
-  end,
+  __index = G,
   __newindex = function() error('Attempt to modify a readonly table', 2) end,
   __metatable = false,
 }
@@ -394,29 +592,27 @@ end
 next = function(t, k) return rawnext(real[t] or t, k) end
 local mynext = next
 pairs = function(t) return mynext, t, nil end
-__basalt_fcall = function(f, keys, args)
-  return xpcall(function() return f(keys, args) end, handler)
-end
+__basalt_handler = handler
 __basalt_loadlib = function(chunk)
   local env = setmetatable({}, env_mt)
   rawset(env, '_G', env)
   setfenv(chunk, env)
   return xpcall(chunk, handler)
 end
--- One environment per script function, made on its first run; each run sets KEYS and ARGV.
-local envs = setmetatable({}, {__mode = 'k'})
-__basalt_run = function(f, keys, argv)
-  local env = envs[f]
-  if not env then
-    env = setmetatable({}, env_mt)
-    rawset(env, '_G', env)
-    setfenv(f, env)
-    envs[f] = env
-  end
-  rawset(env, 'KEYS', keys)
-  rawset(env, 'ARGV', argv)
-  return xpcall(f, handler)
+-- A script function's own environment, made when it is compiled; each run sets its KEYS
+-- and ARGV.
+__basalt_prepare = function(f)
+  local env = setmetatable({}, env_mt)
+  rawset(env, '_G', env)
+  setfenv(f, env)
+  return env
 end
+setmetatable(G, {
+  __index = function(t, k)
+    error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+  end,
+  __metatable = false,
+})
 "#;
 
 /// Globals a script may see (Redis 7.0's sandbox); everything else is removed.
@@ -458,14 +654,24 @@ const ALLOWED_GLOBALS: &[&str] = &[
 pub struct Vm {
     /// A run panicked: the state may be inconsistent, make a new one.
     poisoned: bool,
+    /// Unique per VM: a script's cached registry references name the VM they belong to.
+    number: u64,
+    /// The interned strings "KEYS" and "ARGV", by registry reference.
+    keys_name: RegistryKey,
+    argv_name: RegistryKey,
     lua: Lua,
-    run: Function,
-    fcall: Function,
+    /// The main state of `lua`, for the C API.
+    state: *mut ffi::lua_State,
+    /// The prelude's error handler (finds the script's line).
+    handler: RegistryKey,
+    /// Makes a compiled script's own environment.
+    prepare: Function,
     loadlib: Function,
     /// Registered functions by name, for the function registry's generation `func_gen`.
-    functions: HashMap<String, Function>,
+    functions: HashMap<String, RegistryKey>,
     func_gen: u64,
-    scripts: HashMap<String, Function>,
+    /// Compiled scripts: the function and its environment (KEYS and ARGV are set there).
+    scripts: ahash::AHashMap<super::Sha, (RegistryKey, RegistryKey)>,
 }
 
 /// Redis's 48-bit PRNG (rand.c, the drand48 constants), seeded with 0 when the state is made,
@@ -499,16 +705,16 @@ impl Vm {
         libs::register(&lua)?;
         // Installed once: what it checks lives in HOOK, set for each run.
         lua.set_hook(HookTriggers::new().every_nth_instruction(100_000), |_, _| hook())?;
-        let call = lua.create_function(|lua, args: MultiValue| redis_call(lua, args))?;
-        lua.set_named_registry_value("basalt_call", call)?;
-        // SAFETY: raw_redis_call follows the Lua C API protocol (see there).
-        let raw = unsafe { lua.create_c_function(raw_redis_call)? };
+        // SAFETY: both follow the Lua C API protocol (see redis_call_entry).
+        let (call, pcall) = unsafe {
+            (
+                lua.create_c_function(lua_redis_call)?,
+                lua.create_c_function(lua_redis_pcall)?,
+            )
+        };
         let redis_t: Table = g.get("redis")?;
-        redis_t.set("call", raw)?;
-        redis_t.set(
-            "pcall",
-            lua.create_function(|lua, args: MultiValue| Ok(redis_call(lua, args)?.1))?,
-        )?;
+        redis_t.set("call", call)?;
+        redis_t.set("pcall", pcall)?;
         g.set(
             "__basalt_errmsg",
             lua.create_function(|_, v: Value| {
@@ -582,8 +788,9 @@ impl Vm {
         lua.set_named_registry_value("basalt_raised", raised.clone())?;
         g.set("__basalt_raised", raised)?;
         lua.load(PRELUDE).set_name("=prelude").exec()?;
-        let run: Function = g.get("__basalt_run")?;
-        let fcall: Function = g.get("__basalt_fcall")?;
+        let handler: Function = g.get("__basalt_handler")?;
+        let handler = lua.create_registry_value(handler)?;
+        let prepare: Function = g.get("__basalt_prepare")?;
         let loadlib: Function = g.get("__basalt_loadlib")?;
         // The sandbox: only Redis's globals remain.
         let mut drop_names = Vec::new();
@@ -599,219 +806,255 @@ impl Vm {
         for n in drop_names {
             g.raw_set(n, Value::Nil)?;
         }
-        g.raw_set("__basalt_run", Value::Nil)?;
-        g.raw_set("__basalt_fcall", Value::Nil)?;
-        g.raw_set("__basalt_loadlib", Value::Nil)?;
-        g.raw_set("__basalt_errmsg", Value::Nil)?;
-        g.raw_set("__basalt_raised", Value::Nil)?;
+        for name in [
+            "__basalt_handler",
+            "__basalt_prepare",
+            "__basalt_loadlib",
+            "__basalt_errmsg",
+            "__basalt_raised",
+        ] {
+            g.raw_set(name, Value::Nil)?;
+        }
+        let state = lua.exec_raw_lua(|raw| raw.state());
+        static NUMBERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let keys_name = lua.create_registry_value(lua.create_string("KEYS")?)?;
+        let argv_name = lua.create_registry_value(lua.create_string("ARGV")?)?;
         Ok(Vm {
             poisoned: false,
+            number: NUMBERS.fetch_add(1, Ordering::Relaxed),
+            keys_name,
+            argv_name,
             lua,
-            run,
-            fcall,
+            state,
+            handler,
+            prepare,
             loadlib,
             functions: HashMap::new(),
             func_gen: u64::MAX,
-            scripts: HashMap::new(),
+            scripts: ahash::AHashMap::new(),
         })
     }
 
-    fn run(&mut self, job: Job) -> Done {
-        let Job {
-            sha,
-            function,
-            body,
-            keys,
-            argv,
-            lent,
-            db,
-            proto,
-            read_only,
-            no_touch,
-            databases,
-            enc,
-            effects,
-            busy_ms,
-            shared,
-        } = job;
-        crate::server::pubsub::enter_script(&shared);
-        CTX.with(|c| {
-            *c.borrow_mut() = Some(RunCtx {
-                lent,
-                effects,
-                db,
-                read_only,
-                no_touch,
-                databases,
-                enc,
-                dirty: 0,
-                calls: Vec::new(),
-                resp: Proto::Resp2,
-                declared: keys.clone(),
-                undeclared: false,
-                wrote: false,
-                restart: false,
-                now: crate::server::unix_ms(),
+    /// Runs the installed script, leaving its reply and outcome in the run context.
+    fn run(&mut self) {
+        let (code, shard, start, mut out) = CTX.with(|c| {
+            let mut ctx = c.borrow_mut();
+            let proto = ctx.out.proto;
+            let out = std::mem::replace(&mut ctx.out, Reply::new(proto));
+            let code = ctx.code.clone().expect("a job is installed before the run");
+            let shard = ctx.shard.clone().expect("a job is installed before the run");
+            (code, shard, ctx.start, out)
+        });
+        let (busy_ms, notify) = {
+            let c = shard.local.cfg.borrow();
+            (c.busy_reply_threshold, c.notify)
+        };
+        crate::server::pubsub::enter_script(notify, &shard.local.shared);
+        let state = super::state();
+        state
+            .function
+            .store(matches!(code, Code::Function(_)), Ordering::Release);
+        state.running.store(true, Ordering::Release);
+        HOOK.with(|h| {
+            *h.borrow_mut() = Some(HookState {
+                start,
+                busy_ms,
+                shard,
+                state,
             })
         });
-        let mut out = Reply::new(proto);
-        // A panic (a bug in a handler) must not keep every shard reserved forever: the
-        // shards go back and the client gets an error; the VM is rebuilt for the next run.
-        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.execute(&sha, function, &body, keys, argv, busy_ms, &shared, &mut out)
-        }));
+        // A panic (a bug in a handler) must not keep shards held forever: the shards go
+        // back and the client gets an error; the VM is rebuilt for the next run.
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.execute(&code, &mut out)));
+        HOOK.with(|h| *h.borrow_mut() = None);
         let err = match run {
             Ok(err) => err,
             Err(_) => {
                 tracing::error!("a script run panicked; its shards are released");
                 self.poisoned = true;
-                out = Reply::new(proto);
+                out.buf.clear();
                 out.error("ERR internal error while running the script");
                 Some("ERR".into())
             }
         };
-        let mut ctx = CTX
-            .with(|c| c.borrow_mut().take())
-            .expect("the run context is set at the start of run");
-        if shared.is_shutting_down() {
-            ctx.effects = Effects::new(false);
-        }
-        STATE.busy.store(false, Ordering::Release);
-        STATE.kill.store(false, Ordering::Release);
-        STATE.wrote.store(false, Ordering::Release);
-        STATE.running.store(false, Ordering::Release);
-        Done {
-            lent: ctx.lent,
-            out: out.take(),
-            effects: ctx.effects,
-            dirty: ctx.dirty,
-            calls: ctx.calls,
-            err,
-            restart: ctx.restart,
-            undeclared: ctx.undeclared,
-            events: crate::server::pubsub::take_events(),
-        }
+        state.finish();
+        CTX.with(|c| {
+            let mut ctx = c.borrow_mut();
+            ctx.out = out;
+            ctx.err = err;
+        });
     }
 
-    /// Runs one script, writing its reply; returns the error code if it failed.
-    #[allow(clippy::too_many_arguments)]
-    fn execute(
-        &mut self,
-        sha: &str,
-        function: bool,
-        body: &[u8],
-        keys: Vec<Bytes>,
-        argv: Vec<Bytes>,
-        busy_ms: u64,
-        shared: &std::sync::Arc<crate::server::ServerShared>,
-        out: &mut Reply,
-    ) -> Option<String> {
-        let f = match self.scripts.get(sha) {
-            _ if function => {
+    /// The compiled function of a script and its environment, compiled on its first run.
+    fn compiled(&mut self, script: &Script) -> Result<(c_int, c_int), String> {
+        if let Some((vm, f, env)) = script.compiled.get() {
+            if vm == self.number {
+                return Ok((f, env));
+            }
+        }
+        if let Some((f, env)) = self.scripts.get(&script.sha) {
+            script.compiled.set(Some((self.number, f.id(), env.id())));
+            return Ok((f.id(), env.id()));
+        }
+        let f = self
+            .lua
+            .load(&super::lua_source(&script.body)[..])
+            .set_name("@user_script")
+            .into_function()
+            .map_err(|e| format!("ERR Error compiling script (new function): {}", syntax_text(&e)))?;
+        let env: Table = self.prepare.call(f.clone()).map_err(|e| format!("ERR {e}"))?;
+        let f = self.lua.create_registry_value(f).map_err(|e| format!("ERR {e}"))?;
+        let env = self.lua.create_registry_value(env).map_err(|e| format!("ERR {e}"))?;
+        let ids = (f.id(), env.id());
+        self.scripts.insert(script.sha, (f, env));
+        script.compiled.set(Some((self.number, ids.0, ids.1)));
+        Ok(ids)
+    }
+
+    /// Runs one script or function, writing its reply; returns the error code if it failed.
+    fn execute(&mut self, code: &Code, out: &mut Reply) -> Option<String> {
+        // Everything the call needs is pushed before the run context is read again.
+        let target = match code {
+            Code::Script(s) => self.compiled(s).map(|(f, env)| (f, Some(env))),
+            Code::Function(name) => {
                 if self.func_gen != super::functions::generation() {
                     self.load_functions();
                 }
-                match self.functions.get(sha) {
-                    Some(f) => f.clone(),
-                    None => {
-                        out.error("ERR Function not found");
-                        return Some("ERR".into());
-                    }
+                match self.functions.get(name) {
+                    Some(f) => Ok((f.id(), None)),
+                    None => Err("ERR Function not found".to_string()),
                 }
             }
-            Some(f) => f.clone(),
-            None => match self
-                .lua
-                .load(&super::lua_source(body)[..])
-                .set_name("@user_script")
-                .into_function()
-            {
-                Ok(f) => {
-                    self.scripts.insert(sha.to_string(), f.clone());
-                    f
-                }
-                Err(e) => {
-                    let msg = format!("ERR Error compiling script (new function): {}", syntax_text(&e));
-                    out.error(&msg);
-                    return Some("ERR".into());
-                }
-            },
         };
-        let to_table = |items: Vec<Bytes>| -> mlua::Result<Table> {
-            let t = self.lua.create_table_with_capacity(items.len(), 0)?;
-            for (i, k) in items.iter().enumerate() {
-                t.raw_set(i + 1, self.lua.create_string(k)?)?;
-            }
-            Ok(t)
-        };
-        let (k, a) = match (to_table(keys), to_table(argv)) {
-            (Ok(k), Ok(a)) => (k, a),
-            _ => {
-                out.error("ERR out of memory creating the script's arguments");
+        let (f, env) = match target {
+            Ok(t) => t,
+            Err(msg) => {
+                out.error(&msg);
                 return Some("ERR".into());
             }
         };
-        STATE.function.store(function, Ordering::Release);
-        STATE.running.store(true, Ordering::Release);
-        HOOK.set(Some(HookState {
-            start: SLICE_START.get().unwrap_or_else(Instant::now),
-            busy_ms,
-            shared: shared.clone(),
-        }));
-        let result = if function {
-            self.fcall.call::<MultiValue>((f, k, a))
-        } else {
-            self.run.call::<MultiValue>((f, k, a))
-        };
-        HOOK.set(None);
-        let resp_mode = CTX
-            .with(|c| c.borrow().as_ref().map(|c| c.resp))
-            .unwrap_or(Proto::Resp2);
-        let _ = resp_mode;
-        match result {
-            Ok(vals) => {
-                let ok = matches!(vals.front(), Some(Value::Boolean(true)));
-                let first = vals.get(1).cloned().unwrap_or(Value::Nil);
-                if ok {
-                    return convert::lua_to_reply(&first, out, 0);
-                }
-                let killed = STATE.kill.load(Ordering::Acquire);
-                let (mut msg, source, line) = match &first {
-                    Value::Table(t) => (
-                        t.raw_get::<Value>("err")
-                            .ok()
-                            .and_then(|v| match v {
-                                Value::String(s) => Some(s.to_string_lossy()),
-                                _ => None,
-                            })
-                            .unwrap_or_default(),
-                        t.raw_get::<Option<String>>("source").ok().flatten(),
-                        t.raw_get::<Value>("line").ok(),
-                    ),
-                    other => (format!("ERR {other:?}"), None, None),
-                };
-                if killed {
-                    msg = super::KILLED.to_string();
-                }
-                let msg = msg.strip_prefix('-').unwrap_or(&msg).to_string();
-                let line = match line {
-                    Some(Value::Integer(i)) => Some(i.to_string()),
-                    Some(Value::Number(n)) => Some((n as i64).to_string()),
-                    _ => None,
-                };
-                let text = match (source, line) {
-                    (Some(s), Some(l)) => format!("{msg} script: {sha}, on {s}:{l}."),
-                    _ => msg.clone(),
-                };
-                out.error(&text);
-                Some(msg.split(' ').next().unwrap_or("ERR").to_string())
+        let l = self.state;
+        let (keys_name, argv_name) = (self.keys_name.id(), self.argv_name.id());
+        // SAFETY: the C API on this VM's own state, on its thread; the stack is put back to
+        // `base` before returning. Pushes can only fail on out-of-memory (fatal, as in Redis).
+        unsafe {
+            let base = ffi::lua_gettop(l);
+            if ffi::lua_checkstack(l, 8) == 0 {
+                out.error("ERR Lua stack overflow");
+                return Some("ERR".into());
             }
-            Err(e) => {
-                out.error(&format!("ERR Error running script {sha}: {e}"));
-                Some("ERR".into())
-            }
+            ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, self.handler.id());
+            ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, f);
+            let nargs = CTX.with(|c| {
+                let ctx = c.borrow();
+                let (keys, argv) = ctx.args.as_slice()[3..].split_at(ctx.numkeys);
+                match env {
+                    Some(env) => {
+                        // An EVAL script reads KEYS and ARGV from its environment.
+                        ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, env);
+                        ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, keys_name);
+                        push_array(l, keys);
+                        ffi::lua_rawset(l, -3);
+                        ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, argv_name);
+                        push_array(l, argv);
+                        ffi::lua_rawset(l, -3);
+                        ffi::lua_settop(l, -2);
+                        0
+                    }
+                    None => {
+                        // A function gets them as arguments.
+                        push_array(l, keys);
+                        push_array(l, argv);
+                        2
+                    }
+                }
+            });
+            let status = ffi::lua_pcall(l, nargs, 1, base + 1);
+            let err = if status == 0 {
+                // Booleans follow the protocol the script last chose (redis.setresp).
+                let resp = CTX.with(|c| c.borrow().resp);
+                convert::write_reply(l, base + 2, out, resp, 0)
+            } else {
+                error_reply(l, base + 2, code.name(), out)
+            };
+            ffi::lua_settop(l, base);
+            err
         }
     }
+}
+
+/// Pushes a byte string.
+///
+/// # Safety
+/// A free stack slot.
+unsafe fn push_str(l: *mut ffi::lua_State, b: &[u8]) {
+    ffi::lua_pushlstring_(l, b.as_ptr() as *const _, b.len());
+}
+
+/// Pushes a Lua array of strings (KEYS, ARGV).
+///
+/// # Safety
+/// Two free stack slots.
+unsafe fn push_array(l: *mut ffi::lua_State, items: &[Bytes]) {
+    ffi::lua_createtable(l, items.len() as c_int, 0);
+    for (i, item) in items.iter().enumerate() {
+        push_str(l, item);
+        ffi::lua_rawseti_(l, -2, (i + 1) as c_int);
+    }
+}
+
+/// The string at `idx` (or a number, converted in place as Lua does), if it is one.
+///
+/// # Safety
+/// `idx` is a valid index; the slice lives as long as the value stays on the stack.
+unsafe fn to_bytes<'a>(l: *mut ffi::lua_State, idx: c_int) -> Option<&'a [u8]> {
+    let mut len = 0usize;
+    let p = ffi::lua_tolstring(l, idx, &mut len);
+    (!p.is_null()).then(|| std::slice::from_raw_parts(p as *const u8, len))
+}
+
+/// The field `key` of the table at `idx`, as a string.
+///
+/// # Safety
+/// A table at `idx`, one free stack slot; leaves the stack as it was.
+unsafe fn string_field(l: *mut ffi::lua_State, idx: c_int, key: &[u8]) -> Option<Vec<u8>> {
+    push_str(l, key);
+    ffi::lua_rawget_(l, idx);
+    let v = (ffi::lua_type(l, -1) == ffi::LUA_TSTRING).then(|| to_bytes(l, -1).unwrap_or_default().to_vec());
+    ffi::lua_settop(l, -2);
+    v
+}
+
+/// The reply of a script that raised: the error table the handler built (message, and the
+/// script's line where it has one), as Redis words it. Returns the error code.
+///
+/// # Safety
+/// The error value at `idx`, two free stack slots.
+unsafe fn error_reply(l: *mut ffi::lua_State, idx: c_int, name: &str, out: &mut Reply) -> Option<String> {
+    let killed = super::state().kill.load(Ordering::Acquire);
+    if ffi::lua_type(l, idx) != ffi::LUA_TTABLE {
+        let what = to_bytes(l, idx).map(String::from_utf8_lossy).unwrap_or_default();
+        out.error(&format!("ERR Error running script {name}: {what}"));
+        return Some("ERR".into());
+    }
+    let mut msg = string_field(l, idx, b"err")
+        .map(|m| String::from_utf8_lossy(&m).into_owned())
+        .unwrap_or_default();
+    let source = string_field(l, idx, b"source").map(|s| String::from_utf8_lossy(&s).into_owned());
+    push_str(l, b"line");
+    ffi::lua_rawget_(l, idx);
+    let line = (ffi::lua_type(l, -1) == ffi::LUA_TNUMBER).then(|| (ffi::lua_tonumber(l, -1) as i64).to_string());
+    ffi::lua_settop(l, -2);
+    if killed {
+        msg = super::KILLED.to_string();
+    }
+    let msg = msg.strip_prefix('-').unwrap_or(&msg).to_string();
+    let text = match (source, line) {
+        (Some(s), Some(line)) => format!("{msg} script: {name}, on {s}:{line}."),
+        _ => msg.clone(),
+    };
+    out.error(&text);
+    Some(msg.split(' ').next().unwrap_or("ERR").to_string())
 }
 
 /// `redis.*` besides call/pcall (which the prelude builds over `__basalt_call`).
@@ -848,7 +1091,7 @@ fn register_redis(lua: &Lua, redis: &Table) -> mlua::Result<()> {
                 Some(s) => s.as_bytes().to_vec(),
                 None => Vec::new(),
             };
-            Ok(super::sha1_hex(&bytes))
+            lua.create_string(super::sha1_hex(&bytes))
         })?,
     )?;
     redis.set(
@@ -898,11 +1141,7 @@ fn register_redis(lua: &Lua, redis: &Table) -> mlua::Result<()> {
                 3 => Proto::Resp3,
                 _ => return Err(mlua::Error::runtime("RESP version must be 2 or 3.")),
             };
-            CTX.with(|c| {
-                if let Some(c) = c.borrow_mut().as_mut() {
-                    c.resp = p;
-                }
-            });
+            CTX.with(|c| c.borrow_mut().resp = p);
             Ok(())
         })?,
     )?;
@@ -1071,7 +1310,16 @@ impl Vm {
         self.functions.clear();
         for lib in super::functions::libraries() {
             match self.load_library(&lib.code) {
-                Ok(fs) => self.functions.extend(fs.into_iter().map(|(i, f)| (i.name, f))),
+                Ok(fs) => {
+                    for (info, f) in fs {
+                        match self.lua.create_registry_value(f) {
+                            Ok(key) => {
+                                self.functions.insert(info.name, key);
+                            }
+                            Err(e) => tracing::warn!("function {} failed to load: {e}", info.name),
+                        }
+                    }
+                }
                 Err(e) => tracing::warn!("library {} failed to load: {e}", lib.name),
             }
         }
@@ -1089,21 +1337,31 @@ fn root_message(e: &mlua::Error) -> String {
     }
 }
 
-/// `redis.call`: a C function (not a Lua wrapper) so that `return redis.call(...)` keeps the
-/// script's frame for the error's line, as in Redis. It runs `basalt_call` and raises the
-/// error table it returns on failure.
-///
+/// `redis.call`: a C function (not a Lua wrapper), so that `return redis.call(...)` keeps
+/// the script's frame for the error's line, as in Redis; a failure raises its error table.
+unsafe extern "C-unwind" fn lua_redis_call(l: *mut ffi::lua_State) -> c_int {
+    redis_call_entry(l, true)
+}
+
+/// `redis.pcall`: as `redis.call`, but a failure returns its error table.
+unsafe extern "C-unwind" fn lua_redis_pcall(l: *mut ffi::lua_State) -> c_int {
+    redis_call_entry(l, false)
+}
+
 /// # Safety
-/// Called by Lua only. No Rust value with a destructor is live when `lua_error` longjmps.
-unsafe extern "C-unwind" fn raw_redis_call(l: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
-    use mlua::ffi;
-    let nargs = ffi::lua_gettop(l);
-    ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, c"basalt_call".as_ptr());
-    ffi::lua_insert(l, 1);
-    ffi::lua_call(l, nargs, 2);
-    if ffi::lua_toboolean(l, -2) != 0 {
+/// Called by Lua only. Every Rust value is dropped when `redis_call_raw` returns, so none
+/// is live when `lua_error` longjmps; a panic is caught before it reaches Lua's frames.
+unsafe fn redis_call_entry(l: *mut ffi::lua_State, raise: bool) -> c_int {
+    let failed = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| redis_call_raw(l))) {
+        Ok(failed) => failed,
+        Err(_) => {
+            push_error_table(l, b"ERR internal error while running the command");
+            true
+        }
+    };
+    if failed && raise {
         // Marked so that a Lua pcall around redis.call sees the message, as in Redis 7.0.
-        ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, c"basalt_raised".as_ptr());
+        ffi::lua_getfield_(l, ffi::LUA_REGISTRYINDEX, c"basalt_raised".as_ptr());
         ffi::lua_pushvalue(l, -2);
         ffi::lua_pushboolean(l, 1);
         ffi::lua_rawset(l, -3);
@@ -1113,71 +1371,149 @@ unsafe extern "C-unwind" fn raw_redis_call(l: *mut mlua::ffi::lua_State) -> std:
     1
 }
 
-/// `basalt_call(cmd, args...)`: returns (failed, value). A failure's value is the
-/// error table `{err = "..."}` the prelude raises (redis.call) or returns (redis.pcall).
-fn redis_call(lua: &Lua, args: MultiValue) -> mlua::Result<(bool, Value)> {
-    let it = args.into_iter();
-    let mut argv: Vec<Bytes> = Vec::with_capacity(it.len());
-    let fail = |lua: &Lua, msg: &str| -> mlua::Result<(bool, Value)> {
-        let t = lua.create_table()?;
-        t.raw_set("err", msg)?;
-        Ok((true, Value::Table(t)))
-    };
-    for v in it {
-        match v {
-            Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
-            Value::Integer(_) | Value::Number(_) => match lua.coerce_string(v)? {
-                Some(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
-                None => return fail(lua, "ERR Lua redis lib command arguments must be strings or integers"),
-            },
-            _ => return fail(lua, "ERR Lua redis lib command arguments must be strings or integers"),
+/// Pushes `{err = msg}`.
+///
+/// # Safety
+/// Lua's stack; grows it if needed.
+unsafe fn push_error_table(l: *mut ffi::lua_State, msg: &[u8]) {
+    ffi::lua_checkstack(l, 3);
+    ffi::lua_createtable(l, 0, 1);
+    push_str(l, b"err");
+    push_str(l, msg);
+    ffi::lua_rawset(l, -3);
+}
+
+/// The work of redis.call/pcall: takes the arguments from the stack, runs the command, and
+/// pushes its reply converted to Lua (an error table on failure). Returns true on failure.
+///
+/// # Safety
+/// Called from a Lua C function with its arguments on the stack.
+unsafe fn redis_call_raw(l: *mut ffi::lua_State) -> bool {
+    let n = ffi::lua_gettop(l);
+    // Arguments are strings, or numbers (converted in place, as lua_tolstring does).
+    let mut total = 0;
+    for i in 1..=n {
+        let t = ffi::lua_type(l, i);
+        if t == ffi::LUA_TNUMBER {
+            // Redis formats numbers with %.17g (lua_tolstring's %.14g loses precision).
+            let text = format_number(ffi::lua_tonumber(l, i));
+            push_str(l, &text);
+            ffi::lua_replace(l, i);
+        } else if t != ffi::LUA_TSTRING {
+            push_error_table(l, b"ERR Lua redis lib command arguments must be strings or integers");
+            return true;
         }
+        total += to_bytes(l, i).map_or(0, |b| b.len());
     }
-    if argv.is_empty() {
-        return fail(lua, "ERR Please specify at least one argument for this redis lib call");
+    if n == 0 {
+        push_error_table(l, b"ERR Please specify at least one argument for this redis lib call");
+        return true;
     }
-    if CTX.with(|c| c.borrow().is_none()) {
-        // Loading a library: Redis's loader has no redis.call at all.
-        let line = (0..8)
-            .filter_map(|lvl| {
-                lua.inspect_stack(lvl, |d| {
-                    let src = d.source();
-                    (src.source.as_deref() == Some("@user_function")).then(|| d.current_line().unwrap_or(0))
-                })
-                .flatten()
-            })
-            .next()
-            .unwrap_or(0);
-        return fail(
-            lua,
-            &format!("ERR user_function:{line}: Script attempted to access nonexistent global variable 'call'"),
-        );
-    }
-    let args = Args::new(argv);
+    // (A script paused on this thread leaves its context set: FUNCTION LOAD's check must
+    // not run commands in it.)
+    let loading = REGISTERING.with(|r| r.borrow().is_some());
     let reply = CTX.with(|c| {
-        let mut c = c.borrow_mut();
-        match c.as_mut() {
-            Some(ctx) => call(ctx, &args),
-            None => Err("ERR redis.call can not be used while loading a library".to_string()),
+        let mut ctx = c.borrow_mut();
+        if loading || ctx.lent.is_none() {
+            return None;
         }
+        let ctx = &mut *ctx;
+        // One buffer for all the arguments, reused once the command let go of them.
+        ctx.arena.reserve(total);
+        for i in 1..=n {
+            ctx.arena.extend_from_slice(to_bytes(l, i).unwrap_or_default());
+        }
+        let all = ctx.arena.split().freeze();
+        let mut argv = std::mem::take(&mut ctx.argv);
+        let mut at = 0;
+        for i in 1..=n {
+            let len = to_bytes(l, i).map_or(0, |b| b.len());
+            argv.push(all.slice(at..at + len));
+            at += len;
+        }
+        drop(all);
+        let args = Args::new(argv);
+        let reply = call(ctx, &args).map(|()| std::mem::take(&mut ctx.reply.buf));
+        let mut argv = args.into_vec();
+        argv.clear();
+        ctx.argv = argv;
+        Some(reply)
     });
+    let Some(reply) = reply else {
+        // Loading a library: Redis's loader has no redis.call at all.
+        let msg = format!(
+            "ERR user_function:{}: Script attempted to access nonexistent global variable 'call'",
+            library_line(l)
+        );
+        push_error_table(l, msg.as_bytes());
+        return true;
+    };
     match reply {
-        Err(msg) => fail(lua, &msg),
-        Ok((bytes, resp)) => {
-            let (v, _) = convert::reply_to_lua(lua, &bytes, 0, resp)?;
-            let failed = bytes.first() == Some(&b'-');
-            Ok((failed, v))
+        Err(msg) => {
+            push_error_table(l, msg.as_bytes());
+            true
+        }
+        Ok(mut buf) => {
+            let failed = buf.first() == Some(&b'-');
+            if convert::push_reply(l, &buf, 0).is_none() {
+                push_error_table(l, b"ERR reply too deep or malformed for Lua");
+            }
+            buf.clear();
+            CTX.with(|c| c.borrow_mut().reply.buf = buf);
+            failed
         }
     }
+}
+
+/// A number as Redis's luaArgsToRedisArgv writes it: C's `%.17g`.
+fn format_number(n: f64) -> Vec<u8> {
+    let mut buf = [0u8; 64];
+    // SAFETY: a NUL-terminated format with one double; snprintf writes at most buf.len()
+    // bytes, NUL included.
+    let len = unsafe { libc::snprintf(buf.as_mut_ptr() as *mut libc::c_char, buf.len(), c"%.17g".as_ptr(), n) };
+    buf[..(len.max(0) as usize).min(buf.len() - 1)].to_vec()
+}
+
+/// The line of the library code running now (for the error of redis.call at load time).
+///
+/// # Safety
+/// Called from a Lua C function.
+unsafe fn library_line(l: *mut ffi::lua_State) -> i32 {
+    for level in 0..8 {
+        let mut ar: ffi::lua_Debug = std::mem::zeroed();
+        if ffi::lua_getstack(l, level, &mut ar) == 0 {
+            break;
+        }
+        if ffi::lua_getinfo(l, c"Sl".as_ptr(), &mut ar) != 0
+            && !ar.source.is_null()
+            && std::ffi::CStr::from_ptr(ar.source).to_bytes() == b"@user_function"
+        {
+            return ar.currentline.max(0);
+        }
+    }
+    0
 }
 
 /// Blocking commands Redis 7.0 flags noscript (their specs here do not say so yet).
 const NOSCRIPT_7_0: &[&str] = &["blpop", "brpop", "blmove", "brpoplpush", "bzpopmin", "bzpopmax"];
 
-/// Runs one command for the script: the checks Redis's scriptCall makes, then the handler.
-/// Returns the reply bytes (in the script's RESP version), or an error raised before running.
-fn call(ctx: &mut RunCtx, args: &Args) -> Result<(BytesMut, Proto), String> {
-    let top = table::lookup(&args[0]).ok_or("ERR Unknown Redis command called from script")?;
+/// Runs one command for the script: the checks Redis's scriptCall makes, then the handler,
+/// whose reply (in the script's RESP version) is left in `ctx.reply`. Errs with an error
+/// raised before running.
+fn call(ctx: &mut RunCtx, args: &Args) -> Result<(), String> {
+    let top = match ctx.last_cmd {
+        // Scripts call the same few commands over and over, spelled the same way.
+        Some((name, len, cmd)) if name[..len as usize] == args[0] => cmd,
+        _ => {
+            let cmd = table::lookup(&args[0]).ok_or("ERR Unknown Redis command called from script")?;
+            if args[0].len() <= 16 {
+                let mut name = [0u8; 16];
+                name[..args[0].len()].copy_from_slice(&args[0]);
+                ctx.last_cmd = Some((name, args[0].len() as u8, cmd));
+            }
+            cmd
+        }
+    };
     let cmd = if top.spec.subcommands.is_empty() || (args.len() < 2 && !matches!(top.spec.run, Run::Container)) {
         top
     } else if args.len() < 2 {
@@ -1198,19 +1534,30 @@ fn call(ctx: &mut RunCtx, args: &Args) -> Result<(BytesMut, Proto), String> {
     if ctx.restart {
         return Err(RESTART.into());
     }
-    if matches!(cmd.spec.run, Run::Keyed(..)) || matches!(cmd.full_name.as_str(), "keys" | "dbsize") {
+    // With one shard every key is held and there is no scope to learn.
+    if ctx.lent().nshards() > 1
+        && (matches!(cmd.spec.run, Run::Keyed(..)) || matches!(cmd.full_name.as_str(), "keys" | "dbsize"))
+    {
         check_reach(ctx, cmd, args)?;
     }
-    if cmd.spec.has(flags::WRITE) {
-        STATE.wrote.store(true, Ordering::Release);
+    if cmd.spec.has(flags::WRITE) && !ctx.wrote {
+        ctx.state.wrote.store(true, Ordering::Release);
         ctx.wrote = true;
     }
-    let mut out = Reply::new(ctx.resp);
+    let mut out = std::mem::replace(&mut ctx.reply, Reply::new(ctx.resp));
+    out.buf.clear();
+    out.proto = ctx.resp;
     let start = Instant::now();
     let result = match cmd.spec.run {
         Run::Keyed(f, _) => {
+            // A rewrite in progress keeps its snapshot point-in-time: keys a write is about
+            // to change are serialized first (as for any command).
+            if ctx.rewriting {
+                crate::persist::rewrite::before_command_lent(ctx.lent(), cmd, args);
+            }
+            let lent = ctx.lent.as_mut().expect("a script is running");
             let mut ex = Exec {
-                ks: Keyspace::Lent(&mut ctx.lent),
+                ks: Keyspace::Lent(lent),
                 db: ctx.db,
                 now: ctx.now,
                 out: &mut out,
@@ -1224,13 +1571,17 @@ fn call(ctx: &mut RunCtx, args: &Args) -> Result<(BytesMut, Proto), String> {
             };
             let r = f(&mut ex, args);
             ctx.dirty += ex.dirty;
-            let shards: Vec<usize> = ctx.lent.shards().collect();
-            for s in shards {
-                ctx.effects.take_expired(ctx.lent.store(s));
+            let lent = ctx.lent.as_mut().expect("a script is running");
+            for s in 0..lent.nshards() {
+                if lent.holds(s) {
+                    ctx.effects.take_expired(lent.store(s));
+                }
             }
             r
         }
         Run::Conn(_) => conn_command(ctx, cmd, args, &mut out),
+        // Flagged noscript: refused above.
+        Run::Script(_) => Err(CmdError::Static("ERR This Redis command is not allowed from script")),
         Run::Container => Err(CmdError::WrongArity(cmd.full_name.clone())),
     };
     if let Err(e) = &result {
@@ -1241,7 +1592,8 @@ fn call(ctx: &mut RunCtx, args: &Args) -> Result<(BytesMut, Proto), String> {
         usec: start.elapsed().as_micros() as u64,
         err: result.as_ref().err().map(|e| e.code()),
     });
-    Ok((out.take(), ctx.resp))
+    ctx.reply = out;
+    Ok(())
 }
 
 /// What a call fails with once the run is void (see [`Done::restart`]); no client sees it.
@@ -1253,23 +1605,31 @@ const RESTART: &str = "ERR script run abandoned: it will run again holding every
 /// be repeated holding every shard. After a write it cannot be repeated (its writes are
 /// done), so the call fails; the script holds every shard from its next run on.
 fn check_reach(ctx: &mut RunCtx, cmd: &Cmd, args: &Args) -> Result<(), String> {
-    let nshards = ctx.lent.nshards();
+    let lent = ctx.lent.as_ref().expect("a script is running");
+    let nshards = lent.nshards();
     let mut foreign: Option<Bytes> = None;
+    let (args_all, numkeys) = (&ctx.args, ctx.numkeys);
+    let declared = &args_all.as_slice()[3..3 + numkeys];
+    let mut undeclared = false;
     // KEYS and DBSIZE read every shard the script holds: they need them all.
     let wide = cmd.spec.wide.is_some_and(|w| w(args)) || matches!(cmd.full_name.as_str(), "keys" | "dbsize");
+    let holds_all = (0..nshards).all(|s| lent.holds(s));
     let found = crate::command::keys::for_each_key(cmd.spec.key_specs, args, |i| {
         let key = args.bytes(i);
-        if !ctx.declared.iter().any(|k| k == key) {
-            ctx.undeclared = true;
+        // Declared keys live on the shards held (the run was placed by them).
+        if declared.iter().any(|k| k == key) {
+            return;
         }
-        if foreign.is_none() && !ctx.lent.holds(crate::shard::slot::shard_of(key, nshards)) {
+        undeclared = true;
+        if foreign.is_none() && !holds_all && !lent.holds(crate::shard::slot::shard_of(key, nshards)) {
             foreign = Some(key.clone());
         }
     });
+    ctx.undeclared |= undeclared;
     if wide || found.is_err() {
         // Keys the specs cannot name (SORT ... BY/GET patterns): any shard may be touched.
         ctx.undeclared = true;
-        if (0..nshards).all(|s| ctx.lent.holds(s)) {
+        if holds_all {
             return Ok(());
         }
         foreign = Some(args.bytes(0).clone());
@@ -1295,11 +1655,13 @@ fn conn_command(ctx: &mut RunCtx, cmd: &Cmd, args: &Args, out: &mut Reply) -> Re
     match cmd.full_name.as_str() {
         "keys" => {
             let now = ctx.now;
-            let shards: Vec<usize> = ctx.lent.shards().collect();
+            let db = ctx.db;
+            let lent = ctx.lent();
+            let shards: Vec<usize> = lent.shards().collect();
             let mut found = Vec::new();
             for s in shards {
                 found.extend(crate::families::keys::keys_matching(
-                    &ctx.lent.store(s).dbs[ctx.db],
+                    &lent.store(s).dbs[db],
                     now,
                     &args[1],
                 ));
@@ -1311,8 +1673,10 @@ fn conn_command(ctx: &mut RunCtx, cmd: &Cmd, args: &Args, out: &mut Reply) -> Re
             Ok(())
         }
         "dbsize" => {
-            let shards: Vec<usize> = ctx.lent.shards().collect();
-            let n: usize = shards.into_iter().map(|s| ctx.lent.store(s).dbs[ctx.db].len()).sum();
+            let db = ctx.db;
+            let lent = ctx.lent();
+            let shards: Vec<usize> = lent.shards().collect();
+            let n: usize = shards.into_iter().map(|s| lent.store(s).dbs[db].len()).sum();
             out.int(n as i64);
             Ok(())
         }

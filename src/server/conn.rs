@@ -189,6 +189,13 @@ async fn serve_client(client: &mut Client, stream: &mut TcpStream) {
             super::pubsub::drain_into(&handle, &mut client.out, end);
         }
         if !client.out.is_empty() {
+            // Let the other connections whose input arrived in this turn run first, so
+            // their replies leave together (as Redis writes in beforeSleep): a client that
+            // gets a burst of replies wakes once, not once per reply. Each wakeup of a
+            // sleeping client costs the sender an IPI; with costly batches (scripts) sent
+            // one at a time, the server woke redis-benchmark 4x as often as redis-server
+            // did.
+            glommio::executor().yield_now().await;
             let out = client.out.take();
             local.stats.borrow_mut().net_output_bytes += out.len() as u64;
             if stream.write_all(&out).await.is_err() {

@@ -18,8 +18,9 @@ use bytes::Bytes;
 
 use crate::command::keys::{for_each_key, key_positions};
 use crate::command::table::{self, Cmd};
-use crate::command::{flags, Args, Exec, Keyspace, Multi, Run};
+use crate::command::{flags, Args, Exec, Keyspace, Multi, Run, ScriptCall};
 use crate::error::CmdError;
+use crate::families::scripting::{self, Here};
 use crate::persist::Effects;
 use crate::resp::{parse_int_reply, Proto, Reply};
 use crate::server::client::{Client, ReplyMode};
@@ -38,6 +39,13 @@ enum Route {
         positions: Vec<usize>,
     },
     Conn(&'static Cmd),
+    /// A script: sent to the shard it may run on holding only that shard (like a keyed
+    /// command), or, with none, run by this shard reserving (see `families::scripting`).
+    Script {
+        cmd: &'static Cmd,
+        call: ScriptCall,
+        shard: Option<usize>,
+    },
 }
 
 /// Per-command context that travels with a batch to another shard.
@@ -155,6 +163,16 @@ fn check(client: &Client, args: &Args) -> Result<Route, CmdError> {
             Ok(Route::MultiShard { cmd, shards, positions })
         }
         Run::Conn(_) => Ok(Route::Conn(cmd)),
+        Run::Script(call) => Ok(Route::Script {
+            cmd,
+            call,
+            // Inside MULTI it is only queued: nothing to place (and the script is not
+            // looked at before EXEC, as in Redis).
+            shard: match client.multi {
+                Some(_) => None,
+                None => scripting::placement(&client.shard, call, args),
+            },
+        }),
         Run::Container => Err(CmdError::WrongArity(cmd.full_name.clone())),
     }
 }
@@ -393,10 +411,14 @@ impl Pipeline {
         }
         let mark = client.out.len();
         let route = check(client, &args);
-        if let Ok(Route::Keyed { cmd, .. } | Route::MultiShard { cmd, .. } | Route::Conn(cmd)) = &route {
+        if let Ok(
+            Route::Keyed { cmd, .. } | Route::MultiShard { cmd, .. } | Route::Conn(cmd) | Route::Script { cmd, .. },
+        ) = &route
+        {
             // EXEC (and the scripts) carry the writes of the commands they run.
             self.wrote |= cmd.spec.has(flags::WRITE | flags::MAY_REPLICATE)
-                || matches!(cmd.spec.name, "exec" | "eval" | "evalsha" | "fcall");
+                || cmd.spec.name == "exec"
+                || matches!(cmd.spec.run, Run::Script(call) if !call.read_only);
         }
         // MONITOR shows commands once they ran (with the database they left selected), as
         // Redis 7's call() does; commands rejected before running are not shown.
@@ -409,7 +431,10 @@ impl Pipeline {
             .load(std::sync::atomic::Ordering::Relaxed)
             > 0
         {
-            if let Ok(Route::Keyed { cmd, .. } | Route::MultiShard { cmd, .. } | Route::Conn(cmd)) = &route {
+            if let Ok(
+                Route::Keyed { cmd, .. } | Route::MultiShard { cmd, .. } | Route::Conn(cmd) | Route::Script { cmd, .. },
+            ) = &route
+            {
                 monitored = Some((*cmd, args.clone()));
             }
         }
@@ -436,9 +461,12 @@ impl Pipeline {
             match &route {
                 // A command rejected while queueing dooms the transaction (EXECABORT).
                 Err(_) => client.multi_error = true,
-                Ok(Route::Keyed { cmd, .. } | Route::MultiShard { cmd, .. } | Route::Conn(cmd))
-                    if !crate::families::transactions::runs_inside_multi(cmd) =>
-                {
+                Ok(
+                    Route::Keyed { cmd, .. }
+                    | Route::MultiShard { cmd, .. }
+                    | Route::Conn(cmd)
+                    | Route::Script { cmd, .. },
+                ) if !crate::families::transactions::runs_inside_multi(cmd) => {
                     self.flush(client).await;
                     crate::families::transactions::queue(client, cmd, args);
                     apply_reply_mode(client, mark);
@@ -494,6 +522,42 @@ impl Pipeline {
                     return;
                 }
             }
+            Ok(Route::Script {
+                cmd,
+                call,
+                shard: Some(shard),
+            }) => {
+                client.handle.last_cmd.set(cmd.full_name.as_str());
+                if shard == client.shard.id
+                    && self.run.cmds.is_empty()
+                    && client.shard.is_open()
+                    && !crate::scripting::vm::in_use()
+                {
+                    let ctx = BatchCtx::of(client);
+                    let sh = client.shard.clone();
+                    let start = chained.unwrap_or_else(Instant::now);
+                    match scripting::run_here(&sh, cmd, call, args, &ctx, &mut client.out, start) {
+                        Here::Done(end) => self.last_end = Some(end),
+                        Here::Later(rx) => finish_later(client, cmd, call, rx).await,
+                        Here::Elsewhere(args) => run_reserving(client, cmd, call, args).await,
+                    }
+                } else {
+                    if shard != self.run.target && !self.run.cmds.is_empty() {
+                        self.flush(client).await;
+                    }
+                    self.run.target = shard;
+                    self.run.cmds.push((cmd, args));
+                    if let Some((cmd, args)) = monitored {
+                        super::conn::feed_monitors(client, cmd, &args).await;
+                    }
+                    return;
+                }
+            }
+            Ok(Route::Script { cmd, call, shard: None }) => {
+                self.flush(client).await;
+                client.handle.last_cmd.set(cmd.full_name.as_str());
+                run_reserving(client, cmd, call, args).await;
+            }
             Ok(Route::MultiShard { cmd, shards, positions }) => {
                 self.flush(client).await;
                 client.handle.last_cmd.set(cmd.full_name.as_str());
@@ -541,56 +605,174 @@ impl Pipeline {
         }
     }
 
-    /// Sends the pending run to its shard and appends the replies.
+    /// Sends the pending run to its shard and appends the replies. A script in the run that
+    /// pauses, or cannot run there, stops the run: its reply is awaited (or it runs
+    /// reserving from here), then the rest of the run goes.
     async fn flush(&mut self, client: &mut Client) {
         if self.run.cmds.is_empty() {
             return;
         }
-        let cmds = std::mem::take(&mut self.run.cmds);
+        let mut cmds = std::mem::take(&mut self.run.cmds);
         let target = self.run.target;
         self.run.target = usize::MAX;
-        let ctx = BatchCtx::of(client);
-        let n = cmds.len();
-        let marks_needed = client.reply_mode != ReplyMode::On;
-        let result = client
-            .shard
-            .hop(target, move |sh| {
-                let mut out = Reply::with_capacity(ctx.proto, 64 * n);
-                let mut ends = Vec::new();
-                let mut t = Instant::now();
-                for (cmd, args) in &cmds {
-                    t = exec_keyed_at(sh, cmd, args, &ctx, &mut out, t);
-                    if marks_needed {
-                        ends.push(out.len());
+        while !cmds.is_empty() {
+            let ctx = BatchCtx::of(client);
+            let n = cmds.len();
+            let marks_needed = client.reply_mode != ReplyMode::On;
+            let result = client
+                .shard
+                .hop(target, move |sh| run_batch(sh, cmds, &ctx, marks_needed))
+                .await;
+            let batch = match result {
+                Ok(batch) => batch,
+                Err(e) => {
+                    for _ in 0..n {
+                        client.out.error(&e.to_string());
                     }
+                    return;
                 }
-                sh.flush_effects();
-                (out.take(), ends, super::pubsub::take_events())
-            })
-            .await;
-        match result {
-            Ok((bytes, ends, events)) => {
-                super::pubsub::publish_events(&client.shard, events).await;
-                if marks_needed {
-                    // CLIENT REPLY OFF/SKIP: replies are dropped one by one, so split them.
-                    let mut start = 0;
-                    for end in ends {
-                        let mark = client.out.len();
-                        client.out.raw(&bytes[start..end]);
-                        apply_reply_mode(client, mark);
-                        start = end;
-                    }
-                } else {
-                    client.out.raw(&bytes);
+            };
+            super::pubsub::publish_events(&client.shard, batch.events).await;
+            if marks_needed {
+                // CLIENT REPLY OFF/SKIP: replies are dropped one by one, so split them.
+                let mut start = 0;
+                for end in batch.ends {
+                    let mark = client.out.len();
+                    client.out.raw(&batch.bytes[start..end]);
+                    apply_reply_mode(client, mark);
+                    start = end;
                 }
+            } else {
+                client.out.raw(&batch.bytes);
             }
-            Err(e) => {
-                for _ in 0..n {
-                    client.out.error(&e.to_string());
+            cmds = match batch.stopped {
+                None => break,
+                Some(Stopped::Later { cmd, call, rx, rest }) => {
+                    let mark = client.out.len();
+                    finish_later(client, cmd, call, rx).await;
+                    apply_reply_mode(client, mark);
+                    rest
                 }
-            }
+                Some(Stopped::Elsewhere { cmd, call, args, rest }) => {
+                    let mark = client.out.len();
+                    run_reserving(client, cmd, call, args).await;
+                    apply_reply_mode(client, mark);
+                    rest
+                }
+            };
         }
     }
+}
+
+/// The replies of a run of commands executed on one shard.
+struct BatchOut {
+    bytes: bytes::BytesMut,
+    /// Where each command's reply ends (only with CLIENT REPLY OFF/SKIP).
+    ends: Vec<usize>,
+    events: super::pubsub::Events,
+    /// A script that stopped the run, and the commands after it (not run).
+    stopped: Option<Stopped>,
+}
+
+enum Stopped {
+    /// It paused: its result comes on `rx`.
+    Later {
+        cmd: &'static Cmd,
+        call: ScriptCall,
+        rx: futures_channel::oneshot::Receiver<Result<scripting::Finished, Args>>,
+        rest: Vec<(&'static Cmd, Args)>,
+    },
+    /// It could not run there: the home shard runs it reserving.
+    Elsewhere {
+        cmd: &'static Cmd,
+        call: ScriptCall,
+        args: Args,
+        rest: Vec<(&'static Cmd, Args)>,
+    },
+}
+
+/// Runs a run of commands on their shard `sh`, in order.
+fn run_batch(sh: &Rc<Shard>, cmds: Vec<(&'static Cmd, Args)>, ctx: &BatchCtx, marks_needed: bool) -> BatchOut {
+    let mut out = Reply::with_capacity(ctx.proto, 64 * cmds.len());
+    let mut ends = Vec::new();
+    let mut stopped = None;
+    let mut t = Instant::now();
+    let mut cmds = cmds.into_iter();
+    while let Some((cmd, args)) = cmds.next() {
+        if let Run::Script(call) = cmd.spec.run {
+            match scripting::run_here(sh, cmd, call, args, ctx, &mut out, t) {
+                Here::Done(end) => t = end,
+                Here::Later(rx) => {
+                    stopped = Some(Stopped::Later {
+                        cmd,
+                        call,
+                        rx,
+                        rest: cmds.collect(),
+                    });
+                    break;
+                }
+                Here::Elsewhere(args) => {
+                    stopped = Some(Stopped::Elsewhere {
+                        cmd,
+                        call,
+                        args,
+                        rest: cmds.collect(),
+                    });
+                    break;
+                }
+            }
+        } else {
+            t = exec_keyed_at(sh, cmd, &args, ctx, &mut out, t);
+        }
+        if marks_needed {
+            ends.push(out.len());
+        }
+    }
+    sh.flush_effects();
+    BatchOut {
+        bytes: out.take(),
+        ends,
+        events: super::pubsub::take_events(),
+        stopped,
+    }
+}
+
+/// A script that paused on its shard: waits for its result (or runs it reserving, if its
+/// run turned out void).
+async fn finish_later(
+    client: &mut Client,
+    cmd: &'static Cmd,
+    call: ScriptCall,
+    rx: futures_channel::oneshot::Receiver<Result<scripting::Finished, Args>>,
+) {
+    match rx.await {
+        Ok(Ok(finished)) => {
+            super::pubsub::publish_events(&client.shard, finished.events).await;
+            client.out.raw(&finished.reply);
+        }
+        Ok(Err(args)) => run_reserving(client, cmd, call, args).await,
+        Err(_) => client.out.error("ERR the script's task stopped"),
+    }
+}
+
+/// A script run by the home shard reserving the shards it needs, counted here.
+async fn run_reserving(client: &mut Client, cmd: &'static Cmd, call: ScriptCall, args: Args) {
+    let start = Instant::now();
+    let record_args = args.clone();
+    let result = scripting::run_script(client, call, args).await;
+    if let Err(e) = &result {
+        client.out.error(&e.to_string());
+    }
+    let sh = client.shard.clone();
+    record(
+        &sh,
+        cmd,
+        start,
+        result.as_ref().err(),
+        0,
+        &record_args,
+        &BatchCtx::of(client),
+    );
 }
 
 /// CLIENT REPLY OFF|SKIP: drop what the last command wrote.

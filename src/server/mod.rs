@@ -124,6 +124,8 @@ pub struct CachedConfig {
     pub notify: u32,
     /// client-output-buffer-limit pubsub.
     pub pubsub_obuf: crate::config::ObufLimit,
+    /// busy-reply-threshold in ms (0: scripts never turn busy).
+    pub busy_reply_threshold: u64,
 }
 
 impl CachedConfig {
@@ -161,6 +163,7 @@ impl CachedConfig {
             },
             notify: c.notify_keyspace_events.0,
             pubsub_obuf: c.client_output_buffer_limit.pubsub,
+            busy_reply_threshold: c.busy_reply_threshold,
         }
     }
 }

@@ -671,11 +671,16 @@ thread_local! {
     static SCRIPT_SERVER: RefCell<Option<std::sync::Arc<super::ServerShared>>> = const { RefCell::new(None) };
 }
 
-/// Called before a script runs: PUBLISH reads this server's directory,
-/// keyspace events follow its `notify-keyspace-events`.
-pub fn enter_script(shared: &std::sync::Arc<super::ServerShared>) {
-    set_notify_flags(shared.config.read().notify_keyspace_events.0);
-    SCRIPT_SERVER.with(|s| *s.borrow_mut() = Some(shared.clone()));
+/// Called before a script runs: PUBLISH reads this server's directory, keyspace events
+/// follow `notify` (the shard's cached `notify-keyspace-events`).
+pub fn enter_script(notify: u32, shared: &std::sync::Arc<super::ServerShared>) {
+    set_notify_flags(notify);
+    SCRIPT_SERVER.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.as_ref().is_none_or(|known| !std::sync::Arc::ptr_eq(known, shared)) {
+            *s = Some(shared.clone());
+        }
+    });
 }
 
 /// PUBLISH / SPUBLISH from a script (run on the shard thread, holding its shards): the exact
@@ -895,6 +900,19 @@ impl Events {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+}
+
+/// Puts events taken with [`take_events`] back in front of any recorded since: a script
+/// that pauses keeps its events apart while the thread serves others.
+pub fn restore_events(events: Events) {
+    if events.0.is_empty() {
+        return;
+    }
+    EVENTS.with(|e| {
+        let mut e = e.borrow_mut();
+        let later = std::mem::replace(&mut *e, events.0);
+        e.extend(later);
+    });
 }
 
 /// Takes this thread's recorded events.

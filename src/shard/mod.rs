@@ -55,7 +55,14 @@ unsafe impl Send for StorePtr {}
 pub struct Lent {
     txn: u64,
     nshards: usize,
-    stores: Vec<Option<StorePtr>>,
+    stores: Stores,
+}
+
+/// One shard (a script or command sent to its shard, the commonest case: no allocation),
+/// or any set of them.
+enum Stores {
+    One(usize, StorePtr),
+    Many(Vec<Option<StorePtr>>),
 }
 
 impl Lent {
@@ -68,9 +75,12 @@ impl Lent {
 
     /// A reserved shard's whole store.
     pub fn store(&mut self, shard: usize) -> &mut Store {
-        let ptr = self.stores[shard]
-            .as_ref()
-            .expect("key on a shard the coordinator did not reserve");
+        let ptr = match &self.stores {
+            Stores::One(s, ptr) if *s == shard => Some(ptr),
+            Stores::One(..) => None,
+            Stores::Many(v) => v[shard].as_ref(),
+        }
+        .expect("key on a shard the coordinator did not reserve");
         // SAFETY: we hold the reservation (see StorePtr); `&mut self` makes this the only
         // live reference handed out.
         unsafe { &mut *ptr.0 }
@@ -82,15 +92,14 @@ impl Lent {
 
     /// True if the coordinator holds `shard`.
     pub fn holds(&self, shard: usize) -> bool {
-        self.stores.get(shard).is_some_and(|s| s.is_some())
+        match &self.stores {
+            Stores::One(s, _) => *s == shard,
+            Stores::Many(v) => v.get(shard).is_some_and(|s| s.is_some()),
+        }
     }
 
     pub fn shards(&self) -> impl Iterator<Item = usize> + '_ {
-        self.stores
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.is_some())
-            .map(|(i, _)| i)
+        (0..self.nshards).filter(|&s| self.holds(s))
     }
 }
 
@@ -114,6 +123,8 @@ pub struct Shard {
     store: RefCell<Store>,
     gate: Gate,
     mesh: Senders<Msg>,
+    /// Numbers this shard's own holds ([`Shard::hold_own`]).
+    own_txns: Cell<u64>,
     /// Everything else a shard owns (clients, stats, config cache, effects): the server layer.
     pub local: crate::server::ShardLocal,
 }
@@ -126,6 +137,7 @@ impl Shard {
             store: RefCell::new(store),
             gate: Gate::default(),
             mesh,
+            own_txns: Cell::new(0),
             local,
         }
     }
@@ -232,16 +244,10 @@ impl Shard {
     /// step: ascending order, one at a time, so coordinators never deadlock.
     pub async fn reserve(self: &Rc<Self>, shards: &[usize]) -> Result<Lent, CmdError> {
         // Only this shard, and nothing queued at its gate: take it now (no op, no channel).
-        if shards == [self.id] && self.is_open() && self.gate.queue.borrow().is_empty() {
-            let txn = NEXT_TXN.fetch_add(1, Ordering::Relaxed);
-            self.gate.holder.set(txn);
-            let mut stores: Vec<Option<StorePtr>> = (0..self.nshards).map(|_| None).collect();
-            stores[self.id] = Some(StorePtr(self.store.as_ptr()));
-            return Ok(Lent {
-                txn,
-                nshards: self.nshards,
-                stores,
-            });
+        if shards == [self.id] {
+            if let Some(lent) = self.hold_own() {
+                return Ok(lent);
+            }
         }
         let mut order: Vec<usize> = shards.to_vec();
         order.sort_unstable();
@@ -250,7 +256,7 @@ impl Shard {
         let mut lent = Lent {
             txn,
             nshards: self.nshards,
-            stores: (0..self.nshards).map(|_| None).collect(),
+            stores: Stores::Many((0..self.nshards).map(|_| None).collect()),
         };
         for s in order {
             let (tx, rx) = oneshot::channel::<StorePtr>();
@@ -266,7 +272,11 @@ impl Shard {
                 Err(e) => Err(e),
             };
             match got {
-                Ok(ptr) => lent.stores[s] = Some(ptr),
+                Ok(ptr) => {
+                    if let Stores::Many(v) = &mut lent.stores {
+                        v[s] = Some(ptr);
+                    }
+                }
                 Err(e) => {
                     self.release(lent).await;
                     return Err(e);
@@ -276,8 +286,42 @@ impl Shard {
         Ok(lent)
     }
 
+    /// Closes this shard's gate for a step run on its own thread (a script run here): no
+    /// op, no message. None if the gate is held, or ops wait at it (they go first).
+    pub fn hold_own(&self) -> Option<Lent> {
+        if !self.is_open() || !self.gate.queue.borrow().is_empty() {
+            return None;
+        }
+        // This shard's own numbering: no atomic that every shard's scripts would share.
+        // (Reservations count up from 1 in NEXT_TXN and never reach 2^48.)
+        let n = self.own_txns.get().wrapping_add(1) & ((1 << 48) - 1);
+        self.own_txns.set(n);
+        let txn = ((self.id as u64 + 1) << 48) | n;
+        self.gate.holder.set(txn);
+        Some(Lent {
+            txn,
+            nshards: self.nshards,
+            stores: Stores::One(self.id, StorePtr(self.store.as_ptr())),
+        })
+    }
+
+    /// Opens the gate [`Shard::hold_own`] closed: blocked clients the step's writes made
+    /// ready are served, then the ops that queued meanwhile run.
+    pub fn release_own(self: &Rc<Self>, lent: Lent) {
+        debug_assert!(lent.holds(self.id) && self.gate.holder.get() == lent.txn);
+        self.gate.holder.set(0);
+        if self.with_store(|st| st.blocked_waiters) > 0 {
+            crate::server::blocking::serve_ready(self);
+        }
+        self.drain();
+    }
+
     /// Gives reserved shards back; their queued ops run.
     pub async fn release(self: &Rc<Self>, lent: Lent) {
+        if lent.txn >> 48 == self.id as u64 + 1 {
+            self.release_own(lent);
+            return;
+        }
         let txn = lent.txn;
         for s in lent.shards().collect::<Vec<_>>() {
             // Clients blocked on keys the coordinator's command filled are served now,
