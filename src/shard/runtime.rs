@@ -567,7 +567,7 @@ async fn shard_main(
             wake_shard
                 .local
                 .durable
-                .wake(&wake_shard.local.shared.persist, wake_shard.id);
+                .wake(&wake_shard.local.shared.persist, &core, wake_shard.id);
         }
     });
 
