@@ -530,6 +530,10 @@ impl Effects {
     /// before a command's own effects and after every command, so a replay deletes them
     /// exactly where the live server did.
     pub fn take_expired(&mut self, store: &mut crate::store::Store) {
+        if store.expired_queued.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        store.expired_queued.store(0, Ordering::Relaxed);
         for (i, db) in store.dbs.iter_mut().enumerate() {
             if !db.expired.is_empty() {
                 for k in db.expired.drain(..) {
@@ -1311,6 +1315,26 @@ mod tests {
             want.extend_from_slice(b"\r\n");
         }
         assert_eq!(&e.take(0).unwrap().bytes[..], &want[..]);
+    }
+
+    #[test]
+    fn keys_expired_in_any_database_become_dels_once() {
+        use crate::store::{Str, Value};
+        let mut store = crate::store::Store::new(16);
+        let mut e = Effects::new(true);
+        for (db, key) in [(7, &b"a"[..]), (15, &b"b"[..])] {
+            store.dbs[db].set(key, Value::Str(Str::from_set(b"v")), false);
+            assert!(store.dbs[db].set_expire(key, 1));
+            assert!(!store.dbs[db].contains(key, 2), "expired on access");
+        }
+        e.take_expired(&mut store);
+        let dels = e.take(0).unwrap().bytes;
+        assert_eq!(
+            &dels[..],
+            &b"*2\r\n$6\r\nSELECT\r\n$1\r\n7\r\n*2\r\n$3\r\nDEL\r\n$1\r\na\r\n*2\r\n$6\r\nSELECT\r\n$2\r\n15\r\n*2\r\n$3\r\nDEL\r\n$1\r\nb\r\n"[..]
+        );
+        e.take_expired(&mut store);
+        assert!(e.is_empty(), "drained once");
     }
 
     #[test]
