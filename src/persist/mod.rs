@@ -140,9 +140,9 @@ impl Core {
         }
     }
 
-    /// A connection starts waiting for its (cut) writes to be durable.
-    fn wait_started(&self) {
-        let n = self.awaiting.fetch_add(1, Ordering::SeqCst) + 1;
+    /// `n` connections start waiting for their (cut) writes to be durable.
+    fn wait_started(&self, n: usize) {
+        let n = self.awaiting.fetch_add(n, Ordering::SeqCst) + n;
         let g = self.gather.load(Ordering::SeqCst);
         if g != 0 && n >= g {
             // The group the writer waits for is complete.
@@ -319,16 +319,21 @@ pub fn misconf(errno: i32) -> String {
 /// cut for rewrites and `appendonly`, serving a blocked client, shutdown.
 #[derive(Default)]
 pub struct Durable {
-    waiters: RefCell<Vec<(u64, Waker)>>,
-    /// Connections whose effects were still pending: they wait for the next cut.
-    cut_waiters: RefCell<Vec<Waker>>,
-    /// Cuts so far, and the ticket after the latest one.
-    cuts: Cell<u64>,
-    cut_end: Cell<u64>,
+    /// Connections holding their replies, each with the ticket its writes need durable
+    /// (shared with its wait): woken once, when that ticket is durable.
+    waiters: RefCell<Vec<(Target, Waker)>>,
+    /// How many of them wait for the next cut (their target is NEXT_CUT).
+    uncut: Cell<usize>,
     /// A cut is due at the end of this turn; the cutter task's waker while it sleeps.
     cut_due: Cell<bool>,
     cutter: RefCell<Option<Waker>>,
 }
+
+/// A waiting connection's target ticket: everything below it must be durable.
+type Target = std::rc::Rc<Cell<u64>>;
+/// The target of a connection whose effects are still pending: the ticket after the next
+/// cut, which the cut fills in (without waking it).
+const NEXT_CUT: u64 = u64::MAX;
 
 impl Durable {
     /// Asks for a cut at the end of this executor turn (once, however many ask).
@@ -354,47 +359,50 @@ impl Durable {
         .await
     }
 
-    /// Notes that the pending effects were cut with `ticket`.
-    pub fn cut_taken(&self, ticket: u64) {
-        self.cuts.set(self.cuts.get() + 1);
-        self.cut_end.set(ticket + 1);
-        for w in self.cut_waiters.borrow_mut().drain(..) {
-            w.wake();
+    /// Notes that the pending effects were cut with `ticket`: the connections waiting for
+    /// the cut now wait for that ticket to be durable.
+    pub fn cut_taken(&self, ticket: u64, stats: &PersistStats, core: Option<&Core>, shard: usize) {
+        let uncut = self.uncut.replace(0);
+        if uncut == 0 {
+            return;
         }
-    }
-
-    /// Waits for the next cut of the pending effects; the ticket after it.
-    async fn next_cut(&self) -> u64 {
-        let seen = self.cuts.get();
-        self.schedule_cut();
-        std::future::poll_fn(|cx| {
-            if self.cuts.get() > seen {
-                Poll::Ready(self.cut_end.get())
-            } else {
-                self.cut_waiters.borrow_mut().push(cx.waker().clone());
-                Poll::Pending
+        for (target, _) in self.waiters.borrow().iter() {
+            if target.get() == NEXT_CUT {
+                target.set(ticket + 1);
             }
-        })
-        .await
+        }
+        if let Some(core) = core {
+            core.wait_started(uncut);
+        }
+        // Asks the core for a signal (the record is not even sent yet, so none is missed).
+        stats.want.fetch_or(1 << (shard % 64), Ordering::SeqCst);
     }
 
-    /// Waits until every record with a ticket below `target` is durable.
-    pub async fn wait(&self, stats: &PersistStats, core: Option<&Core>, shard: usize, target: u64) {
+    /// Waits until every record with a ticket below `target` is durable; with NEXT_CUT,
+    /// until the next cut has filled it in and then that.
+    async fn wait(&self, stats: &PersistStats, core: Option<&Core>, shard: usize, target: Target) {
         let mut registered = false;
         std::future::poll_fn(|cx| {
-            if stats.durable.load(Ordering::Acquire) >= target {
+            let t = target.get();
+            if t != NEXT_CUT && stats.durable.load(Ordering::Acquire) >= t {
                 return Poll::Ready(());
             }
             if !registered {
                 registered = true;
-                self.waiters.borrow_mut().push((target, cx.waker().clone()));
-                if let Some(core) = core {
-                    core.wait_started();
+                self.waiters.borrow_mut().push((target.clone(), cx.waker().clone()));
+                if t == NEXT_CUT {
+                    self.uncut.set(self.uncut.get() + 1);
+                    self.schedule_cut();
+                } else if let Some(core) = core {
+                    core.wait_started(1);
                 }
+            }
+            if t == NEXT_CUT {
+                return Poll::Pending;
             }
             stats.want.fetch_or(1 << (shard % 64), Ordering::SeqCst);
             // The core may have published between the check and the flag: look again.
-            if stats.durable.load(Ordering::SeqCst) >= target {
+            if stats.durable.load(Ordering::SeqCst) >= t {
                 return Poll::Ready(());
             }
             Poll::Pending
@@ -409,7 +417,7 @@ impl Durable {
             let done = stats.durable.load(Ordering::SeqCst);
             let before = w.len();
             w.retain(|(target, waker)| {
-                if *target <= done {
+                if target.get() <= done {
                     waker.wake_by_ref();
                     false
                 } else {
@@ -417,7 +425,8 @@ impl Durable {
                 }
             });
             core.waits_ended(before - w.len());
-            if w.is_empty() {
+            if w.len() == self.uncut.get() {
+                // Nobody waits for the core (the rest wait for a cut, which asks again).
                 return;
             }
             stats.want.fetch_or(1 << (shard % 64), Ordering::SeqCst);
@@ -438,15 +447,17 @@ pub async fn wait_durable(local: &crate::server::ShardLocal, shard: usize) {
     }
     let stats = &local.shared.persist;
     // Every ticket this batch caused elsewhere (a remote batch's cut, a MULTI ... EXEC
-    // record) was taken before now, so it is below both targets.
+    // record) was taken before now, so it is below either target.
     let target = if local.effects.borrow().is_empty() {
-        TICKETS.load(Ordering::SeqCst)
+        let t = TICKETS.load(Ordering::SeqCst);
+        if stats.durable.load(Ordering::Acquire) >= t {
+            return;
+        }
+        t
     } else {
-        local.durable.next_cut().await
+        NEXT_CUT
     };
-    if stats.durable.load(Ordering::Acquire) >= target {
-        return;
-    }
+    let target = std::rc::Rc::new(Cell::new(target));
     local.durable.wait(stats, local.persist.as_deref(), shard, target).await;
 }
 
@@ -1275,16 +1286,30 @@ mod tests {
     }
 
     #[test]
-    fn pending_effects_are_acknowledged_after_the_next_cut() {
+    fn pending_effects_are_acknowledged_once_their_cut_is_durable() {
         let d = Durable::default();
+        let stats = PersistStats::new();
+        let core = Core::new(1);
         let mut cx = std::task::Context::from_waker(Waker::noop());
-        let mut wait = std::pin::pin!(d.next_cut());
+        let target = std::rc::Rc::new(Cell::new(NEXT_CUT));
+        let mut wait = std::pin::pin!(d.wait(&stats, Some(&core), 0, target.clone()));
         assert!(wait.as_mut().poll(&mut cx).is_pending());
-        // The wait asked for a cut at the end of the turn, and only a cut ends it.
+        // The wait asked for a cut at the end of the turn; durability alone does not end it.
         assert!(d.cut_due.get());
+        stats.durable.store(1000, Ordering::SeqCst);
         assert!(wait.as_mut().poll(&mut cx).is_pending());
-        d.cut_taken(41);
-        assert_eq!(wait.as_mut().poll(&mut cx), Poll::Ready(42));
+        stats.durable.store(0, Ordering::SeqCst);
+        d.cut_taken(41, &stats, Some(&core), 0);
+        assert_eq!(target.get(), 42);
+        assert_eq!(core.awaiting.load(Ordering::SeqCst), 1);
+        assert_ne!(stats.want.load(Ordering::SeqCst), 0, "the core is asked for a signal");
+        stats.durable.store(41, Ordering::SeqCst);
+        d.wake(&stats, &core, 0);
+        assert!(wait.as_mut().poll(&mut cx).is_pending());
+        stats.durable.store(42, Ordering::SeqCst);
+        d.wake(&stats, &core, 0);
+        assert_eq!(core.awaiting.load(Ordering::SeqCst), 0);
+        assert!(wait.as_mut().poll(&mut cx).is_ready());
     }
 
     #[test]

@@ -744,7 +744,10 @@ impl Shard {
         let Some(record) = self.local.effects.borrow_mut().take(self.id) else {
             return;
         };
-        self.local.durable.cut_taken(record.ticket);
+        let local = &self.local;
+        local
+            .durable
+            .cut_taken(record.ticket, &local.shared.persist, local.persist.as_deref(), self.id);
         if let Some(core) = self.local.persist.as_ref() {
             core.send(record);
         }
