@@ -19,7 +19,7 @@
 //! - [`families`]: the commands, one file per family.
 //! - [`shard`]: executors, the hop API, reservations for multi-shard atomic commands, start-up.
 //! - [`server`]: listeners, connections, dispatch, clients, INFO, stats.
-//! - [`persist`]: the persistence core: write effects, the persistence executor, the Redis 7
+//! - [`persist`]: the persistence core: write effects, the persistence thread, the Redis 7
 //!   multi-part AOF (loading, check-aof, forkless BGREWRITEAOF).
 //! - [`config`]: redis.conf and command-line parsing, CONFIG GET/SET/REWRITE.
 //!

@@ -321,16 +321,8 @@ fn send_effects(sh: &Rc<Shard>, mut effects: Effects) {
             control: None,
         }
     };
-    let Some(tx) = sh.local.persist.as_ref() else { return };
-    // A full channel: a task waits for room; nothing is dropped.
-    if let Err(glommio::GlommioError::WouldBlock(glommio::ResourceType::Channel(record))) = tx.try_send(record) {
-        let sh = sh.clone();
-        glommio::spawn_local(async move {
-            if let Some(tx) = sh.local.persist.as_ref() {
-                let _ = tx.send(record).await;
-            }
-        })
-        .detach();
+    if let Some(core) = sh.local.persist.as_ref() {
+        core.send(record);
     }
 }
 

@@ -98,10 +98,10 @@ fn is_local(c: &Client) -> bool {
 
 /// Sends effects computed on the coordinator (while it holds the shards) to the
 /// persistence core, before the shards are released, so the file order is a valid order.
-async fn send_effects(c: &Client, mut effects: Effects) {
+fn send_effects(c: &Client, mut effects: Effects) {
     let sh = &c.shard;
-    if let (Some(tx), Some(record)) = (sh.local.persist.as_ref(), effects.take(sh.id)) {
-        let _ = tx.send(record).await;
+    if let (Some(core), Some(record)) = (sh.local.persist.as_ref(), effects.take(sh.id)) {
+        core.send(record);
     }
 }
 
@@ -169,7 +169,7 @@ async fn flush(c: &mut Client, a: &Args, db: Option<usize>) -> Result<(), CmdErr
     let mut effects = Effects::new(sh.local.effects.borrow().is_enabled());
     let argv: Vec<&[u8]> = a.as_slice().iter().map(|b| &b[..]).collect();
     effects.push(c.db, &argv);
-    send_effects(c, effects).await;
+    send_effects(c, effects);
     sh.release(lent).await;
     free_dbs(old, removed, lazy);
     sh.local.stats.borrow_mut().dirty += removed as u64;
@@ -221,7 +221,7 @@ fn swapdb(c: &mut Client, a: Args) -> LocalFuture<'_> {
         }
         let mut effects = Effects::new(sh.local.effects.borrow().is_enabled());
         effects.push(c.db, &[b"SWAPDB", &a[1], &a[2]]);
-        send_effects(c, effects).await;
+        send_effects(c, effects);
         sh.release(lent).await;
         sh.local.stats.borrow_mut().dirty += 1;
         c.out.ok();

@@ -1,36 +1,41 @@
 //! The persistence core. Shards describe the *effects* of their writes as RESP commands in
 //! deterministic form (relative expiry as absolute PXAT, and so on), batch them per shard,
-//! and send them to the persistence executor, which owns all disk I/O and appends them to a
-//! Redis 7 multi-part AOF ([`aof`]); [`load`] reads it back at start-up.
+//! and send them to the persistence core (a thread, [`Core`] and [`run`]), which owns all
+//! disk I/O and appends them to a Redis 7 multi-part AOF ([`aof`]); [`load`] reads it back
+//! at start-up.
 //!
-//! Order: every record takes a ticket from one process-wide counter when it is cut, on the
-//! shard that cuts it, and the executor writes records in ticket order. A multi-shard
-//! command's MULTI ... EXEC record is cut before its shards are released, so it is ordered
-//! after every earlier write of those shards and before every later one, whatever channel
-//! each record travels on.
+//! Records: a shard's effects stay pending in its buffer until they are *cut*: they take a
+//! ticket from one process-wide counter and travel to the core as one record. A shard
+//! cuts once per executor turn (Redis writes its AOF buffer once per event-loop iteration,
+//! in beforeSleep), so one record, one write(2) and one wake-up carry every command and
+//! every connection of the turn; and earlier wherever something must be ordered after
+//! them (see [`Durable`]).
 //!
-//! Acknowledgement: a connection whose batch ran a write reads the ticket counter and waits
-//! until the executor has published `durable` past it: written to the kernel (`everysec`,
-//! `no`) or fsynced (`always`, group commit: one fsync covers every record written since
-//! the previous one). The executor wakes waiting shards through a channel per shard, only
-//! when a shard asked to be woken.
+//! Order: the core writes records in ticket order. A multi-shard command's MULTI ... EXEC
+//! record is cut while its shards are reserved, and reserving a shard cuts its pending
+//! effects first, so that record is ordered after every earlier write of those shards and
+//! before every later one, whatever order the records arrive in.
+//!
+//! Acknowledgement: a connection whose batch ran a write waits for the cut of its pending
+//! effects (if they are still pending), then until the core has published `durable`
+//! past that ticket: written to the kernel (`everysec`, `no`) or fsynced (`always`, group
+//! commit: one fsync covers every record written since the previous one). The core
+//! signals a shard only when one of its connections waits.
 
 pub mod aof;
 pub mod load;
 pub mod rdb;
 pub mod rewrite;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fs::File;
 use std::io::Write;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 
 use crate::config::Fsync;
 use crate::store::value::itoa_buf;
@@ -49,11 +54,11 @@ pub struct Record {
     pub bytes: Bytes,
     /// Number of commands in `bytes` (SELECTs included).
     pub commands: u64,
-    /// An instruction to the executor, applied at this ticket's place in the file order.
+    /// An instruction to the core, applied at this ticket's place in the file order.
     pub control: Option<Control>,
 }
 
-/// What a rewrite, or `CONFIG SET appendonly`, asks of the persistence executor (see
+/// What a rewrite, or `CONFIG SET appendonly`, asks of the persistence core (see
 /// [`rewrite`]). `gen` names the rewrite: an `Install` is only honoured after the
 /// `Rotate`/`Start` of the same rewrite (a rewrite cancelled by `appendonly no` cannot
 /// install its base later).
@@ -82,13 +87,137 @@ pub const AOF_OFF: u8 = 0;
 pub const AOF_ON: u8 = 1;
 pub const AOF_WAIT_REWRITE: u8 = 2;
 
-pub type RecordSender = ConnectedSender<Record>;
-pub type RecordReceiver = ConnectedReceiver<Record>;
-/// The executor's "progress was published" signal to one shard.
-pub type WakeSender = ConnectedSender<()>;
-pub type WakeReceiver = ConnectedReceiver<()>;
+/// The way between the shards and the persistence core's thread: records in, a "progress
+/// was published" signal out to each shard.
+///
+/// The core is a plain thread that sleeps in `park` (a futex), not a glommio executor: it
+/// does one thing per wake-up (take the records, write them, publish), and an executor's
+/// turn (its three rings polled, timers re-armed, a membarrier before sleeping) cost
+/// ~40 µs of CPU per record, which the shard pays when both share a CPU. Waking it is an
+/// atomic swap, plus one futex wake when it sleeps.
+pub struct Core {
+    inbox: Mutex<Inbox>,
+    writer: OnceLock<std::thread::Thread>,
+    signals: Vec<Signal>,
+    /// Connections (every shard) whose records are cut and that wait for them to be durable.
+    awaiting: AtomicUsize,
+    /// While the writer gathers a group commit (`always`): wake it when `awaiting` reaches
+    /// this; records arriving meanwhile do not wake it. 0: not gathering.
+    gather: AtomicUsize,
+}
 
-/// What the persistence executor publishes: progress for waiting connections, and the
+struct Inbox {
+    records: Vec<Record>,
+    /// Shards that have not closed their side yet (0: shut down).
+    open: usize,
+}
+
+impl Core {
+    pub fn new(nshards: usize) -> Arc<Core> {
+        Arc::new(Core {
+            inbox: Mutex::new(Inbox {
+                records: Vec::new(),
+                open: nshards,
+            }),
+            writer: OnceLock::new(),
+            signals: (0..nshards).map(|_| Signal::default()).collect(),
+            awaiting: AtomicUsize::new(0),
+            gather: AtomicUsize::new(0),
+        })
+    }
+
+    fn inbox(&self) -> MutexGuard<'_, Inbox> {
+        // Nothing panics while holding it; a poisoned lock still holds consistent records.
+        self.inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Hands a record to the core (never blocks: the inbox grows while the disk is slow,
+    /// like Redis's aof_buf).
+    pub fn send(&self, rec: Record) {
+        self.inbox().records.push(rec);
+        if self.gather.load(Ordering::SeqCst) == 0 {
+            self.unpark();
+        }
+    }
+
+    /// `n` connections start waiting for their (cut) writes to be durable.
+    fn wait_started(&self, n: usize) {
+        let n = self.awaiting.fetch_add(n, Ordering::SeqCst) + n;
+        let g = self.gather.load(Ordering::SeqCst);
+        if g != 0 && n >= g {
+            // The group the writer waits for is complete.
+            self.unpark();
+        }
+    }
+
+    /// `n` connections got their replies released.
+    fn waits_ended(&self, n: usize) {
+        self.awaiting.fetch_sub(n, Ordering::SeqCst);
+    }
+
+    /// A shard is done sending (shutdown): the core ends once every shard is.
+    pub fn close(&self) {
+        self.inbox().open -= 1;
+        self.unpark();
+    }
+
+    fn unpark(&self) {
+        if let Some(t) = self.writer.get() {
+            t.unpark();
+        }
+    }
+
+    /// The core's side: moves what arrived into `into`; true once every shard has closed.
+    pub(crate) fn take(&self, into: &mut Vec<Record>) -> bool {
+        let mut inbox = self.inbox();
+        std::mem::swap(into, &mut inbox.records);
+        inbox.open == 0
+    }
+
+    /// Shard `shard`'s progress signal.
+    pub fn signal(&self, shard: usize) -> &Signal {
+        &self.signals[shard]
+    }
+}
+
+/// The persistence core's "progress was published" signal to one shard's executor.
+#[derive(Default)]
+pub struct Signal {
+    raised: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl Signal {
+    fn waker(&self) -> MutexGuard<'_, Option<Waker>> {
+        self.waker.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn raise(&self) {
+        self.raised.store(true, Ordering::SeqCst);
+        if let Some(w) = self.waker().take() {
+            w.wake();
+        }
+    }
+
+    /// Waits (on the shard's executor) until the signal was raised since the last wait.
+    pub async fn wait(&self) {
+        std::future::poll_fn(|cx| {
+            if self.raised.swap(false, Ordering::SeqCst) {
+                return Poll::Ready(());
+            }
+            *self.waker() = Some(cx.waker().clone());
+            // Raised between the swap and the waker's registration: it found no waker.
+            if self.raised.swap(false, Ordering::SeqCst) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
+/// What the persistence core publishes: progress for waiting connections, and the
 /// values INFO persistence shows.
 #[derive(Default)]
 pub struct PersistStats {
@@ -179,23 +308,101 @@ pub fn misconf(errno: i32) -> String {
     format!("MISCONF Errors writing to the AOF file: {}", strerror(errno))
 }
 
-/// A shard's connections waiting for their writes to become durable.
+/// A shard's side of acknowledgements: when its pending effects are cut, and the
+/// connections holding replies until their writes are durable.
+///
+/// Pending effects are cut at the end of the executor turn that left them (the cutter task,
+/// woken by [`Durable::schedule_cut`], runs after the tasks the turn had already queued), or
+/// earlier at an ordering point, where something must take its place in the file after
+/// them: a coordinator reserving the shard, the end of a batch run for another shard, any
+/// op this shard sends to another (a connection's commands may continue there), the AOF's
+/// cut for rewrites and `appendonly`, serving a blocked client, shutdown.
 #[derive(Default)]
 pub struct Durable {
-    waiters: RefCell<Vec<(u64, Waker)>>,
+    /// Connections holding their replies, each with the ticket its writes need durable
+    /// (shared with its wait): woken once, when that ticket is durable.
+    waiters: RefCell<Vec<(Target, Waker)>>,
+    /// How many of them wait for the next cut (their target is NEXT_CUT).
+    uncut: Cell<usize>,
+    /// A cut is due at the end of this turn; the cutter task's waker while it sleeps.
+    cut_due: Cell<bool>,
+    cutter: RefCell<Option<Waker>>,
 }
 
+/// A waiting connection's target ticket: everything below it must be durable.
+type Target = std::rc::Rc<Cell<u64>>;
+/// The target of a connection whose effects are still pending: the ticket after the next
+/// cut, which the cut fills in (without waking it).
+const NEXT_CUT: u64 = u64::MAX;
+
 impl Durable {
-    /// Waits until every record with a ticket below `target` is durable.
-    pub async fn wait(&self, stats: &PersistStats, shard: usize, target: u64) {
+    /// Asks for a cut at the end of this executor turn (once, however many ask).
+    pub fn schedule_cut(&self) {
+        if !self.cut_due.replace(true) {
+            if let Some(w) = self.cutter.take() {
+                w.wake();
+            }
+        }
+    }
+
+    /// The cutter task's wait: resolves when a cut was scheduled. Woken tasks run in the
+    /// order they were woken, so the cut comes after the connections the turn had queued.
+    pub async fn cut_due(&self) {
         std::future::poll_fn(|cx| {
-            if stats.durable.load(Ordering::Acquire) >= target {
+            if self.cut_due.replace(false) {
+                Poll::Ready(())
+            } else {
+                *self.cutter.borrow_mut() = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    /// Notes that the pending effects were cut with `ticket`: the connections waiting for
+    /// the cut now wait for that ticket to be durable.
+    pub fn cut_taken(&self, ticket: u64, stats: &PersistStats, core: Option<&Core>, shard: usize) {
+        let uncut = self.uncut.replace(0);
+        if uncut == 0 {
+            return;
+        }
+        for (target, _) in self.waiters.borrow().iter() {
+            if target.get() == NEXT_CUT {
+                target.set(ticket + 1);
+            }
+        }
+        if let Some(core) = core {
+            core.wait_started(uncut);
+        }
+        // Asks the core for a signal (the record is not even sent yet, so none is missed).
+        stats.want.fetch_or(1 << (shard % 64), Ordering::SeqCst);
+    }
+
+    /// Waits until every record with a ticket below `target` is durable; with NEXT_CUT,
+    /// until the next cut has filled it in and then that.
+    async fn wait(&self, stats: &PersistStats, core: Option<&Core>, shard: usize, target: Target) {
+        let mut registered = false;
+        std::future::poll_fn(|cx| {
+            let t = target.get();
+            if t != NEXT_CUT && stats.durable.load(Ordering::Acquire) >= t {
                 return Poll::Ready(());
             }
-            self.waiters.borrow_mut().push((target, cx.waker().clone()));
+            if !registered {
+                registered = true;
+                self.waiters.borrow_mut().push((target.clone(), cx.waker().clone()));
+                if t == NEXT_CUT {
+                    self.uncut.set(self.uncut.get() + 1);
+                    self.schedule_cut();
+                } else if let Some(core) = core {
+                    core.wait_started(1);
+                }
+            }
+            if t == NEXT_CUT {
+                return Poll::Pending;
+            }
             stats.want.fetch_or(1 << (shard % 64), Ordering::SeqCst);
-            // The executor may have published between the check and the flag: look again.
-            if stats.durable.load(Ordering::SeqCst) >= target {
+            // The core may have published between the check and the flag: look again.
+            if stats.durable.load(Ordering::SeqCst) >= t {
                 return Poll::Ready(());
             }
             Poll::Pending
@@ -203,20 +410,23 @@ impl Durable {
         .await
     }
 
-    /// Wakes the connections whose target was reached (on the executor's signal).
-    pub fn wake(&self, stats: &PersistStats, shard: usize) {
+    /// Wakes the connections whose target was reached (on the core's signal).
+    pub fn wake(&self, stats: &PersistStats, core: &Core, shard: usize) {
         let mut w = self.waiters.borrow_mut();
         loop {
             let done = stats.durable.load(Ordering::SeqCst);
+            let before = w.len();
             w.retain(|(target, waker)| {
-                if *target <= done {
+                if target.get() <= done {
                     waker.wake_by_ref();
                     false
                 } else {
                     true
                 }
             });
-            if w.is_empty() {
+            core.waits_ended(before - w.len());
+            if w.len() == self.uncut.get() {
+                // Nobody waits for the core (the rest wait for a cut, which asks again).
                 return;
             }
             stats.want.fetch_or(1 << (shard % 64), Ordering::SeqCst);
@@ -230,16 +440,25 @@ impl Durable {
 }
 
 /// Holds a reply until the writes before it are durable (a no-op when the AOF is off).
+/// Effects still pending are cut at the end of this turn, with every other connection's.
 pub async fn wait_durable(local: &crate::server::ShardLocal, shard: usize) {
     if !local.cfg.borrow().appendonly {
         return;
     }
     let stats = &local.shared.persist;
-    let target = TICKETS.load(Ordering::SeqCst);
-    if stats.durable.load(Ordering::Acquire) >= target {
-        return;
-    }
-    local.durable.wait(stats, shard, target).await;
+    // Every ticket this batch caused elsewhere (a remote batch's cut, a MULTI ... EXEC
+    // record) was taken before now, so it is below either target.
+    let target = if local.effects.borrow().is_empty() {
+        let t = TICKETS.load(Ordering::SeqCst);
+        if stats.durable.load(Ordering::Acquire) >= t {
+            return;
+        }
+        t
+    } else {
+        NEXT_CUT
+    };
+    let target = std::rc::Rc::new(Cell::new(target));
+    local.durable.wait(stats, local.persist.as_deref(), shard, target).await;
 }
 
 /// A shard's pending write effects.
@@ -251,14 +470,25 @@ pub struct Effects {
     commands: u64,
 }
 
-fn put_bulk(buf: &mut BytesMut, b: &[u8]) {
-    let mut n = itoa_buf::Buf::new();
-    buf.put_u8(b'$');
-    buf.put_slice(n.format(b.len() as i64));
-    buf.put_slice(b"\r\n");
-    buf.put_slice(b);
-    buf.put_slice(b"\r\n");
+/// Appends a RESP header: `prefix`, `n` in decimal, CRLF. Lengths below 100 (nearly all)
+/// are one fixed-size copy: an effect is mostly such headers, and a call to memmove for each
+/// two-byte piece cost more than the rest of its encoding.
+fn put_header(buf: &mut BytesMut, prefix: u8, n: usize) {
+    if n < 10 {
+        buf.extend_from_slice(&[prefix, b'0' + n as u8, b'\r', b'\n']);
+    } else if n < 100 {
+        buf.extend_from_slice(&[prefix, b'0' + (n / 10) as u8, b'0' + (n % 10) as u8, b'\r', b'\n']);
+    } else {
+        let mut digits = itoa_buf::Buf::new();
+        buf.put_u8(prefix);
+        buf.extend_from_slice(digits.format(n as i64));
+        buf.extend_from_slice(b"\r\n");
+    }
 }
+
+/// What a shard keeps reserved for its next record after a cut, at most: records of a busy
+/// turn are alike, and a buffer grown by doubling copies itself on the way.
+const RECORD_RESERVE_MAX: usize = 64 * 1024;
 
 impl Effects {
     pub fn new(enabled: bool) -> Effects {
@@ -293,12 +523,12 @@ impl Effects {
     }
 
     fn push_raw(&mut self, args: &[&[u8]]) {
-        let mut n = itoa_buf::Buf::new();
-        self.buf.put_u8(b'*');
-        self.buf.put_slice(n.format(args.len() as i64));
-        self.buf.put_slice(b"\r\n");
+        self.buf.reserve(16 + args.iter().map(|a| a.len() + 16).sum::<usize>());
+        put_header(&mut self.buf, b'*', args.len());
         for a in args {
-            put_bulk(&mut self.buf, a);
+            put_header(&mut self.buf, b'$', a.len());
+            self.buf.extend_from_slice(a);
+            self.buf.extend_from_slice(b"\r\n");
         }
         self.commands += 1;
     }
@@ -311,6 +541,10 @@ impl Effects {
     /// before a command's own effects and after every command, so a replay deletes them
     /// exactly where the live server did.
     pub fn take_expired(&mut self, store: &mut crate::store::Store) {
+        if store.expired_queued.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        store.expired_queued.store(0, Ordering::Relaxed);
         for (i, db) in store.dbs.iter_mut().enumerate() {
             if !db.expired.is_empty() {
                 for k in db.expired.drain(..) {
@@ -328,17 +562,19 @@ impl Effects {
         }
         let commands = std::mem::take(&mut self.commands);
         self.db = None;
+        let bytes = self.buf.split().freeze();
+        self.buf.reserve(bytes.len().min(RECORD_RESERVE_MAX));
         Some(Record {
             shard,
             ticket: TICKETS.fetch_add(1, Ordering::SeqCst),
-            bytes: self.buf.split().freeze(),
+            bytes,
             commands,
             control: None,
         })
     }
 }
 
-/// The AOF the executor appends to, opened (or created) at start-up.
+/// The AOF the core appends to, opened (or created) at start-up.
 pub struct AofFile {
     pub paths: aof::Paths,
     pub manifest: aof::Manifest,
@@ -355,11 +591,6 @@ struct Queue {
     next: u64,
     /// Bytes in ticket order, not yet written.
     buf: Vec<u8>,
-    /// Receivers still open (0: every shard has closed its channel: shut down).
-    open: usize,
-    /// Something arrived (or closed) since the writer last looked.
-    woken: bool,
-    waker: Option<Waker>,
 }
 
 impl Queue {
@@ -372,7 +603,6 @@ impl Queue {
         } else {
             self.early.insert(rec.ticket, rec);
         }
-        self.poke();
     }
 
     fn append(&mut self, rec: Record) {
@@ -382,16 +612,9 @@ impl Queue {
         }
         self.next = rec.ticket + 1;
     }
-
-    fn poke(&mut self) {
-        self.woken = true;
-        if let Some(w) = self.waker.take() {
-            w.wake();
-        }
-    }
 }
 
-/// The background fsync of `everysec` (Redis's BIO_AOF_FSYNC thread): the executor keeps
+/// The background fsync of `everysec` (Redis's BIO_AOF_FSYNC thread): the core keeps
 /// writing while the disk syncs.
 struct Bio {
     tx: std::sync::mpsc::Sender<(Arc<File>, u64)>,
@@ -399,7 +622,9 @@ struct Bio {
 }
 
 impl Bio {
-    fn start(shared: Arc<crate::server::ServerShared>) -> Bio {
+    /// `writer`: the core's thread, woken when an fsync lands (writes postponed behind it
+    /// resume at once).
+    fn start(shared: Arc<crate::server::ServerShared>, writer: std::thread::Thread) -> Bio {
         let (tx, rx) = std::sync::mpsc::channel::<(Arc<File>, u64)>();
         let busy = Arc::new(AtomicUsize::new(0));
         let b = busy.clone();
@@ -422,6 +647,7 @@ impl Bio {
                 }
                 stats.pending_fsync.fetch_sub(1, Ordering::SeqCst);
                 b.fetch_sub(1, Ordering::SeqCst);
+                writer.unpark();
             }
         });
         if let Err(e) = spawned {
@@ -450,13 +676,15 @@ impl Bio {
     }
 }
 
-/// How often the writer looks at the clock when nothing arrives: the once-a-second fsync,
-/// retries after a write error, and the 2 s postponement rule are checked at this pace.
-/// It is short because it is also a safety net: under CPU contention glommio sometimes
-/// misses the cross-thread wake of a shared channel (measured: with 100 ms here, 0.1% of
-/// SETs waited ~100 ms for their record to be noticed; with 2 ms the p99.9 is back to the
-/// level of the server without AOF). Idle cost: 500 wake-ups a second of this thread.
-const TICK: Duration = Duration::from_millis(2);
+/// After a failed write, the next try comes this much later (not on every arrival).
+const WRITE_RETRY: Duration = Duration::from_millis(100);
+/// `everysec`'s fsync period, and Redis's limit on postponing a write behind a slow fsync.
+const FSYNC_EVERY: Duration = Duration::from_secs(1);
+const POSTPONE_MAX: Duration = Duration::from_secs(2);
+/// The longest the core sleeps with nothing to do (a wake-up a second costs nothing).
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+/// The longest a group commit waits for its group, whatever the last fdatasync took.
+const MAX_GATHER: Duration = Duration::from_millis(5);
 /// Redis's rate limit on repeated write error logs.
 const WRITE_ERROR_LOG_EVERY: Duration = Duration::from_secs(30);
 
@@ -467,24 +695,29 @@ struct Writer {
     /// The AOF's directory and manifest (None: no AOF).
     aof: Option<(aof::Paths, aof::Manifest)>,
     bio: Bio,
-    wake: Vec<WakeSender>,
+    core: Arc<Core>,
     /// Size of the incremental file after the last complete write (a short write is cut
     /// back to it, so the file never holds half a record).
     incr_size: u64,
     postponed_since: Option<Instant>,
     last_fsync: Instant,
     last_error_log: Option<Instant>,
-    /// When the last failed write was tried: after an error, writes are retried once a
-    /// TICK, not on every arrival.
+    /// When the last failed write was tried: after an error, writes are retried every
+    /// WRITE_RETRY, not on every arrival.
     last_failure: Option<Instant>,
     /// The rewrite whose Rotate (or Start) succeeded and whose Install has not come yet.
     rotated: Option<u64>,
     /// The incr file's size must be read again before the next write: a start-up load
-    /// (which runs while the executor is up) may have cut a truncated tail.
+    /// (which runs while the core is up) may have cut a truncated tail.
     resize: bool,
     /// `appendonly yes` was set at run time and the first base is not installed yet: the
     /// incr file is the temporary one and the manifest does not name it.
     starting: bool,
+    /// `always`'s group commit: the connections the last fdatasync released (the group to
+    /// wait for), how long it took, and the end of the current wait for the group.
+    group: usize,
+    last_sync_took: Duration,
+    gather_until: Option<Instant>,
 }
 
 impl Writer {
@@ -510,7 +743,7 @@ impl Writer {
                     self.postponed_since = Some(Instant::now());
                     return false;
                 }
-                Some(t) if t.elapsed() < Duration::from_secs(2) => return false,
+                Some(t) if t.elapsed() < POSTPONE_MAX => return false,
                 Some(_) => {
                     stats.delayed_fsync.fetch_add(1, Ordering::Relaxed);
                     tracing::info!("Asynchronous AOF fsync is taking too long (disk is busy?). Writing the AOF buffer without waiting for fsync to complete, this may slow down Redis.");
@@ -577,10 +810,9 @@ impl Writer {
         stats.durable.fetch_max(durable, Ordering::SeqCst);
         let want = stats.want.swap(0, Ordering::SeqCst);
         if want != 0 {
-            for (i, tx) in self.wake.iter().enumerate() {
+            for (i, signal) in self.core.signals.iter().enumerate() {
                 if want & (1 << (i % 64)) != 0 {
-                    // A full channel already holds a signal the shard has yet to read.
-                    let _ = tx.try_send(());
+                    signal.raise();
                 }
             }
         }
@@ -797,7 +1029,7 @@ impl Writer {
     fn maybe_fsync(&mut self) {
         let stats = &self.shared.persist;
         let Some(file) = &self.file else { return };
-        if self.policy() != Fsync::EverySec || self.last_fsync.elapsed() < Duration::from_secs(1) {
+        if self.policy() != Fsync::EverySec || self.last_fsync.elapsed() < FSYNC_EVERY {
             return;
         }
         let written = stats.written.load(Ordering::SeqCst);
@@ -820,56 +1052,36 @@ fn write_all(mut file: &File, mut buf: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The persistence executor: receives every shard's records until all shards close their
-/// senders (shutdown), appends them to the AOF in ticket order, fsyncs as `appendfsync`
-/// says, publishes progress, and at shutdown writes and fsyncs what is left.
+/// The persistence core's thread: takes every shard's records until all shards have closed
+/// (shutdown), appends them to the AOF in ticket order, fsyncs as `appendfsync` says,
+/// publishes progress, and at shutdown writes and fsyncs what is left.
 ///
-/// File I/O is plain write(2)/fdatasync(2) on this executor's own thread: only the
-/// persistence core ever waits for the disk, and records keep queueing in the channels
-/// meanwhile, so each write carries everything that arrived during the previous one.
-pub async fn run(
-    receivers: Vec<RecordReceiver>,
-    wake: Vec<WakeSender>,
-    shared: Arc<crate::server::ServerShared>,
-    aof: Option<AofFile>,
-) {
-    let q = Rc::new(RefCell::new(Queue {
+/// File I/O is plain write(2)/fdatasync(2) on this thread: only the persistence core ever
+/// waits for the disk, and records keep arriving in the inbox meanwhile, so each write
+/// carries everything that arrived during the previous one. Under `always` that is the
+/// group commit: the fdatasync runs here, and the next one covers every record that
+/// arrived while it ran, from every shard and connection.
+pub fn run(core: Arc<Core>, shared: Arc<crate::server::ServerShared>, aof: Option<AofFile>) {
+    let _ = core.writer.set(std::thread::current());
+    let mut q = Queue {
         early: Default::default(),
         controls: Vec::new(),
         next: 0,
         buf: Vec::new(),
-        open: receivers.len(),
-        woken: false,
-        waker: None,
-    }));
-    for rx in receivers {
-        let (q, shared) = (q.clone(), shared.clone());
-        glommio::spawn_local(async move {
-            let stats = &shared.persist;
-            while let Some(rec) = rx.recv().await {
-                stats.records.fetch_add(1, Ordering::Relaxed);
-                stats.commands.fetch_add(rec.commands, Ordering::Relaxed);
-                stats.bytes.fetch_add(rec.bytes.len() as u64, Ordering::Relaxed);
-                q.borrow_mut().push(rec);
-            }
-            let mut q = q.borrow_mut();
-            q.open -= 1;
-            q.poke();
-        })
-        .detach();
-    }
+    };
     let (file, aof) = match aof {
         Some(a) => (Some(Arc::new(a.file)), Some((a.paths, a.manifest))),
         None => (None, None),
     };
     let incr_size = file.as_ref().and_then(|f| f.metadata().ok()).map_or(0, |m| m.len());
-    shared.persist.aof_open.store(file.is_some(), Ordering::SeqCst);
+    let stats = &shared.persist;
+    stats.aof_open.store(file.is_some(), Ordering::SeqCst);
     let mut w = Writer {
-        bio: Bio::start(shared.clone()),
+        bio: Bio::start(shared.clone(), std::thread::current()),
+        core: core.clone(),
         shared: shared.clone(),
         file,
         aof,
-        wake,
         incr_size,
         postponed_since: None,
         last_fsync: Instant::now(),
@@ -878,67 +1090,28 @@ pub async fn run(
         rotated: None,
         starting: false,
         resize: true,
+        group: 0,
+        last_sync_took: Duration::ZERO,
+        gather_until: None,
     };
     let mut pending: Vec<u8> = Vec::new();
     let mut controls: Vec<(usize, u64, Control)> = Vec::new();
-    // `always`: the fdatasync in flight (on glommio's blocking pool) and the ticket it covers.
-    // Group commit, pipelined: while it runs, arriving records are written; when it lands,
-    // the next one starts at once and covers all of them.
-    type SyncFuture = std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>>>>;
-    let mut inflight: Option<(u64, SyncFuture)> = None;
+    let mut arrived: Vec<Record> = Vec::new();
     loop {
-        let arrived = std::future::poll_fn(|cx| {
-            let mut q = q.borrow_mut();
-            if std::mem::take(&mut q.woken) {
-                Poll::Ready(true)
-            } else {
-                q.waker = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        });
-        let tick = async {
-            glommio::timer::sleep(TICK).await;
-            false
-        };
-        let synced_now = std::future::poll_fn(|cx| match inflight.as_mut() {
-            Some((_, f)) => f.as_mut().poll(cx).map(Some),
-            None => Poll::Pending,
-        });
-        let arrived = async {
-            arrived.await;
-            None
-        };
-        let tick = async {
-            tick.await;
-            None
-        };
-        let landed = futures_lite::future::or(synced_now, futures_lite::future::or(arrived, tick)).await;
-        if let Some(result) = landed {
-            let (upto, _) = inflight.take().expect("a landed fsync was in flight");
-            if let Err(e) = result {
-                // Like Redis: nothing written since the last good fsync may be acknowledged,
-                // and a failed fsync cannot be retried safely.
-                tracing::error!(
-                    "Can't persist AOF for fsync error when the AOF fsync policy is 'always': {e}. Exiting..."
-                );
-                std::process::exit(1);
-            }
-            shared.persist.synced.fetch_max(upto, Ordering::SeqCst);
-            w.last_fsync = Instant::now();
-            let written = shared.persist.written.load(Ordering::SeqCst);
-            let synced = shared.persist.synced.load(Ordering::SeqCst);
-            if w.policy() == Fsync::Always {
-                w.publish(written, synced);
-            }
+        let closing = core.take(&mut arrived);
+        for rec in arrived.drain(..) {
+            stats.records.fetch_add(1, Ordering::Relaxed);
+            stats.commands.fetch_add(rec.commands, Ordering::Relaxed);
+            stats.bytes.fetch_add(rec.bytes.len() as u64, Ordering::Relaxed);
+            q.push(rec);
         }
-        let (mut upto, closing) = {
-            let mut q = q.borrow_mut();
+        let mut upto = {
             let base = pending.len();
             for (off, t, c) in q.controls.drain(..) {
                 controls.push((base + off, t, c));
             }
             pending.append(&mut q.buf);
-            (q.next, q.open == 0)
+            q.next
         };
         // Controls apply at their place in the byte stream: write what comes before first.
         while let Some((off, t, _)) = controls.first() {
@@ -953,65 +1126,142 @@ pub async fn run(
             }
             w.apply(c, t + 1);
         }
-        if !controls.is_empty() {
-            continue;
-        }
-        if closing {
-            // Tickets cut but never sent (a shard gone mid-send) leave gaps: write what
-            // arrived, in order, rather than lose it.
-            let mut q = q.borrow_mut();
-            for (t, r) in std::mem::take(&mut q.early) {
-                pending.extend_from_slice(&r.bytes);
-                upto = t + 1;
+        if controls.is_empty() {
+            if closing {
+                // Tickets cut but never sent (a shard gone mid-send) leave gaps: write what
+                // arrived, in order, rather than lose it.
+                for (t, r) in std::mem::take(&mut q.early) {
+                    pending.extend_from_slice(&r.bytes);
+                    upto = t + 1;
+                }
             }
-        }
-        shared
-            .persist
-            .buffer_length
-            .store(pending.len() as u64, Ordering::Relaxed);
-        let in_error = shared.persist.write_errno.load(Ordering::Relaxed) != 0;
-        let retry_now = closing || !in_error || w.last_failure.is_none_or(|t| t.elapsed() >= TICK);
-        if pending.is_empty() {
-            let durable = if w.policy() == Fsync::Always && w.file.is_some() {
-                shared.persist.synced.load(Ordering::SeqCst)
+            stats.buffer_length.store(pending.len() as u64, Ordering::Relaxed);
+            let in_error = stats.write_errno.load(Ordering::Relaxed) != 0;
+            let retry_now = closing || !in_error || w.last_failure.is_none_or(|t| t.elapsed() >= WRITE_RETRY);
+            if pending.is_empty() {
+                let durable = if w.policy() == Fsync::Always && w.file.is_some() {
+                    stats.synced.load(Ordering::SeqCst)
+                } else {
+                    upto
+                };
+                w.publish(upto, durable);
+            } else if retry_now && w.write(&pending, upto, closing) {
+                pending.clear();
+                stats.buffer_length.store(0, Ordering::Relaxed);
+            }
+            w.maybe_fsync();
+            if !closing && w.policy() == Fsync::Always {
+                w.sync_written();
             } else {
-                upto
-            };
-            w.publish(upto, durable);
-        } else if retry_now && w.write(&pending, upto, closing) {
-            pending.clear();
-            shared.persist.buffer_length.store(0, Ordering::Relaxed);
-        }
-        w.maybe_fsync();
-        if inflight.is_none() && !closing && w.policy() == Fsync::Always {
-            let written = shared.persist.written.load(Ordering::SeqCst);
-            if let Some(file) = w.file.clone() {
-                if written > shared.persist.synced.load(Ordering::SeqCst) {
-                    let f: SyncFuture = Box::pin(glommio::executor().spawn_blocking(move || file.sync_data()));
-                    inflight = Some((written, f));
+                w.stop_gathering();
+            }
+            if closing {
+                if !pending.is_empty() {
+                    tracing::warn!(
+                        "The AOF could not be written at shutdown: {} bytes of effects are lost",
+                        pending.len()
+                    );
                 }
+                if let Some(f) = &w.file {
+                    if let Err(e) = f.sync_all() {
+                        tracing::warn!("Fail to fsync the AOF file at shutdown: {e}");
+                    }
+                }
+                return;
             }
         }
-        if closing {
-            if !pending.is_empty() {
-                tracing::warn!(
-                    "The AOF could not be written at shutdown: {} bytes of effects are lost",
-                    pending.len()
-                );
-            }
-            if let Some(f) = &w.file {
-                if let Err(e) = f.sync_all() {
-                    tracing::warn!("Fail to fsync the AOF file at shutdown: {e}");
-                }
-            }
+        // Until a record arrives (`Core::send` unparks us), the background fsync lands, or
+        // a retry or the once-a-second fsync is due. An unpark since the last park makes
+        // this return at once, so nothing sent after `take` waits.
+        std::thread::park_timeout(w.next_check(!pending.is_empty()));
+    }
+}
+
+impl Writer {
+    /// `always`: fdatasyncs what was written, then publishes it as durable. Records that
+    /// arrive meanwhile wait in the inbox for the next round, which one fdatasync covers.
+    ///
+    /// Group commit: with N clients each waiting for its reply, an fdatasync that starts as
+    /// soon as the previous one lands covers only the clients that came back while it ran,
+    /// so the clients split into two groups that alternate and each write waits for two
+    /// fdatasyncs (Redis, which fsyncs in its event loop, does the same). So when the last
+    /// fdatasync released more than one connection, the next one first waits for those
+    /// connections to come back with their next writes (the shard that completes the group
+    /// wakes this thread), for at most as long as the last fdatasync took: never longer
+    /// than the extra round it saves.
+    fn sync_written(&mut self) {
+        let shared = self.shared.clone();
+        let stats = &shared.persist;
+        let Some(file) = self.file.clone() else { return };
+        let written = stats.written.load(Ordering::SeqCst);
+        if written <= stats.synced.load(Ordering::SeqCst) {
             return;
         }
+        if self.group > 1 {
+            let until = *self
+                .gather_until
+                .get_or_insert_with(|| Instant::now() + self.last_sync_took.min(MAX_GATHER));
+            // Set before looking at the count: a connection starting to wait from here on
+            // sees it and wakes us at the group's size.
+            self.core.gather.store(self.group, Ordering::SeqCst);
+            if self.core.awaiting.load(Ordering::SeqCst) < self.group && Instant::now() < until {
+                return;
+            }
+        }
+        self.stop_gathering();
+        let group = self.core.awaiting.load(Ordering::SeqCst);
+        let started = Instant::now();
+        if let Err(e) = file.sync_data() {
+            // Like Redis: nothing written since the last good fsync may be acknowledged,
+            // and a failed fsync cannot be retried safely.
+            tracing::error!("Can't persist AOF for fsync error when the AOF fsync policy is 'always': {e}. Exiting...");
+            std::process::exit(1);
+        }
+        stats.synced.fetch_max(written, Ordering::SeqCst);
+        self.last_fsync = Instant::now();
+        self.last_sync_took = started.elapsed();
+        // Those still waiting once it lands were not covered: they count toward the next.
+        self.group = group;
+        self.publish(written, written);
+    }
+
+    /// Ends a wait for a group commit: records wake the core again.
+    fn stop_gathering(&mut self) {
+        if self.gather_until.take().is_some() {
+            self.core.gather.store(0, Ordering::SeqCst);
+            // Records that arrived during the wait did not wake us: look at the inbox now.
+            self.core.unpark();
+        }
+    }
+
+    /// How long the core may sleep before something is due without a new record.
+    fn next_check(&self, pending: bool) -> Duration {
+        let stats = &self.shared.persist;
+        let mut wait = IDLE_CHECK;
+        if pending && stats.write_errno.load(Ordering::Relaxed) != 0 {
+            let since = self.last_failure.map_or(WRITE_RETRY, |t| t.elapsed());
+            wait = wait.min(WRITE_RETRY.saturating_sub(since));
+        }
+        if let Some(t) = self.gather_until {
+            wait = wait.min(t.saturating_duration_since(Instant::now()));
+        }
+        if let Some(t) = self.postponed_since {
+            // The fsync thread wakes us when it lands; this is Redis's 2 s limit.
+            wait = wait.min(POSTPONE_MAX.saturating_sub(t.elapsed()));
+        }
+        if self.policy() == Fsync::EverySec
+            && stats.written.load(Ordering::SeqCst) > stats.synced.load(Ordering::SeqCst)
+        {
+            wait = wait.min(FSYNC_EVERY.saturating_sub(self.last_fsync.elapsed()));
+        }
+        wait
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::future::Future;
 
     #[test]
     fn effects_encode_resp_with_select() {
@@ -1033,6 +1283,83 @@ mod tests {
             .unwrap()
             .bytes
             .starts_with(b"*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n"));
+    }
+
+    #[test]
+    fn pending_effects_are_acknowledged_once_their_cut_is_durable() {
+        let d = Durable::default();
+        let stats = PersistStats::new();
+        let core = Core::new(1);
+        let mut cx = std::task::Context::from_waker(Waker::noop());
+        let target = std::rc::Rc::new(Cell::new(NEXT_CUT));
+        let mut wait = std::pin::pin!(d.wait(&stats, Some(&core), 0, target.clone()));
+        assert!(wait.as_mut().poll(&mut cx).is_pending());
+        // The wait asked for a cut at the end of the turn; durability alone does not end it.
+        assert!(d.cut_due.get());
+        stats.durable.store(1000, Ordering::SeqCst);
+        assert!(wait.as_mut().poll(&mut cx).is_pending());
+        stats.durable.store(0, Ordering::SeqCst);
+        d.cut_taken(41, &stats, Some(&core), 0);
+        assert_eq!(target.get(), 42);
+        assert_eq!(core.awaiting.load(Ordering::SeqCst), 1);
+        assert_ne!(stats.want.load(Ordering::SeqCst), 0, "the core is asked for a signal");
+        stats.durable.store(41, Ordering::SeqCst);
+        d.wake(&stats, &core, 0);
+        assert!(wait.as_mut().poll(&mut cx).is_pending());
+        stats.durable.store(42, Ordering::SeqCst);
+        d.wake(&stats, &core, 0);
+        assert_eq!(core.awaiting.load(Ordering::SeqCst), 0);
+        assert!(wait.as_mut().poll(&mut cx).is_ready());
+    }
+
+    #[test]
+    fn a_signal_raised_before_the_wait_is_not_lost() {
+        let s = Signal::default();
+        let mut cx = std::task::Context::from_waker(Waker::noop());
+        s.raise();
+        assert!(std::pin::pin!(s.wait()).as_mut().poll(&mut cx).is_ready());
+        let mut wait = std::pin::pin!(s.wait());
+        assert!(wait.as_mut().poll(&mut cx).is_pending());
+        s.raise();
+        assert!(wait.as_mut().poll(&mut cx).is_ready());
+    }
+
+    #[test]
+    fn effects_encode_every_length_as_resp() {
+        let mut e = Effects::new(true);
+        let args: Vec<Vec<u8>> = [0usize, 1, 9, 10, 99, 100, 12345]
+            .iter()
+            .map(|&n| vec![b'x'; n])
+            .collect();
+        let refs: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+        e.push(0, &refs);
+        let mut want = b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*7\r\n".to_vec();
+        for a in &args {
+            want.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            want.extend_from_slice(a);
+            want.extend_from_slice(b"\r\n");
+        }
+        assert_eq!(&e.take(0).unwrap().bytes[..], &want[..]);
+    }
+
+    #[test]
+    fn keys_expired_in_any_database_become_dels_once() {
+        use crate::store::{Str, Value};
+        let mut store = crate::store::Store::new(16);
+        let mut e = Effects::new(true);
+        for (db, key) in [(7, &b"a"[..]), (15, &b"b"[..])] {
+            store.dbs[db].set(key, Value::Str(Str::from_set(b"v")), false);
+            assert!(store.dbs[db].set_expire(key, 1));
+            assert!(!store.dbs[db].contains(key, 2), "expired on access");
+        }
+        e.take_expired(&mut store);
+        let dels = e.take(0).unwrap().bytes;
+        assert_eq!(
+            &dels[..],
+            &b"*2\r\n$6\r\nSELECT\r\n$1\r\n7\r\n*2\r\n$3\r\nDEL\r\n$1\r\na\r\n*2\r\n$6\r\nSELECT\r\n$2\r\n15\r\n*2\r\n$3\r\nDEL\r\n$1\r\nb\r\n"[..]
+        );
+        e.take_expired(&mut store);
+        assert!(e.is_empty(), "drained once");
     }
 
     #[test]

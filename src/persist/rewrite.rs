@@ -10,7 +10,7 @@
 //!    ([`before_write`], called by dispatch), so each shard's part is its keyspace *at the
 //!    cut*: point-in-time per shard.
 //! 3. The parts are written to a temporary base file (on a helper thread, not a shard), then
-//!    an `Install` control record makes the persistence executor rename it to the new base and
+//!    an `Install` control record makes the persistence core rename it to the new base and
 //!    replace the manifest atomically (new base + new incr; the old files become history and
 //!    are deleted).
 //!
@@ -418,7 +418,7 @@ enum Want {
 enum Cut {
     /// A rewrite started (its gen).
     Started(u64),
-    /// The AOF was turned off; resolves when the executor has closed the files.
+    /// The AOF was turned off; resolves when the core has closed the files.
     Stopped(futures_channel::oneshot::Receiver<()>),
     Nothing,
 }
@@ -463,7 +463,7 @@ async fn cut_locked(sh: &Rc<Shard>, lent: &mut crate::shard::Lent, want: Want) -
                 .await
                 .map_err(|e| e.to_string())?;
             let (tx, rx) = futures_channel::oneshot::channel();
-            control(sh, Control::Stop { done: tx }).await?;
+            control(sh, Control::Stop { done: tx })?;
             p.aof_state.store(AOF_OFF, Ordering::SeqCst);
             p.rewrite_in_progress.store(false, Ordering::SeqCst);
             p.rewrite_scheduled.store(false, Ordering::SeqCst);
@@ -502,7 +502,7 @@ async fn cut_locked(sh: &Rc<Shard>, lent: &mut crate::shard::Lent, want: Want) -
     } else {
         Control::Rotate { gen }
     };
-    control(sh, c).await?;
+    control(sh, c)?;
     if start {
         p.aof_state.store(AOF_WAIT_REWRITE, Ordering::SeqCst);
     }
@@ -554,8 +554,8 @@ fn spawn_finish(sh: &Rc<Shard>, gen: u64) {
 }
 
 /// Sends a control record in ticket order.
-async fn control(sh: &Rc<Shard>, c: Control) -> Result<(), String> {
-    let tx = sh.local.persist.as_ref().ok_or("no persistence channel")?;
+fn control(sh: &Rc<Shard>, c: Control) -> Result<(), String> {
+    let core = sh.local.persist.as_ref().ok_or("no persistence core")?;
     let rec = Record {
         shard: sh.id,
         ticket: TICKETS.fetch_add(1, Ordering::SeqCst),
@@ -563,9 +563,8 @@ async fn control(sh: &Rc<Shard>, c: Control) -> Result<(), String> {
         commands: 0,
         control: Some(c),
     };
-    tx.send(rec)
-        .await
-        .map_err(|_| "the persistence executor is gone".to_string())
+    core.send(rec);
+    Ok(())
 }
 
 /// Writes the base file `dir/temp` from the shards' parts and fsyncs it; its size. Runs
@@ -675,11 +674,8 @@ async fn finish_rewrite(sh: &Rc<Shard>, gen: u64) -> Result<(), String> {
             size,
             done: done_tx,
         },
-    )
-    .await?;
-    done_rx
-        .await
-        .map_err(|_| "the persistence executor is gone".to_string())?
+    )?;
+    done_rx.await.map_err(|_| "the persistence core is gone".to_string())?
 }
 
 /// Completes any rewrite in progress on this shard before a command that changes keys it

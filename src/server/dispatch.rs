@@ -509,7 +509,7 @@ impl Pipeline {
                     let sh = client.shard.clone();
                     let start = chained.unwrap_or_else(Instant::now);
                     self.last_end = Some(exec_keyed_at(&sh, cmd, &args, &ctx, &mut client.out, start));
-                    sh.flush_effects();
+                    sh.cut_at_turn_end();
                 } else {
                     if shard != self.run.target && !self.run.cmds.is_empty() {
                         self.flush(client).await;
@@ -926,20 +926,27 @@ async fn split_sum(client: &mut Client, cmd: &'static Cmd, args: &Args, position
 }
 
 impl Shard {
-    /// Sends this shard's pending effects to the persistence core.
+    /// Cuts this shard's pending effects now: they take their ticket (their place in the
+    /// file order) and go to the persistence core as one record. See `persist::Durable` for
+    /// where this must happen.
     pub fn flush_effects(self: &Rc<Self>) {
-        let record = self.local.effects.borrow_mut().take(self.id);
-        if let (Some(record), Some(tx)) = (record, self.local.persist.as_ref()) {
-            if let Err(record) = tx.try_send(record) {
-                // Full channel: hand it to a task that waits for room; nothing is dropped.
-                let sh = self.clone();
-                glommio::spawn_local(async move {
-                    if let (Some(tx), Some(record)) = (sh.local.persist.as_ref(), into_record(record)) {
-                        let _ = tx.send(record).await;
-                    }
-                })
-                .detach();
-            }
+        let Some(record) = self.local.effects.borrow_mut().take(self.id) else {
+            return;
+        };
+        let local = &self.local;
+        local
+            .durable
+            .cut_taken(record.ticket, &local.shared.persist, local.persist.as_deref(), self.id);
+        if let Some(core) = self.local.persist.as_ref() {
+            core.send(record);
+        }
+    }
+
+    /// After a command ran inline: its effects, if any, are cut at the end of this executor
+    /// turn, together with those of every other command and connection of the turn.
+    pub fn cut_at_turn_end(&self) {
+        if !self.local.effects.borrow().is_empty() {
+            self.local.durable.schedule_cut();
         }
     }
 
@@ -948,7 +955,9 @@ impl Shard {
         if effects.is_empty() {
             return;
         }
-        let Some(tx) = self.local.persist.as_ref() else { return };
+        let Some(core) = self.local.persist.as_ref() else {
+            return;
+        };
         let Some(inner) = effects.take(self.id) else { return };
         let mut bytes = bytes::BytesMut::new();
         bytes.extend_from_slice(b"*1\r\n$5\r\nMULTI\r\n");
@@ -961,15 +970,15 @@ impl Shard {
             commands: inner.commands + 2,
             control: None,
         };
-        let _ = tx.send(record).await;
+        core.send(record);
     }
 }
 
-/// The record inside a failed send, if the channel gave it back.
-fn into_record(e: glommio::GlommioError<crate::persist::Record>) -> Option<crate::persist::Record> {
-    match e {
-        glommio::GlommioError::Closed(glommio::ResourceType::Channel(r))
-        | glommio::GlommioError::WouldBlock(glommio::ResourceType::Channel(r)) => Some(r),
-        _ => None,
+/// The cutter: cuts this shard's pending effects at the end of every executor turn that
+/// left some (see `persist::Durable`). Runs for the shard's whole life.
+pub async fn cut_each_turn(shard: Rc<Shard>) {
+    loop {
+        shard.local.durable.cut_due().await;
+        shard.flush_effects();
     }
 }

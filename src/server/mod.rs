@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::SharedConfig;
-use crate::persist::{Effects, PersistStats, RecordSender};
+use crate::persist::{Core, Effects, PersistStats};
 use crate::resp::Limits;
 
 pub use client::Client;
@@ -177,7 +177,8 @@ pub struct ShardLocal {
     /// This shard's clients' Pub/Sub subscriptions.
     pub pubsub: RefCell<pubsub::Registry>,
     pub effects: RefCell<Effects>,
-    pub persist: Option<RecordSender>,
+    /// The way to the persistence core (None in tests that run a shard without one).
+    pub persist: Option<Arc<Core>>,
     /// Connections holding replies until their writes are durable (see persist::Durable).
     pub durable: crate::persist::Durable,
     rng: Cell<u64>,
@@ -188,7 +189,7 @@ pub struct ShardLocal {
 }
 
 impl ShardLocal {
-    pub fn new(shared: Arc<ServerShared>, persist: Option<RecordSender>, seed: u64) -> ShardLocal {
+    pub fn new(shared: Arc<ServerShared>, persist: Option<Arc<Core>>, seed: u64) -> ShardLocal {
         let cfg = CachedConfig::load(&shared.config);
         let effects = Effects::new(cfg.appendonly);
         ShardLocal {

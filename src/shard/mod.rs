@@ -180,6 +180,9 @@ impl Shard {
             self.submit(msg);
             Ok(())
         } else {
+            // What happens there may follow from what happened here (a connection's next
+            // command, a coordinator's step): this shard's pending effects go first in the file.
+            self.flush_effects();
             self.mesh.send_to(target, msg).await.map_err(|_| shard_gone())
         }
     }
@@ -246,6 +249,9 @@ impl Shard {
         // Only this shard, and nothing queued at its gate: take it now (no op, no channel).
         if shards == [self.id] {
             if let Some(lent) = self.hold_own() {
+                // The step's record must follow every write it may observe. (A script held
+                // here cuts them itself, and only if it wrote: `send_effects`.)
+                self.flush_effects();
                 return Ok(lent);
             }
         }
@@ -261,6 +267,8 @@ impl Shard {
         for s in order {
             let (tx, rx) = oneshot::channel::<StorePtr>();
             let op: Op = Box::new(move |sh| {
+                // Effects this shard has not cut yet precede the coordinator's record.
+                sh.flush_effects();
                 sh.gate.holder.set(txn);
                 if tx.send(StorePtr(sh.store.as_ptr())).is_err() {
                     // The coordinator is gone: give the shard back at once.
@@ -389,5 +397,133 @@ pub async fn serve_mesh(shard: Rc<Shard>, mut receivers: glommio::channels::chan
     }
     for t in tasks {
         t.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, SharedConfig};
+    use crate::persist::{Core, Effects, Record};
+    use crate::server::{ServerShared, ShardLocal};
+    use glommio::channels::channel_mesh::{Full, MeshBuilder};
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// Runs `n` shards (one executor each, AOF effects on) until their bodies return; every
+    /// shard serves the mesh until all are done. The records they sent, in arrival order.
+    fn run_shards<F, Fut>(n: usize, body: F) -> Vec<Record>
+    where
+        F: Fn(Rc<Shard>) -> Fut + Send + Sync + Clone + 'static,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let shared = Arc::new(ServerShared::new(
+            SharedConfig::new(Config {
+                appendonly: true,
+                ..Config::default()
+            }),
+            n,
+            "test".into(),
+        ));
+        let core = Core::new(n);
+        let mesh = MeshBuilder::<Msg, Full>::full(n, 16);
+        let done = Arc::new(AtomicU64::new(0));
+        let handles: Vec<_> = (0..n)
+            .map(|id| {
+                let (shared, core, mesh, done, body) =
+                    (shared.clone(), core.clone(), mesh.clone(), done.clone(), body.clone());
+                glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+                    .io_memory(256 * 1024)
+                    .spawn(move || async move {
+                        let (senders, receivers) = mesh.join().await.unwrap();
+                        let local = ShardLocal::new(shared, Some(core), id as u64 + 1);
+                        let sh = Rc::new(Shard::new(id, n, Store::new(16), senders, local));
+                        let mesh_task = glommio::spawn_local(serve_mesh(sh.clone(), receivers));
+                        body(sh).await;
+                        done.fetch_add(1, Ordering::SeqCst);
+                        while done.load(Ordering::SeqCst) < n as u64 {
+                            glommio::timer::sleep(Duration::from_millis(1)).await;
+                        }
+                        mesh_task.cancel().await;
+                    })
+                    .unwrap()
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let mut records = Vec::new();
+        core.take(&mut records);
+        records
+    }
+
+    fn set(sh: &Shard, key: &str) {
+        sh.local.effects.borrow_mut().push(0, &[b"SET", key.as_bytes(), b"v"]);
+    }
+
+    /// The ticket of the record whose commands mention `key`.
+    fn ticket_of(records: &[Record], key: &str) -> u64 {
+        let needle = format!("\r\n{key}\r\n");
+        records
+            .iter()
+            .find(|r| r.bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
+            .unwrap_or_else(|| panic!("no record holds {key}: {records:?}"))
+            .ticket
+    }
+
+    #[test]
+    fn reserving_the_own_shard_cuts_its_pending_effects_before_the_step_record() {
+        let records = run_shards(1, |sh| async move {
+            set(&sh, "before");
+            let lent = sh.reserve(&[0]).await.unwrap();
+            let mut step = Effects::new(true);
+            step.push(0, &[b"SET", b"step", b"v"]);
+            sh.send_effects_atomic(step).await;
+            sh.release(lent).await;
+        });
+        assert!(ticket_of(&records, "before") < ticket_of(&records, "step"));
+    }
+
+    #[test]
+    fn a_reserved_shard_cuts_its_pending_effects_before_the_coordinators_record() {
+        let pending = Arc::new(AtomicBool::new(false));
+        let records = run_shards(2, move |sh| {
+            let pending = pending.clone();
+            async move {
+                if sh.id == 1 {
+                    // Effects of an inline command, waiting for the end of the turn.
+                    set(&sh, "remote-before");
+                    pending.store(true, Ordering::SeqCst);
+                    return;
+                }
+                while !pending.load(Ordering::SeqCst) {
+                    glommio::timer::sleep(Duration::from_millis(1)).await;
+                }
+                let lent = sh.reserve(&[1]).await.unwrap();
+                let mut step = Effects::new(true);
+                step.push(0, &[b"SET", b"step", b"v"]);
+                sh.send_effects_atomic(step).await;
+                sh.release(lent).await;
+            }
+        });
+        assert!(ticket_of(&records, "remote-before") < ticket_of(&records, "step"));
+    }
+
+    #[test]
+    fn a_hop_to_another_shard_cuts_the_senders_pending_effects_first() {
+        let records = run_shards(2, |sh| async move {
+            if sh.id == 1 {
+                return;
+            }
+            set(&sh, "here-first");
+            sh.hop(1, |sh| {
+                set(sh, "there-after");
+                sh.flush_effects();
+            })
+            .await
+            .unwrap();
+        });
+        assert!(ticket_of(&records, "here-first") < ticket_of(&records, "there-after"));
     }
 }

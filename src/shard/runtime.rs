@@ -1,6 +1,6 @@
 //! Start-up: checks that the machine can run us (io_uring, locked memory), decides the
 //! shard count and placement, binds the listeners, wires the channel mesh and the
-//! persistence channels, and runs one executor per shard plus the persistence executor.
+//! persistence core, and runs one executor per shard plus the persistence thread.
 
 use std::os::fd::{FromRawFd, RawFd};
 use std::rc::Rc;
@@ -9,12 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use glommio::channels::channel_mesh::MeshBuilder;
-use glommio::channels::shared_channel;
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::config::{Config, Placement as PlacementCfg, SharedConfig};
-use crate::persist::{self, Record};
+use crate::persist;
 use crate::server::{listener, ServerShared, ShardLocal};
 use crate::shard::{serve_mesh, Msg, Shard};
 use crate::store::Store;
@@ -260,7 +259,7 @@ fn spawn_loader(
 /// How many shards and where they run.
 pub struct Plan {
     pub shards: usize,
-    /// CPU of each shard, then the persistence executor's; None = unpinned.
+    /// CPU of each shard, then the persistence thread's; None = unpinned.
     pub cpus: Option<Vec<usize>>,
     pub description: String,
 }
@@ -313,6 +312,22 @@ fn placement(plan: &Plan, i: usize) -> Placement {
     match &plan.cpus {
         Some(cpus) => Placement::Fixed(cpus[i]),
         None => Placement::Unbound,
+    }
+}
+
+/// Pins the calling thread to `cpu` (the persistence core, which is not an executor).
+fn pin_current_thread(cpu: usize) {
+    // SAFETY: sched_setaffinity(0, ...) on this thread with a cpu_set_t we own.
+    let ok = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    };
+    if !ok {
+        tracing::warn!(
+            "cannot pin the persistence thread to CPU {cpu}: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 
@@ -450,55 +465,33 @@ pub fn start(config: Config) -> Result<i32, StartError> {
     shared.persist.loading_shards.store(nshards, Ordering::SeqCst);
 
     let mesh = MeshBuilder::<Msg, _>::full(nshards, MESH_CAPACITY);
-    let mut record_senders = Vec::new();
-    let mut record_receivers = Vec::new();
-    let mut wake_senders = Vec::new();
-    let mut wake_receivers = Vec::new();
-    for _ in 0..nshards {
-        let (tx, rx) = shared_channel::new_bounded::<Record>(MESH_CAPACITY);
-        record_senders.push(tx);
-        record_receivers.push(rx);
-        let (tx, rx) = shared_channel::new_bounded::<()>(1);
-        wake_senders.push(tx);
-        wake_receivers.push(rx);
-    }
-
-    let persist_shared = shared.clone();
-    let persist = LocalExecutorBuilder::new(placement(&plan, nshards))
-        .name("persistence")
-        .io_memory(IO_MEMORY)
-        .spawn(move || async move {
-            let mut receivers = Vec::new();
-            for rx in record_receivers {
-                receivers.push(rx.connect().await);
+    let core = persist::Core::new(nshards);
+    let persist_cpu = plan.cpus.as_ref().map(|cpus| cpus[nshards]);
+    let (persist_core, persist_shared) = (core.clone(), shared.clone());
+    let persist = std::thread::Builder::new()
+        .name("persistence".into())
+        .spawn(move || {
+            if let Some(cpu) = persist_cpu {
+                pin_current_thread(cpu);
             }
-            let mut wake = Vec::new();
-            for tx in wake_senders {
-                wake.push(tx.connect().await);
-            }
-            persist::run(receivers, wake, persist_shared, aof).await;
+            persist::run(persist_core, persist_shared, aof);
         })
-        .map_err(|e| StartError(format!("cannot start the persistence executor: {e}")))?;
+        .map_err(|e| StartError(format!("cannot start the persistence thread: {e}")))?;
 
     let ready = Arc::new(AtomicUsize::new(0));
     let mut handles = Vec::new();
-    let shard_io = fds
-        .into_iter()
-        .zip(record_senders)
-        .zip(wake_receivers)
-        .zip(stores)
-        .zip(load_rxs);
-    for (i, ((((listen_fds, record_tx), wake_rx), store), load_rx)) in shard_io.enumerate() {
+    let shard_io = fds.into_iter().zip(stores).zip(load_rxs);
+    for (i, ((listen_fds, store), load_rx)) in shard_io.enumerate() {
         let mesh = mesh.clone();
         let shared = shared.clone();
         let ready = ready.clone();
+        let core = core.clone();
         let h = LocalExecutorBuilder::new(placement(&plan, i))
             .name(&format!("shard-{i}"))
             .io_memory(IO_MEMORY)
             .spawn(move || async move {
                 let io = ShardIo {
-                    record_tx,
-                    wake_rx,
+                    core,
                     listen_fds,
                     load_rx,
                 };
@@ -530,8 +523,7 @@ pub fn start(config: Config) -> Result<i32, StartError> {
 
 /// A shard's endpoints, created at start-up.
 struct ShardIo {
-    record_tx: shared_channel::SharedSender<Record>,
-    wake_rx: shared_channel::SharedReceiver<()>,
+    core: Arc<persist::Core>,
     listen_fds: Vec<RawFd>,
     /// This shard's part of the AOF being loaded, when there is one.
     load_rx: Option<futures_channel::oneshot::Receiver<Store>>,
@@ -547,8 +539,7 @@ async fn shard_main(
     ready: Arc<AtomicUsize>,
 ) {
     let ShardIo {
-        record_tx,
-        wake_rx,
+        core,
         listen_fds,
         load_rx,
     } = io;
@@ -559,24 +550,24 @@ async fn shard_main(
             return;
         }
     };
-    let record_tx = record_tx.connect().await;
     let seed = crate::server::unix_us() ^ ((id as u64 + 1) << 32);
-    let local = ShardLocal::new(shared.clone(), Some(record_tx), seed);
+    let local = ShardLocal::new(shared.clone(), Some(core.clone()), seed);
     let shard = Rc::new(Shard::new(id, nshards, store, senders, local));
-    // The persistence executor's signal that writes became durable: wake the connections
+    // The persistence core's signal that writes became durable: wake the connections
     // holding their replies.
-    let wake_rx = wake_rx.connect().await;
     let wake_shard = shard.clone();
     let wake_task = glommio::spawn_local(async move {
-        while wake_rx.recv().await.is_some() {
+        loop {
+            core.signal(wake_shard.id).wait().await;
             wake_shard
                 .local
                 .durable
-                .wake(&wake_shard.local.shared.persist, wake_shard.id);
+                .wake(&wake_shard.local.shared.persist, &core, wake_shard.id);
         }
     });
 
     let mesh_task = glommio::spawn_local(serve_mesh(shard.clone(), receivers));
+    let cut_task = glommio::spawn_local(crate::server::dispatch::cut_each_turn(shard.clone()));
     if let Some(rx) = load_rx {
         let shard = shard.clone();
         glommio::spawn_local(async move {
@@ -645,9 +636,10 @@ async fn shard_main(
         glommio::timer::sleep(Duration::from_millis(5)).await;
     }
     expire_task.cancel().await;
+    cut_task.cancel().await;
     shard.flush_effects();
-    if let Some(tx) = shard.local.persist.as_ref() {
-        tx.close();
+    if let Some(core) = shard.local.persist.as_ref() {
+        core.close();
     }
     // Other shards may still hop here while they shut down; serve them a little longer.
     glommio::timer::sleep(Duration::from_millis(50)).await;

@@ -3,6 +3,9 @@
 //! active cycle samples only keys that can expire), lazy expiry on access and the
 //! adaptive active expiry cycle.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use super::dict::Dict;
 use super::value::Value;
 use crate::config::NotifyFlags;
@@ -37,6 +40,9 @@ pub struct Db {
     /// Keys removed by expiry since the owner last drained them: the shard turns them into
     /// `DEL` effects for the AOF and keyspace notifications.
     pub expired: Vec<Key>,
+    /// Counts every push to `expired`; shared by the databases of a [`super::Store`] (see
+    /// `Store::expired_queued`).
+    expired_queued: Arc<AtomicUsize>,
     /// The LRU clock value stamped on access; the shard refreshes it once per batch.
     pub lru_clock: u32,
     /// Clients blocked on keys of this database (BLPOP, BZPOPMIN, ...): allocated while any are.
@@ -106,6 +112,7 @@ impl Db {
             self.expires.remove(key);
             self.stats.expired_keys += 1;
             self.expired.push(k);
+            self.expired_queued.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -310,6 +317,11 @@ impl Db {
         self.keys = Dict::new();
         self.expires = Dict::new();
         n
+    }
+
+    /// Makes this database count its expired keys in `queued` (its store's counter).
+    pub(super) fn share_expired_count(&mut self, queued: &Arc<AtomicUsize>) {
+        self.expired_queued = queued.clone();
     }
 
     /// Moves all contents out (SWAPDB, FLUSHALL ASYNC hand-off).

@@ -9,6 +9,9 @@ pub mod set;
 pub mod value;
 pub mod zset;
 
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+
 pub use db::{Db, Entry, Key, Touch};
 pub use value::{Str, Value};
 
@@ -54,20 +57,27 @@ pub struct Store {
     pub blocked_waiters: usize,
     /// This shard's part of a BGREWRITEAOF in progress (see persist::rewrite).
     pub snapshot: Option<Box<crate::persist::rewrite::Snapshot>>,
+    /// Keys queued in the databases' `expired` lists since the last drain (at least: every
+    /// database of `dbs` counts here). Zero spares the drain after every command a walk over
+    /// all the databases, which cost ~3% of a SET's CPU with 16 of them.
+    pub expired_queued: Arc<AtomicUsize>,
 }
 
 impl Store {
     pub fn new(databases: usize) -> Store {
+        let expired_queued = Arc::new(AtomicUsize::new(0));
         Store {
             dbs: (0..databases)
                 .map(|index| {
                     let mut db = Db::new();
                     db.index = index;
+                    db.share_expired_count(&expired_queued);
                     db
                 })
                 .collect(),
             blocked_waiters: 0,
             snapshot: None,
+            expired_queued,
         }
     }
 

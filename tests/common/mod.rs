@@ -312,6 +312,13 @@ impl Raw {
         Ok(Raw { r: BufReader::new(s) })
     }
 
+    /// True if a server on `port` answers PING with PONG now. A connection refused or reset
+    /// (a server still starting, or one that lost a race for its port) is a no, not a panic.
+    pub fn pongs(port: u16) -> bool {
+        let Ok(mut r) = Raw::connect(port) else { return false };
+        r.send(&["PING"]).is_ok() && r.read().is_ok_and(|v| matches!(v, V::Simple(ref s) if s == "PONG"))
+    }
+
     pub fn stream(&self) -> &TcpStream {
         self.r.get_ref()
     }
