@@ -374,6 +374,7 @@ fn take_done() -> Done {
             ctx.effects = Effects::new(false);
         }
         if !ctx.restart {
+            let latency_tracking = shard.local.cfg.borrow().latency_tracking;
             let mut stats = shard.local.stats.borrow_mut();
             stats.dirty += ctx.dirty;
             for call in ctx.calls.iter() {
@@ -384,6 +385,10 @@ fn take_done() -> Done {
                 if let Some(code) = &call.err {
                     s.failed += 1;
                     stats.error(code);
+                }
+                // Redis's call() records the lua client's commands like any other.
+                if latency_tracking {
+                    stats.record_latency(call.cmd.id, call.usec);
                 }
             }
             if let Some(code) = &ctx.err {
