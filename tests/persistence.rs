@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Raw, V};
+use common::{free_port, have_redis, Raw, RedisServer, V};
 
 /// A temporary data directory, removed when the test passes.
 struct Dir(PathBuf);
@@ -38,14 +38,6 @@ impl Drop for Dir {
             let _ = std::fs::remove_dir_all(&self.0);
         }
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// One basalt process over a data directory.
@@ -551,42 +543,6 @@ impl Drop for Unmount {
     }
 }
 
-const REDIS: &str = "/usr/bin/redis-server";
-
-/// redis-server over `dir` (same appendonly settings), on a free port.
-fn redis(dir: &Path, extra: &[&str]) -> (Child, u16) {
-    let port = free_port();
-    let mut c = Command::new(REDIS);
-    c.args([
-        "--port",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "yes",
-    ])
-    .arg("--dir")
-    .arg(dir)
-    .args(extra)
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
-    let child = c.spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !Raw::pongs(port) {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (child, port)
-}
-
-fn redis_shutdown(mut child: Child, port: u16) {
-    let mut r = Raw::connect(port).unwrap();
-    let _ = r.send(&["SHUTDOWN", "NOSAVE"]);
-    let _ = child.wait();
-}
-
 /// Every key's value and deadline, sorted, for comparing two servers.
 fn dump(r: &mut Raw) -> Vec<(String, Option<String>, i64)> {
     let mut out = Vec::new();
@@ -613,10 +569,10 @@ fn restart_and_compare(d: &Dir, before: &[(String, Option<String>, i64)], ours: 
     assert_eq!(bulk(r.cmd(&["GET", "other-db"])).as_deref(), Some("y"));
     drop(r);
     n.shutdown();
-    if Path::new(REDIS).exists() {
-        let (child, port) = redis(&d.0, &[]);
-        let theirs = dump(&mut Raw::connect(port).unwrap());
-        redis_shutdown(child, port);
+    if have_redis() {
+        let redis = RedisServer::start(&d.0, &["--appendonly", "yes"]);
+        let theirs = dump(&mut redis.raw());
+        redis.shutdown();
         assert_eq!(theirs, before, "{theirs_msg}");
     }
 }
@@ -635,8 +591,7 @@ fn fill(r: &mut Raw) {
 
 #[test]
 fn aof_written_by_basalt_loads_into_redis_server() {
-    if !Path::new(REDIS).exists() {
-        eprintln!("SKIPPED: no {REDIS}");
+    if !have_redis() {
         return;
     }
     let d = Dir::new("to-redis");
@@ -646,26 +601,25 @@ fn aof_written_by_basalt_loads_into_redis_server() {
     let ours = dump(&mut r);
     drop(r);
     n.shutdown();
-    let (child, port) = redis(&d.0, &[]);
-    let theirs = dump(&mut Raw::connect(port).unwrap());
-    redis_shutdown(child, port);
+    let redis = RedisServer::start(&d.0, &["--appendonly", "yes"]);
+    let theirs = dump(&mut redis.raw());
+    redis.shutdown();
     assert_eq!(ours, theirs);
 }
 
 #[test]
 fn aof_written_by_redis_server_loads_into_basalt() {
-    if !Path::new(REDIS).exists() {
-        eprintln!("SKIPPED: no {REDIS}");
+    if !have_redis() {
         return;
     }
     let d = Dir::new("from-redis");
-    // Redis's base is RDB by default; basalt reads RESP bases (no RDB reader yet).
-    let (child, port) = redis(&d.0, &["--aof-use-rdb-preamble", "no"]);
-    let mut r = Raw::connect(port).unwrap();
+    // A RESP base here; tests/rdb.rs loads one with Redis's default RDB preamble.
+    let redis = RedisServer::start(&d.0, &["--appendonly", "yes", "--aof-use-rdb-preamble", "no"]);
+    let mut r = redis.raw();
     fill(&mut r);
     let theirs = dump(&mut r);
     drop(r);
-    redis_shutdown(child, port);
+    redis.shutdown();
     let n = Node::start(&d.0, &[]);
     let ours = dump(&mut n.raw());
     n.shutdown();

@@ -5,76 +5,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{encode, Raw, Server, V};
-
-const REDIS: &str = "/usr/bin/redis-server";
-
-fn have_redis() -> bool {
-    if Path::new(REDIS).exists() {
-        return true;
-    }
-    eprintln!("SKIPPED: no {REDIS}");
-    false
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A redis-server on a free port over `dir` (no AOF, no save points unless `extra` says).
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start(dir: &Path, extra: &[&str]) -> Redis {
-        let port = free_port();
-        let child = Command::new(REDIS)
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .arg("--dir")
-            .arg(dir)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !Raw::pongs(port) {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Redis { child, port }
-    }
-
-    fn raw(&self) -> Raw {
-        Raw::connect(self.port).unwrap()
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{encode, have_redis, Raw, RedisServer, Server, V};
 
 fn tmpdir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("basalt-rdb-{tag}-{}", std::process::id()));
@@ -245,7 +179,7 @@ fn dump_restore_both_ways_with_redis_server() {
         return;
     }
     let dir = tmpdir("dump");
-    let redis = Redis::start(&dir, &[]);
+    let redis = RedisServer::start(&dir, &[]);
     let mut theirs = redis.raw();
     populate(&mut theirs);
     let want = snapshot(&mut theirs);
@@ -276,7 +210,7 @@ fn dump_rdb_written_by_redis_server_loads_into_basalt() {
     }
     let dir = tmpdir("from-redis");
     let want = {
-        let redis = Redis::start(&dir, &[]);
+        let redis = RedisServer::start(&dir, &[]);
         let mut r = redis.raw();
         populate(&mut r);
         ok(r.cmd(&["SAVE"]));
@@ -310,7 +244,7 @@ fn dump_rdb_written_by_basalt_loads_into_redis_server() {
     let info = b.cmd(&["INFO", "persistence"]).str();
     assert!(info.contains("rdb_changes_since_last_save:0\r\n"), "{info}");
     assert!(info.contains("rdb_saves:1\r\n"), "{info}");
-    let redis = Redis::start(&dir, &[]);
+    let redis = RedisServer::start(&dir, &[]);
     let mut r = redis.raw();
     assert_eq!(snapshot(&mut r), want);
     assert_eq!(r.cmd(&["FCALL", "myfunc", "0"]), V::Int(42));
@@ -327,7 +261,7 @@ fn dump_rdb_written_by_basalt_loads_into_redis_server() {
             .contains("rdb_bgsave_in_progress:0")
     });
     assert!(dir.join("dump.rdb").exists());
-    let redis = Redis::start(&dir, &[]);
+    let redis = RedisServer::start(&dir, &[]);
     let got = snapshot(&mut redis.raw());
     // Point in time per shard: everything from before the cut, possibly some later keys.
     for (k, v) in &want {
@@ -368,7 +302,7 @@ fn aof_with_rdb_base_written_by_redis_server_loads_into_basalt() {
     }
     let dir = tmpdir("aof-preamble");
     let want = {
-        let redis = Redis::start(&dir, &["--appendonly", "yes", "--aof-use-rdb-preamble", "yes"]);
+        let redis = RedisServer::start(&dir, &["--appendonly", "yes", "--aof-use-rdb-preamble", "yes"]);
         let mut r = redis.raw();
         populate(&mut r);
         let started = r.cmd(&["BGREWRITEAOF"]).str();

@@ -27,7 +27,7 @@ pub const PATIENCE: Duration = Duration::from_secs(15);
 static PORTS: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     loop {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
         let port = l.local_addr().expect("local addr").port();
@@ -539,5 +539,64 @@ impl Rng {
 
     pub fn bytes(&mut self, n: usize) -> Vec<u8> {
         (0..n).map(|_| self.next_u64() as u8).collect()
+    }
+}
+
+/// Debian's redis-server, the oracle of the round-trip tests.
+pub const REDIS_SERVER: &str = "/usr/bin/redis-server";
+
+/// True when redis-server is installed; otherwise says the test is skipped.
+pub fn have_redis() -> bool {
+    if std::path::Path::new(REDIS_SERVER).exists() {
+        return true;
+    }
+    eprintln!("SKIPPED: no {REDIS_SERVER}");
+    false
+}
+
+/// A redis-server on a free port over `dir`, without save points; `extra` options follow
+/// (e.g. `--appendonly yes`). Killed when dropped; [`RedisServer::shutdown`] stops it cleanly.
+pub struct RedisServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl RedisServer {
+    pub fn start(dir: &std::path::Path, extra: &[&str]) -> RedisServer {
+        let port = free_port();
+        let child = Command::new(REDIS_SERVER)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .arg("--dir")
+            .arg(dir)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !Raw::pongs(port) {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        RedisServer { child, port }
+    }
+
+    pub fn raw(&self) -> Raw {
+        Raw::connect(self.port).expect("connect to redis-server")
+    }
+
+    /// `SHUTDOWN NOSAVE` and wait for the process: what it wrote stays as it was.
+    pub fn shutdown(mut self) {
+        if let Ok(mut r) = Raw::connect(self.port) {
+            let _ = r.send(&["SHUTDOWN", "NOSAVE"]);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
