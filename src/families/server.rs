@@ -10,13 +10,14 @@ use std::time::Duration;
 
 use super::boxed;
 use crate::command::args::parse_i64;
+use crate::command::table::{self, Cmd};
 use crate::command::{acl, flags::*, Args, CommandSpec, LocalFuture, Run};
 use crate::error::CmdError;
 use crate::persist::Effects;
 use crate::resp::Reply;
 use crate::server::client::Client;
 use crate::server::info::{needs_snapshots, render, sections, snapshot, ACTIVE_EXPIRE};
-use crate::server::stats::{SlowLog, LAZYFREED, LAZYFREE_PENDING};
+use crate::server::stats::{latency_cdf, LatencyMonitor, LatencySeries, SlowLog, LAZYFREED, LAZYFREE_PENDING};
 use crate::server::unix_us;
 use crate::store::db::DbStats;
 use crate::store::{Db, Store};
@@ -540,6 +541,320 @@ fn slowlog_help(c: &mut Client, _a: Args) -> LocalFuture<'_> {
     })
 }
 
+// ---- LATENCY -----------------------------------------------------------------------------
+
+fn latency_lock(c: &Client) -> std::sync::MutexGuard<'_, LatencyMonitor> {
+    c.shard
+        .local
+        .shared
+        .latency_events
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// `LATENCY LATEST`: every event with its latest sample and its all-time maximum.
+fn latency_latest(c: &mut Client, _a: Args) -> LocalFuture<'_> {
+    boxed(async move {
+        let m = latency_lock(c);
+        let events: Vec<_> = m
+            .events
+            .iter()
+            .map(|(e, ts)| (*e, ts.samples.back().copied(), ts.max))
+            .collect();
+        drop(m);
+        c.out.array(events.len());
+        for (event, last, max) in events {
+            let (time, ms) = last.unwrap_or((0, 0));
+            c.out.array(4);
+            c.out.bulk(event.as_bytes());
+            c.out.int(time as i64);
+            c.out.int(ms as i64);
+            c.out.int(max as i64);
+        }
+        Ok(())
+    })
+}
+
+/// `LATENCY HISTORY event`: the event's samples, oldest first.
+fn latency_history(c: &mut Client, a: Args) -> LocalFuture<'_> {
+    boxed(async move {
+        let samples: Vec<(u64, u64)> = latency_lock(c)
+            .get(&a[2])
+            .map(|ts| ts.samples.iter().copied().collect())
+            .unwrap_or_default();
+        c.out.array(samples.len());
+        for (time, ms) in samples {
+            c.out.array(2);
+            c.out.int(time as i64);
+            c.out.int(ms as i64);
+        }
+        Ok(())
+    })
+}
+
+/// `LATENCY RESET [event ...]`: how many events were dropped.
+fn latency_reset(c: &mut Client, a: Args) -> LocalFuture<'_> {
+    boxed(async move {
+        let mut m = latency_lock(c);
+        let n = if a.len() == 2 {
+            m.reset(None)
+        } else {
+            (2..a.len()).map(|i| m.reset(Some(&a[i]))).sum()
+        };
+        drop(m);
+        c.out.int(n as i64);
+        Ok(())
+    })
+}
+
+/// `LATENCY GRAPH event`: Redis draws an ASCII sparkline; basalt does not draw it.
+fn latency_graph(c: &mut Client, a: Args) -> LocalFuture<'_> {
+    boxed(async move {
+        if latency_lock(c).get(&a[2]).is_none() {
+            let event = String::from_utf8_lossy(&a[2]).into_owned();
+            return Err(CmdError::Custom(format!(
+                "ERR No samples available for event '{event}'"
+            )));
+        }
+        Err(CmdError::Static(
+            "ERR LATENCY GRAPH is not supported by basalt; LATENCY HISTORY has the same samples",
+        ))
+    })
+}
+
+/// `LATENCY DOCTOR`: Redis's report (createLatencyReport) for the events basalt samples.
+fn latency_doctor(c: &mut Client, _a: Args) -> LocalFuture<'_> {
+    boxed(async move {
+        let (threshold, slower) = {
+            let cfg = c.shard.local.shared.config.read();
+            (cfg.latency_monitor_threshold, cfg.slowlog_log_slower_than)
+        };
+        let events = latency_lock(c).events.clone();
+        let report = latency_report(&events, threshold, slower, anon_huge_pages() > 0, now_secs());
+        c.out.verbatim("txt", report.as_bytes());
+        Ok(())
+    })
+}
+
+fn now_secs() -> u64 {
+    unix_us() / 1_000_000
+}
+
+/// AnonHugePages of this process in kB (Redis's THPGetAnonHugePagesSize), 0 if unknown.
+fn anon_huge_pages() -> u64 {
+    let Ok(s) = std::fs::read_to_string("/proc/self/smaps_rollup") else {
+        return 0;
+    };
+    s.lines()
+        .find_map(|l| l.strip_prefix("AnonHugePages:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// createLatencyReport, for the events basalt records (command, fast-command, expire-cycle).
+fn latency_report(
+    events: &[(&'static str, LatencySeries)],
+    threshold: u64,
+    slower_than_us: i64,
+    thp: bool,
+    now: u64,
+) -> String {
+    use std::fmt::Write as _;
+    if events.is_empty() && threshold == 0 {
+        return "I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this Redis instance. You may use \"CONFIG SET latency-monitor-threshold <milliseconds>.\" in order to enable it. If we weren't in a deep space mission I'd suggest to take a look at https://redis.io/topics/latency-monitor.\n".to_string();
+    }
+    let mut r = String::new();
+    let (mut slowlog_enabled, mut slowlog_tuning, mut slowlog_inspect) = (false, false, false);
+    let (mut scheduler, mut hz, mut large_objects) = (false, false, false);
+    let mut advices = 0;
+    for (n, (event, ts)) in events.iter().enumerate() {
+        if n == 0 {
+            r.push_str("Dave, I have observed latency spikes in this Redis instance. You don't mind talking about it, do you Dave?\n\n");
+        }
+        // analyzeLatencyForEvent
+        let k = ts.samples.len() as u64;
+        let (avg, mad, period) = match ts.samples.iter().map(|s| s.1).sum::<u64>().checked_div(k) {
+            None => (0, 0, 0),
+            Some(avg) => {
+                let mad = ts.samples.iter().map(|s| s.1.abs_diff(avg)).sum::<u64>() / k;
+                let oldest = ts.samples.iter().map(|s| s.0).min().unwrap_or(now);
+                (avg, mad, now.saturating_sub(oldest).max(1))
+            }
+        };
+        let _ = write!(
+            r,
+            "{}. {}: {} latency spikes (average {}ms, mean deviation {}ms, period {:.2} sec). Worst all time event {}ms.",
+            n + 1,
+            event,
+            k,
+            avg,
+            mad,
+            period as f64 / k as f64,
+            ts.max
+        );
+        match *event {
+            "command" => {
+                if slower_than_us < 0 {
+                    slowlog_enabled = true;
+                    advices += 1;
+                } else if (slower_than_us / 1000) as u64 > threshold {
+                    slowlog_tuning = true;
+                    advices += 1;
+                }
+                slowlog_inspect = true;
+                large_objects = true;
+                advices += 2;
+            }
+            "fast-command" => {
+                scheduler = true;
+                advices += 1;
+            }
+            "expire-cycle" => {
+                hz = true;
+                large_objects = true;
+                advices += 2;
+            }
+            _ => {}
+        }
+        r.push('\n');
+    }
+    if thp {
+        advices += 1;
+    }
+    if events.is_empty() && advices == 0 {
+        r.push_str("Dave, no latency spike was observed during the lifetime of this Redis instance, not in the slightest bit. I honestly think you ought to sit down calmly, take a stress pill, and think things over.\n");
+        return r;
+    }
+    if !events.is_empty() && advices == 0 {
+        r.push_str("\nWhile there are latency events logged, I'm not able to suggest any easy fix. Please use the Redis community to get some help, providing this report in your help request.\n");
+        return r;
+    }
+    r.push_str("\nI have a few advices for you:\n\n");
+    if slowlog_enabled {
+        let _ = writeln!(r, "- There are latency issues with potentially slow commands you are using. Try to enable the Slow Log Redis feature using the command 'CONFIG SET slowlog-log-slower-than {}'. If the Slow log is disabled Redis is not able to log slow commands execution for you.", threshold * 1000);
+    }
+    if slowlog_tuning {
+        let _ = writeln!(r, "- Your current Slow Log configuration only logs events that are slower than your configured latency monitor threshold. Please use 'CONFIG SET slowlog-log-slower-than {}'.", threshold * 1000);
+    }
+    if slowlog_inspect {
+        r.push_str("- Check your Slow Log to understand what are the commands you are running which are too slow to execute. Please check https://redis.io/commands/slowlog for more information.\n");
+    }
+    if scheduler {
+        r.push_str("- The system is slow to execute Redis code paths not containing system calls. This usually means the system does not provide Redis CPU time to run for long periods. You should try to:\n  1) Lower the system load.\n  2) Use a computer / VM just for Redis if you are running other software in the same system.\n  3) Check if you have a \"noisy neighbour\" problem.\n  4) Check with 'redis-cli --intrinsic-latency 100' what is the intrinsic latency in your system.\n  5) Check if the problem is allocator-related by recompiling Redis with MALLOC=libc, if you are using Jemalloc. However this may create fragmentation problems.\n");
+    }
+    if hz {
+        r.push_str("- In order to make the Redis keys expiring process more incremental, try to set the 'hz' configuration parameter to 100 using 'CONFIG SET hz 100'.\n");
+    }
+    if large_objects {
+        r.push_str("- Deleting, expiring or evicting (because of maxmemory policy) large objects is a blocking operation. If you have very large objects that are often deleted, expired, or evicted, try to fragment those objects into multiple smaller objects.\n");
+    }
+    if thp {
+        r.push_str("- I detected a non zero amount of anonymous huge pages used by your process. This creates very serious latency events in different conditions, especially when Redis is persisting on disk. To disable THP support use the command 'echo never > /sys/kernel/mm/transparent_hugepage/enabled', make sure to also add it into /etc/rc.local so that the command will be executed again after a reboot. Note that even if you have already disabled THP, you still need to restart the Redis process to get rid of the huge pages already created.\n");
+    }
+    r
+}
+
+/// `LATENCY HISTOGRAM [command ...]`: each command's cumulative latency distribution
+/// (latency-tracking's histograms, summed over shards). Unknown names are skipped; a
+/// container names its subcommands.
+fn latency_histogram(c: &mut Client, a: Args) -> LocalFuture<'_> {
+    boxed(async move {
+        let per_shard = c.shard.hop_all(|sh| sh.local.stats.borrow().latency.clone()).await?;
+        let mut merged: Vec<Option<Box<crate::server::stats::LatencyHistogram>>> = Vec::new();
+        for hists in per_shard {
+            if merged.is_empty() {
+                merged = hists;
+                continue;
+            }
+            for (m, h) in merged.iter_mut().zip(hists) {
+                if let Some(h) = h {
+                    match m {
+                        Some(m) => {
+                            let _ = m.add(&*h);
+                        }
+                        None => *m = Some(h),
+                    }
+                }
+            }
+        }
+        let wanted: Vec<&'static Cmd> = if a.len() == 2 {
+            table::all().iter().collect()
+        } else {
+            let mut v = Vec::new();
+            for i in 2..a.len() {
+                let name = &a[i];
+                let mut parts = name.split(|&b| b == b'|');
+                let first = parts.next().unwrap_or_default();
+                let found = match (parts.next(), parts.next()) {
+                    (None, _) => table::lookup(first),
+                    (Some(sub), None) => table::lookup(first).and_then(|p| table::lookup_sub(p, sub)),
+                    _ => None,
+                };
+                let Some(cmd) = found else { continue };
+                v.push(cmd);
+                if !cmd.spec.subcommands.is_empty() {
+                    v.extend(
+                        table::all()
+                            .iter()
+                            .filter(|s| s.parent.is_some_and(|p| std::ptr::eq(p, cmd.spec))),
+                    );
+                }
+            }
+            v
+        };
+        // (name, calls, cumulative distribution)
+        type Row<'a> = (&'a str, u64, Vec<(u64, u64)>);
+        let rows: Vec<Row> = wanted
+            .iter()
+            .filter_map(|cmd| {
+                let h = merged.get(cmd.id)?.as_ref()?;
+                Some((cmd.full_name.as_str(), h.len(), latency_cdf(h)))
+            })
+            .collect();
+        c.out.map(rows.len());
+        for (name, calls, cdf) in rows {
+            c.out.bulk(name.as_bytes());
+            c.out.map(2);
+            c.out.bulk(b"calls");
+            c.out.int(calls as i64);
+            c.out.bulk(b"histogram_usec");
+            c.out.map(cdf.len());
+            for (us, n) in cdf {
+                c.out.int(us as i64);
+                c.out.int(n as i64);
+            }
+        }
+        Ok(())
+    })
+}
+
+/// `LATENCY HELP`
+fn latency_help(c: &mut Client, _a: Args) -> LocalFuture<'_> {
+    boxed(async move {
+        help(
+            &mut c.out,
+            "LATENCY",
+            &[
+                "DOCTOR",
+                "    Return a human readable latency analysis report.",
+                "GRAPH <event>",
+                "    Return an ASCII latency graph for the <event> class.",
+                "HISTORY <event>",
+                "    Return time-latency samples for the <event> class.",
+                "LATEST",
+                "    Return the latest latency samples for all events.",
+                "RESET [<event> ...]",
+                "    Reset latency data of one or more <event> classes.",
+                "    (default: reset all data for all event classes)",
+                "HISTOGRAM [COMMAND ...]",
+                "    Return a cumulative distribution of latencies in the format of a histogram for the specified command names.",
+                "    If no commands are specified then all histograms are replied.",
+            ],
+        );
+        Ok(())
+    })
+}
+
 // ---- DEBUG -------------------------------------------------------------------------------
 
 const DEBUG_NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
@@ -715,6 +1030,96 @@ static SLOWLOG_SUBCOMMANDS: &[CommandSpec] = &[
     },
 ];
 
+const LATENCY_TIPS: &[&str] = &[
+    "nondeterministic_output",
+    "request_policy:all_nodes",
+    "response_policy:special",
+];
+
+static LATENCY_SUBCOMMANDS: &[CommandSpec] = &[
+    CommandSpec {
+        name: "doctor",
+        arity: 2,
+        flags: ADMIN | NOSCRIPT | LOADING | STALE,
+        group: SERVER,
+        since: "2.8.13",
+        summary: "Returns a human-readable latency analysis report.",
+        tips: LATENCY_TIPS,
+        run: Run::Conn(latency_doctor),
+        ..CommandSpec::DEFAULT
+    },
+    CommandSpec {
+        name: "graph",
+        arity: 3,
+        flags: ADMIN | NOSCRIPT | LOADING | STALE,
+        group: SERVER,
+        since: "2.8.13",
+        summary: "Returns a latency graph for an event.",
+        syntax: "event",
+        tips: LATENCY_TIPS,
+        run: Run::Conn(latency_graph),
+        ..CommandSpec::DEFAULT
+    },
+    CommandSpec {
+        name: "histogram",
+        arity: -2,
+        flags: ADMIN | NOSCRIPT | LOADING | STALE,
+        group: SERVER,
+        since: "7.0.0",
+        summary: "Returns the cumulative distribution of latencies of a subset or all commands.",
+        complexity: "O(N) where N is the number of commands with latency information being retrieved.",
+        syntax: "[command [command ...]]",
+        tips: LATENCY_TIPS,
+        run: Run::Conn(latency_histogram),
+        ..CommandSpec::DEFAULT
+    },
+    CommandSpec {
+        name: "history",
+        arity: 3,
+        flags: ADMIN | NOSCRIPT | LOADING | STALE,
+        group: SERVER,
+        since: "2.8.13",
+        summary: "Returns timestamp-latency samples for an event.",
+        syntax: "event",
+        tips: LATENCY_TIPS,
+        run: Run::Conn(latency_history),
+        ..CommandSpec::DEFAULT
+    },
+    CommandSpec {
+        name: "latest",
+        arity: 2,
+        flags: ADMIN | NOSCRIPT | LOADING | STALE,
+        group: SERVER,
+        since: "2.8.13",
+        summary: "Returns the latest latency samples for all events.",
+        tips: LATENCY_TIPS,
+        run: Run::Conn(latency_latest),
+        ..CommandSpec::DEFAULT
+    },
+    CommandSpec {
+        name: "reset",
+        arity: -2,
+        flags: ADMIN | NOSCRIPT | LOADING | STALE,
+        group: SERVER,
+        since: "2.8.13",
+        summary: "Resets the latency data for one or more events.",
+        syntax: "[event [event ...]]",
+        tips: &["request_policy:all_nodes", "response_policy:all_succeeded"],
+        run: Run::Conn(latency_reset),
+        ..CommandSpec::DEFAULT
+    },
+    CommandSpec {
+        name: "help",
+        arity: 2,
+        flags: LOADING | STALE,
+        group: SERVER,
+        since: "2.8.13",
+        summary: "Returns helpful text about the different subcommands.",
+        run: Run::Conn(latency_help),
+        ..CommandSpec::DEFAULT
+    },
+];
+
 const KEYSPACE_DANGEROUS: u32 = acl::KEYSPACE | acl::DANGEROUS;
 
 pub static COMMANDS: &[CommandSpec] = &[
@@ -847,6 +1252,16 @@ pub static COMMANDS: &[CommandSpec] = &[
         summary: "A container for slow log commands.",
         complexity: "Depends on subcommand.",
         subcommands: SLOWLOG_SUBCOMMANDS,
+        ..CommandSpec::DEFAULT
+    },
+    CommandSpec {
+        name: "latency",
+        arity: -2,
+        group: SERVER,
+        since: "2.8.13",
+        summary: "A container for latency diagnostics commands.",
+        complexity: "Depends on subcommand.",
+        subcommands: LATENCY_SUBCOMMANDS,
         ..CommandSpec::DEFAULT
     },
     CommandSpec {
@@ -999,6 +1414,22 @@ mod tests {
             &out.take()[..],
             &b"*5\r\n+SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:\r\n+LEN\r\n+    Return the length of the slowlog.\r\n+HELP\r\n+    Prints this help.\r\n"[..]
         );
+    }
+
+    #[test]
+    fn latency_report_like_redis() {
+        let off = latency_report(&[], 0, 10_000, false, 100);
+        assert!(off.starts_with("I'm sorry, Dave, I can't do that."));
+        let quiet = latency_report(&[], 5, 10_000, false, 100);
+        assert!(quiet.starts_with("Dave, no latency spike was observed"));
+        let mut m = LatencyMonitor::default();
+        m.add("command", 10, 90);
+        m.add("command", 30, 95);
+        let r = latency_report(&m.events, 5, 10_000, false, 100);
+        assert!(r.contains("1. command: 2 latency spikes (average 20ms, mean deviation 10ms, period 5.00 sec). Worst all time event 30ms.\n"), "{r}");
+        // slowlog-log-slower-than 10 ms is above the 5 ms threshold: Redis advises lowering it.
+        assert!(r.contains("'CONFIG SET slowlog-log-slower-than 5000'"), "{r}");
+        assert!(r.contains("- Check your Slow Log"), "{r}");
     }
 
     #[test]

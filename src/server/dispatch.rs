@@ -304,9 +304,9 @@ pub fn record(
 ) -> Instant {
     let end = Instant::now();
     let us = end.saturating_duration_since(start).as_micros() as u64;
-    let (slower, latency_tracking) = {
+    let (slower, latency_tracking, monitor_ms) = {
         let c = sh.local.cfg.borrow();
-        (c.slowlog_slower_than, c.latency_tracking)
+        (c.slowlog_slower_than, c.latency_tracking, c.latency_monitor_ms)
     };
     {
         let mut stats = sh.local.stats.borrow_mut();
@@ -321,6 +321,17 @@ pub fn record(
         }
         if latency_tracking {
             stats.record_latency(cmd.id, us);
+        }
+    }
+    if monitor_ms > 0 && us / 1000 >= monitor_ms && !cmd.spec.has(flags::SKIP_SLOWLOG) {
+        // Redis's call(): latencyAddSampleIfNeeded next to the slow log.
+        let event = if cmd.spec.has(flags::FAST) {
+            "fast-command"
+        } else {
+            "command"
+        };
+        if let Ok(mut m) = sh.local.shared.latency_events.lock() {
+            m.add(event, us / 1000, unix_ms() / 1000);
         }
     }
     if slower >= 0 && us >= slower as u64 && !cmd.spec.has(flags::SKIP_SLOWLOG) {

@@ -101,6 +101,14 @@ pub async fn expire_loop(shard: Rc<Shard>) {
                 glommio::timer::sleep(Duration::from_micros(100)).await;
             }
         }
+        // Redis's activeExpireCycle: latencyAddSampleIfNeeded("expire-cycle", ms).
+        let monitor_ms = shard.local.cfg.borrow().latency_monitor_ms;
+        let ms = cycle_start.elapsed().as_millis() as u64;
+        if monitor_ms > 0 && ms >= monitor_ms {
+            if let Ok(mut m) = shard.local.shared.latency_events.lock() {
+                m.add("expire-cycle", ms, unix_ms() / 1000);
+            }
+        }
         glommio::timer::sleep(period).await;
     }
 }

@@ -40,6 +40,8 @@ pub struct ServerShared {
     pub persist: PersistStats,
     pub lastsave: AtomicU64,
     pub slowlog: Mutex<stats::SlowLog>,
+    /// The latency monitor's events (LATENCY LATEST/HISTORY/RESET).
+    pub latency_events: Mutex<stats::LatencyMonitor>,
     /// Bytes allocated, refreshed by the cron (see memory.rs).
     pub used_memory: AtomicU64,
     pub used_memory_peak: AtomicU64,
@@ -79,6 +81,7 @@ impl ServerShared {
             persist: PersistStats::new(),
             lastsave: AtomicU64::new(unix_ms() / 1000),
             slowlog: Mutex::new(stats::SlowLog::default()),
+            latency_events: Mutex::new(stats::LatencyMonitor::default()),
             used_memory: AtomicU64::new(0),
             used_memory_peak: AtomicU64::new(0),
             port: AtomicUsize::new(port),
@@ -114,6 +117,8 @@ pub struct CachedConfig {
     pub slowlog_slower_than: i64,
     /// latency-tracking: per-command latency histograms for INFO latencystats.
     pub latency_tracking: bool,
+    /// latency-monitor-threshold in ms (0: the latency monitor is off).
+    pub latency_monitor_ms: u64,
     pub maxclients: usize,
     /// protected-mode: without a password, only loopback clients are accepted.
     pub protected_mode: bool,
@@ -146,6 +151,7 @@ impl CachedConfig {
             databases: c.databases,
             slowlog_slower_than: c.slowlog_log_slower_than,
             latency_tracking: c.latency_tracking,
+            latency_monitor_ms: c.latency_monitor_threshold,
             maxclients: c.maxclients as usize,
             protected_mode: c.protected_mode,
             hz: (c.hz as u64).clamp(1, 500),

@@ -246,9 +246,145 @@ impl SlowLog {
     }
 }
 
+/// The cumulative distribution LATENCY HISTOGRAM replies: (µs, calls at or below) at
+/// power-of-two steps from 1024 ns, only where the count grew. Redis's fillCommandCDF with
+/// hdr_iter_log_init(1024, 2): a step is reported at the first bucket at or past its level,
+/// labelled with that bucket's highest equivalent value, counting that bucket too.
+pub fn latency_cdf(h: &LatencyHistogram) -> Vec<(u64, u64)> {
+    let total = h.len();
+    let mut out = Vec::new();
+    let mut level: u64 = 1024;
+    let mut level_low = h.lowest_equivalent(level);
+    let (mut cumulative, mut previous, mut value) = (0u64, 0u64, 0u64);
+    for bucket in h.iter_all() {
+        if previous == total {
+            return out;
+        }
+        cumulative += bucket.count_at_value();
+        value = h.lowest_equivalent(bucket.value_iterated_to());
+        while value >= level_low {
+            if cumulative > previous {
+                out.push((h.highest_equivalent(value) / 1000, cumulative));
+            }
+            previous = cumulative;
+            level = level.saturating_mul(2);
+            level_low = h.lowest_equivalent(level);
+        }
+    }
+    // Past the last bucket (a level beyond the histogram's range): the C iterator reports
+    // one more step there, labelled with the last bucket.
+    if cumulative > previous {
+        out.push((h.highest_equivalent(value) / 1000, cumulative));
+    }
+    out
+}
+
+/// LATENCY_TS_LEN: samples kept per event.
+const LATENCY_TS_LEN: usize = 160;
+
+/// One latency event's time series (Redis's latencyTimeSeries): at most one sample per
+/// second (the highest), the last 160 kept, and the all-time maximum.
+#[derive(Clone, Debug)]
+pub struct LatencySeries {
+    /// (unix seconds, ms), oldest first.
+    pub samples: VecDeque<(u64, u64)>,
+    pub max: u64,
+}
+
+/// The latency monitor (latency-monitor-threshold): events in the order first seen.
+#[derive(Default)]
+pub struct LatencyMonitor {
+    pub events: Vec<(&'static str, LatencySeries)>,
+}
+
+impl LatencyMonitor {
+    /// latencyAddSample: `ms` for `event` at `now` (unix seconds).
+    pub fn add(&mut self, event: &'static str, ms: u64, now: u64) {
+        let i = match self.events.iter().position(|(e, _)| *e == event) {
+            Some(i) => i,
+            None => {
+                let series = LatencySeries {
+                    samples: VecDeque::with_capacity(LATENCY_TS_LEN),
+                    max: 0,
+                };
+                self.events.push((event, series));
+                self.events.len() - 1
+            }
+        };
+        let ts = &mut self.events[i].1;
+        ts.max = ts.max.max(ms);
+        if let Some(last) = ts.samples.back_mut() {
+            if last.0 == now {
+                last.1 = last.1.max(ms);
+                return;
+            }
+        }
+        if ts.samples.len() == LATENCY_TS_LEN {
+            ts.samples.pop_front();
+        }
+        ts.samples.push_back((now, ms));
+    }
+
+    pub fn get(&self, event: &[u8]) -> Option<&LatencySeries> {
+        self.events.iter().find(|(e, _)| e.as_bytes() == event).map(|(_, s)| s)
+    }
+
+    /// latencyResetEvent: drops `event` (any case), or every event; how many were dropped.
+    pub fn reset(&mut self, event: Option<&[u8]>) -> usize {
+        let before = self.events.len();
+        self.events
+            .retain(|(e, _)| event.is_some_and(|want| !e.as_bytes().eq_ignore_ascii_case(want)));
+        before - self.events.len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latency_cdf_reports_power_of_two_steps_like_redis() {
+        let mut h = latency_histogram();
+        assert!(latency_cdf(&h).is_empty());
+        // 10 µs: the first level at or above it is 16384 ns, whose bucket ends at 16511.
+        h.record(10_000).unwrap();
+        assert_eq!(latency_cdf(&h), vec![(16, 1)]);
+        // 500 ns and 1 ns fall at the first level, 1024 ns (bucket 1024..=1031).
+        h.record(500).unwrap();
+        h.record(1).unwrap();
+        // 40 µs: level 65536 ns, bucket 65536..=66047.
+        h.record(40_000).unwrap();
+        assert_eq!(latency_cdf(&h), vec![(1, 2), (16, 3), (66, 4)]);
+        // 1 s (the clamp): level 2^30 ns = 1073741824, beyond the 1 s maximum; the last
+        // bucket is reported where the iteration runs out.
+        h.record(1_000_000_000).unwrap();
+        let cdf = latency_cdf(&h);
+        assert_eq!(cdf.len(), 4, "{cdf:?}");
+        assert_eq!(cdf[3].1, 5);
+        assert!(cdf[3].0 >= 1_000_000, "{cdf:?}");
+    }
+
+    #[test]
+    fn latency_monitor_keeps_one_sample_per_second_and_the_max() {
+        let mut m = LatencyMonitor::default();
+        m.add("command", 5, 100);
+        m.add("command", 3, 100); // same second, lower: kept as 5
+        m.add("command", 9, 100); // same second, higher: replaces
+        m.add("fast-command", 2, 100);
+        m.add("command", 4, 101);
+        let ts = m.get(b"command").unwrap();
+        assert_eq!(ts.samples, VecDeque::from(vec![(100, 9), (101, 4)]));
+        assert_eq!(ts.max, 9);
+        for t in 0..200 {
+            m.add("command", 1, 1000 + t);
+        }
+        assert_eq!(m.get(b"command").unwrap().samples.len(), LATENCY_TS_LEN);
+        assert_eq!(m.get(b"command").unwrap().samples.front(), Some(&(1040, 1)));
+        assert_eq!(m.reset(Some(b"COMMAND")), 1);
+        assert_eq!(m.reset(Some(b"nosuch")), 0);
+        assert_eq!(m.reset(None), 1);
+        assert!(m.events.is_empty());
+    }
 
     #[test]
     fn slowlog_truncates_like_redis() {
