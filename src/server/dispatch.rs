@@ -584,19 +584,7 @@ impl Pipeline {
                 let start = Instant::now();
                 let record_args = args.clone();
                 let result = f(client, args).await;
-                if let Err(e) = &result {
-                    client.out.error(&e.to_string());
-                }
-                let sh = client.shard.clone();
-                record(
-                    &sh,
-                    cmd,
-                    start,
-                    result.as_ref().err(),
-                    0,
-                    &record_args,
-                    &BatchCtx::of(client),
-                );
+                settle_on_client(client, cmd, start, result, &record_args);
             }
         }
         if let Some((cmd, args)) = monitored {
@@ -771,19 +759,16 @@ async fn run_reserving(client: &mut Client, cmd: &'static Cmd, call: ScriptCall,
     let start = Instant::now();
     let record_args = args.clone();
     let result = scripting::run_script(client, call, args).await;
+    settle_on_client(client, cmd, start, result, &record_args);
+}
+
+/// After a command ran on the client's own task: its error is the reply, and it is counted.
+fn settle_on_client(client: &mut Client, cmd: &'static Cmd, start: Instant, result: Result<(), CmdError>, args: &Args) {
     if let Err(e) = &result {
         client.out.error(&e.to_string());
     }
     let sh = client.shard.clone();
-    record(
-        &sh,
-        cmd,
-        start,
-        result.as_ref().err(),
-        0,
-        &record_args,
-        &BatchCtx::of(client),
-    );
+    record(&sh, cmd, start, result.as_ref().err(), 0, args, &BatchCtx::of(client));
 }
 
 /// CLIENT REPLY OFF|SKIP: drop what the last command wrote.
