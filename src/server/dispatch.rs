@@ -413,6 +413,26 @@ impl Pipeline {
         self.flush(client).await;
     }
 
+    /// Queues a command for `shard`'s next batch, sending the batch queued for another shard
+    /// first, and shows it to MONITOR clients.
+    async fn queue(
+        &mut self,
+        client: &mut Client,
+        shard: usize,
+        cmd: &'static Cmd,
+        args: Args,
+        monitored: Option<(&'static Cmd, Args)>,
+    ) {
+        if shard != self.run.target && !self.run.cmds.is_empty() {
+            self.flush(client).await;
+        }
+        self.run.target = shard;
+        self.run.cmds.push((cmd, args));
+        if let Some((cmd, args)) = monitored {
+            super::conn::feed_monitors(client, cmd, &args).await;
+        }
+    }
+
     async fn one(&mut self, client: &mut Client, args: Args, conn: Option<&glommio::net::TcpStream>) {
         let chained = self.last_end.take();
         // Pub/Sub pushes that arrived before this command go before its reply.
@@ -522,14 +542,7 @@ impl Pipeline {
                     self.last_end = Some(exec_keyed_at(&sh, cmd, &args, &ctx, &mut client.out, start));
                     sh.cut_at_turn_end();
                 } else {
-                    if shard != self.run.target && !self.run.cmds.is_empty() {
-                        self.flush(client).await;
-                    }
-                    self.run.target = shard;
-                    self.run.cmds.push((cmd, args));
-                    if let Some((cmd, args)) = monitored {
-                        super::conn::feed_monitors(client, cmd, &args).await;
-                    }
+                    self.queue(client, shard, cmd, args, monitored).await;
                     return;
                 }
             }
@@ -553,14 +566,7 @@ impl Pipeline {
                         Here::Elsewhere(args) => run_reserving(client, cmd, call, args).await,
                     }
                 } else {
-                    if shard != self.run.target && !self.run.cmds.is_empty() {
-                        self.flush(client).await;
-                    }
-                    self.run.target = shard;
-                    self.run.cmds.push((cmd, args));
-                    if let Some((cmd, args)) = monitored {
-                        super::conn::feed_monitors(client, cmd, &args).await;
-                    }
+                    self.queue(client, shard, cmd, args, monitored).await;
                     return;
                 }
             }
