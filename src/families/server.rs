@@ -541,6 +541,20 @@ fn slowlog_help(c: &mut Client, _a: Args) -> LocalFuture<'_> {
     })
 }
 
+// ---- ROLE --------------------------------------------------------------------------------
+
+/// `ROLE`: basalt is always a master without replicas (replication offset 0, as INFO's
+/// `master_repl_offset`).
+fn role(c: &mut Client, _a: Args) -> LocalFuture<'_> {
+    boxed(async move {
+        c.out.array(3);
+        c.out.bulk(b"master");
+        c.out.int(0);
+        c.out.array(0);
+        Ok(())
+    })
+}
+
 // ---- LATENCY -----------------------------------------------------------------------------
 
 fn latency_lock(c: &Client) -> std::sync::MutexGuard<'_, LatencyMonitor> {
@@ -1231,6 +1245,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         summary: "Returns the Unix timestamp of the last successful save to disk.",
         tips: &["nondeterministic_output"],
         run: Run::Conn(lastsave),
+        ..CommandSpec::DEFAULT
+    },
+    CommandSpec {
+        name: "role",
+        arity: 1,
+        flags: NOSCRIPT | LOADING | STALE | FAST,
+        acl: acl::ADMIN | acl::DANGEROUS,
+        group: SERVER,
+        since: "2.8.12",
+        summary: "Returns the replication role.",
+        run: Run::Conn(role),
         ..CommandSpec::DEFAULT
     },
     // Redis declares no complexity for MONITOR.
