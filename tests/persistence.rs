@@ -871,7 +871,10 @@ fn automatic_rewrite_on_growth_past_min_size() {
     wait_info(&n, "aof_rewrites", "2");
     let current: u64 = n.info("aof_current_size").parse().unwrap();
     let base2: u64 = n.info("aof_base_size").parse().unwrap();
-    assert!(base2 <= current && current < 2 * base2 + 4096, "{base2} {current}");
+    // The second base holds the keys written before its cut (the growth that triggered it),
+    // so it is bigger than the first; how much of the 300 SETs landed after the cut depends
+    // on when the rewrite started, so the incremental part has no fixed bound.
+    assert!(base < base2 && base2 <= current, "{base} {base2} {current}");
     assert!(n.log_text().contains("Starting automatic rewriting of AOF on"));
     let before = dump(&mut r);
     drop(r);
