@@ -518,8 +518,13 @@ mod tests {
         }
         let mut r = rng();
         let mut total = 0;
-        for _ in 0..200 {
+        // Cycles sample at random and stop early while few of their samples are expired (as
+        // Redis's): the last stale keys take a number of cycles that varies from run to run.
+        for _ in 0..100_000 {
             total += db.active_expire(20, &mut r, || true);
+            if total >= 500 {
+                break;
+            }
         }
         assert_eq!(total, 500);
         assert_eq!(db.len(), 1500);
