@@ -86,6 +86,25 @@ pub fn lookup_sub(parent: &Cmd, sub: &[u8]) -> Option<&'static Cmd> {
     t.subs.get(&parent.id)?.get(key).map(|&i| &t.cmds[i])
 }
 
+/// A command by its full name: "get", or "client|list" for a subcommand (Redis's
+/// lookupCommandBySds, as COMMAND INFO/DOCS and LATENCY HISTOGRAM take names).
+pub fn lookup_full(name: &[u8]) -> Option<&'static Cmd> {
+    let mut parts = name.split(|&b| b == b'|');
+    let top = lookup(parts.next()?)?;
+    match (parts.next(), parts.next()) {
+        (None, _) => Some(top),
+        (Some(sub), None) => lookup_sub(top, sub),
+        _ => None,
+    }
+}
+
+/// A container's subcommands (they follow it in [`all`]); none for any other command.
+pub fn subcommands(parent: &Cmd) -> impl Iterator<Item = &'static Cmd> + '_ {
+    all()[parent.id + 1..]
+        .iter()
+        .take_while(move |c| c.parent.is_some_and(|p| std::ptr::eq(p, parent.spec)))
+}
+
 /// Every command and subcommand, top-level ones in declaration order each followed by its subcommands.
 pub fn all() -> &'static [Cmd] {
     &table().cmds
@@ -109,6 +128,20 @@ mod tests {
         assert_eq!(get.spec.name, "get");
         assert!(lookup(b"nosuchcommand").is_none());
         assert!(lookup(&[b'a'; 100]).is_none());
+    }
+
+    #[test]
+    fn subcommands_of_a_container_only() {
+        let config = lookup(b"config").unwrap();
+        let subs: Vec<&str> = subcommands(config).map(|c| c.full_name.as_str()).collect();
+        assert!(subs.contains(&"config|get") && subs.iter().all(|n| n.starts_with("config|")));
+        assert_eq!(subcommands(lookup(b"get").unwrap()).count(), 0);
+        assert_eq!(subcommands(lookup_full(b"config|get").unwrap()).count(), 0);
+        assert_eq!(
+            lookup_full(b"CONFIG|Get").map(|c| c.full_name.as_str()),
+            Some("config|get")
+        );
+        assert!(lookup_full(b"config|get|x").is_none());
     }
 
     #[test]

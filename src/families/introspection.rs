@@ -186,18 +186,6 @@ fn top_level() -> impl Iterator<Item = &'static Cmd> {
     table::all().iter().filter(|c| c.parent.is_none())
 }
 
-/// A command by the name COMMAND INFO/DOCS take: "get", or "client|list" for a subcommand
-/// (Redis's lookupCommandBySds).
-fn lookup_by_full_name(name: &[u8]) -> Option<&'static Cmd> {
-    let mut parts = name.split(|&b| b == b'|');
-    let top = table::lookup(parts.next()?)?;
-    match (parts.next(), parts.next()) {
-        (None, _) => Some(top),
-        (Some(sub), None) => table::lookup_sub(top, sub),
-        _ => None,
-    }
-}
-
 /// The command a full command line names (Redis's lookupCommand): a container's subcommand
 /// when the line has one.
 fn lookup_line(argv: &[Bytes]) -> Option<&'static Cmd> {
@@ -272,7 +260,7 @@ fn reply_infos(out: &mut Reply, a: &Args) {
     }
     out.array(a.len() - 2);
     for i in 2..a.len() {
-        match lookup_by_full_name(&a[i]) {
+        match table::lookup_full(&a[i]) {
             Some(cmd) => reply_info(out, cmd.spec, &cmd.full_name),
             None => out.null(),
         }
@@ -284,7 +272,7 @@ fn reply_docs_map(out: &mut Reply, a: &Args) {
     let cmds: Vec<&Cmd> = if a.len() == 2 {
         top_level().collect()
     } else {
-        (2..a.len()).filter_map(|i| lookup_by_full_name(&a[i])).collect()
+        (2..a.len()).filter_map(|i| table::lookup_full(&a[i])).collect()
     };
     out.map(cmds.len());
     for cmd in cmds {

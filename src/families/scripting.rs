@@ -296,34 +296,21 @@ fn end_fcall(fcall: bool) {
 /// file order is a valid order): one effect as itself, several as one `MULTI ... EXEC`
 /// record, as Redis 7 propagates a script (propagatePendingCommands).
 fn send_effects(sh: &Rc<Shard>, mut effects: Effects) {
-    if effects.is_empty() {
+    let Some(core) = sh.local.persist.as_ref() else {
         return;
-    }
-    if sh.local.persist.is_none() {
+    };
+    if effects.is_empty() {
         return;
     }
     // Effects this shard recorded before the script go first (an earlier ticket).
     sh.flush_effects();
-    let Some(inner) = effects.take(sh.id) else { return };
+    let Some(record) = effects.take(sh.id) else { return };
     // A record opens with a SELECT: two commands are one effect.
-    let record = if inner.commands <= 2 {
-        inner
+    core.send(if record.commands <= 2 {
+        record
     } else {
-        let mut bytes = BytesMut::with_capacity(inner.bytes.len() + 32);
-        bytes.extend_from_slice(b"*1\r\n$5\r\nMULTI\r\n");
-        bytes.extend_from_slice(&inner.bytes);
-        bytes.extend_from_slice(b"*1\r\n$4\r\nEXEC\r\n");
-        crate::persist::Record {
-            shard: inner.shard,
-            ticket: inner.ticket,
-            bytes: bytes.freeze(),
-            commands: inner.commands + 2,
-            control: None,
-        }
-    };
-    if let Some(core) = sh.local.persist.as_ref() {
-        core.send(record);
-    }
+        record.in_multi()
+    });
 }
 
 /// Runs a script on this (the client's home) shard's thread, reserving what it needs: its

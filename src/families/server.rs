@@ -17,7 +17,9 @@ use crate::persist::Effects;
 use crate::resp::Reply;
 use crate::server::client::Client;
 use crate::server::info::{needs_snapshots, render, sections, snapshot, ACTIVE_EXPIRE};
-use crate::server::stats::{latency_cdf, LatencyMonitor, LatencySeries, SlowLog, LAZYFREED, LAZYFREE_PENDING};
+use crate::server::stats::{
+    add_latency, latency_cdf, LatencyMonitor, LatencySeries, SlowLog, LAZYFREED, LAZYFREE_PENDING,
+};
 use crate::server::unix_us;
 use crate::store::db::DbStats;
 use crate::store::{Db, Store};
@@ -644,14 +646,11 @@ fn latency_doctor(c: &mut Client, _a: Args) -> LocalFuture<'_> {
             (cfg.latency_monitor_threshold, cfg.slowlog_log_slower_than)
         };
         let events = latency_lock(c).events.clone();
-        let report = latency_report(&events, threshold, slower, anon_huge_pages() > 0, now_secs());
+        let now = unix_us() / 1_000_000;
+        let report = latency_report(&events, threshold, slower, anon_huge_pages() > 0, now);
         c.out.verbatim("txt", report.as_bytes());
         Ok(())
     })
-}
-
-fn now_secs() -> u64 {
-    unix_us() / 1_000_000
 }
 
 /// AnonHugePages of this process in kB (Redis's THPGetAnonHugePagesSize), 0 if unknown.
@@ -774,45 +773,17 @@ fn latency_report(
 fn latency_histogram(c: &mut Client, a: Args) -> LocalFuture<'_> {
     boxed(async move {
         let per_shard = c.shard.hop_all(|sh| sh.local.stats.borrow().latency.clone()).await?;
-        let mut merged: Vec<Option<Box<crate::server::stats::LatencyHistogram>>> = Vec::new();
-        for hists in per_shard {
-            if merged.is_empty() {
-                merged = hists;
-                continue;
-            }
-            for (m, h) in merged.iter_mut().zip(hists) {
-                if let Some(h) = h {
-                    match m {
-                        Some(m) => {
-                            let _ = m.add(&*h);
-                        }
-                        None => *m = Some(h),
-                    }
-                }
-            }
+        let mut merged = vec![None; table::len()];
+        for hists in &per_shard {
+            add_latency(&mut merged, hists);
         }
         let wanted: Vec<&'static Cmd> = if a.len() == 2 {
             table::all().iter().collect()
         } else {
             let mut v = Vec::new();
-            for i in 2..a.len() {
-                let name = &a[i];
-                let mut parts = name.split(|&b| b == b'|');
-                let first = parts.next().unwrap_or_default();
-                let found = match (parts.next(), parts.next()) {
-                    (None, _) => table::lookup(first),
-                    (Some(sub), None) => table::lookup(first).and_then(|p| table::lookup_sub(p, sub)),
-                    _ => None,
-                };
-                let Some(cmd) = found else { continue };
+            for cmd in (2..a.len()).filter_map(|i| table::lookup_full(&a[i])) {
                 v.push(cmd);
-                if !cmd.spec.subcommands.is_empty() {
-                    v.extend(
-                        table::all()
-                            .iter()
-                            .filter(|s| s.parent.is_some_and(|p| std::ptr::eq(p, cmd.spec))),
-                    );
-                }
+                v.extend(table::subcommands(cmd));
             }
             v
         };

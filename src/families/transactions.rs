@@ -274,7 +274,7 @@ fn exec(c: &mut Client, _a: Args) -> LocalFuture<'_> {
                 Run::Container => c.out.error(&CmdError::WrongArity(cmd.full_name.clone()).to_string()),
             }
         }
-        sh.send_effects_atomic(effects).await;
+        sh.send_effects_atomic(effects);
         sh.release(lent).await;
         unwatch_all(c).await;
         Ok(())

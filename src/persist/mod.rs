@@ -58,6 +58,22 @@ pub struct Record {
     pub control: Option<Control>,
 }
 
+impl Record {
+    /// The same commands as one `MULTI ... EXEC` transaction (a multi-shard command's or a
+    /// script's effects, as Redis propagates them).
+    pub fn in_multi(self) -> Record {
+        let mut bytes = bytes::BytesMut::with_capacity(self.bytes.len() + 32);
+        bytes.extend_from_slice(b"*1\r\n$5\r\nMULTI\r\n");
+        bytes.extend_from_slice(&self.bytes);
+        bytes.extend_from_slice(b"*1\r\n$4\r\nEXEC\r\n");
+        Record {
+            bytes: bytes.freeze(),
+            commands: self.commands + 2,
+            ..self
+        }
+    }
+}
+
 /// What a rewrite, or `CONFIG SET appendonly`, asks of the persistence core (see
 /// [`rewrite`]). `gen` names the rewrite: an `Install` is only honoured after the
 /// `Rotate`/`Start` of the same rewrite (a rewrite cancelled by `appendonly no` cannot

@@ -560,11 +560,8 @@ impl Pipeline {
                     let ctx = BatchCtx::of(client);
                     let sh = client.shard.clone();
                     let start = chained.unwrap_or_else(Instant::now);
-                    match scripting::run_here(&sh, cmd, call, args, &ctx, &mut client.out, start) {
-                        Here::Done(end) => self.last_end = Some(end),
-                        Here::Later(rx) => finish_later(client, cmd, call, rx).await,
-                        Here::Elsewhere(args) => run_reserving(client, cmd, call, args).await,
-                    }
+                    let here = scripting::run_here(&sh, cmd, call, args, &ctx, &mut client.out, start);
+                    self.last_end = settle_script(client, cmd, call, here).await;
                 } else {
                     self.queue(client, shard, cmd, args, monitored).await;
                     return;
@@ -650,21 +647,13 @@ impl Pipeline {
             } else {
                 client.out.raw(&batch.bytes);
             }
-            cmds = match batch.stopped {
-                None => break,
-                Some(Stopped::Later { cmd, call, rx, rest }) => {
-                    let mark = client.out.len();
-                    finish_later(client, cmd, call, rx).await;
-                    apply_reply_mode(client, mark);
-                    rest
-                }
-                Some(Stopped::Elsewhere { cmd, call, args, rest }) => {
-                    let mark = client.out.len();
-                    run_reserving(client, cmd, call, args).await;
-                    apply_reply_mode(client, mark);
-                    rest
-                }
+            let Some(Stopped { cmd, call, here, rest }) = batch.stopped else {
+                break;
             };
+            let mark = client.out.len();
+            settle_script(client, cmd, call, here).await;
+            apply_reply_mode(client, mark);
+            cmds = rest;
         }
     }
 }
@@ -679,21 +668,13 @@ struct BatchOut {
     stopped: Option<Stopped>,
 }
 
-enum Stopped {
-    /// It paused: its result comes on `rx`.
-    Later {
-        cmd: &'static Cmd,
-        call: ScriptCall,
-        rx: futures_channel::oneshot::Receiver<Result<scripting::Finished, Args>>,
-        rest: Vec<(&'static Cmd, Args)>,
-    },
-    /// It could not run there: the home shard runs it reserving.
-    Elsewhere {
-        cmd: &'static Cmd,
-        call: ScriptCall,
-        args: Args,
-        rest: Vec<(&'static Cmd, Args)>,
-    },
+/// A script that stopped a run: what `run_here` said of it (it paused, or it could not run
+/// there), and the commands after it, not run.
+struct Stopped {
+    cmd: &'static Cmd,
+    call: ScriptCall,
+    here: Here,
+    rest: Vec<(&'static Cmd, Args)>,
 }
 
 /// Runs a run of commands on their shard `sh`, in order.
@@ -707,22 +688,9 @@ fn run_batch(sh: &Rc<Shard>, cmds: Vec<(&'static Cmd, Args)>, ctx: &BatchCtx, ma
         if let Run::Script(call) = cmd.spec.run {
             match scripting::run_here(sh, cmd, call, args, ctx, &mut out, t) {
                 Here::Done(end) => t = end,
-                Here::Later(rx) => {
-                    stopped = Some(Stopped::Later {
-                        cmd,
-                        call,
-                        rx,
-                        rest: cmds.collect(),
-                    });
-                    break;
-                }
-                Here::Elsewhere(args) => {
-                    stopped = Some(Stopped::Elsewhere {
-                        cmd,
-                        call,
-                        args,
-                        rest: cmds.collect(),
-                    });
+                here => {
+                    let rest = cmds.collect();
+                    stopped = Some(Stopped { cmd, call, here, rest });
                     break;
                 }
             }
@@ -740,6 +708,18 @@ fn run_batch(sh: &Rc<Shard>, cmds: Vec<(&'static Cmd, Args)>, ctx: &BatchCtx, ma
         events: super::pubsub::take_events(),
         stopped,
     }
+}
+
+/// What follows `run_here` on the client's task: nothing if the script ran (when it ended,
+/// to time the next command from), its result if it paused, a run reserving from here if it
+/// could not run there.
+async fn settle_script(client: &mut Client, cmd: &'static Cmd, call: ScriptCall, here: Here) -> Option<Instant> {
+    match here {
+        Here::Done(end) => return Some(end),
+        Here::Later(rx) => finish_later(client, cmd, call, rx).await,
+        Here::Elsewhere(args) => run_reserving(client, cmd, call, args).await,
+    }
+    None
 }
 
 /// A script that paused on its shard: waits for its result (or runs it reserving, if its
@@ -874,7 +854,7 @@ pub async fn atomic_with(
     sh.local.stats.borrow_mut().dirty += dirty;
     // The effects are enqueued as one MULTI/EXEC record before the shards are released, so
     // the file order is a valid order.
-    sh.send_effects_atomic(effects).await;
+    sh.send_effects_atomic(effects);
     sh.release(lent).await;
     result.map(|_| block)
 }
@@ -953,26 +933,13 @@ impl Shard {
     }
 
     /// Sends a multi-shard command's effects as one MULTI ... EXEC record.
-    pub async fn send_effects_atomic(self: &Rc<Self>, mut effects: Effects) {
-        if effects.is_empty() {
-            return;
-        }
+    pub fn send_effects_atomic(self: &Rc<Self>, mut effects: Effects) {
         let Some(core) = self.local.persist.as_ref() else {
             return;
         };
-        let Some(inner) = effects.take(self.id) else { return };
-        let mut bytes = bytes::BytesMut::new();
-        bytes.extend_from_slice(b"*1\r\n$5\r\nMULTI\r\n");
-        bytes.extend_from_slice(&inner.bytes);
-        bytes.extend_from_slice(b"*1\r\n$4\r\nEXEC\r\n");
-        let record = crate::persist::Record {
-            shard: self.id,
-            ticket: inner.ticket,
-            bytes: bytes.freeze(),
-            commands: inner.commands + 2,
-            control: None,
-        };
-        core.send(record);
+        if let Some(record) = effects.take(self.id) {
+            core.send(record.in_multi());
+        }
     }
 }
 

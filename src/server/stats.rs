@@ -156,12 +156,7 @@ impl Stats {
         for (a, b) in self.commands.iter_mut().zip(&o.commands) {
             a.add(b);
         }
-        for (a, b) in self.latency.iter_mut().zip(&o.latency) {
-            if let Some(b) = b {
-                // Same bounds on every shard: adding cannot fail.
-                let _ = a.get_or_insert_with(latency_histogram).add(&**b);
-            }
-        }
+        add_latency(&mut self.latency, &o.latency);
         for (k, v) in &o.errors {
             *self.errors.entry(k.clone()).or_default() += v;
         }
@@ -243,6 +238,16 @@ impl SlowLog {
         });
         self.next_id += 1;
         self.entries.truncate(max_len);
+    }
+}
+
+/// Adds another shard's latency histograms (by command id) to `into`.
+pub fn add_latency(into: &mut [Option<Box<LatencyHistogram>>], from: &[Option<Box<LatencyHistogram>>]) {
+    for (a, b) in into.iter_mut().zip(from) {
+        if let Some(b) = b {
+            // Same bounds on every shard: adding cannot fail.
+            let _ = a.get_or_insert_with(latency_histogram).add(&**b);
+        }
     }
 }
 

@@ -479,7 +479,7 @@ mod tests {
             let lent = sh.reserve(&[0]).await.unwrap();
             let mut step = Effects::new(true);
             step.push(0, &[b"SET", b"step", b"v"]);
-            sh.send_effects_atomic(step).await;
+            sh.send_effects_atomic(step);
             sh.release(lent).await;
         });
         assert!(ticket_of(&records, "before") < ticket_of(&records, "step"));
@@ -503,7 +503,7 @@ mod tests {
                 let lent = sh.reserve(&[1]).await.unwrap();
                 let mut step = Effects::new(true);
                 step.push(0, &[b"SET", b"step", b"v"]);
-                sh.send_effects_atomic(step).await;
+                sh.send_effects_atomic(step);
                 sh.release(lent).await;
             }
         });
