@@ -1144,3 +1144,27 @@ fn maxmemory_noeviction_refuses_writes_with_oom() {
         .query(&mut con)
         .expect("SET after raising the limit");
 }
+
+/// Redis's call() samples every command for the latency monitor, EXEC (a `skip_slowlog`
+/// command) included: a transaction of fast commands that is slow as a whole is a
+/// "command" event even though none of its commands is.
+#[test]
+fn latency_monitor_samples_a_slow_exec_of_fast_commands() {
+    let s = Server::start(&[]);
+    let mut con = s.conn();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("latency-monitor-threshold")
+        .arg(1)
+        .query(&mut con)
+        .unwrap();
+    let mut p = redis::pipe();
+    p.atomic();
+    for i in 0..50_000 {
+        p.cmd("SET").arg(format!("tx:{i}")).arg(i).ignore();
+    }
+    p.query::<()>(&mut con).expect("the transaction");
+    let latest: Vec<(String, i64, i64, i64)> = redis::cmd("LATENCY").arg("LATEST").query(&mut con).unwrap();
+    let command = latest.iter().find(|e| e.0 == "command");
+    assert!(command.is_some_and(|e| e.2 >= 1 && e.3 >= e.2), "{latest:?}");
+}

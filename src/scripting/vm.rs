@@ -374,7 +374,10 @@ fn take_done() -> Done {
             ctx.effects = Effects::new(false);
         }
         if !ctx.restart {
-            let latency_tracking = shard.local.cfg.borrow().latency_tracking;
+            let (latency_tracking, monitor_ms) = {
+                let c = shard.local.cfg.borrow();
+                (c.latency_tracking, c.latency_monitor_ms)
+            };
             let mut stats = shard.local.stats.borrow_mut();
             stats.dirty += ctx.dirty;
             for call in ctx.calls.iter() {
@@ -390,6 +393,7 @@ fn take_done() -> Done {
                 if latency_tracking {
                     stats.record_latency(call.cmd.id, call.usec);
                 }
+                crate::server::dispatch::sample_latency(&shard, call.cmd, call.usec, monitor_ms);
             }
             if let Some(code) = &ctx.err {
                 stats.error(code);

@@ -323,17 +323,7 @@ pub fn record(
             stats.record_latency(cmd.id, us);
         }
     }
-    if monitor_ms > 0 && us / 1000 >= monitor_ms && !cmd.spec.has(flags::SKIP_SLOWLOG) {
-        // Redis's call(): latencyAddSampleIfNeeded next to the slow log.
-        let event = if cmd.spec.has(flags::FAST) {
-            "fast-command"
-        } else {
-            "command"
-        };
-        if let Ok(mut m) = sh.local.shared.latency_events.lock() {
-            m.add(event, us / 1000, unix_ms() / 1000);
-        }
-    }
+    sample_latency(sh, cmd, us, monitor_ms);
     if slower >= 0 && us >= slower as u64 && !cmd.spec.has(flags::SKIP_SLOWLOG) {
         let max = sh.local.shared.config.read().slowlog_max_len as usize;
         if let Ok(mut log) = sh.local.shared.slowlog.lock() {
@@ -346,6 +336,24 @@ pub fn record(
         }
     }
     end
+}
+
+/// The latency monitor's sample for a command that took `us`: Redis's call() samples every
+/// command it runs (`skip_slowlog` ones like EXEC, and those scripts call, included) as
+/// "fast-command" or "command" once it reaches latency-monitor-threshold (`monitor_ms`,
+/// 0 = off).
+pub fn sample_latency(sh: &Shard, cmd: &Cmd, us: u64, monitor_ms: u64) {
+    if monitor_ms == 0 || us / 1000 < monitor_ms {
+        return;
+    }
+    let event = if cmd.spec.has(flags::FAST) {
+        "fast-command"
+    } else {
+        "command"
+    };
+    if let Ok(mut m) = sh.local.shared.latency_events.lock() {
+        m.add(event, us / 1000, unix_ms() / 1000);
+    }
 }
 
 /// A rejected command: counts it and writes the error.
