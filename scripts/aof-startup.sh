@@ -108,7 +108,7 @@ startup() {
     redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
     wait "$pid" 2>/dev/null || true
     rm -rf "$dir"
-    echo "$(echo "$t1 - $t0" | bc -l) $keys"
+    echo "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }') $keys"
 }
 
 declare -A times keys
@@ -130,7 +130,7 @@ rt=$(printf '%s' "${times[redis]}" | median)
 bt=$(printf '%s' "${times[basalt]}" | median)
 table="| AOF bytes | keys | redis-server s | basalt s | redis/basalt |
 |---:|---:|---:|---:|---:|
-| $bytes | ${keys[basalt]} | $(printf '%.2f' "$rt") | $(printf '%.2f' "$bt") | $(printf '%.2f' "$(echo "$rt / $bt" | bc -l)") |"
+| $bytes | ${keys[basalt]} | $(printf '%.2f' "$rt") | $(printf '%.2f' "$bt") | $(awk -v r="$rt" -v b="$bt" 'BEGIN { printf "%.2f", r / b }') |"
 echo "$table"
 [ -n "${OUT:-}" ] && echo "$table" >"$OUT"
 exit 0
