@@ -23,7 +23,11 @@
 #                 lrange_600,mset), plus `evalsha`: EVALSHA of a small script
 #                 ($SCRIPT, default an INCR of KEYS[1]) loaded into both servers first
 #   PIPELINES     pipeline depths, space separated (default "1 16")
-#   REQUESTS      requests per test per run (default 100000)
+#   REQUESTS      requests per test per run at P1 (default 100000); a pipelined run sends
+#                 REQUESTS x min(P, PIPELINE_SCALE), so that it lasts about as long as the
+#                 P1 run instead of a fraction of a second (connection set-up and ramp-up
+#                 weigh on runs that short)
+#   PIPELINE_SCALE  see REQUESTS (default 8; 1 sends REQUESTS at every depth)
 #   ROUNDS        rounds per server (default 3)
 #   CLIENTS       connections (default 50)
 #   KEYSPACE      redis-benchmark -r (default unset: every command hits the same key, as
@@ -62,8 +66,10 @@ if [ -n "$QUICK" ]; then
     REQUESTS="${REQUESTS:-2000}"
     ROUNDS="${ROUNDS:-1}"
     WARMUP="${WARMUP:-0}"
+    PIPELINE_SCALE="${PIPELINE_SCALE:-1}"
 fi
 REQUESTS="${REQUESTS:-100000}"
+PIPELINE_SCALE="${PIPELINE_SCALE:-8}"
 ROUNDS="${ROUNDS:-3}"
 WARMUP="${WARMUP:-1}"
 TESTS="${TESTS:-set,get,incr,mset,lpush,rpop,sadd,hset,spop,zadd,lrange_100,evalsha}"
@@ -86,6 +92,9 @@ BASALT="${BASALT:-$TARGET_DIR/release/basalt}"
 
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
 [[ "$REQUESTS" =~ ^[1-9][0-9]*$ ]] || die "REQUESTS must be a positive integer"
+[[ "$PIPELINE_SCALE" =~ ^[1-9][0-9]*$ ]] || die "PIPELINE_SCALE must be a positive integer"
+# requests_for P: the requests of one run at pipeline depth P (see REQUESTS).
+requests_for() { echo $((REQUESTS * ($1 < PIPELINE_SCALE ? $1 : PIPELINE_SCALE))); }
 for tool in "$REDIS_SERVER" "$REDIS_BENCHMARK" redis-cli; do
     command -v "$tool" >/dev/null || die "$tool not found (apt-get install redis-server redis-tools)"
 done
@@ -175,7 +184,7 @@ parse_csv() {
 }
 
 n_tests=$(tr ',' '\n' <<<"$TESTS" | grep -c .)
-log "settings: $CLIENTS clients, $REQUESTS requests, pipelines {$PIPELINES}, tests $TESTS, $ROUNDS rounds${KEYSPACE:+, -r $KEYSPACE}${DATA_SIZE:+, -d $DATA_SIZE}"
+log "settings: $CLIENTS clients, $REQUESTS requests (x min(P, $PIPELINE_SCALE) pipelined), pipelines {$PIPELINES}, tests $TESTS, $ROUNDS rounds${KEYSPACE:+, -r $KEYSPACE}${DATA_SIZE:+, -d $DATA_SIZE}"
 
 if [ "$WARMUP" != 0 ]; then
     warm=$((REQUESTS / 10 < 1000 ? 1000 : REQUESTS / 10))
@@ -193,7 +202,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
             if ((turn++ % 2)); then order=(basalt redis); else order=(redis basalt); fi
             for server in "${order[@]}"; do
                 f="$LIB_TMP/$server.P$p.r$round.$t.csv"
-                if bench "$server" "$p" "$REQUESTS" "$f" "$t"; then
+                if bench "$server" "$p" "$(requests_for "$p")" "$f" "$t"; then
                     parse_csv "$server" "$p" "$round" "$f" >>"$RESULTS"
                 else
                     # Shown as "error" in the table; the script then exits 1.
@@ -226,6 +235,7 @@ awk '
         if (!(row in seen)) { seen[row] = 1; order[++rows] = row }
         vals[row SUBSEP $1 SUBSEP "rps"] = vals[row SUBSEP $1 SUBSEP "rps"] " " $5
         vals[row SUBSEP $1 SUBSEP "p99"] = vals[row SUBSEP $1 SUBSEP "p99"] " " $6
+        if ($5 != "ERR") { got[row SUBSEP $3 SUBSEP $1] = $5; rounds[row SUBSEP $3] = 1 }
     }
     END {
         for (i = 1; i <= rows; i++) {
@@ -233,7 +243,19 @@ awk '
             rr = med(order[i] SUBSEP "redis" SUBSEP "rps"); br = med(order[i] SUBSEP "basalt" SUBSEP "rps")
             rp = med(order[i] SUBSEP "redis" SUBSEP "p99"); bp = med(order[i] SUBSEP "basalt" SUBSEP "p99")
             ratio = (rr == "error" || br == "error" || rr <= 0) ? "-" : sprintf("%.2f", br / rr)
-            printf "%s %s %s %s %s %s %s\n", k[1], k[2], num(rr, "%.0f"), num(br, "%.0f"), ratio, num(rp, "%.3f"), num(bp, "%.3f")
+            # The same round ran both servers one after the other: the median of the
+            # per-round ratios cancels slow stretches that hit a whole round.
+            pairs = ""; n = 0; wins = 0
+            for (key in rounds) {
+                split(key, rk, SUBSEP)
+                if (rk[1] SUBSEP rk[2] != order[i]) continue
+                r_ = got[key SUBSEP "redis"]; b_ = got[key SUBSEP "basalt"]
+                if (r_ == "" || b_ == "" || r_ <= 0) continue
+                pairs = pairs " " b_ / r_; n++; if (b_ >= r_) wins++
+            }
+            vals["pairs"] = pairs
+            paired = n ? sprintf("%.2f", med("pairs")) : "-"
+            printf "%s %s %s %s %s %s %s %s %s\n", k[1], k[2], num(rr, "%.0f"), num(br, "%.0f"), ratio, paired, wins "/" n, num(rp, "%.3f"), num(bp, "%.3f")
         }
     }
 ' "$RESULTS" | sort -s -k2,2n >"$TABLE"
@@ -258,14 +280,14 @@ spread() {
         }' "$RESULTS"
 }
 
-header=(test P "redis req/s" "basalt req/s" "basalt/redis" "redis p99 ms" "basalt p99 ms")
+header=(test P "redis req/s" "basalt req/s" "basalt/redis" "paired" "rounds won" "redis p99 ms" "basalt p99 ms")
 {
-    printf '\n%-12s %3s %13s %13s %13s %13s %13s\n' "${header[@]}"
-    while read -r t p rr br ratio rp bp; do
-        printf '%-12s %3s %13s %13s %13s %13s %13s\n' "$t" "$p" "$rr" "$br" "$ratio" "$rp" "$bp"
+    printf '\n%-12s %3s %13s %13s %13s %7s %10s %13s %13s\n' "${header[@]}"
+    while read -r t p rr br ratio paired wins rp bp; do
+        printf '%-12s %3s %13s %13s %13s %7s %10s %13s %13s\n' "$t" "$p" "$rr" "$br" "$ratio" "$paired" "$wins" "$rp" "$bp"
     done <"$TABLE"
     if [ "$ROUNDS" -gt 1 ]; then
-        printf '\nmedians of %s rounds; largest round-to-round spread of req/s: redis %s, basalt %s\n' \
+        printf '\nmedians of %s rounds; paired: median of the per-round ratios (each round runs both servers back to back); rounds won: rounds where basalt >= redis; largest round-to-round spread of req/s: redis %s, basalt %s\n' \
             "$ROUNDS" "$(spread redis)" "$(spread basalt)"
     fi
 }
@@ -277,13 +299,13 @@ if [ -n "$OUT" ]; then
         echo "- redis: \`$REDIS_SERVER${REDIS_ARGS:+ $REDIS_ARGS}\` ($("$REDIS_SERVER" --version | awk '{print $3}'))"
         echo "- basalt: \`$BASALT${BASALT_ARGS:+ $BASALT_ARGS}\`$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null | sed 's/^/ at /')"
         echo "- both: \`--save '' --appendonly no $COMMON_ARGS\`, pinned to CPU ${SERVER_CPU:-(unpinned)}; redis-benchmark on CPU ${CLIENT_CPU:-(unpinned)}"
-        echo "- \`redis-benchmark -q -c $CLIENTS -n $REQUESTS -P {${PIPELINES// /,}} -t $TESTS --csv${KEYSPACE:+ -r $KEYSPACE}${DATA_SIZE:+ -d $DATA_SIZE}\`, median of $ROUNDS alternating rounds"
+        echo "- \`redis-benchmark -q -c $CLIENTS -n $REQUESTS (x min(P, $PIPELINE_SCALE)) -P {${PIPELINES// /,}} -t $TESTS --csv${KEYSPACE:+ -r $KEYSPACE}${DATA_SIZE:+ -d $DATA_SIZE}\`, median of $ROUNDS alternating rounds"
         [ "$ROUNDS" -gt 1 ] && echo "- largest round-to-round spread of req/s: redis $(spread redis), basalt $(spread basalt)"
         echo
-        echo "| test | P | redis req/s | basalt req/s | basalt/redis | redis p99 ms | basalt p99 ms |"
-        echo "|---|---:|---:|---:|---:|---:|---:|"
-        while read -r t p rr br ratio rp bp; do
-            echo "| $t | $p | $rr | $br | $ratio | $rp | $bp |"
+        echo "| test | P | redis req/s | basalt req/s | basalt/redis | paired | rounds won | redis p99 ms | basalt p99 ms |"
+        echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+        while read -r t p rr br ratio paired wins rp bp; do
+            echo "| $t | $p | $rr | $br | $ratio | $paired | $wins | $rp | $bp |"
         done <"$TABLE"
     } >"$OUT"
     log "wrote $OUT"
