@@ -215,6 +215,51 @@ fn slow_subscriber_is_disconnected_others_keep_receiving() {
 }
 
 #[test]
+fn a_subscriber_that_stops_reading_gets_every_message_in_order_once_it_reads() {
+    // A subscriber whose socket fills up while it waits for input stops sending directly
+    // and waits for the socket to drain with an ordinary write, then goes back to waiting
+    // for input. 6 MB is past the socket buffers and under the default pubsub output limit
+    // (32mb 8mb 60), so nobody is disconnected.
+    let s = Server::start(&[]);
+    let mut paused = subscriber(&s, &["SUBSCRIBE", "burst"]);
+    let mut reading = subscriber(&s, &["SUBSCRIBE", "burst"]);
+    let total = 750;
+    let message = |i: usize| format!("{i}:{}", "p".repeat(8 * 1024));
+    let reader = std::thread::spawn(move || {
+        for i in 0..total {
+            assert_eq!(
+                reading.read().unwrap(),
+                push("message", "burst", &message(i)),
+                "reading subscriber, message {i}"
+            );
+        }
+        reading
+    });
+    let mut p = s.raw();
+    p.set_timeout(PATIENCE);
+    for i in 0..total {
+        assert_eq!(p.cmd(&["PUBLISH", "burst", &message(i)]), V::Int(2), "message {i}");
+    }
+    let mut reading = reader.join().unwrap();
+    for i in 0..total {
+        assert_eq!(
+            paused.read().unwrap(),
+            push("message", "burst", &message(i)),
+            "paused subscriber, message {i}"
+        );
+    }
+    // Both went back to waiting for input: a later message still reaches them, and a
+    // command's reply comes after it.
+    assert_eq!(p.cmd(&["PUBLISH", "burst", "last"]), V::Int(2));
+    assert_eq!(paused.read().unwrap(), push("message", "burst", "last"));
+    assert_eq!(reading.read().unwrap(), push("message", "burst", "last"));
+    assert_eq!(
+        paused.cmd(&["PING"]),
+        V::Arr(vec![V::Bulk(b"pong".to_vec()), V::Bulk(Vec::new())])
+    );
+}
+
+#[test]
 fn reset_and_disconnect_unsubscribe() {
     let s = Server::start(&[]);
     let mut a = subscriber(&s, &["SUBSCRIBE", "c1", "c2"]);
