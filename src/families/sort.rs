@@ -180,10 +180,15 @@ fn sort_generic(ex: &mut Exec, a: &Args, readonly: bool) -> Result<(), CmdError>
     // The elements in the value's native order (a missing key is an empty list).
     let (elems, is_set, is_ordered) = match ex.db(key).lookup(key, now, touch) {
         None => (Vec::new(), false, true),
-        Some(e) => match &e.value {
+        Some(e) => match &mut e.value {
             Value::List(l) => (l.iter().map(|e| e.to_vec()).collect::<Vec<_>>(), false, true),
             Value::Set(s) => (s.iter().map(|m| m.to_vec()).collect(), true, false),
-            Value::ZSet(z) => (z.iter().map(|(m, _)| m.to_vec()).collect(), false, true),
+            Value::ZSet(z) => {
+                // Redis's sortCommandGeneric "destructively" converts a sorted set to a
+                // skiplist, SORT_RO too (OBJECT ENCODING shows it; the contents are the same).
+                z.convert_to_skiplist();
+                (z.iter().map(|(m, _)| m.to_vec()).collect(), false, true)
+            }
             _ => return Err(CmdError::WrongType),
         },
     };
