@@ -17,7 +17,7 @@ use crate::error::CmdError;
 use crate::resp::reply::format_double;
 use crate::resp::{Proto, Reply};
 use crate::store::set::Set;
-use crate::store::zset::{AddFlags, AddOutcome, LexBound, LexRange, ScoreRange, ZSet};
+use crate::store::zset::{AddFlags, AddOutcome, LexBound, LexRange, Range, ScoreRange, ZSet};
 use crate::store::Value;
 
 // ---------------------------------------------------------------------------------------------
@@ -428,9 +428,14 @@ fn zcount(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
 /// ZLEXCOUNT key min max
 fn zlexcount(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     let r = lex_range(&a[2], &a[3])?;
-    let n = ex.read(&a[1], Value::as_zset)?.map_or(0, |z| {
-        let (lo, hi) = z.rank_span(&r);
-        hi - lo
+    let n = ex.read(&a[1], Value::as_zset)?.map_or(0, |z| match z {
+        // Redis counts a listpack's by walking from the first element in range, a
+        // skiplist's by rank arithmetic (the same when the scores are equal).
+        ZSet::Pack(_) => lex_select(z, &r, false, 0, -1).1,
+        ZSet::Skip(_) => {
+            let (lo, hi) = z.rank_span(&r);
+            hi - lo
+        }
     });
     ex.out.int(n as i64);
     Ok(())
@@ -564,7 +569,7 @@ fn select(z: &ZSet, r: &RangeReq<'_>, b: &Bounds<'_>) -> (usize, usize) {
             };
         }
         Bounds::Score(sr) => z.rank_span(sr),
-        Bounds::Lex(lr) => z.rank_span(lr),
+        Bounds::Lex(lr) => return lex_select(z, lr, r.rev, r.offset, r.limit),
     };
     let span = hi - lo;
     if r.offset < 0 || r.offset as u64 >= span as u64 {
@@ -580,6 +585,53 @@ fn select(z: &ZSet, r: &RangeReq<'_>, b: &Bounds<'_>) -> (usize, usize) {
     } else {
         (lo + off, n)
     }
+}
+
+/// A lex range's elements as Redis walks them (genericZrangebylexCommand): from the first
+/// element in range (the last, reversed: zzlFirstInLexRange / zzlLastInLexRange, after the
+/// zzlIsInLexRange checks of both ends of the set), `offset` elements skipped unchecked, then
+/// elements while they stay in range, up to `limit`. When the scores are equal (the use Redis
+/// documents) that is the rank span; when they differ, Redis calls the result unspecified but
+/// gives this walk's, and so does basalt. Returns (start rank, count).
+fn lex_select(z: &ZSet, r: &LexRange<'_>, rev: bool, offset: i64, limit: i64) -> (usize, usize) {
+    let len = z.len();
+    if len == 0 || offset < 0 || r.is_empty_range() {
+        return (0, 0);
+    }
+    if z.test_at(len - 1, |m, s| r.below_min(s, m)) || z.test_at(0, |m, s| r.above_max(s, m)) {
+        return (0, 0);
+    }
+    let start = if rev {
+        match z.last_not_above(r) {
+            Some(l) if !z.test_at(l, |m, s| r.below_min(s, m)) => l,
+            _ => return (0, 0),
+        }
+    } else {
+        let f = z.count_below(r);
+        if f >= len || z.test_at(f, |m, s| r.above_max(s, m)) {
+            return (0, 0);
+        }
+        f
+    };
+    let off = offset as usize;
+    let at = if rev {
+        start.checked_sub(off)
+    } else {
+        Some(start + off).filter(|&a| a < len)
+    };
+    let Some(at) = at else { return (0, 0) };
+    let mut n = 0usize;
+    z.visit(at, rev, |m, s| {
+        let inside = if rev { !r.below_min(s, m) } else { !r.above_max(s, m) };
+        if inside {
+            n += 1;
+        }
+        inside && (limit < 0 || (n as i64) < limit)
+    });
+    if limit == 0 {
+        n = 0;
+    }
+    (at, n)
 }
 
 fn collect(z: &ZSet, at: usize, n: usize, rev: bool) -> Vec<(Vec<u8>, f64)> {

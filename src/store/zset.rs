@@ -72,6 +72,28 @@ pub struct LexRange<'a> {
     pub max: LexBound<'a>,
 }
 
+impl LexRange<'_> {
+    /// Redis's first test in zslIsInLexRange: a range empty whatever the set holds (min above
+    /// max, or equal with an exclusive end).
+    pub fn is_empty_range(&self) -> bool {
+        fn key<'b>(b: LexBound<'b>) -> (u8, &'b [u8], bool) {
+            match b {
+                LexBound::NegInf => (0, &[], false),
+                LexBound::Incl(x) => (1, x, false),
+                LexBound::Excl(x) => (1, x, true),
+                LexBound::PosInf => (2, &[], false),
+            }
+        }
+        let (ra, a, aex) = key(self.min);
+        let (rb, b, bex) = key(self.max);
+        match (ra, a).cmp(&(rb, b)) {
+            std::cmp::Ordering::Greater => true,
+            std::cmp::Ordering::Equal => aex || bex,
+            std::cmp::Ordering::Less => false,
+        }
+    }
+}
+
 impl Range for LexRange<'_> {
     #[inline]
     fn below_min(&self, _: f64, m: &[u8]) -> bool {
@@ -921,7 +943,8 @@ impl ZSet {
         }
     }
 
-    fn convert_to_skiplist(&mut self) {
+    /// To the skiplist encoding (zsetConvert(OBJ_ENCODING_SKIPLIST)); a no-op if it is one.
+    pub fn convert_to_skiplist(&mut self) {
         if let ZSet::Pack(p) = self {
             let mut s = Skip::new();
             for (m, sc) in p.iter() {
@@ -1027,6 +1050,39 @@ impl ZSet {
         match self {
             ZSet::Pack(p) => p.iter().take_while(|&(m, s)| !r.above_max(s, m)).count(),
             ZSet::Skip(s) => s.count_while(|sc, m| !r.above_max(sc, m)),
+        }
+    }
+
+    /// Whether the element at 0-based `rank` (< len) passes `f`.
+    pub fn test_at(&self, rank: usize, f: impl Fn(&[u8], f64) -> bool) -> bool {
+        let mut ok = false;
+        self.visit(rank, false, |m, s| {
+            ok = f(m, s);
+            false
+        });
+        ok
+    }
+
+    /// The highest rank whose element is not past the range's end (Redis's zzlLastInLexRange
+    /// scans a listpack from its tail; a skiplist is searched by its levels, as
+    /// zslLastInLexRange does).
+    pub fn last_not_above(&self, r: &impl Range) -> Option<usize> {
+        match self {
+            ZSet::Pack(_) => {
+                let mut rank = self.len();
+                let mut found = None;
+                self.visit(rank.checked_sub(1)?, true, |m, s| {
+                    rank -= 1;
+                    if r.above_max(s, m) {
+                        true
+                    } else {
+                        found = Some(rank);
+                        false
+                    }
+                });
+                found
+            }
+            ZSet::Skip(_) => self.count_upto(r).checked_sub(1),
         }
     }
 
@@ -1269,6 +1325,31 @@ mod tests {
         let items = [(b"a".to_vec(), 1.0), (b"b".to_vec(), 2.0)];
         assert_eq!(ZSet::from_sorted(&items, &e).encoding(), "listpack");
         assert_eq!(ZSet::from_sorted(&items, &lim(1)).encoding(), "skiplist");
+    }
+
+    #[test]
+    fn lex_range_helpers() {
+        let r = |min, max| LexRange { min, max };
+        assert!(r(LexBound::Incl(b"b"), LexBound::Incl(b"a")).is_empty_range());
+        assert!(r(LexBound::Incl(b"a"), LexBound::Excl(b"a")).is_empty_range());
+        assert!(r(LexBound::PosInf, LexBound::NegInf).is_empty_range());
+        assert!(!r(LexBound::Incl(b"a"), LexBound::Incl(b"a")).is_empty_range());
+        assert!(!r(LexBound::NegInf, LexBound::PosInf).is_empty_range());
+        // Mixed scores: member order is not lex order, so the last element not past the end
+        // is found by scanning from the tail, in both encodings.
+        for entries in [128, 0] {
+            let mut z = ZSet::new();
+            for (m, s) in [(&b"m0"[..], -1.0), (b"007", 1.0), (b"b", 2.0), (b"a", 3.0)] {
+                z.add(m, s, AddFlags::default(), &lim(entries));
+            }
+            let upto_b = r(LexBound::NegInf, LexBound::Incl(b"b"));
+            assert_eq!(z.last_not_above(&upto_b), Some(3), "{}", z.encoding());
+            assert!(z.test_at(0, |m, s| m == b"m0" && s == -1.0));
+            assert!(!z.test_at(3, |m, _| m == b"b"));
+        }
+        let mut z = ZSet::new();
+        z.add(b"z", 1.0, AddFlags::default(), &lim(128));
+        assert_eq!(z.last_not_above(&r(LexBound::NegInf, LexBound::Excl(b"z"))), None);
     }
 
     #[derive(Debug, Clone)]
