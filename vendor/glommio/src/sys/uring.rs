@@ -37,7 +37,7 @@ use crate::{
         self,
         blocking::{BlockingThreadOp, BlockingThreadPool},
         dma_buffer::{BufferStorage, DmaBuffer},
-        membarrier, DirectIo, EnqueuedSource, EnqueuedStatus, InnerSource, IoBuffer,
+        DirectIo, EnqueuedSource, EnqueuedStatus, InnerSource, IoBuffer,
         PollableStatus, Source, SourceType, Statx, TimeSpec64,
     },
     uring_sys::{self, IoRingOp},
@@ -1869,10 +1869,14 @@ impl Reactor {
             // last time until now it could be that something happened in a remote executor
             // that opened up room. If it did we bail on sleep and go process it.
             self.notifier.prepare_to_sleep();
-            // See https://www.scylladb.com/2018/02/15/memory-barriers-seastar-linux/ for
-            // details. This translates to `sys_membarrier()` /
-            // `MEMBARRIER_CMD_PRIVATE_EXPEDITED`
-            membarrier::heavy();
+            // basalt: a full fence here and one in `SleepNotifier::notify` (Dekker: each
+            // side stores, fences, then loads what the other stored) instead of
+            // `sys_membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` here and a compiler fence
+            // there. The membarrier interrupts every CPU running a thread of the process,
+            // which in a virtual machine costs tens of microseconds per sleep; an executor
+            // that sleeps once per request batch (waiting for the persistence core) paid
+            // it thousands of times a second. See vendor/README.md.
+            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
             let events = process_remote_channels() + self.flush_syscall_thread();
             if events == 0 {
                 if self.eventfd_src.is_installed().unwrap() {
