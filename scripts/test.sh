@@ -37,3 +37,6 @@ QUICK=1 scripts/crash-test.sh
 
 echo "== smoke: memory side by side with redis-server (QUICK)"
 QUICK=1 scripts/memory-compare.sh
+
+echo "== smoke: random differential fuzzing against redis-server (fixed seed; scripts/diff-fuzz.py --help for long runs)"
+python3 scripts/diff-fuzz.py --commands 3000 --seed 1 --check-encodings

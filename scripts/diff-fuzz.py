@@ -1,0 +1,403 @@
+#!/usr/bin/env python3
+"""Random differential testing: the same random command stream against redis-server (the
+oracle) and basalt, replies compared after parsing (unordered replies sorted). Complements
+tests/diff (hand-written cases) by trying argument combinations nobody wrote down.
+
+Usage: scripts/diff-fuzz.py [--commands N] [--seed S] [--shards K] [--basalt PATH]
+       [--keep-going]
+
+Starts both servers itself on free loopback ports (basalt with --shards 4 by default, so
+multi-key commands cross shards), runs N commands (default 20000) from one connection to
+each, drawn over a small keyspace so types collide and collections grow and shrink, and stops
+at the first mismatch (or reports them all with --keep-going), printing the seed and the
+commands that led to it so the run can be replayed. Exit status 1 on any mismatch.
+
+Only deterministic commands are drawn: no SPOP/SRANDMEMBER/RANDOMKEY/..., expiries only
+as absolute times (a relative TTL read back would differ by the time between the servers),
+no SCAN. Replies of commands whose order Redis leaves to its hash tables (SMEMBERS, SINTER,
+... once a set is a hash table) are compared sorted; DUMP payloads are compared when both
+servers hold the key in one encoding with a fixed byte order, and redis-server's payloads
+are RESTOREd into both. MULTI ... EXEC blocks of random commands are compared reply by
+reply. Differences that are Redis 7.2 behaviour (the oracle is 7.0) are accepted: see
+known_difference.
+"""
+
+import argparse
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def encode(args):
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        b = a if isinstance(a, bytes) else str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+    return b"".join(out)
+
+
+class Conn:
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port))
+        self.s.settimeout(10)
+        self.buf = b""
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise ConnectionError("server closed the connection")
+            self.buf += chunk
+        i = self.buf.index(b"\r\n")
+        line, self.buf = self.buf[:i], self.buf[i + 2:]
+        return line
+
+    def _exact(self, n):
+        while len(self.buf) < n + 2:
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise ConnectionError("server closed the connection")
+            self.buf += chunk
+        data, self.buf = self.buf[:n], self.buf[n + 2:]
+        return data
+
+    def read(self):
+        line = self._line()
+        t, rest = line[:1], line[1:]
+        if t == b"+":
+            return ("ok", rest)
+        if t == b"-":
+            return ("err", rest)
+        if t == b":":
+            return int(rest)
+        if t == b"$":
+            n = int(rest)
+            return None if n < 0 else self._exact(n)
+        if t == b"*":
+            n = int(rest)
+            return None if n < 0 else [self.read() for _ in range(n)]
+        raise ValueError("unexpected reply line %r" % line)
+
+    def cmd(self, args):
+        self.s.sendall(encode(args))
+        return self.read()
+
+
+KEYS = [b"a", b"b", b"c", b"d", b"e", b"{t}1", b"{t}2"]
+MEMBERS = [b"m%d" % i for i in range(8)] + [b"1", b"2", b"10", b"-3", b"007", b""]
+SCORES = ["0", "1", "-1", "2.5", "1e3", "-inf", "+inf", "3", "nan", "x"]
+INTS = ["0", "1", "-1", "2", "5", "-5", "100", "9223372036854775807", "x", "1.5"]
+RANGES = ["0", "1", "-1", "2", "-2", "5", "-100", "100"]
+
+
+def pick(r, xs):
+    return r.choice(xs)
+
+
+def members(r, lo=1, hi=4):
+    return [pick(r, MEMBERS) for _ in range(r.randint(lo, hi))]
+
+
+def score_bound(r):
+    s = pick(r, ["0", "1", "2.5", "-inf", "+inf", "3", "1e3"])
+    return ("(" + s) if r.random() < 0.3 and s not in ("-inf", "+inf") else s
+
+
+def lex_bound(r):
+    return pick(r, ["-", "+", "[m1", "(m3", "[1", "(m", "[", "x"])
+
+
+# (generator, unordered): unordered replies are compared sorted.
+def generators():
+    g = []
+
+    def add(unordered=False):
+        def deco(f):
+            g.append((f, unordered))
+            return f
+        return deco
+
+    # strings
+    add()(lambda r: ["SET", pick(r, KEYS), pick(r, INTS + ["v", "hello"])] + pick(r, [[], ["NX"], ["XX"], ["GET"], ["KEEPTTL"], ["XX", "GET"]]))
+    add()(lambda r: ["GET", pick(r, KEYS)])
+    add()(lambda r: ["APPEND", pick(r, KEYS), pick(r, ["x", "12", ""])])
+    add()(lambda r: [pick(r, ["INCR", "DECR"]), pick(r, KEYS)])
+    add()(lambda r: [pick(r, ["INCRBY", "DECRBY"]), pick(r, KEYS), pick(r, INTS)])
+    add()(lambda r: ["INCRBYFLOAT", pick(r, KEYS), pick(r, ["1.5", "-2", "1e2", "x", "inf"])])
+    add()(lambda r: ["GETRANGE", pick(r, KEYS), pick(r, RANGES), pick(r, RANGES)])
+    add()(lambda r: ["SETRANGE", pick(r, KEYS), pick(r, ["0", "3", "-1"]), pick(r, ["ab", ""])])
+    add()(lambda r: ["STRLEN", pick(r, KEYS)])
+    add()(lambda r: ["MGET"] + [pick(r, KEYS) for _ in range(r.randint(1, 4))])
+    add()(lambda r: ["MSET"] + sum([[pick(r, KEYS), pick(r, INTS)] for _ in range(r.randint(1, 3))], []))
+    add()(lambda r: ["MSETNX"] + sum([[pick(r, KEYS), pick(r, INTS)] for _ in range(r.randint(1, 3))], []))
+    add()(lambda r: [pick(r, ["GETDEL", "TYPE", "EXISTS"]), pick(r, KEYS)])
+    add()(lambda r: ["DEL"] + [pick(r, KEYS) for _ in range(r.randint(1, 3))])
+    add()(lambda r: ["COPY", pick(r, KEYS), pick(r, KEYS)] + pick(r, [[], ["REPLACE"]]))
+    add()(lambda r: ["RENAME", pick(r, KEYS), pick(r, KEYS)])
+    add()(lambda r: ["RENAMENX", pick(r, KEYS), pick(r, KEYS)])
+    add()(lambda r: ["OBJECT", "ENCODING", pick(r, KEYS)])
+    # lists
+    add()(lambda r: [pick(r, ["LPUSH", "RPUSH", "LPUSHX", "RPUSHX"]), pick(r, KEYS)] + members(r))
+    add()(lambda r: [pick(r, ["LPOP", "RPOP"]), pick(r, KEYS)] + pick(r, [[], ["1"], ["3"], ["0"], ["-1"]]))
+    add()(lambda r: ["LRANGE", pick(r, KEYS), pick(r, RANGES), pick(r, RANGES)])
+    add()(lambda r: ["LINDEX", pick(r, KEYS), pick(r, RANGES)])
+    add()(lambda r: ["LSET", pick(r, KEYS), pick(r, RANGES), pick(r, MEMBERS)])
+    add()(lambda r: ["LINSERT", pick(r, KEYS), pick(r, ["BEFORE", "AFTER"]), pick(r, MEMBERS), pick(r, MEMBERS)])
+    add()(lambda r: ["LREM", pick(r, KEYS), pick(r, ["0", "1", "-1", "2"]), pick(r, MEMBERS)])
+    add()(lambda r: ["LTRIM", pick(r, KEYS), pick(r, RANGES), pick(r, RANGES)])
+    add()(lambda r: ["LPOS", pick(r, KEYS), pick(r, MEMBERS)] + pick(r, [[], ["RANK", "-1"], ["COUNT", "0"], ["RANK", "2", "COUNT", "2"], ["MAXLEN", "2"]]))
+    add()(lambda r: ["LMOVE", pick(r, KEYS), pick(r, KEYS), pick(r, ["LEFT", "RIGHT"]), pick(r, ["LEFT", "RIGHT"])])
+    add()(lambda r: ["LMPOP", "2", pick(r, KEYS), pick(r, KEYS), pick(r, ["LEFT", "RIGHT"])] + pick(r, [[], ["COUNT", "2"]]))
+    add()(lambda r: ["LLEN", pick(r, KEYS)])
+    # hashes
+    add()(lambda r: ["HSET", pick(r, KEYS)] + sum([[pick(r, MEMBERS), pick(r, INTS)] for _ in range(r.randint(1, 3))], []))
+    add()(lambda r: ["HSETNX", pick(r, KEYS), pick(r, MEMBERS), pick(r, INTS)])
+    add()(lambda r: ["HGET", pick(r, KEYS), pick(r, MEMBERS)])
+    add()(lambda r: ["HMGET", pick(r, KEYS)] + members(r))
+    add()(lambda r: ["HDEL", pick(r, KEYS)] + members(r))
+    add()(lambda r: ["HLEN", pick(r, KEYS)])
+    # A hash past the listpack limits is a hash table: Redis's order is its own.
+    add(True)(lambda r: [pick(r, ["HKEYS", "HVALS"]), pick(r, KEYS)])
+    add("pairs")(lambda r: ["HGETALL", pick(r, KEYS)])
+    add()(lambda r: [pick(r, ["HEXISTS", "HSTRLEN"]), pick(r, KEYS), pick(r, MEMBERS)])
+    add()(lambda r: ["HINCRBY", pick(r, KEYS), pick(r, MEMBERS), pick(r, INTS)])
+    add()(lambda r: ["HINCRBYFLOAT", pick(r, KEYS), pick(r, MEMBERS), pick(r, ["1.5", "-2", "x", "1e400"])])
+    # sets (orders follow Redis's encodings: intset sorted, listpack insertion, hashtable
+    # unordered: sorted before comparing)
+    add()(lambda r: [pick(r, ["SADD", "SREM"]), pick(r, KEYS)] + members(r))
+    add()(lambda r: ["SCARD", pick(r, KEYS)])
+    add()(lambda r: ["SISMEMBER", pick(r, KEYS), pick(r, MEMBERS)])
+    add()(lambda r: ["SMISMEMBER", pick(r, KEYS)] + members(r))
+    add(True)(lambda r: ["SMEMBERS", pick(r, KEYS)])
+    add(True)(lambda r: [pick(r, ["SINTER", "SUNION", "SDIFF"])] + [pick(r, KEYS) for _ in range(r.randint(1, 3))])
+    add()(lambda r: [pick(r, ["SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"]), pick(r, KEYS)] + [pick(r, KEYS) for _ in range(r.randint(1, 3))])
+    add()(lambda r: ["SINTERCARD", "2", pick(r, KEYS), pick(r, KEYS)] + pick(r, [[], ["LIMIT", "1"], ["LIMIT", "0"]]))
+    add()(lambda r: ["SMOVE", pick(r, KEYS), pick(r, KEYS), pick(r, MEMBERS)])
+    # sorted sets
+    add()(lambda r: ["ZADD", pick(r, KEYS)] + pick(r, [[], ["NX"], ["XX"], ["GT"], ["LT"], ["CH"], ["XX", "CH"], ["GT", "CH"], ["INCR"], ["NX", "GT"]])
+          + sum([[pick(r, SCORES), pick(r, MEMBERS)] for _ in range(r.randint(1, 3))], []))
+    add()(lambda r: ["ZINCRBY", pick(r, KEYS), pick(r, SCORES), pick(r, MEMBERS)])
+    add()(lambda r: ["ZREM", pick(r, KEYS)] + members(r))
+    add()(lambda r: ["ZCARD", pick(r, KEYS)])
+    add()(lambda r: ["ZSCORE", pick(r, KEYS), pick(r, MEMBERS)])
+    add()(lambda r: ["ZMSCORE", pick(r, KEYS)] + members(r))
+    add()(lambda r: [pick(r, ["ZRANK", "ZREVRANK"]), pick(r, KEYS), pick(r, MEMBERS)])
+    add()(lambda r: ["ZCOUNT", pick(r, KEYS), score_bound(r), score_bound(r)])
+    add()(lambda r: ["ZLEXCOUNT", pick(r, KEYS), lex_bound(r), lex_bound(r)])
+    add()(lambda r: ["ZRANGE", pick(r, KEYS), pick(r, RANGES), pick(r, RANGES)] + pick(r, [[], ["REV"], ["WITHSCORES"], ["REV", "WITHSCORES"]]))
+    add()(lambda r: ["ZRANGE", pick(r, KEYS), score_bound(r), score_bound(r), "BYSCORE"] + pick(r, [[], ["REV"], ["WITHSCORES"], ["LIMIT", "1", "2"], ["REV", "LIMIT", "0", "-1"]]))
+    add()(lambda r: ["ZRANGE", pick(r, KEYS), lex_bound(r), lex_bound(r), "BYLEX"] + pick(r, [[], ["REV"], ["LIMIT", "1", "2"]]))
+    add()(lambda r: [pick(r, ["ZRANGEBYSCORE", "ZREVRANGEBYSCORE"]), pick(r, KEYS), score_bound(r), score_bound(r)] + pick(r, [[], ["WITHSCORES"], ["LIMIT", "0", "2"]]))
+    add()(lambda r: [pick(r, ["ZRANGEBYLEX", "ZREVRANGEBYLEX"]), pick(r, KEYS), lex_bound(r), lex_bound(r)])
+    add()(lambda r: ["ZREMRANGEBYRANK", pick(r, KEYS), pick(r, RANGES), pick(r, RANGES)])
+    add()(lambda r: ["ZREMRANGEBYSCORE", pick(r, KEYS), score_bound(r), score_bound(r)])
+    add()(lambda r: ["ZREMRANGEBYLEX", pick(r, KEYS), lex_bound(r), lex_bound(r)])
+    add()(lambda r: [pick(r, ["ZPOPMIN", "ZPOPMAX"]), pick(r, KEYS)] + pick(r, [[], ["1"], ["2"], ["0"]]))
+    add()(lambda r: ["ZMPOP", "2", pick(r, KEYS), pick(r, KEYS), pick(r, ["MIN", "MAX"])] + pick(r, [[], ["COUNT", "2"]]))
+    add()(lambda r: [pick(r, ["ZUNIONSTORE", "ZINTERSTORE"]), pick(r, KEYS), "2", pick(r, KEYS), pick(r, KEYS)]
+          + pick(r, [[], ["WEIGHTS", "2", "0.5"], ["AGGREGATE", "MAX"], ["AGGREGATE", "MIN"], ["WEIGHTS", "1", "-inf"]]))
+    add()(lambda r: ["ZDIFFSTORE", pick(r, KEYS), "2", pick(r, KEYS), pick(r, KEYS)])
+    add()(lambda r: [pick(r, ["ZUNION", "ZINTER", "ZDIFF"]), "2", pick(r, KEYS), pick(r, KEYS)] + pick(r, [[], ["WITHSCORES"]]))
+    add()(lambda r: ["ZINTERCARD", "2", pick(r, KEYS), pick(r, KEYS)] + pick(r, [[], ["LIMIT", "1"]]))
+    add()(lambda r: ["ZRANGESTORE", pick(r, KEYS), pick(r, KEYS), pick(r, RANGES), pick(r, RANGES)])
+    # expiry, with absolute times only (a relative TTL read back would differ by the
+    # milliseconds between the two servers): 2100-01-01, a bit later, and the past
+    at = lambda r: pick(r, ["4102444800", "4102444900", "1"])
+    add()(lambda r: [pick(r, ["EXPIREAT", "PEXPIREAT"]), pick(r, KEYS), at(r)] + pick(r, [[], ["NX"], ["XX"], ["GT"], ["LT"], ["NX", "XX"]]))
+    add()(lambda r: [pick(r, ["EXPIRE", "PEXPIRE"]), pick(r, KEYS), pick(r, ["0", "-1", "x"])])
+    add()(lambda r: [pick(r, ["EXPIRETIME", "PEXPIRETIME", "PERSIST"]), pick(r, KEYS)])
+    add()(lambda r: ["SET", pick(r, KEYS), "v", pick(r, ["EXAT", "PXAT"]), at(r)] + pick(r, [[], ["NX"], ["XX"], ["GET"]]))
+    add()(lambda r: ["GETEX", pick(r, KEYS)] + pick(r, [[], ["PERSIST"], ["EXAT", at(r)], ["PXAT", at(r)], ["EX", "0"]]))
+    add()(lambda r: [pick(r, ["GETSET", "SETNX"]), pick(r, KEYS), pick(r, INTS)])
+    # DUMP of one server restored into both: the reader of each takes the other's writer's
+    # output (compared afterwards by every command that reads the key)
+    add()(lambda r: ["DUMP", pick(r, KEYS)])
+    add()(lambda r: ["RESTORE-FROM-REDIS", pick(r, KEYS), pick(r, KEYS)])
+    # a transaction of a few commands (queued replies, EXEC's array, errors while queueing)
+    add()(lambda r: ["MULTI-OF", r.randint(1, 3)])
+    # SORT (numeric and ALPHA, LIMIT, STORE)
+    add()(lambda r: ["SORT", pick(r, KEYS)] + pick(r, [[], ["ALPHA"], ["DESC", "ALPHA"], ["LIMIT", "0", "2", "ALPHA"], ["STORE", pick(r, KEYS)]]))
+    return g
+
+
+def norm(v, unordered):
+    """Replies as comparable values; unordered arrays sorted (recursively only at the top)."""
+    if unordered == "pairs" and isinstance(v, list):
+        return sorted(zip(v[::2], v[1::2]), key=repr)
+    if unordered and isinstance(v, list):
+        return sorted(v, key=repr)
+    return v
+
+
+def known_difference(args, want, got, oracle):
+    """Differences from the 7.0 oracle that are Redis 7.2 behaviour (issue #3 asks for 7.2):
+    listpack encodings 7.0 does not have."""
+    if args[:2] == ["OBJECT", "ENCODING"] and got == b"listpack":
+        # 7.2: small sets are listpacks (7.0: intset or hashtable), small lists are one
+        # listpack (7.0: a quicklist of one node).
+        kind = oracle.cmd(["TYPE", args[2]])
+        return (want, kind) in ((b"hashtable", ("ok", b"set")), (b"quicklist", ("ok", b"list")))
+    return False
+
+
+SPECIAL = ("RESTORE-FROM-REDIS", "MULTI-OF", "DUMP")
+
+
+def run_multi(rng, gens, n, r_conn, b_conn):
+    """MULTI, n random commands, EXEC on both servers: every reply (QUEUED, errors while
+    queueing, EXEC's array with each entry normalised as its command's) as one value."""
+    cmds = []
+    while len(cmds) < n:
+        gen, unordered = rng.choice(gens)
+        args = gen(rng)
+        # (OBJECT ENCODING's 7.2 differences are accepted outside transactions only.)
+        if args[0] not in SPECIAL and args[0] != "OBJECT":
+            cmds.append((args, unordered))
+    replies = []
+    for c in (r_conn, b_conn):
+        out = [c.cmd(["MULTI"])] + [c.cmd(a) for a, _ in cmds]
+        ex = c.cmd(["EXEC"])
+        if isinstance(ex, list) and len(ex) == len(cmds):
+            ex = [norm(v, u) for v, (_, u) in zip(ex, cmds)]
+        replies.append(out + [ex])
+    flat = ["MULTI"] + sum([a + [";"] for a, _ in cmds], []) + ["EXEC"]
+    return replies[0], replies[1], flat
+
+
+# Encodings whose DUMP payload has one byte order (a hash table's follows its dict).
+DUMP_EXACT = (b"int", b"embstr", b"raw", b"listpack", b"intset", b"quicklist", b"skiplist")
+
+
+def dump_comparable(key, r_conn, b_conn):
+    enc = ["OBJECT", "ENCODING", key]
+    w, g = r_conn.cmd(enc), b_conn.cmd(enc)
+    return w == g and w in DUMP_EXACT
+
+
+def start(cmd, port, log):
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=os.path.dirname(log.name))
+
+
+def wait_ping(port, proc, name):
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            sys.exit("%s exited at start-up" % name)
+        try:
+            if Conn(port).cmd(["PING"]) == ("ok", b"PONG"):
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    sys.exit("%s did not answer PING" % name)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--commands", type=int, default=int(os.environ.get("FUZZ_COMMANDS", 20000)))
+    ap.add_argument("--seed", type=int, default=int(os.environ.get("FUZZ_SEED", time.time_ns() % 1_000_000)))
+    ap.add_argument("--shards", type=int, default=4)
+    ap.add_argument("--basalt", default=os.environ.get("BASALT_BIN", os.path.join(ROOT, "target/release/basalt")))
+    ap.add_argument("--keep-going", action="store_true")
+    ap.add_argument("--check-encodings", action="store_true",
+                    help="after every command, compare every key's OBJECT ENCODING (finds the command that made them differ)")
+    a = ap.parse_args()
+    if not shutil.which("redis-server"):
+        sys.exit("redis-server not found (apt-get install redis-server)")
+    if not os.access(a.basalt, os.X_OK):
+        sys.exit("basalt binary %s not found (cargo build --release)" % a.basalt)
+
+    tmp = tempfile.mkdtemp(prefix="diff-fuzz.")
+    procs = []
+    try:
+        rport, bport = free_port(), free_port()
+        for name, cmd, port in (
+            ("redis", ["redis-server", "--port", str(rport), "--save", "", "--appendonly", "no"], rport),
+            ("basalt", [a.basalt, "--port", str(bport), "--save", "", "--appendonly", "no", "--shards", str(a.shards)], bport),
+        ):
+            d = os.path.join(tmp, name)
+            os.makedirs(d)
+            log = open(os.path.join(d, "log"), "w")
+            procs.append((name, start(cmd, port, log), port))
+        for name, p, port in procs:
+            wait_ping(port, p, name)
+        r_conn, b_conn = Conn(rport), Conn(bport)
+        rng = random.Random(a.seed)
+        gens = generators()
+        history = []
+        mismatches = 0
+        for i in range(a.commands):
+            if i % 2000 == 0 and rng.random() < 0.5:
+                for c in (r_conn, b_conn):
+                    c.cmd(["FLUSHALL"])
+                history.append(["FLUSHALL"])
+            gen, unordered = rng.choice(gens)
+            args = gen(rng)
+            if args[0] == "RESTORE-FROM-REDIS":
+                payload = r_conn.cmd(["DUMP", args[1]])
+                args = ["EXISTS", args[1]] if payload is None else ["RESTORE", args[2], "0", payload, "REPLACE"]
+            if args[0] == "MULTI-OF":
+                want, got, args = run_multi(rng, gens, args[1], r_conn, b_conn)
+                history.append(args)
+            else:
+                history.append(args)
+                want = norm(r_conn.cmd(args), unordered)
+                got = norm(b_conn.cmd(args), unordered)
+                if args[0] == "DUMP" and want != got and not dump_comparable(args[1], r_conn, b_conn):
+                    continue
+            if want == got and a.check_encodings:
+                for k in KEYS:
+                    enc = ["OBJECT", "ENCODING", k]
+                    w, g = r_conn.cmd(enc), b_conn.cmd(enc)
+                    if w != g and not known_difference(enc, w, g, r_conn):
+                        args, want, got = args + ["=> OBJECT ENCODING", k], w, g
+                        break
+            if want != got and known_difference(args, want, got, r_conn):
+                continue
+            if want != got:
+                mismatches += 1
+                print("MISMATCH (seed %d, command %d): %s" % (a.seed, i, " ".join(x.decode(errors="backslashreplace") if isinstance(x, bytes) else str(x) for x in args)))
+                print("  redis-server: %r" % (want,))
+                print("  basalt:       %r" % (got,))
+                print("  last commands:")
+                for h in history[-12:-1]:
+                    print("    " + " ".join(x.decode(errors="backslashreplace") if isinstance(x, bytes) else str(x) for x in h))
+                if not a.keep_going:
+                    break
+                # Resynchronise: the states may differ from here on.
+                for c in (r_conn, b_conn):
+                    c.cmd(["FLUSHALL"])
+        for name, p, _ in procs:
+            if p.poll() is not None:
+                print("%s died; its log:" % name)
+                print(open(os.path.join(tmp, name, "log")).read()[-3000:])
+                mismatches += 1
+        print("diff-fuzz: seed %d, %d commands, %d mismatches" % (a.seed, len(history), mismatches))
+        return 1 if mismatches else 0
+    finally:
+        for _, p, _ in procs:
+            p.terminate()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
