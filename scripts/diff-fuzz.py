@@ -4,7 +4,7 @@ oracle) and basalt, replies compared after parsing (unordered replies sorted). C
 tests/diff (hand-written cases) by trying argument combinations nobody wrote down.
 
 Usage: scripts/diff-fuzz.py [--commands N] [--seed S] [--shards K] [--basalt PATH]
-       [--keep-going]
+       [--keep-going] [--check-encodings] [--resp3]
 
 Starts both servers itself on free loopback ports (basalt with --shards 4 by default, so
 multi-key commands cross shards), runs N commands (default 20000) from one connection to
@@ -91,6 +91,16 @@ class Conn:
         if t == b"*":
             n = int(rest)
             return None if n < 0 else [self.read() for _ in range(n)]
+        # RESP3 (--resp3): each type tagged, so a map and an array of pairs differ
+        if t == b"_":
+            return ("null",)
+        if t in (b",", b"#", b"("):
+            return (t.decode(), rest)
+        if t in (b"=", b"!"):
+            return (t.decode(), self._exact(int(rest)))
+        if t in (b"%", b"~", b">"):
+            n = int(rest) * (2 if t == b"%" else 1)
+            return (t.decode(), [self.read() for _ in range(n)])
         raise ValueError("unexpected reply line %r" % line)
 
     def cmd(self, args):
@@ -237,6 +247,9 @@ def generators():
 
 def norm(v, unordered):
     """Replies as comparable values; unordered arrays sorted (recursively only at the top)."""
+    if unordered and isinstance(v, tuple) and len(v) == 2 and v[0] in ("%", "~"):
+        # RESP3 map or set: the aggregate's items, unordered as its command's
+        return (v[0], norm(v[1], "pairs" if v[0] == "%" else True))
     if unordered == "pairs" and isinstance(v, list):
         return sorted(zip(v[::2], v[1::2]), key=repr)
     if unordered and isinstance(v, list):
@@ -314,6 +327,7 @@ def main():
     ap.add_argument("--shards", type=int, default=4)
     ap.add_argument("--basalt", default=os.environ.get("BASALT_BIN", os.path.join(ROOT, "target/release/basalt")))
     ap.add_argument("--keep-going", action="store_true")
+    ap.add_argument("--resp3", action="store_true", help="speak RESP3 (HELLO 3) to both servers")
     ap.add_argument("--check-encodings", action="store_true",
                     help="after every command, compare every key's OBJECT ENCODING (finds the command that made them differ)")
     a = ap.parse_args()
@@ -337,6 +351,9 @@ def main():
         for name, p, port in procs:
             wait_ping(port, p, name)
         r_conn, b_conn = Conn(rport), Conn(bport)
+        if a.resp3:
+            for c in (r_conn, b_conn):
+                c.cmd(["HELLO", "3"])
         rng = random.Random(a.seed)
         gens = generators()
         history = []
