@@ -18,7 +18,8 @@ no SCAN. Replies of commands whose order Redis leaves to its hash tables (SMEMBE
 ... once a set is a hash table) are compared sorted; DUMP payloads are compared when both
 servers hold the key in one encoding with a fixed byte order, and redis-server's payloads
 are RESTOREd into both. MULTI ... EXEC blocks of random commands are compared reply by
-reply. Differences that are Redis 7.2 behaviour (the oracle is 7.0) are accepted: see
+reply, and random commands are also run from EVAL (redis.pcall, keys not declared).
+Differences that are Redis 7.2 behaviour (the oracle is 7.0) are accepted: see
 known_difference.
 """
 
@@ -240,6 +241,9 @@ def generators():
     add()(lambda r: ["RESTORE-FROM-REDIS", pick(r, KEYS), pick(r, KEYS)])
     # a transaction of a few commands (queued replies, EXEC's array, errors while queueing)
     add()(lambda r: ["MULTI-OF", r.randint(1, 3)])
+    # a random command run by a script (keys not declared, as Redis allows): the RESP ->
+    # Lua -> RESP conversions of every reply shape, errors as pcall tables
+    add()(lambda r: ["EVAL-OF"])
     # SORT (numeric and ALPHA, LIMIT, STORE)
     add()(lambda r: ["SORT", pick(r, KEYS)] + pick(r, [[], ["ALPHA"], ["DESC", "ALPHA"], ["LIMIT", "0", "2", "ALPHA"], ["STORE", pick(r, KEYS)]]))
     return g
@@ -268,7 +272,18 @@ def known_difference(args, want, got, oracle):
     return False
 
 
-SPECIAL = ("RESTORE-FROM-REDIS", "MULTI-OF", "DUMP")
+SPECIAL = ("RESTORE-FROM-REDIS", "MULTI-OF", "DUMP", "EVAL-OF")
+
+EVAL_SCRIPT = "return redis.pcall(unpack(ARGV))"
+
+
+def eval_of(rng, gens):
+    """EVAL of a random command (not a special one); its unordered flag."""
+    while True:
+        gen, unordered = rng.choice(gens)
+        args = gen(rng)
+        if args[0] not in SPECIAL and args[0] != "OBJECT":
+            return ["EVAL", EVAL_SCRIPT, "0"] + args, unordered
 
 
 def run_multi(rng, gens, n, r_conn, b_conn):
@@ -368,6 +383,8 @@ def main():
             if args[0] == "RESTORE-FROM-REDIS":
                 payload = r_conn.cmd(["DUMP", args[1]])
                 args = ["EXISTS", args[1]] if payload is None else ["RESTORE", args[2], "0", payload, "REPLACE"]
+            if args[0] == "EVAL-OF":
+                args, unordered = eval_of(rng, gens)
             if args[0] == "MULTI-OF":
                 want, got, args = run_multi(rng, gens, args[1], r_conn, b_conn)
                 history.append(args)
