@@ -240,6 +240,50 @@ fn restart_keeps_strings_expiry_and_multi_shard_writes() {
     );
 }
 
+/// The bitmap test's keys, as bytes (None: missing).
+fn bitmap_values(r: &mut Raw) -> Vec<Option<Vec<u8>>> {
+    ["bm:a", "bm:b", "bm:c", "bm:or", "bm:and", "bm:gone"]
+        .iter()
+        .map(|k| match r.cmd(&["GET", k]) {
+            V::Bulk(b) => Some(b),
+            V::Nil => None,
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn restart_keeps_bitmaps_and_cross_shard_bitop() {
+    let d = Dir::new("bitmaps");
+    let n = Node::start(&d.0, &[]);
+    let mut r = n.raw();
+    for (key, bits) in [("bm:a", &[1usize, 9, 100][..]), ("bm:b", &[9, 17]), ("bm:c", &[0])] {
+        for b in bits {
+            assert_eq!(int(r.cmd(&["SETBIT", key, &b.to_string(), "1"])), 0);
+        }
+    }
+    assert_eq!(int(r.cmd(&["SETBIT", "bm:a", "100", "0"])), 1);
+    // Sources and destination on different shards (one MULTI/EXEC record each).
+    assert_eq!(int(r.cmd(&["BITOP", "OR", "bm:or", "bm:a", "bm:b", "bm:c"])), 13);
+    assert_eq!(int(r.cmd(&["BITOP", "AND", "bm:and", "bm:a", "bm:b"])), 13);
+    assert_eq!(r.cmd(&["SET", "bm:gone", "x"]).str(), "OK");
+    assert_eq!(int(r.cmd(&["BITOP", "NOT", "bm:gone", "bm:missing"])), 0);
+    let before = bitmap_values(&mut r);
+    drop(r);
+    n.shutdown();
+
+    let n = Node::start(&d.0, &[]);
+    let mut r = n.raw();
+    let after = bitmap_values(&mut r);
+    assert_eq!(before, after);
+    assert_eq!(after[5], None, "an empty BITOP result deleted the key");
+    assert_eq!(int(r.cmd(&["BITCOUNT", "bm:or"])), 4);
+    assert_eq!(int(r.cmd(&["BITPOS", "bm:and", "1"])), 9);
+    assert_eq!(int(r.cmd(&["GETBIT", "bm:a", "100"])), 0);
+    drop(r);
+    n.shutdown();
+}
+
 fn write_some(n: &Node, count: usize) {
     let mut r = n.raw();
     for i in 0..count {

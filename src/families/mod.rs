@@ -2,6 +2,7 @@
 //! family's `COMMANDS` table, then its tests. The command table is the concatenation of
 //! the `COMMANDS` of every family listed in [`ALL`].
 
+pub mod bitmaps;
 pub mod connection;
 pub mod dump;
 pub mod hashes;
@@ -22,6 +23,7 @@ use crate::command::CommandSpec;
 pub static ALL: &[&[CommandSpec]] = &[
     connection::COMMANDS,
     strings::COMMANDS,
+    bitmaps::COMMANDS,
     keys::COMMANDS,
     dump::COMMANDS,
     server::COMMANDS,
