@@ -162,6 +162,13 @@ def generators():
     add()(lambda r: ["RENAME", pick(r, KEYS), pick(r, KEYS)])
     add()(lambda r: ["RENAMENX", pick(r, KEYS), pick(r, KEYS)])
     add()(lambda r: ["OBJECT", "ENCODING", pick(r, KEYS)])
+    # bitmaps
+    bit_range = lambda r: pick(r, [[], ["0"], ["1", "-1"], ["-2", "-1"], ["0", "0", "BIT"], ["3", "20", "BIT"], ["1", "2", "BYTE"], ["x", "1"], ["2", "1", "FOO"]])
+    add()(lambda r: ["SETBIT", pick(r, KEYS), pick(r, ["0", "7", "9", "31", "100", "-1", "x"]), pick(r, ["0", "1", "2"])])
+    add()(lambda r: ["GETBIT", pick(r, KEYS), pick(r, ["0", "7", "9", "31", "100", "-1"])])
+    add()(lambda r: ["BITCOUNT", pick(r, KEYS)] + bit_range(r))
+    add()(lambda r: ["BITPOS", pick(r, KEYS), pick(r, ["0", "1", "2"])] + bit_range(r))
+    add()(lambda r: ["BITOP", pick(r, ["AND", "OR", "XOR", "NOT", "FOO"]), pick(r, KEYS)] + [pick(r, KEYS) for _ in range(r.randint(1, 3))])
     # lists
     add()(lambda r: [pick(r, ["LPUSH", "RPUSH", "LPUSHX", "RPUSHX"]), pick(r, KEYS)] + members(r))
     add()(lambda r: [pick(r, ["LPOP", "RPOP"]), pick(r, KEYS)] + pick(r, [[], ["1"], ["3"], ["0"], ["-1"]]))
