@@ -239,7 +239,7 @@ pub unsafe fn write_reply(
         ffi::LUA_TBOOLEAN if resp == Proto::Resp3 => out.bool(ffi::lua_toboolean(l, idx) != 0),
         ffi::LUA_TBOOLEAN if ffi::lua_toboolean(l, idx) != 0 => out.int(1),
         ffi::LUA_TBOOLEAN => out.null(),
-        ffi::LUA_TNUMBER => out.int(ffi::lua_tonumber(l, idx) as i64),
+        ffi::LUA_TNUMBER => out.int(c_long_long(ffi::lua_tonumber(l, idx))),
         ffi::LUA_TTABLE => return table_reply(l, idx, out, resp, depth),
         _ => out.null(),
     }
@@ -335,9 +335,33 @@ unsafe fn table_reply(l: *mut ffi::lua_State, t: c_int, out: &mut Reply, resp: P
     None
 }
 
+/// A Lua number as an integer reply, as Redis's `(long long)lua_tonumber(...)` on x86-64:
+/// truncated toward zero, and, where C leaves the cast undefined (NaN, out of range), the
+/// instruction's "integer indefinite" value, i64::MIN (Rust's `as` would saturate instead:
+/// `return 9223372036854775807` is 2^63 as a double, which Redis answers as -2^63).
+fn c_long_long(d: f64) -> i64 {
+    if (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&d) {
+        d as i64
+    } else {
+        i64::MIN
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_become_integers_as_a_c_cast_on_x86_64() {
+        assert_eq!(c_long_long(3.9), 3);
+        assert_eq!(c_long_long(-3.9), -3);
+        assert_eq!(c_long_long(-9.223372036854775808e18), i64::MIN);
+        assert_eq!(c_long_long(9.223372036854775807e18), i64::MIN, "2^63 is out of range");
+        assert_eq!(c_long_long(9.223372036854774784e18), 9_223_372_036_854_774_784);
+        assert_eq!(c_long_long(f64::NAN), i64::MIN);
+        assert_eq!(c_long_long(f64::INFINITY), i64::MIN);
+        assert_eq!(c_long_long(-1e300), i64::MIN);
+    }
 
     #[test]
     fn error_texts_as_redis() {
