@@ -355,9 +355,14 @@ mod tests {
     fn numbers_become_integers_as_a_c_cast_on_x86_64() {
         assert_eq!(c_long_long(3.9), 3);
         assert_eq!(c_long_long(-3.9), -3);
-        assert_eq!(c_long_long(-9.223372036854775808e18), i64::MIN);
-        assert_eq!(c_long_long(9.223372036854775807e18), i64::MIN, "2^63 is out of range");
-        assert_eq!(c_long_long(9.223372036854774784e18), 9_223_372_036_854_774_784);
+        let two_63 = 2f64.powi(63);
+        assert_eq!(c_long_long(-two_63), i64::MIN);
+        assert_eq!(
+            c_long_long(i64::MAX as f64),
+            i64::MIN,
+            "i64::MAX as a double is 2^63: out of range"
+        );
+        assert_eq!(c_long_long(two_63 - 1024.0), i64::MAX - 1023);
         assert_eq!(c_long_long(f64::NAN), i64::MIN);
         assert_eq!(c_long_long(f64::INFINITY), i64::MIN);
         assert_eq!(c_long_long(-1e300), i64::MIN);
