@@ -4,7 +4,7 @@ oracle) and basalt, replies compared after parsing (unordered replies sorted). C
 tests/diff (hand-written cases) by trying argument combinations nobody wrote down.
 
 Usage: scripts/diff-fuzz.py [--commands N] [--seed S] [--shards K] [--basalt PATH]
-       [--keep-going] [--check-encodings] [--resp3]
+       [--keep-going] [--check-encodings] [--resp3] [--small-encodings]
 
 Starts both servers itself on free loopback ports (basalt with --shards 4 by default, so
 multi-key commands cross shards), runs N commands (default 20000) from one connection to
@@ -350,6 +350,8 @@ def main():
     ap.add_argument("--basalt", default=os.environ.get("BASALT_BIN", os.path.join(ROOT, "target/release/basalt")))
     ap.add_argument("--keep-going", action="store_true")
     ap.add_argument("--resp3", action="store_true", help="speak RESP3 (HELLO 3) to both servers")
+    ap.add_argument("--small-encodings", action="store_true",
+                    help="compact-encoding limits of 4 on both servers, so collections convert to hash tables, skiplists and multi-node lists")
     ap.add_argument("--check-encodings", action="store_true",
                     help="after every command, compare every key's OBJECT ENCODING (finds the command that made them differ)")
     a = ap.parse_args()
@@ -376,6 +378,11 @@ def main():
         if a.resp3:
             for c in (r_conn, b_conn):
                 c.cmd(["HELLO", "3"])
+        if a.small_encodings:
+            for c in (r_conn, b_conn):
+                for name in ("hash-max-listpack-entries", "zset-max-listpack-entries",
+                             "set-max-intset-entries", "set-max-listpack-entries", "list-max-listpack-size"):
+                    c.cmd(["CONFIG", "SET", name, "4"])
         rng = random.Random(a.seed)
         gens = generators()
         history = []
