@@ -284,25 +284,26 @@ SPECIAL = ("RESTORE-FROM-REDIS", "MULTI-OF", "DUMP", "EVAL-OF")
 EVAL_SCRIPT = "return redis.pcall(unpack(ARGV))"
 
 
-def eval_of(rng, gens):
-    """EVAL of a random command (not a special one); its unordered flag."""
+def plain_command(rng, gens):
+    """A random command that can be nested in EVAL or MULTI: not one of the pseudo-commands,
+    and not OBJECT (its 7.2 encoding names are accepted only at the top level)."""
     while True:
         gen, unordered = rng.choice(gens)
         args = gen(rng)
         if args[0] not in SPECIAL and args[0] != "OBJECT":
-            return ["EVAL", EVAL_SCRIPT, "0"] + args, unordered
+            return args, unordered
+
+
+def eval_of(rng, gens):
+    """EVAL of a random command; its unordered flag."""
+    args, unordered = plain_command(rng, gens)
+    return ["EVAL", EVAL_SCRIPT, "0"] + args, unordered
 
 
 def run_multi(rng, gens, n, r_conn, b_conn):
     """MULTI, n random commands, EXEC on both servers: every reply (QUEUED, errors while
     queueing, EXEC's array with each entry normalised as its command's) as one value."""
-    cmds = []
-    while len(cmds) < n:
-        gen, unordered = rng.choice(gens)
-        args = gen(rng)
-        # (OBJECT ENCODING's 7.2 differences are accepted outside transactions only.)
-        if args[0] not in SPECIAL and args[0] != "OBJECT":
-            cmds.append((args, unordered))
+    cmds = [plain_command(rng, gens) for _ in range(n)]
     replies = []
     for c in (r_conn, b_conn):
         out = [c.cmd(["MULTI"])] + [c.cmd(a) for a, _ in cmds]

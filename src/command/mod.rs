@@ -442,6 +442,16 @@ impl<'a> Exec<'a> {
         crate::server::pubsub::notify(db, class, event, key);
     }
 
+    /// Records the command as the client sent it, for commands whose effect is already
+    /// deterministic (APPEND, SETRANGE, INCR, MSET, SETBIT, LPUSH, *STORE, ...). Nothing is
+    /// built when the AOF is off.
+    pub fn propagate_as_is(&mut self, a: &Args) {
+        if self.effects.is_enabled() {
+            let v: Vec<&[u8]> = a.as_slice().iter().map(|b| &b[..]).collect();
+            self.propagate(&v);
+        }
+    }
+
     /// Records a write effect in the selected database.
     pub fn propagate(&mut self, args: &[&[u8]]) {
         if !self.effects.is_enabled() {

@@ -102,57 +102,34 @@ fn find_bit(p: &[u8], first: u64, last: u64, bit: bool) -> Option<u64> {
 fn setbit(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     let offset = bit_offset(&a[2])?;
     let on = match parse_i64(&a[3]) {
-        Some(v @ (0 | 1)) => v == 1,
+        Some(v @ (0 | 1)) => v as u8,
         _ => return Err(CmdError::Static("ERR bit is not an integer or out of range")),
     };
     let key = &a[1];
     let (byte, shift) = ((offset >> 3) as usize, 7 - (offset & 7) as u32);
-    let now = ex.now;
-    let db = ex.db(key);
-    let old = match db.lookup_write(key, now) {
-        None => {
-            let mut raw = vec![0u8; byte + 1];
-            raw[byte] = (on as u8) << shift;
-            db.set(key, Value::Str(Str::Raw(raw)), false);
-            false
-        }
-        Some(e) => {
-            let Value::Str(s) = &mut e.value else {
-                return Err(CmdError::WrongType);
-            };
-            let raw = s.make_raw();
-            if raw.len() <= byte {
-                raw.resize(byte + 1, 0);
-            }
-            let old = raw[byte] >> shift & 1 == 1;
-            raw[byte] = (raw[byte] & !(1 << shift)) | ((on as u8) << shift);
-            old
-        }
-    };
+    let raw = ex
+        .write_or_create(key, Value::as_str, || Value::Str(Str::Raw(Vec::new())))?
+        .make_raw();
+    if raw.len() <= byte {
+        raw.resize(byte + 1, 0);
+    }
+    let old = raw[byte] >> shift & 1;
+    raw[byte] = (raw[byte] & !(1 << shift)) | (on << shift);
     ex.out.int(old as i64);
     ex.dirty += 1;
     ex.notify(NotifyFlags::STRING, "setbit", key);
-    let v: Vec<&[u8]> = a.as_slice().iter().map(|b| &b[..]).collect();
-    ex.propagate(&v);
+    ex.propagate_as_is(a);
     Ok(())
 }
 
 /// `GETBIT key offset`
 fn getbit(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     let offset = bit_offset(&a[2])?;
-    let key = &a[1];
-    let (now, touch) = (ex.now, ex.touch());
-    let bit = match ex.db(key).lookup(key, now, touch) {
-        None => 0,
-        Some(e) => {
-            let Value::Str(s) = &e.value else {
-                return Err(CmdError::WrongType);
-            };
-            let mut scratch = itoa_buf::Buf::new();
-            let p = s.as_bytes(&mut scratch);
-            p.get((offset >> 3) as usize).map_or(0, |b| b >> (7 - (offset & 7)) & 1)
-        }
-    };
+    let bit = ex.read(&a[1], Value::as_str)?.map_or(0, |s| {
+        let mut scratch = itoa_buf::Buf::new();
+        let p = s.as_bytes(&mut scratch);
+        p.get((offset >> 3) as usize).map_or(0, |b| b >> (7 - (offset & 7)) & 1)
+    });
     ex.out.int(bit as i64);
     Ok(())
 }
@@ -171,14 +148,9 @@ fn is_bit_unit(arg: &[u8]) -> Result<bool, CmdError> {
 /// `BITCOUNT key [start end [BYTE | BIT]]`. As Redis 7.0: a missing key counts 0 before
 /// the arguments are looked at.
 fn bitcount(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
-    let key = &a[1];
-    let (now, touch) = (ex.now, ex.touch());
-    let Some(e) = ex.ks.db(ex.db, key).lookup(key, now, touch) else {
+    let Some(s) = ex.read(&a[1], Value::as_str)? else {
         ex.out.int(0);
         return Ok(());
-    };
-    let Value::Str(s) = &e.value else {
-        return Err(CmdError::WrongType);
     };
     let mut scratch = itoa_buf::Buf::new();
     let p = s.as_bytes(&mut scratch);
@@ -186,12 +158,13 @@ fn bitcount(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
         2 => bit_range(p.len(), 0, -1, false),
         4 | 5 => {
             let (start, end) = (a.int(2)?, a.int(3)?);
+            // Both negative and crossed: empty before the unit is even parsed.
             if start < 0 && end < 0 && start > end {
-                ex.out.int(0);
-                return Ok(());
+                None
+            } else {
+                let is_bit = if a.len() == 5 { is_bit_unit(&a[4])? } else { false };
+                bit_range(p.len(), start, end, is_bit)
             }
-            let is_bit = if a.len() == 5 { is_bit_unit(&a[4])? } else { false };
-            bit_range(p.len(), start, end, is_bit)
         }
         _ => return Err(CmdError::Syntax),
     };
@@ -209,14 +182,9 @@ fn bitpos(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
         1 => true,
         _ => return Err(CmdError::Static("ERR The bit argument must be 1 or 0.")),
     };
-    let key = &a[1];
-    let (now, touch) = (ex.now, ex.touch());
-    let Some(e) = ex.ks.db(ex.db, key).lookup(key, now, touch) else {
+    let Some(s) = ex.read(&a[1], Value::as_str)? else {
         ex.out.int(if bit { -1 } else { 0 });
         return Ok(());
-    };
-    let Value::Str(s) = &e.value else {
-        return Err(CmdError::WrongType);
     };
     let mut scratch = itoa_buf::Buf::new();
     let p = s.as_bytes(&mut scratch);
@@ -266,16 +234,9 @@ fn bitop(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
             "ERR BITOP NOT must be called with a single source key.",
         ));
     }
-    let (now, touch) = (ex.now, ex.touch());
     let mut srcs: Vec<Vec<u8>> = Vec::with_capacity(a.len() - 3);
     for key in &a.as_slice()[3..] {
-        match ex.db(key).lookup(key, now, touch) {
-            None => srcs.push(Vec::new()),
-            Some(e) => match &e.value {
-                Value::Str(s) => srcs.push(s.to_vec()),
-                _ => return Err(CmdError::WrongType),
-            },
-        }
+        srcs.push(ex.read(key, Value::as_str)?.map_or_else(Vec::new, |s| s.to_vec()));
     }
     let len = srcs.iter().map(Vec::len).max().unwrap_or(0);
     let dst = &a[2];
@@ -299,6 +260,7 @@ fn bitop(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
         ex.db(dst).set(dst, Value::Str(Str::Raw(res)), false);
         ex.notify(NotifyFlags::STRING, "set", dst);
     } else {
+        let now = ex.now;
         let db = ex.db(dst);
         if !db.contains(dst, now) {
             ex.out.int(0);
@@ -308,8 +270,7 @@ fn bitop(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
         ex.notify(NotifyFlags::GENERIC, "del", dst);
     }
     ex.dirty += 1;
-    let v: Vec<&[u8]> = a.as_slice().iter().map(|b| &b[..]).collect();
-    ex.propagate(&v);
+    ex.propagate_as_is(a);
     ex.out.int(len as i64);
     Ok(())
 }

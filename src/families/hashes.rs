@@ -51,15 +51,6 @@ fn pairs_len(out: &mut Reply, n: usize) {
     }
 }
 
-/// Propagates the command as the client sent it (HSET, HMSET, HSETNX, HDEL, HINCRBY:
-/// their effect is already deterministic).
-fn propagate_as_is(ex: &mut Exec<'_>, a: &Args) {
-    if ex.effects.is_enabled() {
-        let v: Vec<&[u8]> = a.as_slice().iter().map(|b| &b[..]).collect();
-        ex.propagate(&v);
-    }
-}
-
 /// Redis's string2ld, for HINCRBYFLOAT's increment and the stored value: an embedded NUL
 /// makes the string invalid (strtold would stop there, and Redis checks the whole length
 /// was consumed), which [`LongDouble::parse`] lets through.
@@ -90,7 +81,7 @@ fn hset_generic(ex: &mut Exec<'_>, a: &Args, name: &str) -> Result<(), CmdError>
         ex.out.ok();
     }
     ex.dirty += args.len() as u64 / 2;
-    propagate_as_is(ex, a);
+    ex.propagate_as_is(a);
     ex.notify(NotifyFlags::HASH, "hset", &a[1]);
     Ok(())
 }
@@ -119,7 +110,7 @@ fn hsetnx(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     h.set(field, value, &enc);
     ex.out.int(1);
     ex.dirty += 1;
-    propagate_as_is(ex, a);
+    ex.propagate_as_is(a);
     ex.notify(NotifyFlags::HASH, "hset", &a[1]);
     Ok(())
 }
@@ -172,7 +163,7 @@ fn hdel(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
             ex.notify(NotifyFlags::GENERIC, "del", key);
         }
         ex.dirty += deleted;
-        propagate_as_is(ex, a);
+        ex.propagate_as_is(a);
     }
     ex.out.int(deleted as i64);
     Ok(())
@@ -216,7 +207,7 @@ fn hincrby(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     h.set(field, buf.format(new), &enc);
     ex.out.int(new);
     ex.dirty += 1;
-    propagate_as_is(ex, a);
+    ex.propagate_as_is(a);
     ex.notify(NotifyFlags::HASH, "hincrby", &a[1]);
     Ok(())
 }

@@ -55,14 +55,6 @@ fn after_removal(ex: &mut Exec<'_>, key: &[u8], list_empty: bool, n: usize) {
     ex.dirty += n as u64;
 }
 
-/// Propagates the command as the client sent it.
-fn propagate_as_is(ex: &mut Exec<'_>, a: &Args) {
-    if ex.effects.is_enabled() {
-        let v: Vec<&[u8]> = a.as_slice().iter().map(|b| &b[..]).collect();
-        ex.propagate(&v);
-    }
-}
-
 /// `LPOP key n` / `RPOP key n`: how LMPOP and BLMPOP propagate.
 fn propagate_pop_count(ex: &mut Exec<'_>, end: End, key: &[u8], n: usize) {
     if ex.effects.is_enabled() {
@@ -161,7 +153,7 @@ fn push_generic(ex: &mut Exec<'_>, a: &Args, end: End, xx: bool) -> Result<(), C
     ex.signal_ready(key);
     ex.notify(NotifyFlags::LIST, end_event(end, true), key);
     ex.dirty += items.len() as u64;
-    propagate_as_is(ex, a);
+    ex.propagate_as_is(a);
     Ok(())
 }
 
@@ -221,7 +213,7 @@ fn linsert(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     out.int(list.len() as i64);
     ex.dirty += 1;
     ex.notify(NotifyFlags::LIST, "linsert", key);
-    propagate_as_is(ex, a);
+    ex.propagate_as_is(a);
     Ok(())
 }
 
@@ -356,7 +348,7 @@ fn lset(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     out.ok();
     ex.dirty += 1;
     ex.notify(NotifyFlags::LIST, "lset", &a[1]);
-    propagate_as_is(ex, a);
+    ex.propagate_as_is(a);
     Ok(())
 }
 
@@ -382,7 +374,7 @@ fn lrem(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     }
     after_removal(ex, key, empty, removed);
     if removed > 0 {
-        propagate_as_is(ex, a);
+        ex.propagate_as_is(a);
     }
     Ok(())
 }
@@ -421,7 +413,7 @@ fn ltrim(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     ex.notify(NotifyFlags::LIST, "ltrim", key);
     after_removal(ex, key, empty, (ltrim + rtrim) as usize);
     if ltrim + rtrim > 0 {
-        propagate_as_is(ex, a);
+        ex.propagate_as_is(a);
     }
     Ok(())
 }
@@ -467,7 +459,7 @@ fn pop_generic(ex: &mut Exec<'_>, a: &Args, end: End) -> Result<(), CmdError> {
     }
     ex.notify(NotifyFlags::LIST, end_event(end, false), key);
     after_removal(ex, key, empty, n);
-    propagate_as_is(ex, a);
+    ex.propagate_as_is(a);
     Ok(())
 }
 
@@ -528,7 +520,7 @@ fn lmove_generic(ex: &mut Exec<'_>, src: &[u8], dst: &[u8], from: End, to: End) 
 fn lmove(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     let (from, to) = (parse_end(&a[3])?, parse_end(&a[4])?);
     if lmove_generic(ex, &a[1], &a[2], from, to)? {
-        propagate_as_is(ex, a);
+        ex.propagate_as_is(a);
     }
     Ok(())
 }
@@ -536,7 +528,7 @@ fn lmove(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
 /// `RPOPLPUSH source destination`: LMOVE source destination RIGHT LEFT.
 fn rpoplpush(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     if lmove_generic(ex, &a[1], &a[2], End::Tail, End::Head)? {
-        propagate_as_is(ex, a);
+        ex.propagate_as_is(a);
     }
     Ok(())
 }

@@ -49,15 +49,6 @@ fn lookup_all(ex: &mut Exec<'_>, keys: &[Bytes]) -> Result<Vec<Option<usize>>, C
     Ok(sizes)
 }
 
-/// Propagates the command as the client sent it (SADD, SREM, SMOVE and the stores are
-/// deterministic).
-fn propagate_as_is(ex: &mut Exec<'_>, a: &Args) {
-    if ex.effects.is_enabled() {
-        let v: Vec<&[u8]> = a.as_slice().iter().map(|b| &b[..]).collect();
-        ex.propagate(&v);
-    }
-}
-
 /// The members of the intersection of `keys`, in the order of the smallest set (Redis
 /// sorts the sets by size and walks the first). None when a key is missing. Also the
 /// encoding of that smallest set, which decides SINTERSTORE's starting encoding.
@@ -174,7 +165,7 @@ fn store_result(ex: &mut Exec<'_>, a: &Args, dst: &[u8], set: Set, event: &str) 
     if n > 0 {
         ex.db(dst).set(dst, Value::Set(set), false);
         ex.dirty += 1;
-        propagate_as_is(ex, a);
+        ex.propagate_as_is(a);
         ex.notify(NotifyFlags::SET, event, dst);
     } else {
         let now = ex.now;
@@ -182,7 +173,7 @@ fn store_result(ex: &mut Exec<'_>, a: &Args, dst: &[u8], set: Set, event: &str) 
         if db.contains(dst, now) {
             db.remove(dst);
             ex.dirty += 1;
-            propagate_as_is(ex, a);
+            ex.propagate_as_is(a);
             ex.notify(NotifyFlags::GENERIC, "del", dst);
         }
     }
@@ -218,7 +209,7 @@ fn sadd(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     }
     if added > 0 {
         ex.dirty += added;
-        propagate_as_is(ex, a);
+        ex.propagate_as_is(a);
         ex.notify(NotifyFlags::SET, "sadd", key);
     }
     ex.out.int(added as i64);
@@ -247,7 +238,7 @@ fn srem(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
             ex.notify(NotifyFlags::GENERIC, "del", key);
         }
         ex.dirty += deleted;
-        propagate_as_is(ex, a);
+        ex.propagate_as_is(a);
     }
     ex.out.int(deleted as i64);
     Ok(())
@@ -567,7 +558,7 @@ fn smove(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
         ex.dirty += 1;
         ex.notify(NotifyFlags::SET, "sadd", dst);
     }
-    propagate_as_is(ex, a);
+    ex.propagate_as_is(a);
     ex.out.int(1);
     Ok(())
 }

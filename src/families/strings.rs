@@ -77,15 +77,6 @@ fn check_string_length(size: u64, append: u64) -> Result<(), CmdError> {
     }
 }
 
-/// Propagates the command as the client sent it (for commands whose effect is already
-/// deterministic: APPEND, SETRANGE, INCR..., MSET, SETNX).
-fn propagate_as_is(ex: &mut Exec<'_>, a: &Args) {
-    if ex.effects.is_enabled() {
-        let v: Vec<&[u8]> = a.as_slice().iter().map(|b| &b[..]).collect();
-        ex.propagate(&v);
-    }
-}
-
 /// Redis 7.0's string2ld (INCRBYFLOAT's parser) for a value or an argument. Unlike strtold
 /// on a C string, it refuses any embedded NUL ("1.5\0junk" is not a valid float), which
 /// [`LongDouble::parse`] lets through, so that case is refused here.
@@ -302,7 +293,7 @@ fn setnx(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
         ..SetOpts::default()
     };
     if set_generic(ex, &a[1], &a[2], &o, None, Answer::OneZero)? {
-        propagate_as_is(ex, a);
+        ex.propagate_as_is(a);
     }
     Ok(())
 }
@@ -436,7 +427,7 @@ fn mset_generic(ex: &mut Exec<'_>, a: &Args, nx: bool, name: &str) -> Result<(),
     } else {
         ex.out.ok();
     }
-    propagate_as_is(ex, a);
+    ex.propagate_as_is(a);
     Ok(())
 }
 
@@ -475,7 +466,7 @@ fn append(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     out.int(len as i64);
     ex.dirty += 1;
     ex.notify(NotifyFlags::STRING, "append", key);
-    propagate_as_is(ex, a);
+    ex.propagate_as_is(a);
     Ok(())
 }
 
@@ -511,7 +502,7 @@ fn incr_decr(ex: &mut Exec<'_>, a: &Args, incr: i64) -> Result<(), CmdError> {
     out.int(new);
     ex.dirty += 1;
     ex.notify(NotifyFlags::STRING, "incrby", key);
-    propagate_as_is(ex, a);
+    ex.propagate_as_is(a);
     Ok(())
 }
 
@@ -660,7 +651,7 @@ fn setrange(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     out.int(len as i64);
     ex.dirty += 1;
     ex.notify(NotifyFlags::STRING, "setrange", key);
-    propagate_as_is(ex, a);
+    ex.propagate_as_is(a);
     Ok(())
 }
 

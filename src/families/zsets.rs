@@ -178,13 +178,6 @@ fn read_with_out<'e>(ex: &'e mut Exec<'_>, key: &[u8]) -> Result<(Option<&'e mut
     }
 }
 
-fn propagate_as_is(ex: &mut Exec<'_>, a: &Args) {
-    if ex.effects.is_enabled() {
-        let v: Vec<&[u8]> = a.as_slice().iter().map(|b| &b[..]).collect();
-        ex.propagate(&v);
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // ZADD, ZINCRBY, ZREM and the point reads
 // ---------------------------------------------------------------------------------------------
@@ -298,7 +291,7 @@ fn zadd_generic(ex: &mut Exec<'_>, a: &Args, first: usize, f: AddFlags, ch: bool
     }
     if added + updated > 0 {
         ex.dirty += (added + updated) as u64;
-        propagate_as_is(ex, a);
+        ex.propagate_as_is(a);
         if added > 0 {
             ex.signal_ready(key);
         }
@@ -341,7 +334,7 @@ fn zrem(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
             ex.notify(NotifyFlags::GENERIC, "del", key);
         }
         ex.dirty += deleted as u64;
-        propagate_as_is(ex, a);
+        ex.propagate_as_is(a);
     }
     ex.out.int(deleted);
     Ok(())
@@ -595,7 +588,7 @@ fn select(z: &ZSet, r: &RangeReq<'_>, b: &Bounds<'_>) -> (usize, usize) {
 /// gives this walk's, and so does basalt. Returns (start rank, count).
 fn lex_select(z: &ZSet, r: &LexRange<'_>, rev: bool, offset: i64, limit: i64) -> (usize, usize) {
     let len = z.len();
-    if len == 0 || offset < 0 || r.is_empty_range() {
+    if len == 0 || offset < 0 || limit == 0 || r.is_empty_range() {
         return (0, 0);
     }
     if z.test_at(len - 1, |m, s| r.below_min(s, m)) || z.test_at(0, |m, s| r.above_max(s, m)) {
@@ -628,9 +621,6 @@ fn lex_select(z: &ZSet, r: &LexRange<'_>, rev: bool, offset: i64, limit: i64) ->
         }
         inside && (limit < 0 || (n as i64) < limit)
     });
-    if limit == 0 {
-        n = 0;
-    }
     (at, n)
 }
 
@@ -709,11 +699,11 @@ fn store_result(ex: &mut Exec<'_>, a: &Args, dst: &[u8], mut items: Vec<(Vec<u8>
         let z = ZSet::from_sorted(&items, &ex.enc);
         ex.db(dst).set(dst, Value::ZSet(z), false);
         ex.dirty += 1;
-        propagate_as_is(ex, a);
+        ex.propagate_as_is(a);
         ex.notify(NotifyFlags::ZSET, event, dst);
     } else if ex.db(dst).remove(dst).is_some() {
         ex.dirty += 1;
-        propagate_as_is(ex, a);
+        ex.propagate_as_is(a);
         ex.notify(NotifyFlags::GENERIC, "del", dst);
     }
     ex.out.int(n as i64);
@@ -767,7 +757,7 @@ fn zremrange_generic(ex: &mut Exec<'_>, a: &Args, by: By) -> Result<(), CmdError
             ex.notify(NotifyFlags::GENERIC, "del", key);
         }
         ex.dirty += n as u64;
-        propagate_as_is(ex, a);
+        ex.propagate_as_is(a);
     }
     ex.out.int(n as i64);
     Ok(())
@@ -818,7 +808,7 @@ fn zpop_generic(ex: &mut Exec<'_>, a: &Args, max: bool) -> Result<(), CmdError> 
     }
     let items = pop_from(ex, &a[1], count, max)?;
     if !items.is_empty() {
-        propagate_as_is(ex, a);
+        ex.propagate_as_is(a);
     }
     if a.len() == 3 {
         reply_items(ex.out, &items, true);
