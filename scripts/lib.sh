@@ -130,7 +130,8 @@ wait_for_ping() {
     local port="$1" name="$2" timeout="${3:-10}" pid="${4:-}"
     local deadline=$((SECONDS + timeout)) out
     while [ $SECONDS -lt "$deadline" ]; do
-        out=$(redis-cli -h 127.0.0.1 -p "$port" ${REDISCLI_AUTH:+--no-auth-warning} PING 2>/dev/null)
+        # Refused while the server starts: redis-cli exits 1, which `set -e` must not see.
+        out=$(redis-cli -h 127.0.0.1 -p "$port" ${REDISCLI_AUTH:+--no-auth-warning} PING 2>/dev/null) || out=""
         [ "$out" = "PONG" ] && return 0
         if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
             log "$name exited before answering PING; its log:"
