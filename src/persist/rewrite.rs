@@ -446,9 +446,11 @@ async fn cut_locked(sh: &Rc<Shard>, lent: &mut crate::shard::Lent, want: Want) -
         )
     };
     // Effects a reserved shard has not sent yet belong before the cut.
-    sh.hop_lent(lent, |sh| sh.flush_effects())
-        .await
-        .map_err(|e| e.to_string())?;
+    sh.hop_lent(lent, |sh| {
+        sh.flush_effects();
+    })
+    .await
+    .map_err(|e| e.to_string())?;
     let start = match want {
         Want::Rewrite if state == AOF_OFF => return Ok(Cut::Nothing),
         Want::Rewrite => state == AOF_WAIT_REWRITE,

@@ -919,10 +919,10 @@ impl Shard {
     /// Cuts this shard's pending effects now: they take their ticket (their place in the
     /// file order) and go to the persistence core as one record. See `persist::Durable` for
     /// where this must happen.
-    pub fn flush_effects(self: &Rc<Self>) {
-        let Some(record) = self.local.effects.borrow_mut().take(self.id) else {
-            return;
-        };
+    /// Returns the record's ticket, if there was one.
+    pub fn flush_effects(self: &Rc<Self>) -> Option<u64> {
+        let record = self.local.effects.borrow_mut().take(self.id)?;
+        let ticket = record.ticket;
         let local = &self.local;
         local
             .durable
@@ -930,6 +930,7 @@ impl Shard {
         if let Some(core) = self.local.persist.as_ref() {
             core.send(record);
         }
+        Some(ticket)
     }
 
     /// After a command ran inline: its effects, if any, are cut at the end of this executor
@@ -954,8 +955,18 @@ impl Shard {
 /// The cutter: cuts this shard's pending effects at the end of every executor turn that
 /// left some (see `persist::Durable`). Runs for the shard's whole life.
 pub async fn cut_each_turn(shard: Rc<Shard>) {
+    let local = &shard.local;
     loop {
-        shard.local.durable.cut_due().await;
-        shard.flush_effects();
+        local.durable.cut_due().await;
+        if local.cfg.borrow().appendfsync != crate::config::Fsync::Always {
+            let core = local.persist.as_deref();
+            local
+                .durable
+                .previous_turn_record(&local.shared.persist, core, shard.id)
+                .await;
+        }
+        if let Some(ticket) = shard.flush_effects() {
+            local.durable.turn_record_cut(ticket);
+        }
     }
 }

@@ -124,6 +124,7 @@ pub struct CachedConfig {
     pub protected_mode: bool,
     pub hz: u64,
     pub appendonly: bool,
+    pub appendfsync: crate::config::Fsync,
     pub enc: crate::store::EncodingLimits,
     /// notify-keyspace-events bits.
     pub notify: u32,
@@ -156,6 +157,7 @@ impl CachedConfig {
             protected_mode: c.protected_mode,
             hz: (c.hz as u64).clamp(1, 500),
             appendonly: c.appendonly,
+            appendfsync: c.appendfsync,
             enc: crate::store::EncodingLimits {
                 hash_max_listpack_entries: c.hash_max_listpack_entries,
                 hash_max_listpack_value: c.hash_max_listpack_value,
