@@ -240,6 +240,83 @@ fn restart_keeps_strings_expiry_and_multi_shard_writes() {
     );
 }
 
+/// Eviction under maxmemory: every evicted key is an `evicted` keyspace event and a DEL in
+/// the AOF, so a restart finds exactly the keys that were left.
+#[test]
+fn evicted_keys_are_events_and_stay_gone_after_restart() {
+    let d = Dir::new("evict");
+    let n = Node::start(&d.0, &[]);
+    let mut r = n.raw();
+    assert_eq!(r.cmd(&["CONFIG", "SET", "notify-keyspace-events", "Ee"]).str(), "OK");
+    let mut sub = n.raw();
+    assert!(matches!(sub.cmd(&["SUBSCRIBE", "__keyevent@0__:evicted"]), V::Arr(_)));
+    let info = r.cmd(&["INFO", "memory"]).str();
+    let used: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let max = (used + 3 * (1 << 20)).to_string();
+    assert_eq!(
+        r.cmd(&["CONFIG", "SET", "maxmemory-policy", "allkeys-random"]).str(),
+        "OK"
+    );
+    assert_eq!(r.cmd(&["CONFIG", "SET", "maxmemory", &max]).str(), "OK");
+    let value = "x".repeat(1024);
+    let keys: Vec<String> = (0..6000).map(|i| format!("ev:{i}")).collect();
+    for chunk in keys.chunks(200) {
+        for k in chunk {
+            r.send(&["SET", k, &value]).unwrap();
+        }
+        for _ in chunk {
+            assert_eq!(r.read().unwrap().str(), "OK");
+        }
+    }
+    // Stop evicting before counting: the events' own buffers count as memory too.
+    assert_eq!(r.cmd(&["CONFIG", "SET", "maxmemory", "0"]).str(), "OK");
+    let stats = r.cmd(&["INFO", "stats"]).str();
+    let evicted: usize = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("evicted_keys:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(evicted > 1000, "6 MB into a 3 MB limit evicted only {evicted} keys");
+    // One event per evicted key, naming it.
+    sub.set_timeout(Duration::from_secs(5));
+    let mut gone = std::collections::HashSet::new();
+    while gone.len() < evicted {
+        match sub.read().unwrap() {
+            V::Arr(m) | V::Push(m) => {
+                assert_eq!(m[1].str(), "__keyevent@0__:evicted");
+                assert!(gone.insert(m[2].str()), "key evicted twice: {}", m[2].str());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let left: Vec<&String> = keys.iter().filter(|k| !gone.contains(*k)).collect();
+    assert_eq!(int(r.cmd(&["DBSIZE"])) as usize, left.len());
+    drop(r);
+    drop(sub);
+    n.shutdown();
+
+    let n = Node::start(&d.0, &[]);
+    let mut r = n.raw();
+    assert_eq!(
+        int(r.cmd(&["DBSIZE"])) as usize,
+        left.len(),
+        "the AOF replays the evictions"
+    );
+    for k in left.iter().take(50) {
+        assert_eq!(bulk(r.cmd(&["GET", k])).as_deref(), Some(value.as_str()));
+    }
+    drop(r);
+    n.shutdown();
+}
+
 /// The bitmap test's keys, as bytes (None: missing).
 fn bitmap_values(r: &mut Raw) -> Vec<Option<Vec<u8>>> {
     ["bm:a", "bm:b", "bm:c", "bm:or", "bm:and", "bm:gone"]

@@ -398,7 +398,9 @@ impl<'a> Exec<'a> {
         if db.lookup_write(key, now).is_none() {
             db.set(key, create(), false);
         }
-        let e = db.lookup_write(key, now).expect("just created");
+        // Looked up (and touched) or created just now: a second lookup would count twice
+        // under LFU.
+        let e = db.peek_mut(key).expect("just created");
         pick(&mut e.value).ok_or(CmdError::WrongType)
     }
 

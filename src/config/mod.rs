@@ -231,6 +231,21 @@ config_enum! {
     }
 }
 
+impl MaxmemoryPolicy {
+    /// An LFU policy: keys' access fields hold LFU counters (Redis's MAXMEMORY_FLAG_LFU).
+    pub fn is_lfu(self) -> bool {
+        matches!(self, MaxmemoryPolicy::VolatileLfu | MaxmemoryPolicy::AllkeysLfu)
+    }
+
+    /// Evicts from every key, not only those with a TTL (MAXMEMORY_FLAG_ALLKEYS).
+    pub fn is_allkeys(self) -> bool {
+        matches!(
+            self,
+            MaxmemoryPolicy::AllkeysLru | MaxmemoryPolicy::AllkeysLfu | MaxmemoryPolicy::AllkeysRandom
+        )
+    }
+}
+
 config_enum! {
     /// `loglevel`.
     pub enum LogLevel {

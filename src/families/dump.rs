@@ -32,7 +32,7 @@ fn dump(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
 /// `RESTORE key ttl serialized-value [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency]`
 ///
 /// Checks in Redis's order: options, an existing key, the TTL, the payload's checksum, its
-/// contents. FREQ is validated and ignored (basalt keeps no LFU counters).
+/// contents. IDLETIME sets the access time under an LRU policy, FREQ the counter under LFU.
 fn restore(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     let (mut replace, mut absttl) = (false, false);
     let (mut idle, mut freq) = (None::<i64>, None::<i64>);
@@ -94,9 +94,12 @@ fn restore(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     }
     let db = ex.db(key);
     let clock = db.lru_clock;
-    let lru = match idle {
-        // objectSetLRUOrLFU: the access time `idle` seconds ago, on the wrapping clock.
-        Some(idle) => {
+    let lru = match (idle, freq) {
+        // objectSetLRUOrLFU: under LFU, FREQ sets the counter (IDLETIME is ignored); else
+        // IDLETIME sets the access time `idle` seconds ago, on the wrapping clock.
+        (_, Some(freq)) if crate::store::db::lfu().is_some() => (db.lfu_minutes << 8) | freq as u32,
+        (_, _) if crate::store::db::lfu().is_some() => db.fresh_stamp(),
+        (Some(idle), _) => {
             let abs = clock as i64 - idle;
             (if abs < 0 {
                 (LRU_CLOCK_MAX - idle + clock as i64).max(0)
@@ -104,7 +107,7 @@ fn restore(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
                 abs
             }) as u32
         }
-        None => clock,
+        (None, _) => clock,
     };
     db.insert_entry(key, Entry { value, lru }, at);
     ex.dirty += 1;

@@ -16,7 +16,7 @@ use crate::error::CmdError;
 use crate::server::client::Client;
 use crate::server::unix_ms;
 use crate::shard::{shard_of, Shard};
-use crate::store::db::lru_clock;
+use crate::store::db::{lfu_minutes, lru_clock};
 use crate::store::value::itoa_buf;
 use crate::store::{Db, Entry, Key, Str, Touch, Value};
 
@@ -31,8 +31,6 @@ const NO_LFU: CmdError = CmdError::Static("ERR An LFU maxmemory policy is not se
 const SHARED_INTEGERS: i64 = 10_000;
 /// OBJ_SHARED_REFCOUNT, what OBJECT REFCOUNT reports for a shared object.
 const SHARED_REFCOUNT: i64 = i32::MAX as i64;
-/// LFU_INIT_VAL: the counter of a key that was never accessed since it was written.
-const LFU_INIT_VAL: i64 = 5;
 
 // ---- shard operations ----------------------------------------------------------------
 
@@ -123,9 +121,11 @@ struct ObjectInfo {
     idle: u64,
     /// A small non-negative integer, which Redis keeps as a shared object.
     small_int: bool,
+    /// The LFU counter after decay (LFUDecrAndReturn), under an LFU policy.
+    freq: u32,
 }
 
-fn object_info(e: &Entry, clock: u32) -> ObjectInfo {
+fn object_info(e: &Entry, clock: u32, lfu_minutes: u32) -> ObjectInfo {
     const LRU_CLOCK_MAX: u64 = (1 << 24) - 1;
     let (clock, lru) = (clock as u64, e.lru as u64);
     let idle = if clock >= lru {
@@ -134,10 +134,12 @@ fn object_info(e: &Entry, clock: u32) -> ObjectInfo {
         clock + (LRU_CLOCK_MAX - lru)
     };
     let small_int = matches!(e.value, Value::Str(Str::Int(n)) if (0..SHARED_INTEGERS).contains(&n));
+    let decay = crate::store::db::lfu().map_or(0, |l| l.decay_time);
     ObjectInfo {
         encoding: e.value.encoding(),
         idle,
         small_int,
+        freq: crate::store::db::lfu_decr_and_return(e.lru, lfu_minutes, decay),
     }
 }
 
@@ -586,7 +588,7 @@ fn copy(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
         }
         target.remove(dst);
     }
-    let lru = target.lru_clock;
+    let lru = target.fresh_stamp();
     target.insert_entry(dst, Entry { value, lru }, at);
     ex.dirty += 1;
     ex.notify_db(dst_db, NotifyFlags::GENERIC, "copy_to", dst);
@@ -740,7 +742,7 @@ async fn object_lookup(c: &Client, key: &Bytes) -> Result<Option<ObjectInfo>, Cm
             let info = sh.with_store(|st| {
                 let info = st.dbs[db]
                     .lookup(&key, now, Touch::No)
-                    .map(|e| object_info(e, lru_clock(now)));
+                    .map(|e| object_info(e, lru_clock(now), lfu_minutes(now)));
                 flush_expired(sh, st);
                 info
             });
@@ -751,7 +753,7 @@ async fn object_lookup(c: &Client, key: &Bytes) -> Result<Option<ObjectInfo>, Cm
 }
 
 fn is_lfu(p: MaxmemoryPolicy) -> bool {
-    matches!(p, MaxmemoryPolicy::VolatileLfu | MaxmemoryPolicy::AllkeysLfu)
+    p.is_lfu()
 }
 
 /// Runs an OBJECT subcommand on its key: a null reply for a missing key, else `f`.
@@ -784,13 +786,11 @@ fn object_encoding(c: &mut Client, a: Args) -> LocalFuture<'_> {
 /// `OBJECT FREQ key`
 fn object_freq(c: &mut Client, a: Args) -> LocalFuture<'_> {
     boxed(async move {
-        object_generic(c, &a, |_, c| {
+        object_generic(c, &a, |info, c| {
             if !is_lfu(c.shard.local.shared.config.read().maxmemory_policy) {
                 return Err(NO_LFU);
             }
-            // The store keeps no LFU counter yet: every key reads as never accessed since
-            // it was written.
-            Ok(LFU_INIT_VAL)
+            Ok(info.freq as i64)
         })
         .await
     })
@@ -1447,11 +1447,13 @@ mod tests {
             lru: 100,
         };
         assert_eq!(
-            object_info(&e, 130),
+            object_info(&e, 130, 0),
             ObjectInfo {
                 encoding: "int",
                 idle: 30,
-                small_int: true
+                small_int: true,
+                // The low 8 bits, read as an LFU counter (no decay without an LFU policy).
+                freq: 100,
             }
         );
         let e = Entry {
@@ -1459,23 +1461,24 @@ mod tests {
             lru: (1 << 24) - 10,
         };
         assert_eq!(
-            object_info(&e, 5),
+            object_info(&e, 5, 0),
             ObjectInfo {
                 encoding: "int",
                 idle: 14,
-                small_int: false
+                small_int: false,
+                freq: 246,
             }
         );
         let e = Entry {
             value: Value::Str(Str::from_set(b"-1")),
             lru: 0,
         };
-        assert!(!object_info(&e, 0).small_int);
+        assert!(!object_info(&e, 0, 0).small_int);
         let e = Entry {
             value: Value::Str(Str::from_set(b"hello")),
             lru: 0,
         };
-        assert_eq!(object_info(&e, 0).encoding, "embstr");
+        assert_eq!(object_info(&e, 0, 0).encoding, "embstr");
     }
 
     #[test]

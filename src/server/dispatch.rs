@@ -93,13 +93,16 @@ fn check(client: &Client, args: &Args) -> Result<Route, CmdError> {
     if !client.authenticated && cfg.requirepass.is_some() && !cmd.spec.has(flags::NO_AUTH) {
         return Err(CmdError::NoAuth);
     }
-    if cfg.maxmemory > 0 && cmd.spec.has(flags::DENYOOM) && !client.handle.no_evict.get() {
-        let used = local.shared.used_memory.load(std::sync::atomic::Ordering::Relaxed);
-        if used > cfg.maxmemory {
-            return Err(CmdError::Oom);
-        }
-    }
+    let maxmemory = cfg.maxmemory;
     drop(cfg);
+    // processCommand: evict before every command while over maxmemory; if nothing is left
+    // to evict, refuse what may grow memory.
+    if maxmemory > 0
+        && super::evict::perform(&client.shard) == super::evict::Outcome::Fail
+        && cmd.spec.has(flags::DENYOOM)
+    {
+        return Err(CmdError::Oom);
+    }
     // Redis refuses writes (and PING) while the AOF cannot be written (processCommand).
     if cmd.spec.has(flags::WRITE) || cmd.spec.name == "ping" {
         if let Some(errno) = local.shared.persist.write_error() {

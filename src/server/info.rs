@@ -32,11 +32,15 @@ pub fn cron(shard: &Rc<Shard>) {
     local.stats.borrow_mut().sample_ops(now);
     if shard.is_open() {
         shard.with_store(|store| {
-            store.set_lru_clock(lru_clock(now));
+            store.set_clocks(now);
             for db in &mut store.dbs {
                 db.cron();
             }
         });
+    }
+    // Over maxmemory with no commands coming: evict anyway (and end the exceeded time).
+    if local.cfg.borrow().eviction.maxmemory > 0 {
+        super::evict::perform(shard);
     }
     if shard.id == 0 {
         crate::persist::rewrite::cron(shard);
@@ -381,6 +385,12 @@ pub fn render(shard: &Shard, snaps: &[ShardSnapshot], wanted: &[&str]) -> String
     let cfg = shared.config.read();
     let t = totals(snaps, cfg.databases);
     let stats = &t.stats;
+    // Redis: the total includes the current stretch over maxmemory.
+    let eviction_current_ms = match shared.eviction_exceeded_since_ms.load(Ordering::Relaxed) {
+        0 => 0,
+        since => unix_ms().saturating_sub(since),
+    };
+    let eviction_total_ms = shared.eviction_exceeded_total_ms.load(Ordering::Relaxed) + eviction_current_ms;
     let mut o = String::with_capacity(4096);
     for (i, section) in wanted.iter().enumerate() {
         if i > 0 {
@@ -639,10 +649,10 @@ pub fn render(shard: &Shard, snaps: &[ShardSnapshot], wanted: &[&str]) -> String
                     .field("expired_stale_perc", "0.00")
                     .field("expired_time_cap_reached_count", 0)
                     .field("expire_cycle_cpu_milliseconds", stats.expire_cycle_us / 1000)
-                    .field("evicted_keys", 0)
+                    .field("evicted_keys", stats.evicted_keys)
                     .field("evicted_clients", 0)
-                    .field("total_eviction_exceeded_time", 0)
-                    .field("current_eviction_exceeded_time", 0)
+                    .field("total_eviction_exceeded_time", eviction_total_ms)
+                    .field("current_eviction_exceeded_time", eviction_current_ms)
                     .field("keyspace_hits", t.hits)
                     .field("keyspace_misses", t.misses)
                     .field("pubsub_channels", t.pubsub[0])

@@ -45,6 +45,7 @@ pub fn process_rss() -> u64 {
 pub fn refresh(shared: &ServerShared) -> MemoryStats {
     let m = read();
     shared.used_memory.store(m.allocated, Ordering::Relaxed);
+    shared.used_memory_gen.fetch_add(1, Ordering::Release);
     shared.used_memory_peak.fetch_max(m.allocated, Ordering::Relaxed);
     m
 }

@@ -4,6 +4,7 @@ pub mod blocking;
 pub mod client;
 pub mod conn;
 pub mod dispatch;
+pub mod evict;
 pub mod info;
 pub mod listener;
 pub mod memory;
@@ -44,7 +45,17 @@ pub struct ServerShared {
     pub latency_events: Mutex<stats::LatencyMonitor>,
     /// Bytes allocated, refreshed by the cron (see memory.rs).
     pub used_memory: AtomicU64,
+    /// Bumped by every refresh of `used_memory` (eviction's estimate restarts from it).
+    pub used_memory_gen: AtomicU64,
+    /// When eviction last had `used_memory` re-read (unix ms).
+    pub used_memory_read_ms: AtomicU64,
     pub used_memory_peak: AtomicU64,
+    /// Since when memory is over maxmemory (unix ms, 0: it is not), and the total time it
+    /// was (INFO's current_/total_eviction_exceeded_time).
+    pub eviction_exceeded_since_ms: AtomicU64,
+    pub eviction_exceeded_total_ms: AtomicU64,
+    /// Per shard: its last eviction found something to evict (so -OOM waits for all).
+    pub evictable: Vec<std::sync::atomic::AtomicBool>,
     /// The TCP port actually bound (when `port 0` asks the kernel to pick).
     pub port: AtomicUsize,
     pub placement: String,
@@ -83,7 +94,12 @@ impl ServerShared {
             slowlog: Mutex::new(stats::SlowLog::default()),
             latency_events: Mutex::new(stats::LatencyMonitor::default()),
             used_memory: AtomicU64::new(0),
+            used_memory_gen: AtomicU64::new(0),
+            used_memory_read_ms: AtomicU64::new(0),
             used_memory_peak: AtomicU64::new(0),
+            eviction_exceeded_since_ms: AtomicU64::new(0),
+            eviction_exceeded_total_ms: AtomicU64::new(0),
+            evictable: (0..nshards).map(|_| std::sync::atomic::AtomicBool::new(true)).collect(),
             port: AtomicUsize::new(port),
             placement,
             executable: std::env::current_exe()
@@ -125,6 +141,8 @@ pub struct CachedConfig {
     pub hz: u64,
     pub appendonly: bool,
     pub appendfsync: crate::config::Fsync,
+    /// maxmemory-policy and its tuning (see `evict`).
+    pub eviction: evict::Params,
     pub enc: crate::store::EncodingLimits,
     /// notify-keyspace-events bits.
     pub notify: u32,
@@ -158,6 +176,7 @@ impl CachedConfig {
             hz: (c.hz as u64).clamp(1, 500),
             appendonly: c.appendonly,
             appendfsync: c.appendfsync,
+            eviction: evict::Params::of(&c),
             enc: crate::store::EncodingLimits {
                 hash_max_listpack_entries: c.hash_max_listpack_entries,
                 hash_max_listpack_value: c.hash_max_listpack_value,
@@ -189,6 +208,8 @@ pub struct ShardLocal {
     pub persist: Option<Arc<Core>>,
     /// Connections holding replies until their writes are durable (see persist::Durable).
     pub durable: crate::persist::Durable,
+    /// maxmemory eviction's pool and estimate (see `evict`).
+    pub evictor: evict::Evictor,
     rng: Cell<u64>,
     /// A (monotonic, wall-clock ms) pair: commands derive the wall clock from the Instant
     /// they take anyway, saving a clock read per command. The cron re-reads the wall clock
@@ -209,6 +230,7 @@ impl ShardLocal {
             effects: RefCell::new(effects),
             persist,
             durable: crate::persist::Durable::default(),
+            evictor: evict::Evictor::default(),
             rng: Cell::new(seed | 1),
             clock_base: Cell::new((std::time::Instant::now(), unix_ms())),
         }
@@ -234,6 +256,7 @@ impl ShardLocal {
             *self.cfg.borrow_mut() = CachedConfig::load(&self.shared.config);
         }
         pubsub::set_notify_flags(self.cfg.borrow().notify);
+        crate::store::db::set_lfu(self.cfg.borrow().eviction.lfu());
     }
 
     /// xorshift64*: RANDOMKEY, sampling and SCAN need speed, not cryptographic quality.

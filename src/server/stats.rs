@@ -82,6 +82,8 @@ pub struct Stats {
     pub rejected_connections: u64,
     /// Pub/Sub clients closed at client-output-buffer-limit.
     pub obuf_limit_disconnections: u64,
+    /// Keys removed by maxmemory eviction.
+    pub evicted_keys: u64,
     pub net_input_bytes: u64,
     pub net_output_bytes: u64,
     pub expire_cycle_us: u64,
@@ -102,6 +104,7 @@ impl Stats {
             connections_received: 0,
             rejected_connections: 0,
             obuf_limit_disconnections: 0,
+            evicted_keys: 0,
             net_input_bytes: 0,
             net_output_bytes: 0,
             expire_cycle_us: 0,
@@ -164,6 +167,7 @@ impl Stats {
         self.connections_received += o.connections_received;
         self.rejected_connections += o.rejected_connections;
         self.obuf_limit_disconnections += o.obuf_limit_disconnections;
+        self.evicted_keys += o.evicted_keys;
         self.net_input_bytes += o.net_input_bytes;
         self.net_output_bytes += o.net_output_bytes;
         self.expire_cycle_us += o.expire_cycle_us;

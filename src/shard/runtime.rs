@@ -552,6 +552,9 @@ async fn shard_main(
     };
     let seed = crate::server::unix_us() ^ ((id as u64 + 1) << 32);
     let local = ShardLocal::new(shared.clone(), Some(core.clone()), seed);
+    local.refresh_config();
+    let mut store = store;
+    store.restamp_if_lfu();
     let shard = Rc::new(Shard::new(id, nshards, store, senders, local));
     // The persistence core's signal that writes became durable: wake the connections
     // holding their replies.
@@ -574,7 +577,14 @@ async fn shard_main(
             let Ok(store) = rx.await else { return };
             // Nothing wrote meanwhile (writes answer -LOADING): the loaded store replaces
             // the empty one.
-            if shard.local(move |st| *st = store).await.is_err() {
+            if shard
+                .local(move |st| {
+                    *st = store;
+                    st.restamp_if_lfu();
+                })
+                .await
+                .is_err()
+            {
                 return;
             }
             let p = &shard.local.shared.persist;

@@ -43,8 +43,10 @@ pub struct Db {
     /// Counts every push to `expired`; shared by the databases of a [`super::Store`] (see
     /// `Store::expired_queued`).
     expired_queued: Arc<AtomicUsize>,
-    /// The LRU clock value stamped on access; the shard refreshes it once per batch.
+    /// The LRU clock value stamped on access; the shard's cron refreshes it.
     pub lru_clock: u32,
+    /// The LFU minutes clock (see [`lfu_minutes`]), refreshed with `lru_clock`.
+    pub lfu_minutes: u32,
     /// Clients blocked on keys of this database (BLPOP, BZPOPMIN, ...): allocated while any are.
     pub blocked: Option<Box<Blocked>>,
     /// WATCHed keys: each watcher's flag is raised when the key is modified, deleted or
@@ -82,6 +84,90 @@ pub enum Touch {
 
 pub fn lru_clock(now_ms: u64) -> u32 {
     ((now_ms / 1000) & ((1 << 24) - 1)) as u32
+}
+
+/// Redis's LFU, kept in the same 24-bit access field while `maxmemory-policy` is an LFU one:
+/// 16 bits of minutes (the last decrement time) and an 8-bit logarithmic counter. A new
+/// key starts at this counter, so it can collect some accesses before it is evicted.
+pub const LFU_INIT_VAL: u32 = 5;
+
+/// `lfu-log-factor` and `lfu-decay-time`, set on the shard's thread while an LFU policy is
+/// selected (None: the access field is an LRU clock).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lfu {
+    pub log_factor: u32,
+    pub decay_time: u32,
+}
+
+thread_local! {
+    static LFU: std::cell::Cell<Option<Lfu>> = const { std::cell::Cell::new(None) };
+    static LFU_RNG: std::cell::Cell<u64> = const { std::cell::Cell::new(0x9E37_79B9_7F4A_7C15) };
+}
+
+/// Selects LRU (None) or LFU accounting for this thread's stores.
+pub fn set_lfu(lfu: Option<Lfu>) {
+    LFU.with(|l| l.set(lfu));
+}
+
+pub fn lfu() -> Option<Lfu> {
+    LFU.with(|l| l.get())
+}
+
+/// LFUGetTimeInMinutes: minutes of the Unix time, 16 bits.
+pub fn lfu_minutes(now_ms: u64) -> u32 {
+    ((now_ms / 1000 / 60) & 65535) as u32
+}
+
+/// LFUDecrAndReturn: the counter of `stamp` after the decay periods elapsed since its last
+/// decrement time (the stamp itself is not changed).
+pub fn lfu_decr_and_return(stamp: u32, now_min: u32, decay_time: u32) -> u32 {
+    let ldt = stamp >> 8;
+    let counter = stamp & 255;
+    let elapsed = if now_min >= ldt {
+        now_min - ldt
+    } else {
+        65535 - ldt + now_min
+    };
+    let periods = elapsed.checked_div(decay_time).unwrap_or(0);
+    counter.saturating_sub(periods)
+}
+
+/// LFULogIncr: increments the counter with probability 1 / ((counter - LFU_INIT_VAL) *
+/// log_factor + 1), saturating at 255.
+fn lfu_log_incr(counter: u32, log_factor: u32, r: f64) -> u32 {
+    if counter >= 255 {
+        return 255;
+    }
+    let base = counter.saturating_sub(LFU_INIT_VAL) as f64;
+    let p = 1.0 / (base * log_factor as f64 + 1.0);
+    if r < p {
+        counter + 1
+    } else {
+        counter
+    }
+}
+
+/// A uniform draw in [0, 1) for LFULogIncr (xorshift64*).
+fn lfu_rand() -> f64 {
+    LFU_RNG.with(|c| {
+        let mut x = c.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        c.set(x);
+        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    })
+}
+
+/// The access field after an access (Redis's lookupKey: updateLFU, or the LRU clock).
+fn accessed(old: u32, clock: u32, minutes: u32) -> u32 {
+    match lfu() {
+        None => clock,
+        Some(l) => {
+            let c = lfu_decr_and_return(old, minutes, l.decay_time);
+            (minutes << 8) | lfu_log_incr(c, l.log_factor, lfu_rand())
+        }
+    }
 }
 
 impl Db {
@@ -122,12 +208,12 @@ impl Db {
         if self.is_expired(key, now) {
             self.expire_now(key);
         }
-        let clock = self.lru_clock;
+        let (clock, minutes) = (self.lru_clock, self.lfu_minutes);
         match self.keys.get_mut(key) {
             Some(e) => {
                 self.stats.keyspace_hits += 1;
                 if touch == Touch::Yes {
-                    e.lru = clock;
+                    e.lru = accessed(e.lru, clock, minutes);
                 }
                 Some(e)
             }
@@ -145,9 +231,9 @@ impl Db {
             self.expire_now(key);
         }
         self.touch_watched(key);
-        let clock = self.lru_clock;
+        let (clock, minutes) = (self.lru_clock, self.lfu_minutes);
         let e = self.keys.get_mut(key)?;
-        e.lru = clock;
+        e.lru = accessed(e.lru, clock, minutes);
         Some(e)
     }
 
@@ -163,6 +249,11 @@ impl Db {
     /// The entry stored under `key` (expired or not), without touching it or counting it.
     pub fn peek(&self, key: &[u8]) -> Option<&Entry> {
         self.keys.get(key)
+    }
+
+    /// A key just created or looked up by this command: no expiry check, no second touch.
+    pub fn peek_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        self.keys.get_mut(key)
     }
 
     /// Raises the flags of the clients watching `key`.
@@ -229,17 +320,21 @@ impl Db {
     /// Stores `value` under `key`, replacing any old value. The TTL is cleared unless
     /// `keep_ttl` (SET's default clears it; KEEPTTL and in-place updates keep it).
     pub fn set(&mut self, key: &[u8], value: Value, keep_ttl: bool) {
-        let clock = self.lru_clock;
+        let fresh = self.fresh_stamp();
         let (slot, inserted) = self.keys.get_or_insert_with(
             key,
             || key.into(),
             || Entry {
                 value: Value::Str(super::value::Str::Int(0)),
-                lru: clock,
+                lru: fresh,
             },
         );
         slot.value = value;
-        slot.lru = clock;
+        // dbSetValue: a new value is a new object (stamped now), except that under LFU it
+        // keeps the old one's counter.
+        if lfu().is_none() {
+            slot.lru = fresh;
+        }
         if !inserted && !keep_ttl && !self.expires.is_empty() {
             self.expires.remove(key);
         }
@@ -248,6 +343,23 @@ impl Db {
         }
         self.touch_watched(key);
         self.signal_ready(key);
+    }
+
+    /// The access field of a new object (createObject): the LRU clock, or under LFU the
+    /// current minutes with LFU_INIT_VAL.
+    pub fn fresh_stamp(&self) -> u32 {
+        match lfu() {
+            None => self.lru_clock,
+            Some(_) => (self.lfu_minutes << 8) | LFU_INIT_VAL,
+        }
+    }
+
+    /// Gives every key a new object's access field (see [`Db::fresh_stamp`]).
+    pub fn restamp(&mut self) {
+        let fresh = self.fresh_stamp();
+        for (_, e) in self.keys.iter_mut() {
+            e.lru = fresh;
+        }
     }
 
     /// Inserts a whole entry (RENAME, MOVE, COPY keep the value's metadata).
@@ -280,6 +392,53 @@ impl Db {
             self.expires.remove(key).map(|(_, at)| at)
         };
         Some((entry, at))
+    }
+
+    /// Keys eviction may choose from: every key, or (`volatile`) those with a TTL.
+    pub fn eviction_candidates(&self, volatile: bool) -> usize {
+        if volatile {
+            self.expires.len()
+        } else {
+            self.keys.len()
+        }
+    }
+
+    /// Whether `key` is still a candidate (a pooled key may have been deleted since).
+    pub fn has_eviction_candidate(&self, volatile: bool, key: &[u8]) -> bool {
+        if volatile {
+            self.expires.get(key).is_some()
+        } else {
+            self.keys.get(key).is_some()
+        }
+    }
+
+    /// evictionPoolPopulate's sampling (dictGetSomeKeys): calls `f(key, access field,
+    /// deadline)` for up to `n` keys sampled from every key, or only from keys with a TTL.
+    pub fn sample_for_eviction(
+        &self,
+        volatile: bool,
+        n: usize,
+        rand: &mut impl FnMut() -> u64,
+        mut f: impl FnMut(&Key, u32, Option<u64>),
+    ) {
+        if volatile {
+            self.expires.sample_keys(n, rand, |k, at| {
+                if let Some(e) = self.keys.get(&k[..]) {
+                    f(k, e.lru, Some(*at));
+                }
+            });
+        } else {
+            self.keys.sample_keys(n, rand, |k, e| f(k, e.lru, None));
+        }
+    }
+
+    /// A random key for the random eviction policies (dictGetRandomKey).
+    pub fn random_for_eviction(&self, volatile: bool, rand: &mut impl FnMut() -> u64) -> Option<Key> {
+        if volatile {
+            self.expires.random_entry(rand).map(|(k, _)| k.clone())
+        } else {
+            self.keys.random_entry(rand).map(|(k, _)| k.clone())
+        }
     }
 
     /// The deadline of a live key.
@@ -468,6 +627,55 @@ mod tests {
 
     fn s(v: &[u8]) -> Value {
         Value::Str(Str::from_set(v))
+    }
+
+    #[test]
+    fn lfu_counter_decays_by_elapsed_periods() {
+        // Last decrement at minute 100, counter 20.
+        let stamp = (100 << 8) | 20;
+        assert_eq!(lfu_decr_and_return(stamp, 100, 1), 20);
+        assert_eq!(lfu_decr_and_return(stamp, 105, 1), 15);
+        assert_eq!(lfu_decr_and_return(stamp, 105, 2), 18);
+        assert_eq!(lfu_decr_and_return(stamp, 500, 1), 0);
+        // lfu-decay-time 0: never decays.
+        assert_eq!(lfu_decr_and_return(stamp, 500, 0), 20);
+        // The 16-bit minutes clock wraps once: 65535 - 65530 + 2 = 7 minutes.
+        assert_eq!(lfu_decr_and_return((65530 << 8) | 20, 2, 1), 13);
+    }
+
+    #[test]
+    fn lfu_log_incr_is_logarithmic_and_saturates() {
+        // At or below LFU_INIT_VAL every access counts, whatever the factor.
+        assert_eq!(lfu_log_incr(5, 10, 0.999), 6);
+        assert_eq!(lfu_log_incr(0, 10, 0.999), 1);
+        // Factor 0: always.
+        assert_eq!(lfu_log_incr(200, 0, 0.999), 201);
+        // Counter 15, factor 10: p = 1 / 101.
+        assert_eq!(lfu_log_incr(15, 10, 0.0098), 16);
+        assert_eq!(lfu_log_incr(15, 10, 0.0100), 15);
+        assert_eq!(lfu_log_incr(255, 0, 0.0), 255);
+    }
+
+    #[test]
+    fn lfu_mode_stamps_new_and_touched_keys() {
+        set_lfu(Some(Lfu {
+            log_factor: 0,
+            decay_time: 0,
+        }));
+        let mut db = Db::new();
+        db.lfu_minutes = 77;
+        db.set(b"k", s(b"v"), false);
+        assert_eq!(db.peek(b"k").unwrap().lru, (77 << 8) | LFU_INIT_VAL);
+        db.lookup(b"k", 0, Touch::Yes);
+        db.lookup(b"k", 0, Touch::No);
+        assert_eq!(db.peek(b"k").unwrap().lru & 255, LFU_INIT_VAL + 1);
+        // An overwrite keeps the counter (dbSetValue under LFU).
+        db.set(b"k", s(b"w"), false);
+        assert_eq!(db.peek(b"k").unwrap().lru & 255, LFU_INIT_VAL + 1);
+        set_lfu(None);
+        db.lru_clock = 1234;
+        db.set(b"k", s(b"x"), false);
+        assert_eq!(db.peek(b"k").unwrap().lru, 1234);
     }
 
     fn rng() -> impl FnMut() -> u64 {

@@ -66,7 +66,7 @@ pub struct Store {
 impl Store {
     pub fn new(databases: usize) -> Store {
         let expired_queued = Arc::new(AtomicUsize::new(0));
-        Store {
+        let mut store = Store {
             dbs: (0..databases)
                 .map(|index| {
                     let mut db = Db::new();
@@ -78,17 +78,32 @@ impl Store {
             blocked_waiters: 0,
             snapshot: None,
             expired_queued,
-        }
+        };
+        store.set_clocks(crate::server::unix_ms());
+        store
     }
 
     pub fn keys(&self) -> usize {
         self.dbs.iter().map(Db::len).sum()
     }
 
-    /// Sets the LRU clock stamped on accessed keys (once per batch, not per key).
-    pub fn set_lru_clock(&mut self, clock: u32) {
+    /// Under an LFU policy, gives every key a new object's LFU field (a loaded data set
+    /// carries no counters; Redis's loader creates its objects the same way).
+    pub fn restamp_if_lfu(&mut self) {
+        if db::lfu().is_none() {
+            return;
+        }
+        for db in &mut self.dbs {
+            db.restamp();
+        }
+    }
+
+    /// Sets the LRU and LFU clocks stamped on accessed keys (by the cron, not per key).
+    pub fn set_clocks(&mut self, now_ms: u64) {
+        let (clock, minutes) = (db::lru_clock(now_ms), db::lfu_minutes(now_ms));
         for db in &mut self.dbs {
             db.lru_clock = clock;
+            db.lfu_minutes = minutes;
         }
     }
 }
