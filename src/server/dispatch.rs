@@ -72,7 +72,7 @@ impl BatchCtx {
 }
 
 /// Resolves a request to its command (or subcommand) and runs Redis's pre-execution checks.
-fn check(client: &Client, args: &Args) -> Result<Route, CmdError> {
+fn check(client: &Client, args: &Args, oom: bool) -> Result<Route, CmdError> {
     let top = table::lookup(&args[0]).ok_or_else(|| CmdError::unknown_command(args.as_slice()))?;
     // A container with a handler of its own (COMMAND) runs it when no subcommand is given.
     let cmd = if top.spec.subcommands.is_empty() || (args.len() < 2 && !matches!(top.spec.run, Run::Container)) {
@@ -93,15 +93,21 @@ fn check(client: &Client, args: &Args) -> Result<Route, CmdError> {
     if !client.authenticated && cfg.requirepass.is_some() && !cmd.spec.has(flags::NO_AUTH) {
         return Err(CmdError::NoAuth);
     }
-    let maxmemory = cfg.maxmemory;
     drop(cfg);
-    // processCommand: evict before every command while over maxmemory; if nothing is left
-    // to evict, refuse what may grow memory.
-    if maxmemory > 0
-        && super::evict::perform(&client.shard) == super::evict::Outcome::Fail
-        && cmd.spec.has(flags::DENYOOM)
-    {
-        return Err(CmdError::Oom);
+    // processCommand: over maxmemory with nothing left to evict (`oom`, see `evict`), refuse
+    // what may grow memory: denyoom commands, an EXEC whose queue holds one, and inside
+    // MULTI anything but EXEC, DISCARD, QUIT and RESET (queueing itself takes memory).
+    if oom {
+        let name = cmd.spec.name;
+        let refuse = match &client.multi {
+            _ if cmd.spec.has(flags::DENYOOM) => true,
+            Some(queued) if name == "exec" => queued.iter().any(|(c, _)| c.spec.has(flags::DENYOOM)),
+            Some(_) => !matches!(name, "discard" | "quit" | "reset"),
+            None => false,
+        };
+        if refuse {
+            return Err(CmdError::Oom);
+        }
     }
     // Redis refuses writes (and PING) while the AOF cannot be written (processCommand).
     if cmd.spec.has(flags::WRITE) || cmd.spec.name == "ping" {
@@ -452,7 +458,10 @@ impl Pipeline {
             super::pubsub::drain_into(&client.handle, &mut client.out, end);
         }
         let mark = client.out.len();
-        let route = check(client, &args);
+        // Evict first while over maxmemory (before every command, as Redis).
+        let oom =
+            client.shard.local.cfg.borrow().eviction.maxmemory > 0 && super::evict::out_of_memory(&client.shard).await;
+        let route = check(client, &args, oom);
         if let Ok(
             Route::Keyed { cmd, .. } | Route::MultiShard { cmd, .. } | Route::Conn(cmd) | Route::Script { cmd, .. },
         ) = &route

@@ -22,7 +22,8 @@
 //! - The shard that finds memory over the limit asks the others (at most once a
 //!   millisecond) to evict their shares too, so one connection writing keys of every shard
 //!   does not empty its own shard first. `-OOM` comes when no shard has anything left to
-//!   evict (each shard publishes whether it had, after its last eviction).
+//!   evict: each shard publishes whether it had at its last try, and a shard with nothing
+//!   left asks the others that claim to have something before it refuses a command.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -90,6 +91,8 @@ pub enum Outcome {
     Running,
     /// Over the limit with nothing (left) to evict: `denyoom` commands get -OOM.
     Fail,
+    /// Nothing left on this shard, but another shard had something at its last try.
+    Elsewhere,
 }
 
 /// EVPOOL_SIZE.
@@ -151,8 +154,28 @@ impl Evictor {
     }
 }
 
-/// Redis's performEvictions, before a command on its connection's shard (see
-/// `dispatch::check`), in the cron, and when another shard asks.
+/// Redis's performEvictions before a command, on its connection's shard: true if memory is
+/// over the limit and no shard has anything left to evict (`denyoom` commands get -OOM).
+/// When this shard has nothing left but others had at their last try, asks them now
+/// (rare: their answers update `ServerShared::evictable` for the next commands).
+pub async fn out_of_memory(shard: &Rc<Shard>) -> bool {
+    match perform(shard) {
+        Outcome::Ok | Outcome::Running => false,
+        Outcome::Fail => true,
+        Outcome::Elsewhere => {
+            for target in (0..shard.nshards).filter(|&t| t != shard.id) {
+                let o = shard.hop(target, |other| perform_here(other, false)).await;
+                // Elsewhere from there means nothing there either.
+                if matches!(o, Ok(Outcome::Ok | Outcome::Running)) {
+                    return false;
+                }
+            }
+            true
+        }
+    }
+}
+
+/// performEvictions on this shard: in the cron, before a command (`out_of_memory`).
 pub fn perform(shard: &Rc<Shard>) -> Outcome {
     perform_here(shard, true)
 }
@@ -233,10 +256,10 @@ fn perform_here(shard: &Rc<Shard>, ask: bool) -> Outcome {
         local.durable.schedule_cut();
         super::pubsub::flush_events(shard);
     }
-    // Nothing left here: the command may still go on while another shard can evict.
+    // Nothing left here: another shard may still have something.
     shared.evictable[shard.id].store(outcome != Outcome::Fail, Ordering::Relaxed);
     if outcome == Outcome::Fail && shared.evictable.iter().any(|e| e.load(Ordering::Relaxed)) {
-        outcome = Outcome::Ok;
+        outcome = Outcome::Elsewhere;
     }
     if outcome == Outcome::Running {
         start_background(shard);
