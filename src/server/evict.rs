@@ -202,7 +202,7 @@ fn perform_here(shard: &Rc<Shard>, ask: bool) -> Outcome {
                 .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
         {
-            super::memory::refresh(shared);
+            super::memory::refresh_allocated(shared);
             used = ev.used_memory(shared);
         }
     }

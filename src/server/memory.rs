@@ -44,10 +44,20 @@ pub fn process_rss() -> u64 {
 /// Refreshes the cached used_memory and its peak.
 pub fn refresh(shared: &ServerShared) -> MemoryStats {
     let m = read();
-    shared.used_memory.store(m.allocated, Ordering::Relaxed);
-    shared.used_memory_gen.fetch_add(1, Ordering::Release);
-    shared.used_memory_peak.fetch_max(m.allocated, Ordering::Relaxed);
+    publish(shared, m.allocated);
     m
+}
+
+/// Refreshes only the cached used_memory (eviction's re-read: no RSS from /proc).
+pub fn refresh_allocated(shared: &ServerShared) {
+    let _ = tikv_jemalloc_ctl::epoch::advance();
+    publish(shared, tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64);
+}
+
+fn publish(shared: &ServerShared, allocated: u64) {
+    shared.used_memory.store(allocated, Ordering::Relaxed);
+    shared.used_memory_gen.fetch_add(1, Ordering::Release);
+    shared.used_memory_peak.fetch_max(allocated, Ordering::Relaxed);
 }
 
 /// Redis's human-readable memory ("1.23M").
