@@ -4,7 +4,7 @@ oracle) and basalt, replies compared after parsing (unordered replies sorted). C
 tests/diff (hand-written cases) by trying argument combinations nobody wrote down.
 
 Usage: scripts/diff-fuzz.py [--commands N] [--seed S] [--shards K] [--basalt PATH]
-       [--keep-going] [--check-encodings] [--resp3] [--small-encodings]
+       [--keep-going] [--check-encodings] [--resp3] [--small-encodings] [--lfu]
 
 Starts both servers itself on free loopback ports (basalt with --shards 4 by default, so
 multi-key commands cross shards), runs N commands (default 20000) from one connection to
@@ -355,6 +355,8 @@ def main():
                     help="compact-encoding limits of 4 on both servers, so collections convert to hash tables, skiplists and multi-node lists")
     ap.add_argument("--check-encodings", action="store_true",
                     help="after every command, compare every key's OBJECT ENCODING (finds the command that made them differ)")
+    ap.add_argument("--lfu", action="store_true",
+                    help="allkeys-lfu with every access counted and no decay (lfu-log-factor 0, lfu-decay-time 0, maxmemory far above use); after every command, compare every key's OBJECT FREQ (finds commands that touch a key a different number of times)")
     a = ap.parse_args()
     if not shutil.which("redis-server"):
         sys.exit("redis-server not found (apt-get install redis-server)")
@@ -384,6 +386,13 @@ def main():
                 for name in ("hash-max-listpack-entries", "zset-max-listpack-entries",
                              "set-max-intset-entries", "set-max-listpack-entries", "list-max-listpack-size"):
                     c.cmd(["CONFIG", "SET", name, "4"])
+        if a.lfu:
+            for c in (r_conn, b_conn):
+                # maxmemory set: Redis then gives every value its own object (no shared
+                # integers), so every key has a counter of its own.
+                for name, value in (("maxmemory", "100gb"), ("maxmemory-policy", "allkeys-lfu"),
+                                    ("lfu-log-factor", "0"), ("lfu-decay-time", "0")):
+                    c.cmd(["CONFIG", "SET", name, value])
         rng = random.Random(a.seed)
         gens = generators()
         history = []
@@ -397,7 +406,9 @@ def main():
             args = gen(rng)
             if args[0] == "RESTORE-FROM-REDIS":
                 payload = r_conn.cmd(["DUMP", args[1]])
-                args = ["EXISTS", args[1]] if payload is None else ["RESTORE", args[2], "0", payload, "REPLACE"]
+                b_conn.cmd(["DUMP", args[1]])  # the same access on both (DUMP touches the key)
+                missing = payload is None or payload == ("null",)  # RESP2 / RESP3 null
+                args = ["EXISTS", args[1]] if missing else ["RESTORE", args[2], "0", payload, "REPLACE"]
             if args[0] == "EVAL-OF":
                 args, unordered = eval_of(rng, gens)
             if args[0] == "MULTI-OF":
@@ -415,6 +426,13 @@ def main():
                     w, g = r_conn.cmd(enc), b_conn.cmd(enc)
                     if w != g and not known_difference(enc, w, g, r_conn):
                         args, want, got = args + ["=> OBJECT ENCODING", k], w, g
+                        break
+            if want == got and a.lfu:
+                for k in KEYS:
+                    freq = ["OBJECT", "FREQ", k]
+                    w, g = r_conn.cmd(freq), b_conn.cmd(freq)
+                    if w != g:
+                        args, want, got = args + ["=> OBJECT FREQ", k], w, g
                         break
             if want != got and known_difference(args, want, got, r_conn):
                 continue

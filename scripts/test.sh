@@ -42,3 +42,4 @@ echo "== smoke: random differential fuzzing against redis-server (fixed seed; sc
 python3 scripts/diff-fuzz.py --commands 3000 --seed 1 --check-encodings
 python3 scripts/diff-fuzz.py --commands 3000 --seed 2 --resp3
 python3 scripts/diff-fuzz.py --commands 3000 --seed 3 --small-encodings --check-encodings
+python3 scripts/diff-fuzz.py --commands 3000 --seed 4 --lfu

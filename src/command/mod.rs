@@ -386,6 +386,16 @@ impl<'a> Exec<'a> {
         }
     }
 
+    /// `key` as type `T` again, for a command that already looked it up with [`Exec::write`]:
+    /// no second expiry check or touch (Redis looks each key up once, and an LFU counter
+    /// would count the second lookup).
+    pub fn write_again<T>(&mut self, key: &[u8], pick: Pick<T>) -> Result<Option<&mut T>, CmdError> {
+        match self.db(key).peek_mut(key) {
+            None => Ok(None),
+            Some(e) => pick(&mut e.value).map(Some).ok_or(CmdError::WrongType),
+        }
+    }
+
     /// `key` as type `T`, created with `create()` when missing.
     pub fn write_or_create<T>(
         &mut self,

@@ -257,7 +257,8 @@ fn bitop(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
                 }
             }
         }
-        ex.db(dst).set(dst, Value::Str(Str::Raw(res)), false);
+        let now = ex.now;
+        ex.db(dst).set_key(dst, Value::Str(Str::Raw(res)), now);
         ex.notify(NotifyFlags::STRING, "set", dst);
     } else {
         let now = ex.now;

@@ -63,7 +63,13 @@ fn restore(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
         i += 1;
     }
     let (key, now) = (&a[1], ex.now);
-    let exists = ex.db(key).lookup_write(key, now).is_some();
+    // Redis looks the key up only without REPLACE (with it, dbDelete later): no access to
+    // count for an LFU counter, no WATCH touch if the payload is then refused.
+    let exists = if replace {
+        ex.db(key).contains(key, now)
+    } else {
+        ex.db(key).lookup_write(key, now).is_some()
+    };
     if exists && !replace {
         return Err(BUSYKEY);
     }

@@ -45,6 +45,17 @@ fn lookup<'e>(ex: &'e mut Exec<'_>, key: &[u8], read: bool) -> Result<(Option<&'
     Ok((list, &mut *ex.out))
 }
 
+/// The list at `key` again, for a command that already looked it up: no second expiry check
+/// or touch (an LFU counter would count it).
+fn again<'e>(ex: &'e mut Exec<'_>, key: &[u8]) -> Result<(Option<&'e mut List>, &'e mut Reply), CmdError> {
+    let db = ex.db;
+    let list = match ex.ks.db(db, key).peek_mut(key) {
+        None => None,
+        Some(e) => Some(e.value.as_list().ok_or(CmdError::WrongType)?),
+    };
+    Ok((list, &mut *ex.out))
+}
+
 /// After elements left the list at `key`: the key goes if the list is empty, else the
 /// list may return to a listpack (Redis's listElementsRemoved).
 fn after_removal(ex: &mut Exec<'_>, key: &[u8], list_empty: bool, n: usize) {
@@ -487,10 +498,14 @@ fn lmove_generic(ex: &mut Exec<'_>, src: &[u8], dst: &[u8], from: End, to: End) 
         }
     };
     // The destination's type is checked before anything moves.
-    lookup(ex, dst, false)?;
-    let (list, _) = lookup(ex, src, false)?;
+    let dst_exists = lookup(ex, dst, false)?.0.is_some();
+    let (list, _) = again(ex, src)?;
     let v = list.and_then(|l| l.pop(from)).expect("a non-empty source list");
-    let d = ex.write_or_create(dst, Value::as_list, || Value::List(List::new()))?;
+    let d = if dst_exists {
+        again(ex, dst)?.0.expect("looked up above")
+    } else {
+        ex.write_or_create(dst, Value::as_list, || Value::List(List::new()))?
+    };
     // Redis pops a quicklist integer as an integer object, whose bytes do not count
     // towards the destination's conversion threshold.
     let raw = match v.as_elem() {
@@ -504,7 +519,7 @@ fn lmove_generic(ex: &mut Exec<'_>, src: &[u8], dst: &[u8], from: End, to: End) 
     ex.notify(NotifyFlags::LIST, end_event(to, true), dst);
     ex.notify(NotifyFlags::LIST, end_event(from, false), src);
     reply_elem(ex.out, v.as_elem());
-    let (list, _) = lookup(ex, src, false)?;
+    let (list, _) = again(ex, src)?;
     let empty = match list {
         Some(l) if !l.is_empty() => {
             l.shrink(fill);

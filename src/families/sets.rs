@@ -163,7 +163,8 @@ fn union_diff(ex: &mut Exec<'_>, keys: &[Bytes], op: SetOp) -> Result<Set, CmdEr
 fn store_result(ex: &mut Exec<'_>, a: &Args, dst: &[u8], set: Set, event: &str) {
     let n = set.len();
     if n > 0 {
-        ex.db(dst).set(dst, Value::Set(set), false);
+        let now = ex.now;
+        ex.db(dst).set_key(dst, Value::Set(set), now);
         ex.dirty += 1;
         ex.propagate_as_is(a);
         ex.notify(NotifyFlags::SET, event, dst);
@@ -539,7 +540,7 @@ fn smove(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
         ex.out.int(yes as i64);
         return Ok(());
     }
-    let removed = ex.write(src, Value::as_set)?.is_some_and(|s| s.remove(member));
+    let removed = ex.write_again(src, Value::as_set)?.is_some_and(|s| s.remove(member));
     if !removed {
         ex.out.int(0);
         return Ok(());
@@ -550,7 +551,7 @@ fn smove(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     }
     ex.dirty += 1;
     let set = if dst_exists {
-        ex.write(dst, Value::as_set)?.ok_or(CmdError::WrongType)?
+        ex.write_again(dst, Value::as_set)?.ok_or(CmdError::WrongType)?
     } else {
         ex.write_or_create(dst, Value::as_set, || Value::Set(Set::create(member, 1, &lim)))?
     };

@@ -305,7 +305,8 @@ fn sort_generic(ex: &mut Exec, a: &Args, readonly: bool) -> Result<(), CmdError>
             let n = out.len();
             if n > 0 {
                 let list = List::from_items(out.iter().map(Vec::as_slice), ex.enc.list_max_listpack_size);
-                ex.db(dst).set(dst, Value::List(list), false);
+                let now = ex.now;
+                ex.db(dst).set_key(dst, Value::List(list), now);
                 ex.dirty += n as u64;
             } else if ex.db(dst).remove(dst).is_some() {
                 ex.dirty += 1;

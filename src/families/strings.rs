@@ -321,7 +321,8 @@ fn psetex(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
 fn getset(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     let (key, val) = (&a[1], &a[2]);
     reply_get(ex, key)?;
-    ex.db(key).set(key, Value::Str(Str::from_set(val)), false);
+    let now = ex.now;
+    ex.db(key).set_key(key, Value::Str(Str::from_set(val)), now);
     ex.dirty += 1;
     ex.notify(NotifyFlags::STRING, "set", key);
     ex.propagate(&[b"SET", key, val]);
@@ -417,8 +418,9 @@ fn mset_generic(ex: &mut Exec<'_>, a: &Args, nx: bool, name: &str) -> Result<(),
             }
         }
     }
+    let now = ex.now;
     for kv in pairs {
-        ex.db(&kv[0]).set(&kv[0], Value::Str(Str::from_set(&kv[1])), false);
+        ex.db(&kv[0]).set_key(&kv[0], Value::Str(Str::from_set(&kv[1])), now);
         ex.notify(NotifyFlags::STRING, "set", &kv[0]);
     }
     ex.dirty += (a.len() as u64 - 1) / 2;

@@ -259,9 +259,14 @@ fn zadd_generic(ex: &mut Exec<'_>, a: &Args, first: usize, f: AddFlags, ch: bool
         }
         return Ok(());
     }
-    let z = ex.write_or_create(key, Value::as_zset, || {
-        Value::ZSet(ZSet::with_hint(pairs, maxlen, &enc))
-    })?;
+    let z = if f.xx {
+        // Looked up just above.
+        ex.write_again(key, Value::as_zset)?.ok_or(CmdError::WrongType)?
+    } else {
+        ex.write_or_create(key, Value::as_zset, || {
+            Value::ZSet(ZSet::with_hint(pairs, maxlen, &enc))
+        })?
+    };
     let (mut added, mut updated, mut processed) = (0i64, 0i64, 0i64);
     let mut last = 0.0;
     let mut nan = false;
@@ -697,7 +702,8 @@ fn store_result(ex: &mut Exec<'_>, a: &Args, dst: &[u8], mut items: Vec<(Vec<u8>
                 .then_with(|| x.0.cmp(&y.0))
         });
         let z = ZSet::from_sorted(&items, &ex.enc);
-        ex.db(dst).set(dst, Value::ZSet(z), false);
+        let now = ex.now;
+        ex.db(dst).set_key(dst, Value::ZSet(z), now);
         ex.dirty += 1;
         ex.propagate_as_is(a);
         ex.notify(NotifyFlags::ZSET, event, dst);
@@ -780,8 +786,9 @@ fn zremrangebylex(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
 // ---------------------------------------------------------------------------------------------
 
 /// Pops up to `count` from `key` (a zset, checked by the caller); deletes it when emptied.
+/// Pops from `key`, which the caller has looked up already (with `Exec::write`).
 fn pop_from(ex: &mut Exec<'_>, key: &[u8], count: usize, max: bool) -> Result<Vec<(Vec<u8>, f64)>, CmdError> {
-    let Some(z) = ex.write(key, Value::as_zset)? else {
+    let Some(z) = ex.write_again(key, Value::as_zset)? else {
         return Ok(Vec::new());
     };
     let items = z.pop(count, max);

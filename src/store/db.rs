@@ -345,6 +345,14 @@ impl Db {
         self.signal_ready(key);
     }
 
+    /// Redis's setKey without flags: a write lookup of `key` (expiry, WATCH, and the access
+    /// an LFU counter counts) and then [`Db::set`]. For commands that write a key they did
+    /// not look up themselves (MSET, GETSET, the *STORE commands); SET looks up first.
+    pub fn set_key(&mut self, key: &[u8], value: Value, now: u64) {
+        self.lookup_write(key, now);
+        self.set(key, value, false);
+    }
+
     /// The access field of a new object (createObject): the LRU clock, or under LFU the
     /// current minutes with LFU_INIT_VAL.
     pub fn fresh_stamp(&self) -> u32 {
