@@ -227,3 +227,30 @@ fn lfu_counters_follow_accesses() {
         matches!(r.cmd(&["OBJECT", "IDLETIME", "hot"]), V::Err(e) if e.contains("An LFU maxmemory policy is selected"))
     );
 }
+
+#[test]
+fn lowering_maxmemory_evicts_at_once_and_warns() {
+    let s = Server::start(&[]);
+    let mut r = s.raw();
+    assert!(write(&mut r, &names("k", 0..6000), None).is_empty());
+    let used = used_memory(&mut r);
+    let max = used - 3 * MB;
+    assert_eq!(
+        r.cmd(&["CONFIG", "SET", "maxmemory-policy", "allkeys-random"]).str(),
+        "OK"
+    );
+    assert_eq!(r.cmd(&["CONFIG", "SET", "maxmemory", &max.to_string()]).str(), "OK");
+    // Evicted before the reply, on every shard (Redis's updateMaxmemory), not at the next
+    // write.
+    let now = used_memory(&mut r);
+    assert!(
+        now <= max + MB,
+        "used_memory {now} right after CONFIG SET maxmemory {max}"
+    );
+    assert!(evicted_keys(&mut r) > 1000);
+    assert!(
+        s.log_text().contains("is smaller than the current memory usage"),
+        "no warning in the log:\n{}",
+        s.log_text()
+    );
+}

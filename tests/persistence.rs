@@ -145,10 +145,14 @@ impl Node {
     }
 
     fn info(&self, field: &str) -> String {
-        let text = self.raw().cmd(&["INFO", "persistence"]).str();
+        self.info_in("persistence", field)
+    }
+
+    fn info_in(&self, section: &str, field: &str) -> String {
+        let text = self.raw().cmd(&["INFO", section]).str();
         text.lines()
             .find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.trim().to_string()))
-            .unwrap_or_else(|| panic!("no {field} in INFO persistence:\n{text}"))
+            .unwrap_or_else(|| panic!("no {field} in INFO {section}:\n{text}"))
     }
 }
 
@@ -250,14 +254,7 @@ fn evicted_keys_are_events_and_stay_gone_after_restart() {
     assert_eq!(r.cmd(&["CONFIG", "SET", "notify-keyspace-events", "Ee"]).str(), "OK");
     let mut sub = n.raw();
     assert!(matches!(sub.cmd(&["SUBSCRIBE", "__keyevent@0__:evicted"]), V::Arr(_)));
-    let info = r.cmd(&["INFO", "memory"]).str();
-    let used: u64 = info
-        .lines()
-        .find_map(|l| l.strip_prefix("used_memory:"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let used: u64 = n.info_in("memory", "used_memory").parse().unwrap();
     let max = (used + 3 * (1 << 20)).to_string();
     assert_eq!(
         r.cmd(&["CONFIG", "SET", "maxmemory-policy", "allkeys-random"]).str(),
@@ -276,14 +273,7 @@ fn evicted_keys_are_events_and_stay_gone_after_restart() {
     }
     // Stop evicting before counting: the events' own buffers count as memory too.
     assert_eq!(r.cmd(&["CONFIG", "SET", "maxmemory", "0"]).str(), "OK");
-    let stats = r.cmd(&["INFO", "stats"]).str();
-    let evicted: usize = stats
-        .lines()
-        .find_map(|l| l.strip_prefix("evicted_keys:"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let evicted: usize = n.info_in("stats", "evicted_keys").parse().unwrap();
     assert!(evicted > 1000, "6 MB into a 3 MB limit evicted only {evicted} keys");
     // One event per evicted key, naming it.
     sub.set_timeout(Duration::from_secs(5));

@@ -382,6 +382,9 @@ fn config_set(c: &mut Client, a: Args) -> LocalFuture<'_> {
         // Every shard takes the new values before the reply: the next command, wherever it
         // runs, sees them (as in Redis, where CONFIG SET applies at once).
         c.shard.hop_all(|sh| sh.local.refresh_config()).await?;
+        if pairs.iter().any(|(name, _)| name.eq_ignore_ascii_case(b"maxmemory")) {
+            crate::server::evict::maxmemory_changed(&c.shard).await;
+        }
         if shared.config.read().appendonly != aof_before {
             // The AOF is on (recording from a cut, its first base being written) or off
             // (flushed, fsynced, closed) before the reply, as in Redis.

@@ -175,6 +175,26 @@ pub async fn out_of_memory(shard: &Rc<Shard>) -> bool {
     }
 }
 
+/// `CONFIG SET maxmemory` (Redis's updateMaxmemory): a warning when the new limit is below
+/// what is in use, and eviction at once on every shard rather than at the next command.
+pub async fn maxmemory_changed(shard: &Rc<Shard>) {
+    let max = shard.local.cfg.borrow().eviction.maxmemory;
+    if max == 0 {
+        return;
+    }
+    let used = super::memory::read().allocated;
+    if max < used {
+        tracing::warn!(
+            "WARNING: the new maxmemory value set via CONFIG SET ({max}) is smaller than the current memory usage ({used}). This will result in key eviction and/or the inability to accept new write commands depending on the maxmemory-policy."
+        );
+    }
+    let _ = shard
+        .hop_all(|sh| {
+            perform_here(sh, false);
+        })
+        .await;
+}
+
 /// performEvictions on this shard: in the cron, before a command (`out_of_memory`).
 pub fn perform(shard: &Rc<Shard>) -> Outcome {
     perform_here(shard, true)
