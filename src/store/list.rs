@@ -627,6 +627,117 @@ impl Quick {
         unreachable!("index within the list")
     }
 
+    /// Whether `e` (raw length `raw`) may go into `n` (_quicklistNodeAllowInsert).
+    fn allows_insert(n: &Node, e: Elem<'_>, raw: usize, fill: i32) -> bool {
+        !is_large(raw, fill) && !exceeds_limit(fill, n.lp_bytes() + entry_len(e), n.count() + 1)
+    }
+
+    /// A node of `src`'s entries `range` (by index).
+    fn node_of(src: &Node, range: std::ops::Range<usize>) -> Node {
+        let mut out = Node::new();
+        for (i, (at, _, n)) in src.iter().enumerate() {
+            if range.contains(&i) {
+                out.buf.extend_from_slice(&src.buf[at..at + n]);
+                let c = out.count();
+                out.set_count(c + 1);
+            }
+        }
+        out
+    }
+
+    /// LINSERT of `e` before or after entry `idx` of node `ni`, laid out as Redis 7.0's
+    /// _quicklistInsert does: into the node if it has room; else into the neighbour on that
+    /// side if the pivot is at the node's edge and the neighbour has room; else a new node
+    /// there if the neighbour is full too; else the node is split at the pivot (the new
+    /// element joins the part on its side) and the pieces merge with their neighbours
+    /// where they fit (_quicklistMergeNodes).
+    fn insert_at_pivot(&mut self, ni: usize, idx: usize, after: bool, e: Elem<'_>, fill: i32) {
+        let raw = match e {
+            Elem::Str(s) => s.len(),
+            Elem::Int(_) => 0,
+        };
+        self.count += 1;
+        let node = &self.nodes[ni];
+        if Self::allows_insert(node, e, raw, fill) {
+            let at = node.iter().nth(idx).map(|(at, _, n)| if after { at + n } else { at });
+            let at = at.expect("pivot in node");
+            self.nodes[ni].insert_at(at, e);
+            return;
+        }
+        let count = node.count();
+        let at_tail = after && idx + 1 == count;
+        let at_head = !after && idx == 0;
+        let neighbour = if at_tail {
+            Some(ni + 1).filter(|&j| j < self.nodes.len())
+        } else if at_head {
+            ni.checked_sub(1)
+        } else {
+            None
+        };
+        if let Some(j) = neighbour {
+            if Self::allows_insert(&self.nodes[j], e, raw, fill) {
+                if after {
+                    self.nodes[j].push_front(e);
+                } else {
+                    self.nodes[j].push_back(e);
+                }
+            } else {
+                let mut n = Node::new();
+                n.push_back(e);
+                self.nodes.insert(if after { ni + 1 } else { ni }, n);
+            }
+            return;
+        }
+        // Split: the node keeps the pivot's side, the new node the rest plus `e`.
+        let node = self.nodes.remove(ni).expect("node exists");
+        let (mut center, other) = if after {
+            let mut new = Self::node_of(&node, idx + 1..count);
+            new.push_front(e);
+            (ni, [Self::node_of(&node, 0..idx + 1), new])
+        } else {
+            let mut new = Self::node_of(&node, 0..idx);
+            new.push_back(e);
+            (ni + 1, [new, Self::node_of(&node, idx..count)])
+        };
+        for (k, n) in other.into_iter().enumerate() {
+            self.nodes.insert(ni + k, n);
+        }
+        // _quicklistMergeNodes around the node that kept the pivot.
+        if center >= 2 && self.merge_allowed(center - 2, center - 1, fill) {
+            self.merge(center - 2);
+            center -= 1;
+        }
+        if center + 2 < self.nodes.len() && self.merge_allowed(center + 1, center + 2, fill) {
+            self.merge(center + 1);
+        }
+        let target = if center >= 1 && self.merge_allowed(center - 1, center, fill) {
+            self.merge(center - 1);
+            center - 1
+        } else {
+            center
+        };
+        if target + 1 < self.nodes.len() && self.merge_allowed(target, target + 1, fill) {
+            self.merge(target);
+        }
+    }
+
+    /// _quicklistNodeAllowMerge: nodes `a` and `b` fit in one (one listpack header less).
+    fn merge_allowed(&self, a: usize, b: usize, fill: i32) -> bool {
+        let (x, y) = (&self.nodes[a], &self.nodes[b]);
+        !exceeds_limit(fill, x.lp_bytes() + y.lp_bytes() - LP_OVERHEAD, x.count() + y.count())
+    }
+
+    /// Appends node `a + 1` to node `a`.
+    fn merge(&mut self, a: usize) {
+        let b = self.nodes.remove(a + 1).expect("node exists");
+        let x = &mut self.nodes[a];
+        for (at, _, n) in b.iter() {
+            x.buf.extend_from_slice(&b.buf[at..at + n]);
+        }
+        let c = x.count() + b.count();
+        x.set_count(c);
+    }
+
     /// Splits node `ni` into nodes within the limit (an oversized element stays alone).
     fn split_if_needed(&mut self, ni: usize, fill: i32) {
         let node = &self.nodes[ni];
@@ -951,23 +1062,19 @@ impl List {
     pub fn insert(&mut self, pivot: Elem<'_>, e: Elem<'_>, after: bool, fill: i32) -> bool {
         let mut found = None;
         'nodes: for ni in 0..self.node_count() {
-            for (at, x, n) in self.node(ni).iter() {
+            for (idx, (at, x, n)) in self.node(ni).iter().enumerate() {
                 if x == pivot {
-                    found = Some((ni, if after { at + n } else { at }));
+                    found = Some((ni, idx, if after { at + n } else { at }));
                     break 'nodes;
                 }
             }
         }
-        let Some((ni, at)) = found else {
+        let Some((ni, idx, at)) = found else {
             return false;
         };
         match &mut self.repr {
             Repr::Pack(n) => n.insert_at(at, e),
-            Repr::Quick(q) => {
-                q.nodes[ni].insert_at(at, e);
-                q.count += 1;
-                q.split_if_needed(ni, fill);
-            }
+            Repr::Quick(q) => q.insert_at_pivot(ni, idx, after, e, fill),
         }
         true
     }
