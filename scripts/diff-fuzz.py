@@ -4,7 +4,7 @@ oracle) and basalt, replies compared after parsing (unordered replies sorted). C
 tests/diff (hand-written cases) by trying argument combinations nobody wrote down.
 
 Usage: scripts/diff-fuzz.py [--commands N] [--seed S] [--shards K] [--basalt PATH]
-       [--keep-going] [--check-encodings] [--resp3] [--small-encodings] [--lfu]
+       [--keep-going] [--check-encodings] [--resp3] [--small-encodings] [--lfu] [--events]
 
 Starts both servers itself on free loopback ports (basalt with --shards 4 by default, so
 multi-key commands cross shards), runs N commands (default 20000) from one connection to
@@ -357,6 +357,8 @@ def main():
                     help="after every command, compare every key's OBJECT ENCODING (finds the command that made them differ)")
     ap.add_argument("--lfu", action="store_true",
                     help="allkeys-lfu with every access counted and no decay (lfu-log-factor 0, lfu-decay-time 0, maxmemory far above use); after every command, compare every key's OBJECT FREQ (finds commands that touch a key a different number of times)")
+    ap.add_argument("--events", action="store_true",
+                    help="keyspace notifications on (notify-keyspace-events KEA plus m and n, or $FUZZ_EVENTS), a subscriber on __key*__:* on each server; after every command, compare the events it caused (as a multiset: basalt may order a multi-shard command's events by shard; `expired` events are left out, active expiry's timing is each server's own)")
     a = ap.parse_args()
     if not shutil.which("redis-server"):
         sys.exit("redis-server not found (apt-get install redis-server)")
@@ -393,6 +395,40 @@ def main():
                 for name, value in (("maxmemory", "100gb"), ("maxmemory-policy", "allkeys-lfu"),
                                     ("lfu-log-factor", "0"), ("lfu-decay-time", "0")):
                     c.cmd(["CONFIG", "SET", name, value])
+        subs = None
+        if a.events:
+            subs = []
+            for c, port in ((r_conn, rport), (b_conn, bport)):
+                c.cmd(["CONFIG", "SET", "notify-keyspace-events", os.environ.get("FUZZ_EVENTS", "KEAmn")])
+                sub = Conn(port)
+                sub.cmd(["PSUBSCRIBE", "__key*__:*"])
+                sub.cmd(["SUBSCRIBE", "fuzz-barrier"])
+                subs.append(sub)
+        barrier = [0]
+
+        def events_since():
+            """The events each server sent since the last call: a PUBLISH on a barrier
+            channel from the command connection follows them (both come from the same
+            connection, so basalt routes them from the same shard, in order)."""
+            barrier[0] += 1
+            out = []
+            for c, sub in zip((r_conn, b_conn), subs):
+                c.cmd(["PUBLISH", "fuzz-barrier", str(barrier[0])])
+                got = []
+                while True:
+                    m = sub.read()
+                    if m[0] == b"message" and m[1] == b"fuzz-barrier":
+                        if m[2] == str(barrier[0]).encode():
+                            break
+                        continue
+                    ev = tuple(m[2:])
+                    # `expired` comes from active expiry too, whose timing is each server's
+                    # own (a key set with a past deadline expires within a cycle or two).
+                    if b"expired" not in ev and not ev[0].endswith(b":expired"):
+                        got.append(ev)
+                out.append(sorted(got))
+            return out
+
         rng = random.Random(a.seed)
         gens = generators()
         history = []
@@ -434,6 +470,11 @@ def main():
                     if w != g:
                         args, want, got = args + ["=> OBJECT FREQ", k], w, g
                         break
+            if subs is not None:
+                # The command's events and those of the checks above (OBJECT on both).
+                w, g = events_since()
+                if want == got and w != g:
+                    args, want, got = args + ["=> keyspace events"], w, g
             if want != got and known_difference(args, want, got, r_conn):
                 continue
             if want != got:

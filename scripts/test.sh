@@ -43,3 +43,4 @@ python3 scripts/diff-fuzz.py --commands 3000 --seed 1 --check-encodings
 python3 scripts/diff-fuzz.py --commands 3000 --seed 2 --resp3
 python3 scripts/diff-fuzz.py --commands 3000 --seed 3 --small-encodings --check-encodings
 python3 scripts/diff-fuzz.py --commands 3000 --seed 4 --lfu
+python3 scripts/diff-fuzz.py --commands 3000 --seed 5 --events

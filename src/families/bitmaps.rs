@@ -110,15 +110,21 @@ fn setbit(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     let raw = ex
         .write_or_create(key, Value::as_str, || Value::Str(Str::Raw(Vec::new())))?
         .make_raw();
-    if raw.len() <= byte {
+    // A new key is an empty string here, so it grows too.
+    let grew = raw.len() <= byte;
+    if grew {
         raw.resize(byte + 1, 0);
     }
     let old = raw[byte] >> shift & 1;
     raw[byte] = (raw[byte] & !(1 << shift)) | (on << shift);
     ex.out.int(old as i64);
-    ex.dirty += 1;
-    ex.notify(NotifyFlags::STRING, "setbit", key);
-    ex.propagate_as_is(a);
+    // Redis 7.0: no change (the bit already had the value, nothing grew), no event, no
+    // dirty, nothing propagated.
+    if grew || old != on {
+        ex.dirty += 1;
+        ex.notify(NotifyFlags::STRING, "setbit", key);
+        ex.propagate_as_is(a);
+    }
     Ok(())
 }
 

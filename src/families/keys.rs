@@ -741,7 +741,7 @@ async fn object_lookup(c: &Client, key: &Bytes) -> Result<Option<ObjectInfo>, Cm
             let now = unix_ms();
             let info = sh.with_store(|st| {
                 let info = st.dbs[db]
-                    .lookup(&key, now, Touch::No)
+                    .lookup_quiet(&key, now)
                     .map(|e| object_info(e, lru_clock(now), lfu_minutes(now)));
                 flush_expired(sh, st);
                 info

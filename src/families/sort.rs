@@ -10,6 +10,7 @@ use std::cmp::Ordering;
 
 use crate::command::keys::{Begin, Find};
 use crate::command::{acl, flags::*, Args, CommandSpec, Exec, KeySpec, Multi, Run};
+use crate::config::NotifyFlags;
 use crate::error::CmdError;
 use crate::store::list::List;
 use crate::store::Value;
@@ -307,11 +308,16 @@ fn sort_generic(ex: &mut Exec, a: &Args, readonly: bool) -> Result<(), CmdError>
                 let list = List::from_items(out.iter().map(Vec::as_slice), ex.enc.list_max_listpack_size);
                 let now = ex.now;
                 ex.db(dst).set_key(dst, Value::List(list), now);
+                ex.notify(NotifyFlags::LIST, "sortstore", dst);
                 ex.dirty += n as u64;
+                ex.propagate_as_is(a);
             } else if ex.db(dst).remove(dst).is_some() {
+                // An empty result deletes the destination (and only then is there
+                // anything to propagate).
+                ex.notify(NotifyFlags::GENERIC, "del", dst);
                 ex.dirty += 1;
+                ex.propagate_as_is(a);
             }
-            ex.propagate(&a.as_slice().iter().map(|b| &b[..]).collect::<Vec<_>>());
             ex.out.int(n as i64);
         }
     }

@@ -1016,12 +1016,9 @@ fn setop_parse(
     let mut srcs = Vec::with_capacity(setnum);
     for i in 0..setnum {
         let key = &a[numkeys_at + 1 + i];
-        let db = ex.db(key);
-        let e = if store {
-            db.lookup_write(key, now)
-        } else {
-            db.lookup(key, now, touch)
-        };
+        // Sources are read lookups in the STORE forms too (Redis 7.0: keymiss events and
+        // hit/miss counts for them; reading a source does not touch its WATCHers).
+        let e = ex.db(key).lookup(key, now, touch);
         let items = match e.map(|e| &e.value) {
             None => Vec::new(),
             Some(Value::ZSet(z)) => z.iter().map(|(m, s)| (m.to_vec(), s)).collect(),

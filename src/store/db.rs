@@ -225,6 +225,21 @@ impl Db {
         }
     }
 
+    /// Like `lookup` without a `keymiss` event (Redis's LOOKUP_NONOTIFY, as OBJECT uses):
+    /// lazy expiry and the hit/miss count, no touch.
+    pub fn lookup_quiet(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
+        if self.is_expired(key, now) {
+            self.expire_now(key);
+        }
+        let e = self.keys.get_mut(key);
+        if e.is_some() {
+            self.stats.keyspace_hits += 1;
+        } else {
+            self.stats.keyspace_misses += 1;
+        }
+        e
+    }
+
     /// Like `lookup`, for a write: no hit/miss accounting (Redis counts only reads).
     pub fn lookup_write(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
         if self.is_expired(key, now) {
