@@ -4,7 +4,7 @@ oracle) and basalt, replies compared after parsing (unordered replies sorted). C
 tests/diff (hand-written cases) by trying argument combinations nobody wrote down.
 
 Usage: scripts/diff-fuzz.py [--commands N] [--seed S] [--shards K] [--basalt PATH]
-       [--keep-going] [--check-encodings] [--resp3] [--small-encodings] [--lfu] [--events]
+       [--keep-going] [--check-encodings] [--resp3] [--small-encodings] [--check-dumps] [--lfu] [--events]
 
 Starts both servers itself on free loopback ports (basalt with --shards 4 by default, so
 multi-key commands cross shards), runs N commands (default 20000) from one connection to
@@ -355,6 +355,8 @@ def main():
                     help="compact-encoding limits of 4 on both servers, so collections convert to hash tables, skiplists and multi-node lists")
     ap.add_argument("--check-encodings", action="store_true",
                     help="after every command, compare every key's OBJECT ENCODING (finds the command that made them differ)")
+    ap.add_argument("--check-dumps", action="store_true",
+                    help="after every command, compare the DUMP of every key whose encoding fixes the byte order (finds the command that made two layouts differ, e.g. quicklist nodes)")
     ap.add_argument("--lfu", action="store_true",
                     help="allkeys-lfu with every access counted and no decay (lfu-log-factor 0, lfu-decay-time 0, maxmemory far above use); after every command, compare every key's OBJECT FREQ (finds commands that touch a key a different number of times)")
     ap.add_argument("--events", action="store_true",
@@ -463,6 +465,13 @@ def main():
                     if w != g and not known_difference(enc, w, g, r_conn):
                         args, want, got = args + ["=> OBJECT ENCODING", k], w, g
                         break
+            if want == got and a.check_dumps:
+                for k in KEYS:
+                    if dump_comparable(k, r_conn, b_conn):
+                        w, g = r_conn.cmd(["DUMP", k]), b_conn.cmd(["DUMP", k])
+                        if w != g:
+                            args, want, got = args + ["=> DUMP", k], w, g
+                            break
             if want == got and a.lfu:
                 for k in KEYS:
                     freq = ["OBJECT", "FREQ", k]

@@ -41,6 +41,6 @@ QUICK=1 scripts/memory-compare.sh
 echo "== smoke: random differential fuzzing against redis-server (fixed seed; scripts/diff-fuzz.py --help for long runs)"
 python3 scripts/diff-fuzz.py --commands 3000 --seed 1 --check-encodings
 python3 scripts/diff-fuzz.py --commands 3000 --seed 2 --resp3
-python3 scripts/diff-fuzz.py --commands 3000 --seed 3 --small-encodings --check-encodings
+python3 scripts/diff-fuzz.py --commands 3000 --seed 3 --small-encodings --check-encodings --check-dumps
 python3 scripts/diff-fuzz.py --commands 3000 --seed 4 --lfu
 python3 scripts/diff-fuzz.py --commands 3000 --seed 5 --events
