@@ -14,19 +14,12 @@ use common::{poll, Raw, Server, V};
 
 const MB: u64 = 1 << 20;
 
-fn info_field(r: &mut Raw, section: &str, field: &str) -> String {
-    let text = r.cmd(&["INFO", section]).str();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.trim().to_string()))
-        .unwrap_or_else(|| panic!("no {field} in INFO {section}:\n{text}"))
-}
-
 fn used_memory(r: &mut Raw) -> u64 {
-    info_field(r, "memory", "used_memory").parse().unwrap()
+    r.info_field("memory", "used_memory").parse().unwrap()
 }
 
 fn evicted_keys(r: &mut Raw) -> u64 {
-    info_field(r, "stats", "evicted_keys").parse().unwrap()
+    r.info_field("stats", "evicted_keys").parse().unwrap()
 }
 
 /// Sets `maxmemory` to `extra` bytes above what the server uses now, and the policy.

@@ -149,10 +149,7 @@ impl Node {
     }
 
     fn info_in(&self, section: &str, field: &str) -> String {
-        let text = self.raw().cmd(&["INFO", section]).str();
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.trim().to_string()))
-            .unwrap_or_else(|| panic!("no {field} in INFO {section}:\n{text}"))
+        self.raw().info_field(section, field)
     }
 }
 

@@ -14,7 +14,6 @@ const BUSYKEY: CmdError = CmdError::Static("BUSYKEY Target key name already exis
 const BAD_TTL: CmdError = CmdError::Static("ERR Invalid TTL value, must be >= 0");
 const BAD_IDLE: CmdError = CmdError::Static("ERR Invalid IDLETIME value, must be >= 0");
 const BAD_FREQ: CmdError = CmdError::Static("ERR Invalid FREQ value, must be >= 0 and <= 255");
-const LRU_CLOCK_MAX: i64 = (1 << 24) - 1;
 
 /// `DUMP key`
 fn dump(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
@@ -108,7 +107,7 @@ fn restore(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
         (Some(idle), _) => {
             let abs = clock as i64 - idle;
             (if abs < 0 {
-                (LRU_CLOCK_MAX - idle + clock as i64).max(0)
+                (crate::store::db::LRU_CLOCK_MAX as i64 - idle + clock as i64).max(0)
             } else {
                 abs
             }) as u32

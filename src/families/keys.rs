@@ -126,13 +126,7 @@ struct ObjectInfo {
 }
 
 fn object_info(e: &Entry, clock: u32, lfu_minutes: u32) -> ObjectInfo {
-    const LRU_CLOCK_MAX: u64 = (1 << 24) - 1;
-    let (clock, lru) = (clock as u64, e.lru as u64);
-    let idle = if clock >= lru {
-        clock - lru
-    } else {
-        clock + (LRU_CLOCK_MAX - lru)
-    };
+    let idle = crate::store::db::idle_seconds(e.lru, clock);
     let small_int = matches!(e.value, Value::Str(Str::Int(n)) if (0..SHARED_INTEGERS).contains(&n));
     let decay = crate::store::db::lfu().map_or(0, |l| l.decay_time);
     ObjectInfo {
@@ -752,10 +746,6 @@ async fn object_lookup(c: &Client, key: &Bytes) -> Result<Option<ObjectInfo>, Cm
         .await
 }
 
-fn is_lfu(p: MaxmemoryPolicy) -> bool {
-    p.is_lfu()
-}
-
 /// Runs an OBJECT subcommand on its key: a null reply for a missing key, else `f`.
 async fn object_generic(
     c: &mut Client,
@@ -787,7 +777,7 @@ fn object_encoding(c: &mut Client, a: Args) -> LocalFuture<'_> {
 fn object_freq(c: &mut Client, a: Args) -> LocalFuture<'_> {
     boxed(async move {
         object_generic(c, &a, |info, c| {
-            if !is_lfu(c.shard.local.shared.config.read().maxmemory_policy) {
+            if !c.shard.local.shared.config.read().maxmemory_policy.is_lfu() {
                 return Err(NO_LFU);
             }
             Ok(info.freq as i64)
@@ -800,7 +790,7 @@ fn object_freq(c: &mut Client, a: Args) -> LocalFuture<'_> {
 fn object_idletime(c: &mut Client, a: Args) -> LocalFuture<'_> {
     boxed(async move {
         object_generic(c, &a, |info, c| {
-            if is_lfu(c.shard.local.shared.config.read().maxmemory_policy) {
+            if c.shard.local.shared.config.read().maxmemory_policy.is_lfu() {
                 return Err(LFU_NO_IDLE);
             }
             Ok(info.idle as i64)

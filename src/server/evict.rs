@@ -366,7 +366,7 @@ fn populate(
         let score = match p.policy {
             MaxmemoryPolicy::VolatileTtl => u64::MAX - deadline.unwrap_or(u64::MAX),
             _ if p.policy.is_lfu() => 255 - lfu_decr_and_return(stamp, minutes, p.lfu_decay_time) as u64,
-            _ => idle_seconds(stamp, clock),
+            _ => crate::store::db::idle_seconds(stamp, clock),
         };
         // The same key sampled again keeps one place.
         if let Some(i) = pool.iter().position(|c| c.db == index && c.key[..] == key[..]) {
@@ -399,17 +399,6 @@ fn populate(
             );
         }
     });
-}
-
-/// estimateObjectIdleTime, in seconds (the LRU clock's resolution).
-fn idle_seconds(stamp: u32, clock: u32) -> u64 {
-    const LRU_CLOCK_MAX: u64 = (1 << 24) - 1;
-    let (clock, stamp) = (clock as u64, stamp as u64);
-    if clock >= stamp {
-        clock - stamp
-    } else {
-        clock + (LRU_CLOCK_MAX - stamp)
-    }
 }
 
 /// Redis's evictionTimeProc: keeps evicting in short slices, between other tasks, while
@@ -483,12 +472,6 @@ mod tests {
         // 500 * 1.15^10 = 2022.8
         assert_eq!(params(20).time_limit(), Duration::from_micros(2022));
         assert_eq!(params(100).time_limit(), Duration::MAX);
-    }
-
-    #[test]
-    fn idle_wraps_like_the_lru_clock() {
-        assert_eq!(idle_seconds(100, 130), 30);
-        assert_eq!(idle_seconds((1 << 24) - 10, 5), 14);
     }
 
     #[test]

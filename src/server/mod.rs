@@ -125,8 +125,6 @@ impl ServerShared {
 pub struct CachedConfig {
     pub generation: u64,
     pub requirepass: Option<Vec<u8>>,
-    pub maxmemory: u64,
-    pub noeviction: bool,
     pub limits: Limits,
     pub query_buffer_limit: usize,
     pub databases: usize,
@@ -160,8 +158,6 @@ impl CachedConfig {
         CachedConfig {
             generation,
             requirepass: c.requirepass.clone(),
-            maxmemory: c.maxmemory,
-            noeviction: c.maxmemory_policy == crate::config::MaxmemoryPolicy::NoEviction,
             limits: Limits {
                 max_bulk_len: c.proto_max_bulk_len as usize,
                 ..Limits::default()

@@ -83,7 +83,21 @@ pub enum Touch {
 }
 
 pub fn lru_clock(now_ms: u64) -> u32 {
-    ((now_ms / 1000) & ((1 << 24) - 1)) as u32
+    ((now_ms / 1000) & LRU_CLOCK_MAX) as u32
+}
+
+/// The LRU clock wraps at 24 bits.
+pub const LRU_CLOCK_MAX: u64 = (1 << 24) - 1;
+
+/// estimateObjectIdleTime, in seconds (the LRU clock's resolution): from an access stamp to
+/// `clock`, across one wrap of the clock.
+pub fn idle_seconds(stamp: u32, clock: u32) -> u64 {
+    let (clock, stamp) = (clock as u64, stamp as u64);
+    if clock >= stamp {
+        clock - stamp
+    } else {
+        clock + (LRU_CLOCK_MAX - stamp)
+    }
 }
 
 /// Redis's LFU, kept in the same 24-bit access field while `maxmemory-policy` is an LFU one:
@@ -205,21 +219,16 @@ impl Db {
     /// Looks a key up for a command: expired keys are deleted first (lazy expiry) and the
     /// access is counted as a hit or miss.
     pub fn lookup(&mut self, key: &[u8], now: u64, touch: Touch) -> Option<&mut Entry> {
-        if self.is_expired(key, now) {
-            self.expire_now(key);
-        }
-        let (clock, minutes) = (self.lru_clock, self.lfu_minutes);
-        match self.keys.get_mut(key) {
+        let (clock, minutes, index) = (self.lru_clock, self.lfu_minutes, self.index);
+        match self.lookup_quiet(key, now) {
             Some(e) => {
-                self.stats.keyspace_hits += 1;
                 if touch == Touch::Yes {
                     e.lru = accessed(e.lru, clock, minutes);
                 }
                 Some(e)
             }
             None => {
-                self.stats.keyspace_misses += 1;
-                crate::server::pubsub::notify(self.index, NotifyFlags::KEY_MISS, "keymiss", key);
+                crate::server::pubsub::notify(index, NotifyFlags::KEY_MISS, "keymiss", key);
                 None
             }
         }
@@ -227,6 +236,7 @@ impl Db {
 
     /// Like `lookup` without a `keymiss` event (Redis's LOOKUP_NONOTIFY, as OBJECT uses):
     /// lazy expiry and the hit/miss count, no touch.
+    #[inline]
     pub fn lookup_quiet(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
         if self.is_expired(key, now) {
             self.expire_now(key);
@@ -650,6 +660,12 @@ mod tests {
 
     fn s(v: &[u8]) -> Value {
         Value::Str(Str::from_set(v))
+    }
+
+    #[test]
+    fn idle_wraps_like_the_lru_clock() {
+        assert_eq!(idle_seconds(100, 130), 30);
+        assert_eq!(idle_seconds((1 << 24) - 10, 5), 14);
     }
 
     #[test]

@@ -343,6 +343,14 @@ impl Raw {
         self.read().expect("read reply")
     }
 
+    /// One field of `INFO section`.
+    pub fn info_field(&mut self, section: &str, field: &str) -> String {
+        let text = self.cmd(&["INFO", section]).str();
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.trim().to_string()))
+            .unwrap_or_else(|| panic!("no {field} in INFO {section}:\n{text}"))
+    }
+
     fn line(&mut self) -> std::io::Result<String> {
         let mut buf = Vec::new();
         let n = self.r.read_until(b'\n', &mut buf)?;
