@@ -267,13 +267,11 @@ fn bitop(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
         ex.db(dst).set_key(dst, Value::Str(Str::Raw(res)), now);
         ex.notify(NotifyFlags::STRING, "set", dst);
     } else {
-        let now = ex.now;
-        let db = ex.db(dst);
-        if !db.contains(dst, now) {
+        // Redis's dbDelete: a stored destination is deleted even if its TTL has passed.
+        if ex.db(dst).remove(dst).is_none() {
             ex.out.int(0);
             return Ok(());
         }
-        db.remove(dst);
         ex.notify(NotifyFlags::GENERIC, "del", dst);
     }
     ex.dirty += 1;

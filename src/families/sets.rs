@@ -168,15 +168,12 @@ fn store_result(ex: &mut Exec<'_>, a: &Args, dst: &[u8], set: Set, event: &str) 
         ex.dirty += 1;
         ex.propagate_as_is(a);
         ex.notify(NotifyFlags::SET, event, dst);
-    } else {
-        let now = ex.now;
-        let db = ex.db(dst);
-        if db.contains(dst, now) {
-            db.remove(dst);
-            ex.dirty += 1;
-            ex.propagate_as_is(a);
-            ex.notify(NotifyFlags::GENERIC, "del", dst);
-        }
+    } else if ex.db(dst).remove(dst).is_some() {
+        // Redis's dbDelete: a destination whose TTL has passed but that is still stored
+        // is deleted (`del`), not expired.
+        ex.dirty += 1;
+        ex.propagate_as_is(a);
+        ex.notify(NotifyFlags::GENERIC, "del", dst);
     }
     ex.out.int(n as i64);
 }
