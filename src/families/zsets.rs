@@ -178,6 +178,17 @@ fn read_with_out<'e>(ex: &'e mut Exec<'_>, key: &[u8]) -> Result<(Option<&'e mut
     }
 }
 
+/// [`read_with_out`] for a key the command has already looked up: no second touch (Redis
+/// looks a key up once per command, and OBJECT FREQ counts lookups).
+fn peek_with_out<'e>(ex: &'e mut Exec<'_>, key: &[u8]) -> (Option<&'e mut ZSet>, &'e mut Reply) {
+    let db = ex.db;
+    let out = &mut *ex.out;
+    match ex.ks.db(db, key).peek_mut(key).map(|e| &mut e.value) {
+        Some(Value::ZSet(z)) => (Some(z), out),
+        _ => (None, out),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // ZADD, ZINCRBY, ZREM and the point reads
 // ---------------------------------------------------------------------------------------------
@@ -1254,7 +1265,7 @@ fn zrandmember(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
             rng.push(pick);
         }
     }
-    let (Some(z), out) = read_with_out(ex, &a[1])? else {
+    let (Some(z), out) = peek_with_out(ex, &a[1]) else {
         unreachable!("just read")
     };
     if l >= 0 && count >= size {
