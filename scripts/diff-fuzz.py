@@ -12,9 +12,11 @@ each, drawn over a small keyspace so types collide and collections grow and shri
 at the first mismatch (or reports them all with --keep-going), printing the seed and the
 commands that led to it so the run can be replayed. Exit status 1 on any mismatch.
 
-Only deterministic commands are drawn: no SPOP/SRANDMEMBER/RANDOMKEY/..., expiries only
-as absolute times (a relative TTL read back would differ by the time between the servers),
-no SCAN. Replies of commands whose order Redis leaves to its hash tables (SMEMBERS, SINTER,
+Only deterministic commands are drawn: SPOP/SRANDMEMBER/HRANDFIELD/ZRANDMEMBER only with a
+count that takes the whole collection, no RANDOMKEY, expiries only as absolute times (a
+relative TTL read back would differ by the time between the servers), SCAN and its
+collection forms only as whole iterations compared as sets, blocking commands with a 10 ms
+timeout. Replies of commands whose order Redis leaves to its hash tables (SMEMBERS, SINTER,
 ... once a set is a hash table) are compared sorted; DUMP payloads are compared when both
 servers hold the key in one encoding with a fixed byte order, and redis-server's payloads
 are RESTOREd into both. MULTI ... EXEC blocks of random commands are compared reply by
@@ -253,6 +255,39 @@ def generators():
     add()(lambda r: ["EVAL-OF"])
     # SORT (numeric and ALPHA, LIMIT, STORE)
     add()(lambda r: ["SORT", pick(r, KEYS)] + pick(r, [[], ["ALPHA"], ["DESC", "ALPHA"], ["LIMIT", "0", "2", "ALPHA"], ["STORE", pick(r, KEYS)]]))
+    # SORT with BY and GET patterns: members "1" and "2" name the keys {t}1 and {t}2 (on
+    # other shards than most sources), others name missing keys. Numeric ties sort by the
+    # element; ALPHA ties by a BY pattern keep the source's order (a set's is its hash
+    # table's, and LIMIT's partial quicksort is not stable), so those compare unordered.
+    by = lambda r: pick(r, [["BY", "{t}*"], ["BY", "{t}*->m1"], ["BY", "none*"]])
+    get = lambda r: pick(r, [[], ["GET", "#"], ["GET", "{t}*", "GET", "#"], ["GET", "{t}*->m1"], ["GET", "{t}*->"]])
+    add()(lambda r: [pick(r, ["SORT", "SORT_RO"]), pick(r, KEYS)] + pick(r, [[], by(r)]) + get(r)
+          + pick(r, [[], ["DESC"], ["LIMIT", "1", "2"]]))
+    add(True)(lambda r: [pick(r, ["SORT", "SORT_RO"]), pick(r, KEYS)] + by(r) + get(r)
+              + pick(r, [["ALPHA"], ["LIMIT", "0", "100", "ALPHA"]]))
+    # blocking commands: served at once when a key has data, else nil after 10 ms (and
+    # never blocking inside MULTI or a script)
+    add()(lambda r: [pick(r, ["BLPOP", "BRPOP", "BZPOPMIN", "BZPOPMAX"])] + [pick(r, KEYS) for _ in range(r.randint(1, 3))] + [pick(r, ["0.01", "-1", "x"])])
+    add()(lambda r: ["BLMOVE", pick(r, KEYS), pick(r, KEYS), pick(r, ["LEFT", "RIGHT"]), pick(r, ["LEFT", "RIGHT"]), "0.01"])
+    add()(lambda r: ["BRPOPLPUSH", pick(r, KEYS), pick(r, KEYS), "0.01"])
+    add()(lambda r: ["BLMPOP", "0.01", "2", pick(r, KEYS), pick(r, KEYS), pick(r, ["LEFT", "RIGHT"])] + pick(r, [[], ["COUNT", "3"]]))
+    add()(lambda r: ["BZMPOP", "0.01", "2", pick(r, KEYS), pick(r, KEYS), pick(r, ["MIN", "MAX"])] + pick(r, [[], ["COUNT", "3"]]))
+    # random picks whose result is fixed: a count at least the collection's size
+    add(True)(lambda r: [pick(r, ["SPOP", "SRANDMEMBER"]), pick(r, KEYS), "100"])
+    add(True)(lambda r: [pick(r, ["HRANDFIELD", "ZRANDMEMBER"]), pick(r, KEYS), "100"])
+    add("pairs")(lambda r: ["HRANDFIELD", pick(r, KEYS), "100", "WITHVALUES"])
+    add("pairs")(lambda r: ["ZRANDMEMBER", pick(r, KEYS), "100", "WITHSCORES"])
+    # whole SCAN iterations (see run_scan)
+    add()(lambda r: ["SCAN-OF", pick(r, ["SCAN", "HSCAN", "SSCAN", "ZSCAN"]), pick(r, KEYS)]
+          + pick(r, [[], ["MATCH", "*1"], ["MATCH", "m[0-3]"], ["MATCH", "{t}*"]])
+          + pick(r, [[], ["COUNT", "1"], ["COUNT", "1000"]])
+          + pick(r, [[]] * 3 + [["TYPE", "string"], ["TYPE", "zset"]]))
+    # other databases: keys leave and come back
+    add()(lambda r: ["MOVE", pick(r, KEYS), pick(r, ["1", "0", "x"])])
+    add()(lambda r: ["SWAPDB", "0", "1"])
+    add()(lambda r: ["COPY", pick(r, KEYS), pick(r, KEYS), "DB", "1"] + pick(r, [[], ["REPLACE"]]))
+    add()(lambda r: [pick(r, ["TOUCH", "UNLINK", "EXISTS"])] + [pick(r, KEYS) for _ in range(r.randint(1, 3))])
+    add()(lambda r: ["LCS", pick(r, KEYS), pick(r, KEYS)] + pick(r, [[], ["LEN"], ["IDX"], ["IDX", "MINMATCHLEN", "1", "WITHMATCHLEN"]]))
     return g
 
 
@@ -262,6 +297,8 @@ def norm(v, unordered):
         # RESP3 map or set: the aggregate's items, unordered as its command's
         return (v[0], norm(v[1], "pairs" if v[0] == "%" else True))
     if unordered == "pairs" and isinstance(v, list):
+        if v and isinstance(v[0], list):
+            return sorted(v, key=repr)  # RESP3: [[field, value], ...]
         return sorted(zip(v[::2], v[1::2]), key=repr)
     if unordered and isinstance(v, list):
         return sorted(v, key=repr)
@@ -279,7 +316,31 @@ def known_difference(args, want, got, oracle):
     return False
 
 
-SPECIAL = ("RESTORE-FROM-REDIS", "MULTI-OF", "DUMP", "EVAL-OF")
+SPECIAL = ("RESTORE-FROM-REDIS", "MULTI-OF", "DUMP", "EVAL-OF", "SCAN-OF")
+
+
+def run_scan(args, conn):
+    """A whole SCAN/HSCAN/SSCAN/ZSCAN iteration from cursor 0 until the cursor is 0 again:
+    its elements as a set (pairs for HSCAN and ZSCAN), or the first error. Cursors and batch
+    sizes are each server's own; what an iteration returns in total is not."""
+    cmd, key, opts = args[1], args[2], args[3:]
+    if cmd == "SCAN":
+        key = None
+    cursor, items = b"0", set()
+    for _ in range(10000):
+        reply = conn.cmd([cmd] + ([key] if key else []) + [cursor] + opts)
+        if not isinstance(reply, list):
+            return reply
+        cursor, batch = reply
+        if isinstance(batch, tuple):
+            batch = batch[1]
+        if cmd in ("HSCAN", "ZSCAN"):
+            items.update(zip(batch[::2], batch[1::2]))
+        else:
+            items.update(batch)
+        if cursor == b"0":
+            return sorted(items, key=repr)
+    return "cursor never returned to 0"
 
 EVAL_SCRIPT = "return redis.pcall(unpack(ARGV))"
 
@@ -295,8 +356,11 @@ def plain_command(rng, gens):
 
 
 def eval_of(rng, gens):
-    """EVAL of a random command; its unordered flag."""
+    """EVAL of a random command; its unordered flag. Not SWAPDB: scripts may not call the
+    commands that visit every shard by themselves (a documented difference)."""
     args, unordered = plain_command(rng, gens)
+    while args[0] == "SWAPDB":
+        args, unordered = plain_command(rng, gens)
     return ["EVAL", EVAL_SCRIPT, "0"] + args, unordered
 
 
@@ -449,7 +513,13 @@ def main():
                 args = ["EXISTS", args[1]] if missing else ["RESTORE", args[2], "0", payload, "REPLACE"]
             if args[0] == "EVAL-OF":
                 args, unordered = eval_of(rng, gens)
-            if args[0] == "MULTI-OF":
+            if args[0] == "SCAN-OF" and a.lfu and args[1] != "SCAN":
+                # batch sizes differ, and each HSCAN/SSCAN/ZSCAN call counts as an access
+                args = ["EXISTS", args[2]]
+            if args[0] == "SCAN-OF":
+                history.append(args)
+                want, got = run_scan(args, r_conn), run_scan(args, b_conn)
+            elif args[0] == "MULTI-OF":
                 want, got, args = run_multi(rng, gens, args[1], r_conn, b_conn)
                 history.append(args)
             else:
