@@ -9,7 +9,12 @@
 //!
 //! WATCH registers one flag per client on each watched key's shard; the shard raises it when
 //! the key is written, deleted or expires, and FLUSHDB/FLUSHALL/SWAPDB raise it for watched
-//! keys that exist (see `Db::touch_watched`).
+//! keys that exist (see `Db::touch_watched`). A key that had already expired when WATCHed
+//! (still stored, deadline passed) did not exist for the watcher: its deletion is no
+//! change. WATCH also keeps a live key's deadline in the client: once it has passed at EXEC
+//! the key has logically changed and EXEC fails, whether or not the key is still stored
+//! (Redis's isWatchedKeyExpired). Nothing can change the deadline without raising the flag,
+//! so the kept deadline is the key's own.
 //!
 //! Connection-level commands that touch no keyspace (PING, ECHO, SELECT, TIME, ...) run inside
 //! the transaction in order. Ones that visit shards themselves (FLUSHALL, DBSIZE, KEYS,
@@ -113,19 +118,22 @@ fn watch(c: &mut Client, a: Args) -> LocalFuture<'_> {
             let known = c
                 .watching
                 .as_ref()
-                .is_some_and(|(_, keys)| keys.iter().any(|(d, k)| *d == db && k == key));
+                .is_some_and(|(_, keys)| keys.iter().any(|(d, k, _)| *d == db && k == key));
             if !known && !new_keys.iter().any(|k: &Bytes| k == key) {
                 new_keys.push(key.clone());
             }
         }
-        for key in &new_keys {
+        let mut watched = Vec::with_capacity(new_keys.len());
+        for key in new_keys {
             let (key2, flag2) = (key.clone(), flag.clone());
-            c.shard
-                .hop_store(shard_of(key, n), move |st| st.dbs[db].watch(&key2, &flag2))
+            let deadline = c
+                .shard
+                .hop_store(shard_of(&key, n), move |st| st.dbs[db].watch(&key2, &flag2, unix_ms()))
                 .await?;
+            watched.push((db, key, deadline));
         }
         let entry = c.watching.get_or_insert_with(|| (flag, Vec::new()));
-        entry.1.extend(new_keys.into_iter().map(|k| (db, k)));
+        entry.1.extend(watched);
         c.out.ok();
         Ok(())
     })
@@ -144,7 +152,7 @@ fn unwatch(c: &mut Client, _a: Args) -> LocalFuture<'_> {
 pub async fn unwatch_all(c: &mut Client) {
     let Some((flag, keys)) = c.watching.take() else { return };
     let n = c.shard.nshards;
-    for (db, key) in keys {
+    for (db, key, _) in keys {
         let flag = flag.clone();
         let _ = c
             .shard
@@ -157,7 +165,7 @@ pub async fn unwatch_all(c: &mut Client) {
 pub fn unwatch_in_background(c: &mut Client) {
     let Some((flag, keys)) = c.watching.take() else { return };
     let n = c.shard.nshards;
-    for (db, key) in keys {
+    for (db, key, _) in keys {
         let (flag, sh) = (flag.clone(), c.shard.clone());
         glommio::spawn_local(async move {
             let _ = sh
@@ -166,6 +174,17 @@ pub fn unwatch_in_background(c: &mut Client) {
         })
         .detach();
     }
+}
+
+/// Whether EXEC must fail: a watched key was changed, or a key that was live when WATCHed
+/// has expired since (see the module comment).
+fn watch_failed(c: &Client) -> bool {
+    let Some((flag, keys)) = &c.watching else { return false };
+    if flag.load(Ordering::Acquire) {
+        return true;
+    }
+    let now = unix_ms();
+    keys.iter().any(|(_, _, deadline)| deadline.is_some_and(|at| at <= now))
 }
 
 /// `EXEC`
@@ -211,11 +230,7 @@ fn exec(c: &mut Client, _a: Args) -> LocalFuture<'_> {
         let mut lent = sh.reserve(&shards).await?;
         // Checked while the shards are held: no write to them can fall between the check
         // and the commands.
-        let dirty_cas = c
-            .watching
-            .as_ref()
-            .is_some_and(|(flag, _)| flag.load(Ordering::Acquire));
-        if dirty_cas {
+        if watch_failed(c) {
             sh.release(lent).await;
             unwatch_all(c).await;
             c.out.null_array();
@@ -283,10 +298,7 @@ fn exec(c: &mut Client, _a: Args) -> LocalFuture<'_> {
 
 /// A transaction with commands that visit shards themselves: run command by command.
 async fn exec_stepwise(c: &mut Client, queued: Vec<(&'static Cmd, Args)>) -> Result<(), CmdError> {
-    if c.watching
-        .as_ref()
-        .is_some_and(|(flag, _)| flag.load(Ordering::Acquire))
-    {
+    if watch_failed(c) {
         unwatch_all(c).await;
         c.out.null_array();
         return Ok(());

@@ -147,8 +147,9 @@ pub struct Client {
     pub multi: Option<Vec<(&'static crate::command::table::Cmd, crate::command::Args)>>,
     /// A command was rejected while queueing: EXEC answers EXECABORT.
     pub multi_error: bool,
-    /// WATCHed keys (database, key) and the flag their shards raise on a change.
-    pub watching: Option<(crate::store::db::WatchFlag, Vec<(usize, Bytes)>)>,
+    /// WATCH: the client's flag (its shards raise it on a change) and its watched keys (database, key, the deadline of a key
+    /// that was live with a TTL when WATCHed).
+    pub watching: Option<(crate::store::db::WatchFlag, Vec<(usize, Bytes, Option<u64>)>)>,
 }
 
 impl Client {

@@ -64,7 +64,15 @@ pub type WatchFlag = std::sync::Arc<std::sync::atomic::AtomicBool>;
 
 #[derive(Default)]
 pub struct Watched {
-    pub keys: ahash::AHashMap<Key, Vec<WatchFlag>>,
+    pub keys: ahash::AHashMap<Key, Vec<Watcher>>,
+}
+
+/// One client's WATCH of one key (Redis's watchedKey).
+pub struct Watcher {
+    pub flag: WatchFlag,
+    /// The key was stored but past its deadline when WATCHed: for the watcher it did not
+    /// exist, so its deletion is no change (cleared then; see [`Db::touch_watched`]).
+    pub expired: bool,
 }
 
 /// Blocked clients by key, and the keys that got data since the shard last served them.
@@ -207,13 +215,15 @@ impl Db {
     }
 
     fn expire_now(&mut self, key: &[u8]) {
-        self.touch_watched(key);
         if let Some((k, _)) = self.keys.remove(key) {
             self.expires.remove(key);
             self.stats.expired_keys += 1;
             self.expired.push(k);
             self.expired_queued.fetch_add(1, Ordering::Relaxed);
         }
+        // After the removal, as Redis's deleteExpiredKeyAndPropagate: a watcher that saw
+        // the key already expired sees no change.
+        self.touch_watched(key);
     }
 
     /// Looks a key up for a command: expired keys are deleted first (lazy expiry) and the
@@ -281,49 +291,86 @@ impl Db {
         self.keys.get_mut(key)
     }
 
-    /// Raises the flags of the clients watching `key`.
+    /// Raises the flags of the clients watching `key` (Redis's touchWatchedKey). A watcher
+    /// that saw the key already expired is not raised by its deletion (the flag is cleared
+    /// instead), nor by a change while it is still stored.
     #[inline]
     pub fn touch_watched(&mut self, key: &[u8]) {
-        if let Some(w) = &self.watched {
-            if let Some(flags) = w.keys.get(key) {
-                for f in flags {
-                    f.store(true, std::sync::atomic::Ordering::Release);
+        let Some(w) = self.watched.as_deref_mut() else { return };
+        let Some(list) = w.keys.get_mut(key) else { return };
+        let present = self.keys.contains_key(key);
+        for wk in list {
+            if wk.expired {
+                // Redis stops at the first such watcher while the key is stored (a
+                // `break`); skipping only this one may abort more transactions, never fewer.
+                if !present {
+                    wk.expired = false;
                 }
+                continue;
             }
+            wk.flag.store(true, std::sync::atomic::Ordering::Release);
         }
     }
 
-    /// Raises the flags of the clients watching keys that exist (FLUSHDB, SWAPDB).
-    fn touch_all_watched(&mut self) {
-        if let Some(w) = &self.watched {
-            for (k, flags) in &w.keys {
-                if self.keys.contains_key(&k[..]) {
-                    for f in flags {
-                        f.store(true, std::sync::atomic::Ordering::Release);
+    /// FLUSHDB, FLUSHALL, and each side of SWAPDB (`replaced_with`: the database whose data
+    /// takes this one's place): Redis's touchAllWatchedKeysInDb. A watched key that exists
+    /// in either raises its watchers, except that a key expired when WATCHed and deleted (or
+    /// replaced by another expired one) is no change, and a missing key replaced by an
+    /// expired one counts as expired for its watchers.
+    fn touch_all_watched(&mut self, replaced_with: Option<&Db>) {
+        let Some(w) = self.watched.as_deref_mut() else { return };
+        let now = crate::server::unix_ms();
+        for (k, list) in w.keys.iter_mut() {
+            let in_emptied = self.keys.contains_key(&k[..]);
+            let in_replacement = replaced_with.is_some_and(|r| r.keys.contains_key(&k[..]));
+            if !in_emptied && !in_replacement {
+                continue;
+            }
+            let replacement_expired = in_replacement && replaced_with.is_some_and(|r| r.is_expired(k, now));
+            for wk in list.iter_mut() {
+                if wk.expired {
+                    if !in_replacement {
+                        wk.expired = false;
+                        continue;
                     }
+                    if replacement_expired {
+                        continue;
+                    }
+                } else if !in_emptied && replacement_expired {
+                    wk.expired = true;
+                    continue;
                 }
+                wk.flag.store(true, std::sync::atomic::Ordering::Release);
             }
         }
     }
 
-    /// WATCH: registers `flag` on `key`.
-    pub fn watch(&mut self, key: &[u8], flag: &WatchFlag) {
+    /// WATCH: registers `flag` on `key`. Returns the deadline of a live key with a TTL: once
+    /// it passes the key has logically changed (Redis's isWatchedKeyExpired at EXEC), even
+    /// if it is still stored and nothing raised the flag.
+    pub fn watch(&mut self, key: &[u8], flag: &WatchFlag, now: u64) -> Option<u64> {
+        let expired = self.is_expired(key, now);
+        let deadline = if expired { None } else { self.expires.get(key).copied() };
         let v = self
             .watched
             .get_or_insert_with(Default::default)
             .keys
             .entry(key.into())
             .or_default();
-        if !v.iter().any(|f| std::sync::Arc::ptr_eq(f, flag)) {
-            v.push(flag.clone());
+        if !v.iter().any(|wk| std::sync::Arc::ptr_eq(&wk.flag, flag)) {
+            v.push(Watcher {
+                flag: flag.clone(),
+                expired,
+            });
         }
+        deadline
     }
 
     /// UNWATCH: removes `flag` from `key`.
     pub fn unwatch(&mut self, key: &[u8], flag: &WatchFlag) {
         let Some(w) = &mut self.watched else { return };
         if let Some(v) = w.keys.get_mut(key) {
-            v.retain(|f| !std::sync::Arc::ptr_eq(f, flag));
+            v.retain(|wk| !std::sync::Arc::ptr_eq(&wk.flag, flag));
             if v.is_empty() {
                 w.keys.remove(key);
             }
@@ -504,7 +551,7 @@ impl Db {
     }
 
     pub fn clear(&mut self) -> usize {
-        self.touch_all_watched();
+        self.touch_all_watched(None);
         let n = self.keys.len();
         self.keys = Dict::new();
         self.expires = Dict::new();
@@ -518,7 +565,7 @@ impl Db {
 
     /// Moves all contents out (SWAPDB, FLUSHALL ASYNC hand-off).
     pub fn take(&mut self) -> Db {
-        self.touch_all_watched();
+        self.touch_all_watched(None);
         let mut taken = Db::new();
         std::mem::swap(&mut taken.keys, &mut self.keys);
         std::mem::swap(&mut taken.expires, &mut self.expires);
@@ -529,15 +576,13 @@ impl Db {
     /// Blocked clients stay with their database number, so keys they wait on that the swap
     /// brought in are ready (Redis's scanDatabaseForReadyKeys).
     pub fn swap_data(&mut self, other: &mut Db) {
-        self.touch_all_watched();
-        other.touch_all_watched();
+        self.touch_all_watched(Some(other));
+        other.touch_all_watched(Some(self));
         std::mem::swap(&mut self.keys, &mut other.keys);
         std::mem::swap(&mut self.expires, &mut other.expires);
         std::mem::swap(&mut self.avg_ttl, &mut other.avg_ttl);
         self.signal_present_waited_keys();
         other.signal_present_waited_keys();
-        self.touch_all_watched();
-        other.touch_all_watched();
     }
 
     fn signal_present_waited_keys(&mut self) {
