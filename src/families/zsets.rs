@@ -876,12 +876,24 @@ fn parse_mpop(a: &Args, at: usize) -> Result<(Vec<usize>, bool, usize), CmdError
     Ok(((at + 1..where_idx).collect(), max, count.unwrap_or(1)))
 }
 
-/// Serves the first non-empty key for ZMPOP/BZMPOP: true if one served.
-fn mpop_serve(ex: &mut Exec<'_>, a: &Args, keys: &[usize], max: bool, count: usize) -> Result<bool, CmdError> {
+/// Serves the first non-empty key for ZMPOP/BZMPOP: true if one served. `blocking`: the
+/// served key is looked up a second time, as Redis's blockingGenericZpopCommand does
+/// before it calls genericZpopCommand (an LFU counter counts both).
+fn mpop_serve(
+    ex: &mut Exec<'_>,
+    a: &Args,
+    keys: &[usize],
+    max: bool,
+    count: usize,
+    blocking: bool,
+) -> Result<bool, CmdError> {
     for &k in keys {
         let key = &a[k];
         if ex.write(key, Value::as_zset)?.is_none() {
             continue;
+        }
+        if blocking {
+            ex.write(key, Value::as_zset)?;
         }
         let items = pop_from(ex, key, count, max)?;
         let mut buf = crate::store::value::itoa_buf::Buf::new();
@@ -897,7 +909,7 @@ fn mpop_serve(ex: &mut Exec<'_>, a: &Args, keys: &[usize], max: bool, count: usi
 /// ZMPOP numkeys key [key ...] MIN | MAX [COUNT count]
 fn zmpop(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     let (keys, max, count) = parse_mpop(a, 1)?;
-    if !mpop_serve(ex, a, &keys, max, count)? {
+    if !mpop_serve(ex, a, &keys, max, count, false)? {
         ex.out.null_array();
     }
     Ok(())
@@ -907,7 +919,7 @@ fn zmpop(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
 fn bzmpop(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     let deadline = parse_timeout(&a[1], ex.now)?;
     let (keys, max, count) = parse_mpop(a, 2)?;
-    if mpop_serve(ex, a, &keys, max, count)? {
+    if mpop_serve(ex, a, &keys, max, count, true)? {
         return Ok(());
     }
     if ex.block_on(deadline) {
@@ -925,6 +937,8 @@ fn bzpop_generic(ex: &mut Exec<'_>, a: &Args, max: bool) -> Result<(), CmdError>
         if ex.write(key, Value::as_zset)?.is_none() {
             continue;
         }
+        // Redis looks the served key up again (genericZpopCommand), see mpop_serve.
+        ex.write(key, Value::as_zset)?;
         let items = pop_from(ex, key, 1, max)?;
         let Some((m, s)) = items.into_iter().next() else {
             continue;
