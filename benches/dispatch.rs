@@ -24,10 +24,7 @@ fn run(store: &mut Store, effects: &mut Effects, out: &mut Reply, a: &Args) {
     let Run::Keyed(f, _) = cmd.spec.run else {
         panic!("keyed")
     };
-    let mut ex = Exec {
-        db: 0,
-        ..Exec::local(store, out, effects, 1)
-    };
+    let mut ex = Exec::local(store, out, effects, 1);
     f(&mut ex, a).expect("command ok");
 }
 

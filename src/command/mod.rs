@@ -314,6 +314,19 @@ pub struct Exec<'a> {
     pub block: Option<u64>,
 }
 
+/// The end of a command: the watched keys its write lookups found are touched if it changed
+/// anything (`dirty`), as Redis's signalModifiedKey touches only modified keys.
+impl Drop for Exec<'_> {
+    fn drop(&mut self) {
+        let deferred = crate::store::db::take_deferred_touches();
+        if self.dirty > 0 {
+            for (db, key) in deferred {
+                self.ks.db(db, &key).touch_watched(&key);
+            }
+        }
+    }
+}
+
 /// Typed lookups: each takes an accessor such as `Value::as_list` and answers WRONGTYPE
 /// when the key holds another type.
 pub type Pick<T> = fn(&mut Value) -> Option<&mut T>;

@@ -937,10 +937,8 @@ mod tests {
             let args = Args::new(argv.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect());
             let mut out = Reply::new(Proto::Resp2);
             {
-                let mut ex = Exec {
-                    db: self.db,
-                    ..Exec::local(&mut self.store, &mut out, &mut self.effects, self.now)
-                };
+                let mut ex = Exec::local(&mut self.store, &mut out, &mut self.effects, self.now);
+                ex.db = self.db;
                 if let Err(e) = f(&mut ex, &args) {
                     ex.out.error(&e.to_string());
                 }

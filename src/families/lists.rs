@@ -987,12 +987,11 @@ mod tests {
         let Run::Keyed(f, _) = cmd.spec.run else { unreachable!() };
         let mut out = Reply::new(Proto::Resp2);
         let mut effects = Effects::new(false);
-        let mut ex = Exec {
-            may_block: true,
-            ..Exec::local(&mut kit.store, &mut out, &mut effects, kit.now)
-        };
+        let mut ex = Exec::local(&mut kit.store, &mut out, &mut effects, kit.now);
+        ex.may_block = true;
         f(&mut ex, &args).expect("no error");
         let block = ex.block;
+        drop(ex);
         (String::from_utf8_lossy(&out.take()).into_owned(), block)
     }
 

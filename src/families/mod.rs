@@ -112,16 +112,15 @@ pub mod testkit {
                 panic!("{} is not a keyed command", cmd.spec.name)
             };
             {
-                let mut ex = Exec {
-                    db: self.db,
-                    enc: self.enc,
-                    ..Exec::local(&mut self.store, &mut out, &mut self.effects, self.now)
-                };
+                let mut ex = Exec::local(&mut self.store, &mut out, &mut self.effects, self.now);
+                (ex.db, ex.enc) = (self.db, self.enc);
                 let r = f(&mut ex, &args);
-                self.dirty += ex.dirty;
-                if let Err(e) = r {
+                if let Err(e) = &r {
                     ex.out.error(&e.to_string());
                 }
+                let dirty = ex.dirty;
+                drop(ex);
+                self.dirty += dirty;
             }
             self.effects.take_expired(&mut self.store);
             out.take().to_vec()

@@ -933,12 +933,11 @@ mod tests {
             let Run::Keyed(f, _) = spec.run else {
                 unreachable!("string commands are keyed")
             };
-            let mut ex = Exec {
-                db: 0,
-                ..Exec::local(&mut self.store, &mut out, &mut self.effects, self.now)
-            };
+            let mut ex = Exec::local(&mut self.store, &mut out, &mut self.effects, self.now);
             let r = f(&mut ex, &args);
-            self.dirty += ex.dirty;
+            let dirty = ex.dirty;
+            drop(ex);
+            self.dirty += dirty;
             if let Err(e) = r {
                 out.error(&e.to_string());
             }

@@ -267,6 +267,7 @@ fn exec(c: &mut Client, _a: Args) -> LocalFuture<'_> {
                     if let Err(e) = &r {
                         ex.out.error(&e.to_string());
                     }
+                    drop(ex);
                     for s in &shards {
                         effects.take_expired(lent.store(*s));
                     }

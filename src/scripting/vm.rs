@@ -1580,6 +1580,7 @@ fn call(ctx: &mut RunCtx, args: &Args) -> Result<(), String> {
             };
             let r = f(&mut ex, args);
             ctx.dirty += ex.dirty;
+            drop(ex);
             let lent = ctx.lent.as_mut().expect("a script is running");
             for s in 0..lent.nshards() {
                 if lent.holds(s) {

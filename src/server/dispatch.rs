@@ -277,6 +277,7 @@ fn exec_keyed_timed(
         };
         let r = f(&mut ex, args);
         let (dirty, block) = (ex.dirty, ex.block);
+        drop(ex);
         effects.take_expired(store);
         (r, dirty, block, store.blocked_waiters)
     });
@@ -863,6 +864,7 @@ pub async fn atomic_with(
         };
         let r = f(&mut ex, args);
         let (dirty, block) = (ex.dirty, ex.block);
+        drop(ex);
         for s in shards {
             effects.take_expired(lent.store(*s));
         }

@@ -122,8 +122,25 @@ pub struct Lfu {
 }
 
 thread_local! {
+    /// Watched keys a write lookup found, awaiting the end of their command (see
+    /// [`Db::lookup_write`] and [`take_deferred_touches`] and `Exec`'s drop).
+    static DEFERRED_TOUCHES: std::cell::RefCell<Vec<(usize, Key)>> = const { std::cell::RefCell::new(Vec::new()) };
     static LFU: std::cell::Cell<Option<Lfu>> = const { std::cell::Cell::new(None) };
     static LFU_RNG: std::cell::Cell<u64> = const { std::cell::Cell::new(0x9E37_79B9_7F4A_7C15) };
+}
+
+/// At the end of a keyed command: the watched keys its write lookups found, taken (empty
+/// almost always: only watched keys are deferred). The caller touches them in their
+/// databases if the command changed anything, and drops them otherwise.
+pub fn take_deferred_touches() -> Vec<(usize, Key)> {
+    DEFERRED_TOUCHES.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_empty() {
+            Vec::new()
+        } else {
+            std::mem::take(&mut *d)
+        }
+    })
 }
 
 /// Selects LRU (None) or LFU accounting for this thread's stores.
@@ -260,12 +277,19 @@ impl Db {
         e
     }
 
-    /// Like `lookup`, for a write: no hit/miss accounting (Redis counts only reads).
+    /// Like `lookup`, for a write: no hit/miss accounting (Redis counts only reads). A
+    /// watched key is touched only if the command changes something: its touch waits for
+    /// the end of the command (see [`take_deferred_touches`] and `Exec`'s drop), so a write that fails or
+    /// finds nothing to do (`SET NX` on an existing key, `LPUSH` on a string) does not
+    /// fail other clients' transactions; Redis signals only modified keys.
     pub fn lookup_write(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
         if self.is_expired(key, now) {
             self.expire_now(key);
         }
-        self.touch_watched(key);
+        if self.watched.as_ref().is_some_and(|w| w.keys.contains_key(key)) {
+            let index = self.index;
+            DEFERRED_TOUCHES.with(|d| d.borrow_mut().push((index, key.into())));
+        }
         let (clock, minutes) = (self.lru_clock, self.lfu_minutes);
         let e = self.keys.get_mut(key)?;
         e.lru = accessed(e.lru, clock, minutes);
