@@ -253,6 +253,10 @@ def generators():
     # WATCH from a second connection, a random command, then MULTI PING EXEC there: a
     # command that invalidates WATCH on redis-server must on basalt (see run_watch)
     add()(lambda r: ["WATCH-OF", pick(r, KEYS)])
+    # a client blocked on a key (another connection) while a random command that names the
+    # key runs: served by it or not, with what (see run_block)
+    for _ in range(3):  # drawn more often: most draws find data and block nothing
+        add()(lambda r: ["BLOCK-OF", pick(r, KEYS)])
     # a random command run by a script (keys not declared, as Redis allows): the RESP ->
     # Lua -> RESP conversions of every reply shape, errors as pcall tables
     add()(lambda r: ["EVAL-OF"])
@@ -319,7 +323,70 @@ def known_difference(args, want, got, oracle):
     return False
 
 
-SPECIAL = ("RESTORE-FROM-REDIS", "MULTI-OF", "DUMP", "EVAL-OF", "SCAN-OF", "WATCH-OF")
+SPECIAL = ("RESTORE-FROM-REDIS", "MULTI-OF", "DUMP", "EVAL-OF", "SCAN-OF", "WATCH-OF", "BLOCK-OF")
+
+# Commands that can give a blocked client something (most draws use one of them).
+FEEDERS = {"LPUSH", "RPUSH", "LPUSHX", "RPUSHX", "LMOVE", "LINSERT", "LMPOP", "ZADD", "ZINCRBY",
+           "ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE", "ZRANGESTORE", "SORT", "RENAME", "RENAMENX",
+           "COPY", "MOVE", "RESTORE", "SMOVE", "SUNIONSTORE", "SET", "DEL"}
+
+BLOCKING_FORMS = [
+    lambda k: ["BLPOP", k, "0"],
+    lambda k: ["BRPOP", k, "0"],
+    lambda k: ["BLMPOP", "0", "1", k, "RIGHT", "COUNT", "2"],
+    lambda k: ["BLMOVE", k, "{t}1", "LEFT", "RIGHT", "0"],
+    lambda k: ["BZPOPMIN", k, "0"],
+    lambda k: ["BZPOPMAX", k, "0"],
+    lambda k: ["BZMPOP", "0", "1", k, "MIN", "COUNT", "2"],
+]
+
+
+def blocked_state(main, blocker, cid):
+    """Whether the blocker's command was answered at once ("served") or is blocked."""
+    import select
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        if blocker.buf or select.select([blocker.s], [], [], 0)[0]:
+            return "served"
+        info = main.cmd(["CLIENT", "LIST", "ID", str(cid)])
+        flags = info[1] if isinstance(info, tuple) else info
+        if b"flags=" in flags and b"b" in flags.split(b"flags=")[1].split(b" ")[0]:
+            return "blocked"
+        time.sleep(0.001)
+    return "neither blocked nor answered"
+
+
+def run_block(rng, gens, key, mains, blockers, ids):
+    """A blocking command on `key` from each server's blocker connection; once it is
+    blocked (or answered), a random command naming `key` on the main connections, then
+    CLIENT UNBLOCK: the blocker's reply (what it was served, or nil) and the command's.
+    Redis serves blocked clients before the next command, so the UNBLOCK finds the
+    blocker still blocked only if nothing served it."""
+    form = pick(rng, BLOCKING_FORMS)(key)
+    feeders = rng.random() < 0.8
+    for _ in range(2000):
+        args, unordered = plain_command(rng, gens)
+        if args[0] == "SWAPDB" or (key in args and not args[0].startswith("B")
+                                   and (not feeders or args[0] in FEEDERS)):
+            break
+    states, replies, served = [], [], []
+    for main, blocker, cid in zip(mains, blockers, ids):
+        blocker.s.sendall(encode(form))
+        states.append(blocked_state(main, blocker, cid))
+        replies.append(norm(main.cmd(args), unordered))
+        main.cmd(["CLIENT", "UNBLOCK", str(cid)])
+        served.append(blocker.read())
+    flat = form + ["(blocked connection) ;"] + args + ["; CLIENT UNBLOCK"]
+    return (states[0], replies[0], served[0]), (states[1], replies[1], served[1]), flat
+
+
+def show_key(conn, key):
+    """A key's type, encoding and contents, for a mismatch report."""
+    kind = conn.cmd(["TYPE", key])
+    kind = kind[1] if isinstance(kind, tuple) else kind
+    read = {b"string": ["GET", key], b"list": ["LRANGE", key, "0", "-1"], b"set": ["SMEMBERS", key],
+            b"hash": ["HGETALL", key], b"zset": ["ZRANGE", key, "0", "-1", "WITHSCORES"]}.get(kind)
+    return kind, conn.cmd(["OBJECT", "ENCODING", key]), conn.cmd(read) if read else None
 
 
 def exec_aborted(watchers, key, run):
@@ -373,12 +440,35 @@ EVAL_SCRIPT = "return redis.pcall(unpack(ARGV))"
 
 def plain_command(rng, gens):
     """A random command that can be nested in EVAL or MULTI: not one of the pseudo-commands,
-    and not OBJECT (its 7.2 encoding names are accepted only at the top level)."""
+    not OBJECT (its 7.2 encoding names are accepted only at the top level), not a lex range
+    (see lex_unspecified: checked at the top level only)."""
     while True:
         gen, unordered = rng.choice(gens)
         args = gen(rng)
-        if args[0] not in SPECIAL and args[0] != "OBJECT":
+        if args[0] not in SPECIAL and args[0] != "OBJECT" and lex_key(args) is None:
             return args, unordered
+
+
+def lex_key(args):
+    """The sorted set a lex-range command reads, or None for other commands."""
+    if args[0] in ("ZRANGEBYLEX", "ZREVRANGEBYLEX", "ZLEXCOUNT", "ZREMRANGEBYLEX") or (args[0] == "ZRANGE" and "BYLEX" in args):
+        return args[1]
+    if args[0] == "ZRANGESTORE" and "BYLEX" in args:
+        return args[2]
+    return None
+
+
+def lex_unspecified(args, conn):
+    """A lex range over a skiplist whose scores differ: Redis documents the result as
+    unspecified, and it is: the search walks the skiplist's randomly-levelled nodes as if
+    they were in lex order. (Over a listpack the walk is linear and basalt must match.)"""
+    key = lex_key(args)
+    if key is None or conn.cmd(["OBJECT", "ENCODING", key]) != b"skiplist":
+        return False
+    flat = conn.cmd(["ZRANGE", key, "0", "-1", "WITHSCORES"])
+    if isinstance(flat, list) and flat and isinstance(flat[0], list):
+        return len({pair[1] for pair in flat}) > 1  # RESP3: [[member, score], ...]
+    return len(set(flat[1::2])) > 1
 
 
 def eval_of(rng, gens):
@@ -473,6 +563,8 @@ def main():
             wait_ping(port, p, name)
         r_conn, b_conn = Conn(rport), Conn(bport)
         watchers = (Conn(rport), Conn(bport))
+        blockers = (Conn(rport), Conn(bport))
+        blocker_ids = [c.cmd(["CLIENT", "ID"]) for c in blockers]
         spurious_aborts = 0
         if a.resp3:
             for c in (r_conn, b_conn):
@@ -539,6 +631,10 @@ def main():
                 b_conn.cmd(["DUMP", args[1]])  # the same access on both (DUMP touches the key)
                 missing = payload is None or payload == ("null",)  # RESP2 / RESP3 null
                 args = ["EXISTS", args[1]] if missing else ["RESTORE", args[2], "0", payload, "REPLACE"]
+            if lex_key(args) is not None:
+                # checked on both servers, so both see the same accesses
+                if [lex_unspecified(args, c) for c in (r_conn, b_conn)][0]:
+                    args = ["ZCARD", lex_key(args)]
             if args[0] == "EVAL-OF":
                 args, unordered = eval_of(rng, gens)
             if args[0] == "SCAN-OF" and a.lfu and args[1] != "SCAN":
@@ -564,6 +660,9 @@ def main():
                     else:
                         args = args + ["=> EXEC of a transaction that WATCHed", key]
                         want, got = ("aborted" if ra else "ran"), ("aborted" if ba else "ran")
+            elif args[0] == "BLOCK-OF":
+                want, got, args = run_block(rng, gens, args[1], (r_conn, b_conn), blockers, blocker_ids)
+                history.append(args)
             elif args[0] == "MULTI-OF":
                 want, got, args = run_multi(rng, gens, args[1], r_conn, b_conn)
                 history.append(args)
@@ -606,6 +705,10 @@ def main():
                 print("MISMATCH (seed %d, command %d): %s" % (a.seed, i, " ".join(x.decode(errors="backslashreplace") if isinstance(x, bytes) else str(x) for x in args)))
                 print("  redis-server: %r" % (want,))
                 print("  basalt:       %r" % (got,))
+                named = [k for k in KEYS if k in args or k.decode() in args or "SORT" in args or "SORT_RO" in args]
+                for k in named:
+                    for name, c in (("redis-server", r_conn), ("basalt", b_conn)):
+                        print("  %s %s: %r" % (name, k.decode(), show_key(c, k)))
                 print("  last commands:")
                 for h in history[-12:-1]:
                     print("    " + " ".join(x.decode(errors="backslashreplace") if isinstance(x, bytes) else str(x) for x in h))
