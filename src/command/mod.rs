@@ -312,6 +312,9 @@ pub struct Exec<'a> {
     /// Set by a blocking command that found nothing to serve: block until this deadline
     /// (unix ms; 0 = forever). The handler wrote no reply.
     pub block: Option<u64>,
+    /// Serving a blocked client its keys made ready: Redis's serve path looks the ready key
+    /// up once, where some commands' first try looks it up twice (BLMOVE).
+    pub serving: bool,
 }
 
 /// The end of a command: the watched keys its write lookups found are touched if it changed
@@ -346,6 +349,7 @@ impl<'a> Exec<'a> {
             enc: EncodingLimits::default(),
             may_block: false,
             block: None,
+            serving: false,
         }
     }
 

@@ -487,9 +487,22 @@ fn rpop(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
 
 /// lmoveGenericCommand: moves one element from `src`'s `from` end to `dst`'s `to` end and
 /// replies with it; null if `src` has no list. Returns whether an element moved.
-fn lmove_generic(ex: &mut Exec<'_>, src: &[u8], dst: &[u8], from: End, to: End) -> Result<bool, CmdError> {
+/// `src_looked_up`: the caller has looked the source up already (BLMOVE serving a blocked
+/// client; its first try looks it up twice, as Redis's blmoveGenericCommand does).
+fn lmove_generic(
+    ex: &mut Exec<'_>,
+    src: &[u8],
+    dst: &[u8],
+    from: End,
+    to: End,
+    src_looked_up: bool,
+) -> Result<bool, CmdError> {
     let fill = ex.enc.list_max_listpack_size;
-    let (list, out) = lookup(ex, src, false)?;
+    let (list, out) = if src_looked_up {
+        again(ex, src)?
+    } else {
+        lookup(ex, src, false)?
+    };
     let src_quick = match list {
         Some(l) if !l.is_empty() => l.encoding() == "quicklist",
         _ => {
@@ -534,7 +547,7 @@ fn lmove_generic(ex: &mut Exec<'_>, src: &[u8], dst: &[u8], from: End, to: End) 
 /// `LMOVE source destination <LEFT | RIGHT> <LEFT | RIGHT>`: the element moved, or null.
 fn lmove(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     let (from, to) = (parse_end(&a[3])?, parse_end(&a[4])?);
-    if lmove_generic(ex, &a[1], &a[2], from, to)? {
+    if lmove_generic(ex, &a[1], &a[2], from, to, false)? {
         ex.propagate_as_is(a);
     }
     Ok(())
@@ -542,7 +555,7 @@ fn lmove(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
 
 /// `RPOPLPUSH source destination`: LMOVE source destination RIGHT LEFT.
 fn rpoplpush(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
-    if lmove_generic(ex, &a[1], &a[2], End::Tail, End::Head)? {
+    if lmove_generic(ex, &a[1], &a[2], End::Tail, End::Head, false)? {
         ex.propagate_as_is(a);
     }
     Ok(())
@@ -661,7 +674,8 @@ fn blmove_generic(ex: &mut Exec<'_>, a: &Args, from: End, to: End, deadline: u64
         }
         return Ok(false);
     }
-    lmove_generic(ex, src, dst, from, to)
+    let serving = ex.serving;
+    lmove_generic(ex, src, dst, from, to, serving)
 }
 
 /// `BLMOVE source destination <LEFT | RIGHT> <LEFT | RIGHT> timeout`: LMOVE, blocking while

@@ -261,6 +261,7 @@ fn exec(c: &mut Client, _a: Args) -> LocalFuture<'_> {
                         enc,
                         may_block: false,
                         block: None,
+                        serving: false,
                     };
                     let r = f(&mut ex, &args);
                     let dirty = ex.dirty;

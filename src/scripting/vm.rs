@@ -1577,6 +1577,7 @@ fn call(ctx: &mut RunCtx, args: &Args) -> Result<(), String> {
                 enc: ctx.enc,
                 may_block: false,
                 block: None,
+                serving: false,
             };
             let r = f(&mut ex, args);
             ctx.dirty += ex.dirty;

@@ -21,6 +21,10 @@ pub enum ReplyMode {
     SkipNext,
 }
 
+/// A WATCHed key: its database, the key, and the deadline of a key that was live with a TTL
+/// when WATCHed (EXEC fails once it has passed).
+pub type WatchedKey = (usize, Bytes, Option<u64>);
+
 /// What the registry (and so CLIENT LIST / KILL / INFO, from any shard) knows of a
 /// connection. The connection updates it; other tasks on the same shard read it.
 pub struct ClientHandle {
@@ -149,7 +153,7 @@ pub struct Client {
     pub multi_error: bool,
     /// WATCH: the client's flag (its shards raise it on a change) and its watched keys (database, key, the deadline of a key
     /// that was live with a TTL when WATCHed).
-    pub watching: Option<(crate::store::db::WatchFlag, Vec<(usize, Bytes, Option<u64>)>)>,
+    pub watching: Option<(crate::store::db::WatchFlag, Vec<WatchedKey>)>,
 }
 
 impl Client {

@@ -274,6 +274,7 @@ fn exec_keyed_timed(
             enc,
             may_block: mode == ExecMode::MayBlock,
             block: None,
+            serving: matches!(mode, ExecMode::Serve | ExecMode::ServeOnly),
         };
         let r = f(&mut ex, args);
         let (dirty, block) = (ex.dirty, ex.block);
@@ -861,6 +862,7 @@ pub async fn atomic_with(
             enc,
             may_block,
             block: None,
+            serving: false,
         };
         let r = f(&mut ex, args);
         let (dirty, block) = (ex.dirty, ex.block);
