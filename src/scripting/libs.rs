@@ -13,6 +13,43 @@ pub fn register(lua: &Lua) -> mlua::Result<()> {
     Ok(())
 }
 
+/// A library function: as `Lua::create_function`, with its errors raised as the C
+/// libraries' `luaL_error` raises them, prefixed with where the calling Lua code is
+/// (`user_script:1: `; nothing when a C function such as `pcall` called it directly).
+fn lib_fn<F, A, R>(lua: &Lua, f: F) -> mlua::Result<mlua::Function>
+where
+    F: Fn(&Lua, A) -> mlua::Result<R> + 'static,
+    A: mlua::FromLuaMulti,
+    R: mlua::IntoLuaMulti,
+{
+    lua.create_function(move |lua, args: A| f(lua, args).map_err(|e| located(lua, e)))
+}
+
+/// `e` with luaL_where(L, 1) before its message; in a `bad argument` message (luaL_argerror)
+/// the function is named as its caller named it (`'?'` when a C function such as `pcall`
+/// called it).
+fn located(lua: &Lua, e: mlua::Error) -> mlua::Error {
+    let mut msg = super::vm::root_message(&e);
+    if let Some(rest) = msg.strip_prefix("bad argument #") {
+        if let (Some(open), Some(close)) = (rest.find(" to '"), rest.find("' (")) {
+            let name = lua
+                .inspect_stack(0, |d| d.names().name.map(|n| n.into_owned()))
+                .flatten()
+                .unwrap_or_else(|| "?".into());
+            msg = format!("bad argument #{} to '{name}{}", &rest[..open], &rest[close..]);
+        }
+    }
+    let at = lua
+        .inspect_stack(1, |d| {
+            let line = d.current_line().filter(|&l| l > 0)?;
+            let src = d.source().short_src?.into_owned();
+            Some(format!("{src}:{line}: "))
+        })
+        .flatten()
+        .unwrap_or_default();
+    mlua::Error::runtime(format!("{at}{msg}"))
+}
+
 fn num(v: &Value, n: usize, f: &str) -> mlua::Result<f64> {
     match v {
         Value::Integer(i) => Ok(*i as f64),
@@ -51,20 +88,20 @@ fn bit(lua: &Lua) -> mlua::Result<Table> {
             Ok(acc as f64)
         }
     }
-    t.set("band", lua.create_function(fold("band", |a, b| a & b))?)?;
-    t.set("bor", lua.create_function(fold("bor", |a, b| a | b))?)?;
-    t.set("bxor", lua.create_function(fold("bxor", |a, b| a ^ b))?)?;
+    t.set("band", lib_fn(lua, fold("band", |a, b| a & b))?)?;
+    t.set("bor", lib_fn(lua, fold("bor", |a, b| a | b))?)?;
+    t.set("bxor", lib_fn(lua, fold("bxor", |a, b| a ^ b))?)?;
     t.set(
         "tobit",
-        lua.create_function(|_, v: Value| Ok(tobit(num(&v, 1, "tobit")?) as f64))?,
+        lib_fn(lua, |_, v: Value| Ok(tobit(num(&v, 1, "tobit")?) as f64))?,
     )?;
     t.set(
         "bnot",
-        lua.create_function(|_, v: Value| Ok(!tobit(num(&v, 1, "bnot")?) as f64))?,
+        lib_fn(lua, |_, v: Value| Ok(!tobit(num(&v, 1, "bnot")?) as f64))?,
     )?;
     t.set(
         "bswap",
-        lua.create_function(|_, v: Value| Ok(tobit(num(&v, 1, "bswap")?).swap_bytes() as f64))?,
+        lib_fn(lua, |_, v: Value| Ok(tobit(num(&v, 1, "bswap")?).swap_bytes() as f64))?,
     )?;
     fn shift(name: &'static str, op: fn(i32, u32) -> i32) -> impl Fn(&Lua, (Value, Value)) -> mlua::Result<f64> {
         move |_, (a, b): (Value, Value)| {
@@ -73,26 +110,20 @@ fn bit(lua: &Lua) -> mlua::Result<Table> {
             Ok(op(x, n) as f64)
         }
     }
-    t.set(
-        "lshift",
-        lua.create_function(shift("lshift", |x, n| ((x as u32) << n) as i32))?,
-    )?;
-    t.set(
-        "rshift",
-        lua.create_function(shift("rshift", |x, n| ((x as u32) >> n) as i32))?,
-    )?;
-    t.set("arshift", lua.create_function(shift("arshift", |x, n| x >> n))?)?;
+    t.set("lshift", lib_fn(lua, shift("lshift", |x, n| ((x as u32) << n) as i32))?)?;
+    t.set("rshift", lib_fn(lua, shift("rshift", |x, n| ((x as u32) >> n) as i32))?)?;
+    t.set("arshift", lib_fn(lua, shift("arshift", |x, n| x >> n))?)?;
     t.set(
         "rol",
-        lua.create_function(shift("rol", |x, n| (x as u32).rotate_left(n) as i32))?,
+        lib_fn(lua, shift("rol", |x, n| (x as u32).rotate_left(n) as i32))?,
     )?;
     t.set(
         "ror",
-        lua.create_function(shift("ror", |x, n| (x as u32).rotate_right(n) as i32))?,
+        lib_fn(lua, shift("ror", |x, n| (x as u32).rotate_right(n) as i32))?,
     )?;
     t.set(
         "tohex",
-        lua.create_function(|_, (a, b): (Value, Option<Value>)| {
+        lib_fn(lua, |_, (a, b): (Value, Option<Value>)| {
             let x = tobit(num(&a, 1, "tohex")?) as u32;
             let mut n = match b {
                 Some(v) if !matches!(v, Value::Nil) => tobit(num(&v, 2, "tohex")?),
@@ -241,11 +272,43 @@ impl JsonParser<'_> {
         }
     }
 
+    /// lua-cjson's parse error: what it expected, and the token it found there (after
+    /// whitespace) by its type name, or the tokenizer's own error.
     fn fail(&self, what: &str) -> mlua::Error {
-        mlua::Error::runtime(format!(
-            "Expected {what} but found invalid token at character {}",
-            self.pos + 1
-        ))
+        let mut at = self.pos;
+        while at < self.s.len() && matches!(self.s[at], b' ' | b'\t' | b'\n' | b'\r') {
+            at += 1;
+        }
+        let rest = &self.s[at..];
+        let found = match rest.first() {
+            None => "T_END",
+            Some(b'{') => "T_OBJ_BEGIN",
+            Some(b'}') => "T_OBJ_END",
+            Some(b'[') => "T_ARR_BEGIN",
+            Some(b']') => "T_ARR_END",
+            Some(b'"') => "T_STRING",
+            Some(b':') => "T_COLON",
+            Some(b',') => "T_COMMA",
+            Some(b't') if rest.starts_with(b"true") => "T_BOOLEAN",
+            Some(b'f') if rest.starts_with(b"false") => "T_BOOLEAN",
+            Some(b'n') if rest.starts_with(b"null") => "T_NULL",
+            Some(b'-' | b'0'..=b'9') => {
+                let end = rest
+                    .iter()
+                    .position(|c| !matches!(c, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
+                    .unwrap_or(rest.len());
+                let parses = std::str::from_utf8(&rest[..end])
+                    .ok()
+                    .is_some_and(|t| t.parse::<f64>().is_ok());
+                if parses {
+                    "T_NUMBER"
+                } else {
+                    "invalid number"
+                }
+            }
+            Some(_) => "invalid token",
+        };
+        mlua::Error::runtime(format!("Expected {what} but found {found} at character {}", at + 1))
     }
 
     fn value(&mut self, lua: &Lua) -> mlua::Result<Value> {
@@ -421,7 +484,7 @@ impl JsonParser<'_> {
 
 fn cjson(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
-    let encode = lua.create_function(|lua, args: MultiValue| {
+    let encode = lib_fn(lua, |lua, args: MultiValue| {
         if args.len() != 1 {
             return Err(mlua::Error::runtime(
                 "bad argument #1 to 'encode' (expected 1 argument)",
@@ -434,7 +497,7 @@ fn cjson(lua: &Lua) -> mlua::Result<Table> {
     t.set("encode", encode.clone())?;
     t.set(
         "decode",
-        lua.create_function(|lua, args: MultiValue| {
+        lib_fn(lua, |lua, args: MultiValue| {
             if args.len() != 1 {
                 return Err(mlua::Error::runtime(
                     "bad argument #1 to 'decode' (expected 1 argument)",
@@ -468,7 +531,7 @@ fn cjson(lua: &Lua) -> mlua::Result<Table> {
         "decode_invalid_numbers",
         "encode_invalid_numbers",
     ] {
-        t.set(name, lua.create_function(|_, _: MultiValue| Ok(true))?)?;
+        t.set(name, lib_fn(lua, |_, _: MultiValue| Ok(true))?)?;
     }
     Ok(t)
 }
@@ -644,9 +707,11 @@ fn cmsgpack(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     t.set(
         "pack",
-        lua.create_function(|lua, args: MultiValue| {
+        lib_fn(lua, |lua, args: MultiValue| {
             if args.is_empty() {
-                return Err(mlua::Error::runtime("MessagePack pack needs input."));
+                return Err(mlua::Error::runtime(
+                    "bad argument #0 to 'pack' (MessagePack pack needs input.)",
+                ));
             }
             let mut out = Vec::new();
             for a in args.iter() {
@@ -670,15 +735,17 @@ fn cmsgpack(lua: &Lua) -> mlua::Result<Table> {
     }
     t.set(
         "unpack",
-        lua.create_function(|lua, s: mlua::String| unpack(lua, s, 0, 0, false))?,
+        lib_fn(lua, |lua, s: mlua::String| unpack(lua, s, 0, 0, false))?,
     )?;
     t.set(
         "unpack_one",
-        lua.create_function(|lua, (s, off): (mlua::String, Option<usize>)| unpack(lua, s, 1, off.unwrap_or(0), true))?,
+        lib_fn(lua, |lua, (s, off): (mlua::String, Option<usize>)| {
+            unpack(lua, s, 1, off.unwrap_or(0), true)
+        })?,
     )?;
     t.set(
         "unpack_limit",
-        lua.create_function(|lua, (s, n, off): (mlua::String, usize, Option<usize>)| {
+        lib_fn(lua, |lua, (s, n, off): (mlua::String, usize, Option<usize>)| {
             unpack(lua, s, n, off.unwrap_or(0), true)
         })?,
     )?;
@@ -786,8 +853,10 @@ impl Fmt<'_> {
                     }
                 }
                 other => {
+                    // luaL_argerror(L, 1, ...): the format is argument 1 (`located` puts the
+                    // caller's name for the function in place of this one).
                     return Err(mlua::Error::runtime(format!(
-                        "invalid format option '{}'",
+                        "bad argument #1 to 'pack' (invalid format option '{}')",
                         other as char
                     )));
                 }
@@ -825,7 +894,7 @@ fn structlib(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     t.set(
         "pack",
-        lua.create_function(|lua, args: Variadic<Value>| {
+        lib_fn(lua, |lua, args: Variadic<Value>| {
             let Some(Value::String(fmt)) = args.first() else {
                 return Err(mlua::Error::runtime("bad argument #1 to 'pack' (string expected)"));
             };
@@ -894,82 +963,85 @@ fn structlib(lua: &Lua) -> mlua::Result<Table> {
     )?;
     t.set(
         "unpack",
-        lua.create_function(|lua, (fmt, data, init): (mlua::String, mlua::String, Option<f64>)| {
-            let fmt = fmt.as_bytes().to_vec();
-            let data = data.as_bytes().to_vec();
-            let mut f = Fmt::new(&fmt);
-            let mut pos = init.map(|i| (i as usize).saturating_sub(1)).unwrap_or(0);
-            let mut vals: Vec<Value> = Vec::new();
-            let short = || mlua::Error::runtime("bad argument #2 to 'unpack' (data string too short)");
-            while let Some((item, size)) = f.next()? {
-                pos += f.pad(size, pos);
-                match item {
-                    Item::Int { size, signed } => {
-                        let b = data.get(pos..pos + size).ok_or_else(short)?;
-                        let mut v: u64 = 0;
-                        for i in 0..size {
-                            let byte = if f.little { b[size - 1 - i] } else { b[i] };
-                            v = (v << 8) | byte as u64;
-                        }
-                        let n = if signed && size < 8 && v & (1 << (size * 8 - 1)) != 0 {
-                            (v | (!0u64 << (size * 8))) as i64 as f64
-                        } else if signed {
-                            v as i64 as f64
-                        } else {
-                            v as f64
-                        };
-                        vals.push(Value::Number(n));
-                        pos += size;
-                    }
-                    Item::Float | Item::Double => {
-                        let b = data.get(pos..pos + size).ok_or_else(short)?;
-                        let mut v: u64 = 0;
-                        for i in 0..size {
-                            let byte = if f.little { b[size - 1 - i] } else { b[i] };
-                            v = (v << 8) | byte as u64;
-                        }
-                        let n = if size == 4 {
-                            f32::from_bits(v as u32) as f64
-                        } else {
-                            f64::from_bits(v)
-                        };
-                        vals.push(Value::Number(n));
-                        pos += size;
-                    }
-                    Item::Chars(n) => {
-                        let n = match n {
-                            Some(0) => {
-                                // c0 takes its length from the previous number.
-                                match vals.pop() {
-                                    Some(Value::Number(x)) => x as usize,
-                                    _ => return Err(mlua::Error::runtime("format 'c0' needs a previous size")),
-                                }
+        lib_fn(
+            lua,
+            |lua, (fmt, data, init): (mlua::String, mlua::String, Option<f64>)| {
+                let fmt = fmt.as_bytes().to_vec();
+                let data = data.as_bytes().to_vec();
+                let mut f = Fmt::new(&fmt);
+                let mut pos = init.map(|i| (i as usize).saturating_sub(1)).unwrap_or(0);
+                let mut vals: Vec<Value> = Vec::new();
+                let short = || mlua::Error::runtime("bad argument #2 to 'unpack' (data string too short)");
+                while let Some((item, size)) = f.next()? {
+                    pos += f.pad(size, pos);
+                    match item {
+                        Item::Int { size, signed } => {
+                            let b = data.get(pos..pos + size).ok_or_else(short)?;
+                            let mut v: u64 = 0;
+                            for i in 0..size {
+                                let byte = if f.little { b[size - 1 - i] } else { b[i] };
+                                v = (v << 8) | byte as u64;
                             }
-                            Some(n) => n,
-                            None => 1,
-                        };
-                        let b = data.get(pos..pos + n).ok_or_else(short)?;
-                        vals.push(Value::String(lua.create_string(b)?));
-                        pos += n;
+                            let n = if signed && size < 8 && v & (1 << (size * 8 - 1)) != 0 {
+                                (v | (!0u64 << (size * 8))) as i64 as f64
+                            } else if signed {
+                                v as i64 as f64
+                            } else {
+                                v as f64
+                            };
+                            vals.push(Value::Number(n));
+                            pos += size;
+                        }
+                        Item::Float | Item::Double => {
+                            let b = data.get(pos..pos + size).ok_or_else(short)?;
+                            let mut v: u64 = 0;
+                            for i in 0..size {
+                                let byte = if f.little { b[size - 1 - i] } else { b[i] };
+                                v = (v << 8) | byte as u64;
+                            }
+                            let n = if size == 4 {
+                                f32::from_bits(v as u32) as f64
+                            } else {
+                                f64::from_bits(v)
+                            };
+                            vals.push(Value::Number(n));
+                            pos += size;
+                        }
+                        Item::Chars(n) => {
+                            let n = match n {
+                                Some(0) => {
+                                    // c0 takes its length from the previous number.
+                                    match vals.pop() {
+                                        Some(Value::Number(x)) => x as usize,
+                                        _ => return Err(mlua::Error::runtime("format 'c0' needs a previous size")),
+                                    }
+                                }
+                                Some(n) => n,
+                                None => 1,
+                            };
+                            let b = data.get(pos..pos + n).ok_or_else(short)?;
+                            vals.push(Value::String(lua.create_string(b)?));
+                            pos += n;
+                        }
+                        Item::Zstr => {
+                            let rest = data.get(pos..).ok_or_else(short)?;
+                            let end = memchr::memchr(0, rest)
+                                .ok_or_else(|| mlua::Error::runtime("unfinished string in data"))?;
+                            vals.push(Value::String(lua.create_string(&rest[..end])?));
+                            pos += end + 1;
+                        }
+                        Item::Pad => pos += 1,
+                        Item::Align => {}
                     }
-                    Item::Zstr => {
-                        let rest = data.get(pos..).ok_or_else(short)?;
-                        let end =
-                            memchr::memchr(0, rest).ok_or_else(|| mlua::Error::runtime("unfinished string in data"))?;
-                        vals.push(Value::String(lua.create_string(&rest[..end])?));
-                        pos += end + 1;
-                    }
-                    Item::Pad => pos += 1,
-                    Item::Align => {}
                 }
-            }
-            vals.push(Value::Number((pos + 1) as f64));
-            Ok(MultiValue::from_iter(vals))
-        })?,
+                vals.push(Value::Number((pos + 1) as f64));
+                Ok(MultiValue::from_iter(vals))
+            },
+        )?,
     )?;
     t.set(
         "size",
-        lua.create_function(|_, fmt: mlua::String| {
+        lib_fn(lua, |_, fmt: mlua::String| {
             let fmt = fmt.as_bytes().to_vec();
             let mut f = Fmt::new(&fmt);
             let mut total = 0usize;

@@ -552,12 +552,29 @@ local G = _G
 local errmsg = __basalt_errmsg
 local raised = __basalt_raised
 local rawpcall, select, unpack = pcall, select, unpack
+local errtext = __basalt_errtext
+local rawxpcall = xpcall
+-- A failed call's error as Lua code sees it in Redis: a raised redis.call error's text, and
+-- a library function's error as its message string (mlua raises those as userdata).
+local function seen(e)
+  if type(e) == 'table' and raised[e] then return e.err end
+  if type(e) == 'userdata' then return errtext(e) end
+  return e
+end
 local function fix(n, ok, e, ...)
-  if not ok and type(e) == 'table' and raised[e] then e = e.err end
+  if not ok then e = seen(e) end
   return ok, e, ...
 end
 pcall = function(...)
   return fix(0, rawpcall(...))
+end
+-- xpcall's handler gets a raised redis.call error as its table (Redis 7.0 does; pcall
+-- returns the text), and a library function's error as its message.
+G.xpcall = function(f, h)
+  return rawxpcall(f, function(e)
+    if type(e) == 'userdata' then e = errtext(e) end
+    return h(e)
+  end)
 end
 local function handler(err)
   local i, lvl = nil, 2
@@ -725,6 +742,15 @@ impl Vm {
         redis_t.set("call", call)?;
         redis_t.set("pcall", pcall)?;
         g.set(
+            "__basalt_errtext",
+            lua.create_function(|_, v: Value| {
+                Ok(match v {
+                    Value::Error(e) => root_message(&e),
+                    other => format!("{other:?}"),
+                })
+            })?,
+        )?;
+        g.set(
             "__basalt_errmsg",
             lua.create_function(|_, v: Value| {
                 Ok(match v {
@@ -820,6 +846,7 @@ impl Vm {
             "__basalt_prepare",
             "__basalt_loadlib",
             "__basalt_errmsg",
+            "__basalt_errtext",
             "__basalt_raised",
         ] {
             g.raw_set(name, Value::Nil)?;
@@ -1066,15 +1093,91 @@ unsafe fn error_reply(l: *mut ffi::lua_State, idx: c_int, name: &str, out: &mut 
     Some(msg.split(' ').next().unwrap_or("ERR").to_string())
 }
 
+/// What `redis.error_reply` and `redis.status_reply` return for an argument that is not a
+/// string.
+const BAD_REPLY_ARGUMENTS: &str = "ERR wrong number or type of arguments";
+
+/// The failure a `raising` helper returns: this marker, then the message.
+static HELPER_FAILED: u8 = 0;
+
+fn helper_failed(lua: &Lua, msg: &str) -> mlua::Result<MultiValue> {
+    let marker = Value::LightUserData(mlua::LightUserData(std::ptr::addr_of!(HELPER_FAILED) as *mut _));
+    Ok(MultiValue::from_iter([
+        marker,
+        Value::String(lua.create_string(format!("ERR {msg}"))?),
+    ]))
+}
+
+/// Installs `redis.<name>` as the C function `c` (one of the `c_*` below) over `inner`, a
+/// Rust function kept in the registry that reports failure with [`helper_failed`]: `c`
+/// raises it as Redis's helpers do, an error table (`{err = "ERR ..."}`) from a C frame, so
+/// `pcall` returns its text, an `xpcall` handler gets the table, and the script's line is
+/// found even after `return redis.sha1hex()`.
+fn raising<F>(lua: &Lua, redis: &Table, name: &str, c: ffi::lua_CFunction, inner: F) -> mlua::Result<()>
+where
+    F: Fn(&Lua, MultiValue) -> mlua::Result<MultiValue> + 'static,
+{
+    lua.set_named_registry_value(&format!("basalt_helper_{name}"), lua.create_function(inner)?)?;
+    // SAFETY: `c` is one of the trampolines below.
+    redis.set(name, unsafe { lua.create_c_function(c)? })
+}
+
+macro_rules! helper_trampoline {
+    ($c:ident, $key:literal) => {
+        unsafe extern "C-unwind" fn $c(l: *mut ffi::lua_State) -> c_int {
+            call_raising(l, $key)
+        }
+    };
+}
+helper_trampoline!(c_sha1hex, c"basalt_helper_sha1hex");
+helper_trampoline!(c_log, c"basalt_helper_log");
+helper_trampoline!(c_setresp, c"basalt_helper_setresp");
+helper_trampoline!(c_set_repl, c"basalt_helper_set_repl");
+
+/// # Safety
+/// Called by Lua only, with the registry holding `key`.
+unsafe fn call_raising(l: *mut ffi::lua_State, key: &std::ffi::CStr) -> c_int {
+    let n = ffi::lua_gettop(l);
+    ffi::lua_checkstack(l, 4);
+    ffi::lua_getfield_(l, ffi::LUA_REGISTRYINDEX, key.as_ptr());
+    ffi::lua_insert(l, 1);
+    ffi::lua_call(l, n, ffi::LUA_MULTRET);
+    let got = ffi::lua_gettop(l);
+    if got >= 2 && ffi::lua_touserdata(l, 1) as *const u8 == std::ptr::addr_of!(HELPER_FAILED) {
+        let msg = to_bytes(l, 2).map(<[u8]>::to_vec).unwrap_or_default();
+        ffi::lua_settop(l, 0);
+        push_error_table(l, &msg);
+        raise_table(l);
+    }
+    got
+}
+
+/// Raises the error table on top of the stack, marked so that a Lua `pcall` around the call
+/// sees its message, as in Redis 7.0.
+///
+/// # Safety
+/// A table on top of Lua's stack; no Rust value needing drop may be live (longjmp).
+unsafe fn raise_table(l: *mut ffi::lua_State) -> ! {
+    ffi::lua_checkstack(l, 3);
+    ffi::lua_getfield_(l, ffi::LUA_REGISTRYINDEX, c"basalt_raised".as_ptr());
+    ffi::lua_pushvalue(l, -2);
+    ffi::lua_pushboolean(l, 1);
+    ffi::lua_rawset(l, -3);
+    ffi::lua_settop(l, -2);
+    ffi::lua_error(l)
+}
+
 /// `redis.*` besides call/pcall (which the prelude builds over `__basalt_call`).
 fn register_redis(lua: &Lua, redis: &Table) -> mlua::Result<()> {
     redis.set(
         "error_reply",
         lua.create_function(|lua, msg: Value| {
-            let Value::String(s) = msg else {
-                return Err(mlua::Error::runtime("wrong number or type of arguments"));
-            };
             let t = lua.create_table()?;
+            // Redis returns (does not raise) this error table for a bad argument.
+            let Value::String(s) = msg else {
+                t.raw_set("err", BAD_REPLY_ARGUMENTS)?;
+                return Ok(t);
+            };
             t.raw_set("err", lua.create_string(convert::error_text(&s.as_bytes()))?)?;
             Ok(t)
         })?,
@@ -1082,97 +1185,89 @@ fn register_redis(lua: &Lua, redis: &Table) -> mlua::Result<()> {
     redis.set(
         "status_reply",
         lua.create_function(|lua, msg: Value| {
-            let Value::String(s) = msg else {
-                return Err(mlua::Error::runtime("wrong number or type of arguments"));
-            };
             let t = lua.create_table()?;
+            let Value::String(s) = msg else {
+                t.raw_set("err", BAD_REPLY_ARGUMENTS)?;
+                return Ok(t);
+            };
             t.raw_set("ok", s)?;
             Ok(t)
         })?,
     )?;
-    redis.set(
-        "sha1hex",
-        lua.create_function(|lua, args: MultiValue| {
-            if args.len() != 1 {
-                return Err(mlua::Error::runtime("wrong number of arguments"));
+    raising(lua, redis, "sha1hex", c_sha1hex, |lua, args: MultiValue| {
+        if args.len() != 1 {
+            return helper_failed(lua, "wrong number of arguments");
+        }
+        let bytes = match lua.coerce_string(args[0].clone())? {
+            Some(s) => s.as_bytes().to_vec(),
+            None => Vec::new(),
+        };
+        Ok(MultiValue::from_iter([Value::String(
+            lua.create_string(super::sha1_hex(&bytes))?,
+        )]))
+    })?;
+    raising(lua, redis, "log", c_log, |lua, args: MultiValue| {
+        if args.len() < 2 {
+            return helper_failed(lua, "redis.log() requires two arguments or more.");
+        }
+        let level = match &args[0] {
+            Value::Integer(i) => *i,
+            Value::Number(n) => *n as i64,
+            _ => return helper_failed(lua, "First argument must be a number (log level)."),
+        };
+        if !(0..=3).contains(&level) {
+            return helper_failed(lua, "Invalid debug level.");
+        }
+        let mut msg = String::new();
+        for (i, v) in args.iter().skip(1).enumerate() {
+            if i > 0 {
+                msg.push(' ');
             }
-            let bytes = match lua.coerce_string(args[0].clone())? {
-                Some(s) => s.as_bytes().to_vec(),
-                None => Vec::new(),
-            };
-            lua.create_string(super::sha1_hex(&bytes))
-        })?,
-    )?;
-    redis.set(
-        "log",
-        lua.create_function(|lua, args: MultiValue| {
-            if args.len() < 2 {
-                return Err(mlua::Error::runtime("redis.log() requires two arguments or more."));
+            if let Some(s) = lua.coerce_string(v.clone())? {
+                msg.push_str(&s.to_string_lossy());
             }
-            let level = match &args[0] {
-                Value::Integer(i) => *i,
-                Value::Number(n) => *n as i64,
-                _ => return Err(mlua::Error::runtime("First argument must be a number (log level).")),
-            };
-            if !(0..=3).contains(&level) {
-                return Err(mlua::Error::runtime("Invalid debug level."));
-            }
-            let mut msg = String::new();
-            for (i, v) in args.iter().skip(1).enumerate() {
-                if i > 0 {
-                    msg.push(' ');
-                }
-                if let Some(s) = lua.coerce_string(v.clone())? {
-                    msg.push_str(&s.to_string_lossy());
-                }
-            }
-            match level {
-                0 => tracing::debug!("{msg}"),
-                1 | 2 => tracing::info!("{msg}"),
-                _ => tracing::warn!("{msg}"),
-            }
-            Ok(())
-        })?,
-    )?;
-    redis.set(
-        "setresp",
-        lua.create_function(|_, args: MultiValue| {
-            if args.len() != 1 {
-                return Err(mlua::Error::runtime("redis.setresp() requires one argument."));
-            }
-            let v = match &args[0] {
-                Value::Integer(i) => *i,
-                Value::Number(n) => *n as i64,
-                _ => 0,
-            };
-            let p = match v {
-                2 => Proto::Resp2,
-                3 => Proto::Resp3,
-                _ => return Err(mlua::Error::runtime("RESP version must be 2 or 3.")),
-            };
-            CTX.with(|c| c.borrow_mut().resp = p);
-            Ok(())
-        })?,
-    )?;
-    redis.set(
-        "set_repl",
-        lua.create_function(|_, args: MultiValue| {
-            if args.len() != 1 {
-                return Err(mlua::Error::runtime("redis.set_repl() requires one argument."));
-            }
-            let v = match &args[0] {
-                Value::Integer(i) => *i,
-                Value::Number(n) => *n as i64,
-                _ => -1,
-            };
-            if !(0..=3).contains(&v) {
-                return Err(mlua::Error::runtime(
-                    "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
-                ));
-            }
-            Ok(())
-        })?,
-    )?;
+        }
+        match level {
+            0 => tracing::debug!("{msg}"),
+            1 | 2 => tracing::info!("{msg}"),
+            _ => tracing::warn!("{msg}"),
+        }
+        Ok(MultiValue::new())
+    })?;
+    raising(lua, redis, "setresp", c_setresp, |lua, args: MultiValue| {
+        if args.len() != 1 {
+            return helper_failed(lua, "redis.setresp() requires one argument.");
+        }
+        let v = match &args[0] {
+            Value::Integer(i) => *i,
+            Value::Number(n) => *n as i64,
+            _ => 0,
+        };
+        let p = match v {
+            2 => Proto::Resp2,
+            3 => Proto::Resp3,
+            _ => return helper_failed(lua, "RESP version must be 2 or 3."),
+        };
+        CTX.with(|c| c.borrow_mut().resp = p);
+        Ok(MultiValue::new())
+    })?;
+    raising(lua, redis, "set_repl", c_set_repl, |lua, args: MultiValue| {
+        if args.len() != 1 {
+            return helper_failed(lua, "redis.set_repl() requires one argument.");
+        }
+        let v = match &args[0] {
+            Value::Integer(i) => *i,
+            Value::Number(n) => *n as i64,
+            _ => -1,
+        };
+        if !(0..=3).contains(&v) {
+            return helper_failed(
+                lua,
+                "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
+            );
+        }
+        Ok(MultiValue::new())
+    })?;
     redis.set(
         "register_function",
         lua.create_function(|_, args: MultiValue| register_function(args))?,
@@ -1337,7 +1432,7 @@ impl Vm {
 }
 
 /// The innermost message of an error raised by a Rust function.
-fn root_message(e: &mlua::Error) -> String {
+pub(super) fn root_message(e: &mlua::Error) -> String {
     match e {
         mlua::Error::CallbackError { cause, .. } => root_message(cause),
         mlua::Error::RuntimeError(m) => m.clone(),
@@ -1369,13 +1464,7 @@ unsafe fn redis_call_entry(l: *mut ffi::lua_State, raise: bool) -> c_int {
         }
     };
     if failed && raise {
-        // Marked so that a Lua pcall around redis.call sees the message, as in Redis 7.0.
-        ffi::lua_getfield_(l, ffi::LUA_REGISTRYINDEX, c"basalt_raised".as_ptr());
-        ffi::lua_pushvalue(l, -2);
-        ffi::lua_pushboolean(l, 1);
-        ffi::lua_rawset(l, -3);
-        ffi::lua_settop(l, -2);
-        ffi::lua_error(l);
+        raise_table(l);
     }
     1
 }
