@@ -260,6 +260,10 @@ def generators():
     # a random command run by a script (keys not declared, as Redis allows): the RESP ->
     # Lua -> RESP conversions of every reply shape, errors as pcall tables
     add()(lambda r: ["EVAL-OF"])
+    # a script returning a random Lua value: the Lua -> RESP conversions (RESP2 and, after
+    # redis.setresp(3), RESP3), redis.* helpers, cjson, cmsgpack, bit, struct, the sandbox
+    for _ in range(2):
+        add()(lambda r: ["EVAL", lua_script(r), "0"])
     # SORT (numeric and ALPHA, LIMIT, STORE)
     add()(lambda r: ["SORT", pick(r, KEYS)] + pick(r, [[], ["ALPHA"], ["DESC", "ALPHA"], ["LIMIT", "0", "2", "ALPHA"], ["STORE", pick(r, KEYS)]]))
     # SORT with BY and GET patterns: members "1" and "2" name the keys {t}1 and {t}2 (on
@@ -296,6 +300,89 @@ def generators():
     add()(lambda r: [pick(r, ["TOUCH", "UNLINK", "EXISTS"])] + [pick(r, KEYS) for _ in range(r.randint(1, 3))])
     add()(lambda r: ["LCS", pick(r, KEYS), pick(r, KEYS)] + pick(r, [[], ["LEN"], ["IDX"], ["IDX", "MINMATCHLEN", "1", "WITHMATCHLEN"]]))
     return g
+
+
+LUA_ATOMS = [
+    "0", "1", "-7", "3.99", "-3.99", "0.5", "2^53", "2^63", "1e300", "-1e300", "1/0", "-1/0", "0/0",
+    '"abc"', '""', '"a\\0b"', '"123"', '"1.5"', "true", "false", "nil",
+    'redis.status_reply("FINE")', 'redis.error_reply("ERR custom message")', 'redis.error_reply("custom")',
+    'redis.error_reply("")', 'redis.sha1hex("abc")', 'redis.sha1hex("")',
+    'redis.call("ECHO", "x")', 'redis.call("PING")', 'redis.pcall("NOSUCHCOMMAND")', 'redis.pcall("GET")',
+    'redis.pcall("GET", "a", "b")', 'redis.call("TYPE", "a")', 'redis.call("EXISTS", "a", "b")',
+    'redis.pcall("GET", "a")', 'redis.pcall("LRANGE", "b", "0", "-1")', 'redis.pcall("ZRANGE", "{t}2", "0", "-1", "WITHSCORES")',
+    'redis.pcall("ZSCORE", "{t}2", "m1")', 'redis.pcall("HMGET", "c", "m1", "m2")', 'redis.pcall("INCRBYFLOAT", "{t}3", "1.5")',
+    'redis.pcall("ZRANGE", "{t}2", "0", "-1", "WITHSCORES", "REV")', 'redis.pcall("HELLO")',
+    'redis.pcall("LPOS", "b", "m1")', 'redis.pcall("ZMSCORE", "{t}2", "m1", "zz")', 'redis.pcall("LCS", "a", "e", "IDX")',
+    'cjson.encode({1, 2, "x"})', 'cjson.encode({a=1})', 'cjson.encode({})', 'cjson.decode("[1,2,3]")',
+    'cjson.decode("{\\"a\\":[1,2]}")', 'cjson.encode(cjson.decode("[1.5e300, 0.1, -0]"))', 'cjson.encode("a\\0\\n")',
+    'cjson.decode("null")', 'cjson.encode({1, nil, 3})', 'cjson.encode(0.1)', 'cjson.encode(1/3)',
+    'cmsgpack.unpack(cmsgpack.pack({1, 2, 3}))', 'cmsgpack.pack("abc")', 'cmsgpack.pack(1.5)', 'cmsgpack.pack(-1)',
+    'cmsgpack.pack({a=1})', 'cmsgpack.pack(2^40)', 'cmsgpack.unpack(cmsgpack.pack("x", 2))',
+    "bit.band(255, 15)", "bit.tohex(65535)", "bit.lshift(1, 40)", "bit.bnot(0)", "bit.bxor(5, 3)", "bit.arshift(-256, 4)",
+    'struct.pack(">I2", 258)', 'struct.unpack("<i4", "\\1\\0\\0\\0")', 'struct.pack("d", 1.5)',
+    'string.format("%.3f", 1/3)', "tostring(0.1)", "tostring(1e15)", "tostring(2^63)", "tostring(1/0)",
+    "math.floor(-3.5)", 'string.rep("ab", 3)', 'tonumber("0x10")', '#"abc"', "type(redis)", "type(os)",
+    "type(loadfile)", "type(dofile)", "type(print)", "type(setfenv)", "type(getfenv)", "type(debug)", "type(bit)",
+    "type(KEYS)", "#ARGV", "type(redis.setresp)", "type(redis.set_repl)", "redis.REPL_ALL", "redis.LOG_WARNING",
+    "math.max(1, 2.5)", "select('#', 1, 2, 3)", 'string.byte("A")', 'string.char(72, 105)', "unpack({7, 8})",
+    "math.pi", "-0.0", "1e15", "1e16", "123456789012345678",
+]
+
+# Calls that raise: their messages (with the caller's location, as luaL_error adds it).
+LUA_FAILING = [
+    'cjson.decode("[1,")', 'cjson.decode("{\\"a\\":}")', 'cjson.encode(function() end)', 'cjson.encode({[1]=1, [1000]=2})',
+    'bit.band("x")', 'bit.tohex({})', 'struct.pack("i")', 'struct.unpack("i4", "ab")', 'struct.pack("q", 1)',
+    'cmsgpack.unpack("\\193")', 'cmsgpack.pack()', 'string.rep()', 'redis.sha1hex()', 'redis.error_reply()',
+    'redis.status_reply()', 'redis.call()', 'redis.setresp(4)', 'redis.call("SET", "{t}x")', 'math.floor("x")',
+    'tostring()', 'redis.log(redis.LOG_NOTICE)', 'redis.log(99, "x")', 'redis.call("SET", {}, "x")',
+]
+
+LUA_RESP3_ONLY = [
+    "{double=3.25}", "{double=1/0}", "{double=0/0}", '{map={a=1}}', '{set={a=true}}', '{big_number="12345678901234567890"}',
+    '{verbatim_string={format="txt", string="hi"}}', "{double=-0.0}", '{map={}}', '{set={}}',
+]
+
+
+def lua_value(r, depth=0, resp3=False):
+    """Lua source for a random value (atoms, tables of values, {err=}/{ok=} tables)."""
+    roll = r.random()
+    if depth < 2 and roll < 0.25:
+        items = [lua_value(r, depth + 1, resp3) for _ in range(r.randint(0, 4))]
+        return "{" + ", ".join(items) + "}"
+    if roll < 0.30:
+        return pick(r, ['{err="ERR from table"}', '{err="bare"}', '{ok="STATUS"}', '{ok=1}', '{err=1}', '{1, err="x"}'])
+    if resp3 and roll < 0.42:
+        return pick(r, LUA_RESP3_ONLY)
+    return pick(r, LUA_ATOMS)
+
+
+def lua_script(r):
+    """A script that returns a random value, sometimes in RESP3, sometimes through pcall,
+    sometimes breaking the sandbox's rules."""
+    form = r.random()
+    if form < 0.08:
+        return pick(r, ["x_global = 1 return 1", "return undefined_global_name", 'error("boom")',
+                        "error({err='ERR table error'})", 'return redis.call("NOSUCHCOMMAND")',
+                        'return redis.call("GET")', 'return redis.setresp(4)', "return loadstring('return 1')()",
+                        'return redis.call("SET", "a")', "local t = {} t[1] = t return 1",
+                        'return pcall(error, "x")', "return string.rep('x', -1)", "return 1, 2",
+                        'redis.setresp(2) return redis.call("HELLO", "3")', "return cjson.decode('[1,')"])
+    resp3 = form < 0.4
+    value = lua_value(r, resp3=resp3)
+    prefix = "redis.setresp(3) " if resp3 else ""
+    show = "{tostring(ok), type(v), (type(v) == 'string' or type(v) == 'number') and v or 0}"
+    if r.random() < 0.25:
+        failing = pick(r, LUA_FAILING)
+        fn, _, rest = failing.partition("(")
+        return prefix + pick(r, [
+            "return " + failing,
+            "local ok, v = pcall(function() return %s end) return %s" % (failing, show),
+            "local ok, v = pcall(%s, %s return %s" % (fn, rest[:-1] + ")" if rest[:-1] else ")", show),
+            "local ok, v = xpcall(function() return %s end, function(e) return type(e) end) return %s" % (failing, show),
+        ])
+    if r.random() < 0.1:
+        return prefix + "local ok, v = pcall(function() return %s end) return %s" % (value, show)
+    return prefix + "return " + value
 
 
 def norm(v, unordered):
