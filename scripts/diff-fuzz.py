@@ -255,6 +255,12 @@ def generators():
     add()(lambda r: ["WATCH-OF", pick(r, KEYS)])
     # a client blocked on a key (another connection) while a random command that names the
     # key runs: served by it or not, with what (see run_block)
+    # a subscriber connection (un)subscribing, and PUBLISH/SPUBLISH/PUBSUB from the main
+    # one: receiver counts, what the subscriber gets, subscription counts (see run_pubsub)
+    for _ in range(3):
+        add()(lambda r: ["PUBSUB-OF"])
+    add(True)(lambda r: ["KEYS", pick(r, ["*", "{t}*", "?", "[a-c]", "*1", "x*"])])
+    add()(lambda r: ["DBSIZE"])
     for _ in range(3):  # drawn more often: most draws find data and block nothing
         add()(lambda r: ["BLOCK-OF", pick(r, KEYS)])
     # a random command run by a script (keys not declared, as Redis allows): the RESP ->
@@ -410,7 +416,7 @@ def known_difference(args, want, got, oracle):
     return False
 
 
-SPECIAL = ("RESTORE-FROM-REDIS", "MULTI-OF", "DUMP", "EVAL-OF", "SCAN-OF", "WATCH-OF", "BLOCK-OF")
+SPECIAL = ("RESTORE-FROM-REDIS", "MULTI-OF", "DUMP", "EVAL-OF", "SCAN-OF", "WATCH-OF", "BLOCK-OF", "PUBSUB-OF")
 
 # Commands that can give a blocked client something (most draws use one of them).
 FEEDERS = {"LPUSH", "RPUSH", "LPUSHX", "RPUSHX", "LMOVE", "LINSERT", "LMPOP", "ZADD", "ZINCRBY",
@@ -426,6 +432,73 @@ BLOCKING_FORMS = [
     lambda k: ["BZPOPMAX", k, "0"],
     lambda k: ["BZMPOP", "0", "1", k, "MIN", "COUNT", "2"],
 ]
+
+
+CHANNELS = ["ch1", "ch2", "{t}ch", "other"]
+PATTERNS = ["ch*", "*", "c?1", "{t}*", "[a-o]*"]
+
+
+class SubModel:
+    """What the subscriber connection is subscribed to (the same on both servers), so the
+    fuzzer knows how many replies an UNSUBSCRIBE without arguments sends."""
+
+    def __init__(self):
+        self.subs = {"SUBSCRIBE": set(), "PSUBSCRIBE": set(), "SSUBSCRIBE": set()}
+
+
+def run_pubsub(rng, model, mains, subs, events):
+    """One pub/sub step: a (P|S)(UN)SUBSCRIBE on the subscriber connections, or a
+    PUBLISH/SPUBLISH (then the messages the subscriber got, as a multiset: patterns'
+    order is each server's own) or a PUBSUB query on the main ones."""
+    kind = rng.random()
+    if kind < 0.35:
+        verb = pick(rng, ["SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE"])
+        pool = PATTERNS if verb == "PSUBSCRIBE" else CHANNELS
+        if verb == "PSUBSCRIBE" and events:
+            pool = [p for p in PATTERNS if p != "*"]  # not the keyspace events (--events)
+        if verb == "SSUBSCRIBE":
+            pool = ["{t}ch", "{t}other"] if rng.random() < 0.5 else ["ch1"]  # one slot per call
+        names = [pick(rng, pool) for _ in range(rng.randint(1, 2))]
+        args = [verb] + names
+        n = len(names)
+        model.subs[verb].update(names)
+        conns = subs
+    elif kind < 0.5:
+        verb = pick(rng, ["UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE"])
+        sub_verb = verb.replace("UN", "")
+        pool = PATTERNS if verb == "PUNSUBSCRIBE" else CHANNELS + ["{t}other"]
+        names = [] if rng.random() < 0.4 else [pick(rng, pool) for _ in range(rng.randint(1, 2))]
+        args = [verb] + names
+        n = len(names) if names else max(1, len(model.subs[sub_verb]))
+        if names:
+            model.subs[sub_verb].difference_update(names)
+        else:
+            model.subs[sub_verb].clear()
+        conns = subs
+    else:
+        args = pick(rng, [
+            ["PUBLISH", pick(rng, CHANNELS), "msg"], ["PUBLISH", pick(rng, CHANNELS), "msg"],
+            ["SPUBLISH", pick(rng, ["{t}ch", "{t}other", "ch1"]), "smsg"],
+            ["PUBSUB", "CHANNELS"], ["PUBSUB", "CHANNELS", pick(rng, PATTERNS)],
+            ["PUBSUB", "NUMSUB"] + CHANNELS[:rng.randint(0, 4)], ["PUBSUB", "NUMPAT"],
+            ["PUBSUB", "SHARDCHANNELS"], ["PUBSUB", "SHARDNUMSUB", "{t}ch", "ch1"],
+        ])
+        conns = mains
+        n = 1
+    out = []
+    for conn, sub in zip(conns, subs):
+        replies = [conn.cmd(args)] + [conn.read() for _ in range(n - 1)]
+        if args[0] in ("PUBLISH", "SPUBLISH") and isinstance(replies[0], int):
+            got = [sub.read() for _ in range(replies[0])]
+            replies.append(sorted(got, key=repr))
+        if args[0] == "PUBSUB" or (len(replies) > 1 and args[0].endswith("SUBSCRIBE") and len(args) == 1):
+            # PUBSUB CHANNELS and an UNSUBSCRIBE of everything: their order is a dict's
+            replies = [sorted(x, key=repr) if isinstance(x, list) and args[1:2] in (["CHANNELS"], ["SHARDCHANNELS"]) else x for x in replies]
+            if len(args) == 1:
+                # removed in dict order: the channels, and the counts left, as two multisets
+                replies = (sorted((x[1] for x in replies), key=repr), sorted(x[2] for x in replies))
+        out.append(replies)
+    return out[0], out[1], args
 
 
 def blocked_state(main, blocker, cid):
@@ -651,6 +724,8 @@ def main():
         r_conn, b_conn = Conn(rport), Conn(bport)
         watchers = (Conn(rport), Conn(bport))
         blockers = (Conn(rport), Conn(bport))
+        pubsubs = (Conn(rport), Conn(bport))
+        sub_model = SubModel()
         blocker_ids = [c.cmd(["CLIENT", "ID"]) for c in blockers]
         spurious_aborts = 0
         if a.resp3:
@@ -675,7 +750,7 @@ def main():
                 c.cmd(["CONFIG", "SET", "notify-keyspace-events", os.environ.get("FUZZ_EVENTS", "KEAmn")])
                 sub = Conn(port)
                 sub.cmd(["PSUBSCRIBE", "__key*__:*"])
-                sub.cmd(["SUBSCRIBE", "fuzz-barrier"])
+                sub.cmd(["SUBSCRIBE", "__fuzz-barrier"])
                 subs.append(sub)
         barrier = [0]
 
@@ -686,11 +761,11 @@ def main():
             barrier[0] += 1
             out = []
             for c, sub in zip((r_conn, b_conn), subs):
-                c.cmd(["PUBLISH", "fuzz-barrier", str(barrier[0])])
+                c.cmd(["PUBLISH", "__fuzz-barrier", str(barrier[0])])
                 got = []
                 while True:
                     m = sub.read()
-                    if m[0] == b"message" and m[1] == b"fuzz-barrier":
+                    if m[0] == b"message" and m[1] == b"__fuzz-barrier":
                         if m[2] == str(barrier[0]).encode():
                             break
                         continue
@@ -747,6 +822,9 @@ def main():
                     else:
                         args = args + ["=> EXEC of a transaction that WATCHed", key]
                         want, got = ("aborted" if ra else "ran"), ("aborted" if ba else "ran")
+            elif args[0] == "PUBSUB-OF":
+                want, got, args = run_pubsub(rng, sub_model, (r_conn, b_conn), pubsubs, a.events)
+                history.append(args)
             elif args[0] == "BLOCK-OF":
                 want, got, args = run_block(rng, gens, args[1], (r_conn, b_conn), blockers, blocker_ids)
                 history.append(args)
