@@ -146,7 +146,8 @@ impl Reply {
     /// `-` is tolerated and not doubled. Any \r or \n in msg is replaced by a space, as Redis's
     /// addReplyErrorFormat does.
     pub fn error(&mut self, msg: &str) {
-        let m = msg.strip_prefix('-').unwrap_or(msg).as_bytes();
+        let msg = msg.strip_prefix('-').unwrap_or(msg);
+        let m = &*crate::error::unecho(msg);
         self.buf.reserve(m.len() + 3);
         self.buf.extend_from_slice(b"-");
         let mut rest = m;

@@ -81,7 +81,7 @@ fn check(client: &Client, args: &Args, oom: bool) -> Result<Route, CmdError> {
         return Err(CmdError::WrongArity(top.full_name.clone()));
     } else {
         table::lookup_sub(top, &args[1]).ok_or_else(|| CmdError::UnknownSubcommand {
-            sub: String::from_utf8_lossy(&args[1]).into_owned(),
+            sub: crate::error::echo(crate::error::c_str(&args[1], 128)),
             cmd: top.spec.name.to_ascii_uppercase(),
         })?
     };
