@@ -190,16 +190,11 @@ impl ScanOpts {
         Ok(o)
     }
 
-    fn keeps(&self, key: &[u8], e: &Entry) -> bool {
-        let pattern_ok = match &self.pattern {
+    fn pattern_ok(&self, key: &[u8]) -> bool {
+        match &self.pattern {
             Some(p) => glob_match(p, key, false),
             None => true,
-        };
-        let type_ok = match &self.type_name {
-            Some(t) => t.eq_ignore_ascii_case(e.value.type_name().as_bytes()),
-            None => true,
-        };
-        pattern_ok && type_ok
+        }
     }
 }
 
@@ -217,14 +212,20 @@ struct ScanStep {
 
 /// Scans `db` from dict cursor `cursor` as Redis's scanGenericCommand does: bucket after
 /// bucket while the cursor is not done, steps remain and fewer than `want` keys were seen.
-fn scan_db(db: &Db, mut cursor: u64, now: u64, want: u64, mut budget: u64, o: &ScanOpts) -> ScanStep {
-    let mut keys = Vec::new();
+///
+/// Then its filters, in its order: the pattern; TYPE by a read lookup of each key (Redis 7.0's
+/// lookupKeyReadWithFlags with NOTOUCH: an expired key is deleted, the lookup counts as a
+/// keyspace hit or miss, a miss sends `keymiss`); and expiry, which deletes the expired keys
+/// the scan found. The caller propagates those deletions.
+fn scan_db(db: &mut Db, mut cursor: u64, now: u64, want: u64, mut budget: u64, o: &ScanOpts) -> ScanStep {
+    let mut found: Vec<Key> = Vec::new();
     let mut visited = 0u64;
     loop {
-        cursor = db.scan(cursor, now, |k, e| {
+        // `now` 0: every stored key, expired or not (filtered below, as Redis does).
+        cursor = db.scan(cursor, 0, |k, _| {
             visited += 1;
-            if o.keeps(k, e) {
-                keys.push(k.into());
+            if o.pattern_ok(k) {
+                found.push(k.into());
             }
         });
         if cursor == 0 || budget == 0 {
@@ -235,6 +236,15 @@ fn scan_db(db: &Db, mut cursor: u64, now: u64, want: u64, mut budget: u64, o: &S
             break;
         }
     }
+    let keys = found
+        .into_iter()
+        .filter(|k| match &o.type_name {
+            Some(t) => db
+                .lookup(k, now, Touch::No)
+                .is_some_and(|e| t.eq_ignore_ascii_case(e.value.type_name().as_bytes())),
+            None => db.contains(k, now),
+        })
+        .collect();
     ScanStep {
         cursor,
         keys,
@@ -665,7 +675,14 @@ fn scan(c: &mut Client, a: Args) -> LocalFuture<'_> {
                 .shard
                 .hop(walk.shard as usize, move |sh| {
                     let now = unix_ms();
-                    sh.with_store(|st| scan_db(&st.dbs[db], dict_cursor, now, want, budget, &o))
+                    let step = sh.with_store(|st| {
+                        let step = scan_db(&mut st.dbs[db], dict_cursor, now, want, budget, &o);
+                        flush_expired(sh, st);
+                        step
+                    });
+                    sh.flush_effects();
+                    crate::server::pubsub::flush_events(sh);
+                    step
                 })
                 .await?;
             let more = walk.advance(&step, opts.count);
@@ -706,6 +723,7 @@ fn randomkey(c: &mut Client, _a: Args) -> LocalFuture<'_> {
                     key.map(|k| (n, k))
                 });
                 sh.flush_effects();
+                crate::server::pubsub::flush_events(sh);
                 draw
             })
             .await?;
@@ -1313,7 +1331,7 @@ mod tests {
             let mut walk = ScanWalk::new(cursor, dbs.len(), opts.count);
             loop {
                 let step = scan_db(
-                    &dbs[walk.shard as usize],
+                    &mut dbs[walk.shard as usize],
                     walk.cursor,
                     NOW,
                     walk.want(opts.count),

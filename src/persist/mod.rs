@@ -585,7 +585,7 @@ impl Effects {
         for (i, db) in store.dbs.iter_mut().enumerate() {
             if !db.expired.is_empty() {
                 for k in db.expired.drain(..) {
-                    crate::server::pubsub::note_expired(i, &k);
+                    // (Its `expired` event was sent when the key was deleted.)
                     self.push(i, &[b"DEL", &k]);
                 }
             }

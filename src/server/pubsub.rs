@@ -967,7 +967,8 @@ pub fn flush_events(sh: &Rc<Shard>) {
     }
 }
 
-/// Expired keys (lazy or active expiry) about to be propagated as DELs: their events.
+/// A key deleted because its TTL passed (lazy or active expiry): its `expired` event, sent
+/// at the deletion.
 pub fn note_expired(db: usize, key: &[u8]) {
     notify(db, NotifyFlags::EXPIRED, "expired", key);
 }

@@ -234,6 +234,9 @@ impl Db {
     fn expire_now(&mut self, key: &[u8]) {
         if let Some((k, _)) = self.keys.remove(key) {
             self.expires.remove(key);
+            // Sent now, as Redis's deleteExpiredKeyAndPropagate does: before the events of
+            // the command that found the key expired (a `set` after it, not before).
+            crate::server::pubsub::note_expired(self.index, &k);
             self.stats.expired_keys += 1;
             self.expired.push(k);
             self.expired_queued.fetch_add(1, Ordering::Relaxed);
