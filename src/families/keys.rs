@@ -641,6 +641,14 @@ fn flush_expired(sh: &std::rc::Rc<Shard>, store: &mut crate::store::Store) {
     sh.local.effects.borrow_mut().take_expired(store);
 }
 
+/// After a hop that may have expired keys (see [`flush_expired`]): their DELs go to the
+/// persistence core and their `expired` (and any `keymiss`) events to subscribers now, not
+/// with some later command's.
+fn settle(sh: &std::rc::Rc<Shard>) {
+    sh.flush_effects();
+    crate::server::pubsub::flush_events(sh);
+}
+
 /// `KEYS pattern`
 fn keys(c: &mut Client, a: Args) -> LocalFuture<'_> {
     boxed(async move {
@@ -680,8 +688,7 @@ fn scan(c: &mut Client, a: Args) -> LocalFuture<'_> {
                         flush_expired(sh, st);
                         step
                     });
-                    sh.flush_effects();
-                    crate::server::pubsub::flush_events(sh);
+                    settle(sh);
                     step
                 })
                 .await?;
@@ -722,8 +729,7 @@ fn randomkey(c: &mut Client, _a: Args) -> LocalFuture<'_> {
                     flush_expired(sh, st);
                     key.map(|k| (n, k))
                 });
-                sh.flush_effects();
-                crate::server::pubsub::flush_events(sh);
+                settle(sh);
                 draw
             })
             .await?;
@@ -758,7 +764,7 @@ async fn object_lookup(c: &Client, key: &Bytes) -> Result<Option<ObjectInfo>, Cm
                 flush_expired(sh, st);
                 info
             });
-            sh.flush_effects();
+            settle(sh);
             info
         })
         .await

@@ -143,6 +143,13 @@ pub fn take_deferred_touches() -> Vec<(usize, Key)> {
     })
 }
 
+/// Whether a value of this type can serve a blocked client (a list or a sorted set): Redis's
+/// signalKeyAsReady returns at once for the others, so a string written to a key clients
+/// wait on wakes nobody (and no lookup then expires it).
+fn can_serve_blocked(v: &Value) -> bool {
+    matches!(v, Value::List(_) | Value::ZSet(_))
+}
+
 /// Selects LRU (None) or LFU accounting for this thread's stores.
 pub fn set_lfu(lfu: Option<Lfu>) {
     LFU.with(|l| l.set(lfu));
@@ -420,6 +427,7 @@ impl Db {
     /// `keep_ttl` (SET's default clears it; KEEPTTL and in-place updates keep it).
     pub fn set(&mut self, key: &[u8], value: Value, keep_ttl: bool) {
         let fresh = self.fresh_stamp();
+        let serves = can_serve_blocked(&value);
         let (slot, inserted) = self.keys.get_or_insert_with(
             key,
             || key.into(),
@@ -441,7 +449,9 @@ impl Db {
             crate::server::pubsub::notify(self.index, NotifyFlags::NEW, "new", key);
         }
         self.touch_watched(key);
-        self.signal_ready(key);
+        if serves {
+            self.signal_ready(key);
+        }
     }
 
     /// Redis's setKey without flags: a write lookup of `key` (expiry, WATCH, and the access
@@ -471,11 +481,14 @@ impl Db {
 
     /// Inserts a whole entry (RENAME, MOVE, COPY keep the value's metadata).
     pub fn insert_entry(&mut self, key: &[u8], entry: Entry, expire_at: Option<u64>) {
+        let serves = can_serve_blocked(&entry.value);
         if self.keys.insert(key.into(), entry).is_none() {
             crate::server::pubsub::notify(self.index, NotifyFlags::NEW, "new", key);
         }
         self.touch_watched(key);
-        self.signal_ready(key);
+        if serves {
+            self.signal_ready(key);
+        }
         match expire_at {
             Some(at) => {
                 self.expires.insert(key.into(), at);
