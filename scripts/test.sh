@@ -44,3 +44,6 @@ python3 scripts/diff-fuzz.py --commands 3000 --seed 2 --resp3
 python3 scripts/diff-fuzz.py --commands 3000 --seed 3 --small-encodings --check-encodings --check-dumps
 python3 scripts/diff-fuzz.py --commands 3000 --seed 4 --lfu
 python3 scripts/diff-fuzz.py --commands 3000 --seed 5 --events
+
+echo "== smoke: protocol mutations against redis-server (fixed seed; scripts/proto-fuzz.py --help for long runs)"
+python3 scripts/proto-fuzz.py --count 150 --seed 1
