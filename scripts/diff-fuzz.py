@@ -665,6 +665,17 @@ def dump_comparable(key, r_conn, b_conn):
     return w == g and w in DUMP_EXACT
 
 
+def stop(procs, tmp):
+    """Stops the servers and removes their directory (also used by proto-fuzz.py)."""
+    for p in procs:
+        p.terminate()
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def start(cmd, port, log):
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=os.path.dirname(log.name))
 
@@ -891,13 +902,7 @@ def main():
         print("diff-fuzz: seed %d, %d commands, %d mismatches (%d WATCHed transactions aborted by basalt only, after a write command)" % (a.seed, len(history), mismatches, spurious_aborts))
         return 1 if mismatches else 0
     finally:
-        for _, p, _ in procs:
-            p.terminate()
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
+        stop([p for _, p, _ in procs], tmp)
 
 
 if __name__ == "__main__":

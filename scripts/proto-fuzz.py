@@ -12,6 +12,7 @@ and non-UTF-8 names. Exit status 1 on any difference.
 """
 
 import argparse
+import importlib.util
 import os
 import random
 import shutil
@@ -22,6 +23,11 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Server start-up and teardown are diff-fuzz.py's.
+_spec = importlib.util.spec_from_file_location("diff_fuzz", os.path.join(ROOT, "scripts", "diff-fuzz.py"))
+diff_fuzz = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(diff_fuzz)
 
 BASE = [
     b"*2\r\n$4\r\nECHO\r\n$3\r\nabc\r\n",
@@ -35,14 +41,6 @@ BASE = [
     b"*2\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n",
 ]
 INSERTS = b"*$\r\n-+:0123456789 \"'\\x{}abc"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def exchange(port, payload, quiet=0.05):
@@ -82,20 +80,6 @@ def mutate(rng):
     return bytes(msg)
 
 
-def wait_ping(port, proc, name):
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            sys.exit("%s exited at start-up" % name)
-        try:
-            if exchange(port, b"PING\r\n").startswith(b"+PONG"):
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    sys.exit("%s did not answer PING" % name)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--count", type=int, default=2000)
@@ -106,7 +90,7 @@ def main():
     if not shutil.which("redis-server"):
         sys.exit("redis-server not found (apt-get install redis-server)")
     tmp = tempfile.mkdtemp(prefix="proto-fuzz.")
-    rport, bport = free_port(), free_port()
+    rport, bport = diff_fuzz.free_port(), diff_fuzz.free_port()
     procs = []
     try:
         for name, cmd, port in (
@@ -115,7 +99,7 @@ def main():
         ):
             p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             procs.append((name, p))
-            wait_ping(port, p, name)
+            diff_fuzz.wait_ping(port, p, name)
         rng = random.Random(a.seed)
         differences = 0
         for i in range(a.count):
@@ -138,13 +122,7 @@ def main():
         print("proto-fuzz: seed %d, %d requests, %d differences" % (a.seed, a.count, differences))
         return 1 if differences else 0
     finally:
-        for _, p in procs:
-            p.terminate()
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
+        diff_fuzz.stop([p for _, p in procs], tmp)
 
 
 if __name__ == "__main__":

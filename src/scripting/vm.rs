@@ -1167,6 +1167,15 @@ unsafe fn raise_table(l: *mut ffi::lua_State) -> ! {
     ffi::lua_error(l)
 }
 
+/// A helper's numeric argument (Lua numbers truncate), or `otherwise` for another type.
+fn int_arg(v: &Value, otherwise: i64) -> i64 {
+    match v {
+        Value::Integer(i) => *i,
+        Value::Number(n) => *n as i64,
+        _ => otherwise,
+    }
+}
+
 /// `redis.*` besides call/pcall (which the prelude builds over `__basalt_call`).
 fn register_redis(lua: &Lua, redis: &Table) -> mlua::Result<()> {
     redis.set(
@@ -1238,12 +1247,7 @@ fn register_redis(lua: &Lua, redis: &Table) -> mlua::Result<()> {
         if args.len() != 1 {
             return helper_failed(lua, "redis.setresp() requires one argument.");
         }
-        let v = match &args[0] {
-            Value::Integer(i) => *i,
-            Value::Number(n) => *n as i64,
-            _ => 0,
-        };
-        let p = match v {
+        let p = match int_arg(&args[0], 0) {
             2 => Proto::Resp2,
             3 => Proto::Resp3,
             _ => return helper_failed(lua, "RESP version must be 2 or 3."),
@@ -1255,11 +1259,7 @@ fn register_redis(lua: &Lua, redis: &Table) -> mlua::Result<()> {
         if args.len() != 1 {
             return helper_failed(lua, "redis.set_repl() requires one argument.");
         }
-        let v = match &args[0] {
-            Value::Integer(i) => *i,
-            Value::Number(n) => *n as i64,
-            _ => -1,
-        };
+        let v = int_arg(&args[0], -1);
         if !(0..=3).contains(&v) {
             return helper_failed(
                 lua,
