@@ -63,13 +63,9 @@ fn restore(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     }
     let (key, now) = (&a[1], ex.now);
     // Redis looks the key up only without REPLACE (with it, dbDelete later): no access to
-    // count for an LFU counter, no WATCH touch if the payload is then refused.
-    let exists = if replace {
-        ex.db(key).contains(key, now)
-    } else {
-        ex.db(key).lookup_write(key, now).is_some()
-    };
-    if exists && !replace {
+    // count for an LFU counter, no WATCH touch if the payload is then refused, and a stored
+    // key past its deadline is deleted by the REPLACE, not expired.
+    if !replace && ex.db(key).lookup_write(key, now).is_some() {
         return Err(BUSYKEY);
     }
     let ttl = a.int(2)?;
@@ -81,7 +77,7 @@ fn restore(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
         return Err(BAD_PAYLOAD);
     }
     let value = rdb::restore_payload(payload, &ex.enc).map_err(|_| BAD_FORMAT)?;
-    let deleted = replace && exists && ex.db(key).remove(key).is_some();
+    let deleted = replace && ex.db(key).remove(key).is_some();
     let at = match ttl {
         0 => None,
         t if absttl => Some(t as u64),
