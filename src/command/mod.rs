@@ -407,10 +407,18 @@ impl<'a> Exec<'a> {
     /// no second expiry check or touch (Redis looks each key up once, and an LFU counter
     /// would count the second lookup).
     pub fn write_again<T>(&mut self, key: &[u8], pick: Pick<T>) -> Result<Option<&mut T>, CmdError> {
-        match self.db(key).peek_mut(key) {
-            None => Ok(None),
-            Some(e) => pick(&mut e.value).map(Some).ok_or(CmdError::WrongType),
-        }
+        Ok(self.again_with_out(key, pick)?.0)
+    }
+
+    /// [`Exec::write_again`] with the reply writer, borrowed together (for handlers that
+    /// write the reply while they hold the value).
+    pub fn again_with_out<T>(&mut self, key: &[u8], pick: Pick<T>) -> Result<(Option<&mut T>, &mut Reply), CmdError> {
+        let db = self.db;
+        let value = match self.ks.db(db, key).peek_mut(key) {
+            None => None,
+            Some(e) => Some(pick(&mut e.value).ok_or(CmdError::WrongType)?),
+        };
+        Ok((value, &mut *self.out))
     }
 
     /// `key` as type `T`, created with `create()` when missing.

@@ -221,8 +221,8 @@ fn scan_db(db: &mut Db, mut cursor: u64, now: u64, want: u64, mut budget: u64, o
     let mut found: Vec<Key> = Vec::new();
     let mut visited = 0u64;
     loop {
-        // `now` 0: every stored key, expired or not (filtered below, as Redis does).
-        cursor = db.scan(cursor, 0, |k, _| {
+        // Every stored key, expired or not (filtered below, as Redis does).
+        cursor = db.scan(cursor, |k, _| {
             visited += 1;
             if o.pattern_ok(k) {
                 found.push(k.into());
@@ -1357,6 +1357,24 @@ mod tests {
                 return (all, calls);
             }
         }
+    }
+
+    #[test]
+    fn scan_skips_and_deletes_expired_keys() {
+        let mut dbs = sharded(1, 0);
+        dbs[0].set(b"a", Value::Str(Str::from_set(b"1")), false);
+        dbs[0].set(b"b", Value::Str(Str::from_set(b"1")), false);
+        dbs[0].set_expire(b"b", NOW - 1);
+        for type_name in [None, Some(Bytes::from_static(b"string"))] {
+            let opts = ScanOpts {
+                count: 10,
+                pattern: None,
+                type_name,
+            };
+            let (keys, _) = full_scan(&mut dbs, &opts, |_, _| {});
+            assert_eq!(keys, vec![Key::from(&b"a"[..])]);
+        }
+        assert!(dbs[0].peek(b"b").is_none(), "the scan deleted the expired key");
     }
 
     #[test]

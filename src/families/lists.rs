@@ -48,12 +48,7 @@ fn lookup<'e>(ex: &'e mut Exec<'_>, key: &[u8], read: bool) -> Result<(Option<&'
 /// The list at `key` again, for a command that already looked it up: no second expiry check
 /// or touch (an LFU counter would count it).
 fn again<'e>(ex: &'e mut Exec<'_>, key: &[u8]) -> Result<(Option<&'e mut List>, &'e mut Reply), CmdError> {
-    let db = ex.db;
-    let list = match ex.ks.db(db, key).peek_mut(key) {
-        None => None,
-        Some(e) => Some(e.value.as_list().ok_or(CmdError::WrongType)?),
-    };
-    Ok((list, &mut *ex.out))
+    ex.again_with_out(key, Value::as_list)
 }
 
 /// After elements left the list at `key`: the key goes if the list is empty, else the

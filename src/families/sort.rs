@@ -140,7 +140,7 @@ fn lookup_by_pattern(ex: &mut Exec, pattern: &[u8], elem: &[u8]) -> Option<Vec<u
 /// is 0, NaN and overflow are errors. Redis hands strtod the value as a C string, so it ends
 /// at the first NUL byte ("\0\0" is 0, "12\0x" is 12).
 fn sort_score(b: &[u8]) -> Option<f64> {
-    let b = &b[..memchr::memchr(0, b).unwrap_or(b.len())];
+    let b = crate::error::c_str(b, b.len());
     let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
     let t = &b[start..];
     if t.is_empty() {

@@ -178,17 +178,6 @@ fn read_with_out<'e>(ex: &'e mut Exec<'_>, key: &[u8]) -> Result<(Option<&'e mut
     }
 }
 
-/// [`read_with_out`] for a key the command has already looked up: no second touch (Redis
-/// looks a key up once per command, and OBJECT FREQ counts lookups).
-fn peek_with_out<'e>(ex: &'e mut Exec<'_>, key: &[u8]) -> (Option<&'e mut ZSet>, &'e mut Reply) {
-    let db = ex.db;
-    let out = &mut *ex.out;
-    match ex.ks.db(db, key).peek_mut(key).map(|e| &mut e.value) {
-        Some(Value::ZSet(z)) => (Some(z), out),
-        _ => (None, out),
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // ZADD, ZINCRBY, ZREM and the point reads
 // ---------------------------------------------------------------------------------------------
@@ -796,8 +785,8 @@ fn zremrangebylex(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
 // Pops
 // ---------------------------------------------------------------------------------------------
 
-/// Pops up to `count` from `key` (a zset, checked by the caller); deletes it when emptied.
-/// Pops from `key`, which the caller has looked up already (with `Exec::write`).
+/// Pops up to `count` from `key`, a zset the caller has looked up already (with
+/// `Exec::write`); deletes it when emptied.
 fn pop_from(ex: &mut Exec<'_>, key: &[u8], count: usize, max: bool) -> Result<Vec<(Vec<u8>, f64)>, CmdError> {
     let Some(z) = ex.write_again(key, Value::as_zset)? else {
         return Ok(Vec::new());
@@ -1279,7 +1268,8 @@ fn zrandmember(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
             rng.push(pick);
         }
     }
-    let (Some(z), out) = peek_with_out(ex, &a[1]) else {
+    // Looked up just above: no second touch (OBJECT FREQ counts lookups).
+    let (Some(z), out) = ex.again_with_out(&a[1], Value::as_zset)? else {
         unreachable!("just read")
     };
     if l >= 0 && count >= size {

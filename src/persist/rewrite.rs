@@ -236,7 +236,7 @@ pub fn step(store: &mut Store, keys: usize) -> bool {
         let mut cursor = snap.cursor;
         // A dict scan step visits whole buckets: continue until enough keys were seen.
         loop {
-            cursor = db.scan(cursor, 0, |k, _| batch.push(k.to_vec()));
+            cursor = db.scan(cursor, |k, _| batch.push(k.to_vec()));
             if cursor == 0 || batch.len() >= left {
                 break;
             }

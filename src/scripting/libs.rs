@@ -265,20 +265,35 @@ struct JsonParser<'a> {
     depth: usize,
 }
 
+/// The JSON number at the start of `s` (the run of number characters) and its length, or
+/// None if that run does not parse.
+fn number_at(s: &[u8]) -> Option<(f64, usize)> {
+    let len = s
+        .iter()
+        .take_while(|c| matches!(c, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
+        .count();
+    let v = std::str::from_utf8(&s[..len]).ok()?.parse::<f64>().ok()?;
+    Some((v, len))
+}
+
 impl JsonParser<'_> {
+    /// Where the next token starts: `pos` after any whitespace.
+    fn token_start(&self) -> usize {
+        let skip = self.s[self.pos..]
+            .iter()
+            .take_while(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+            .count();
+        self.pos + skip
+    }
+
     fn ws(&mut self) {
-        while self.pos < self.s.len() && matches!(self.s[self.pos], b' ' | b'\t' | b'\n' | b'\r') {
-            self.pos += 1;
-        }
+        self.pos = self.token_start();
     }
 
     /// lua-cjson's parse error: what it expected, and the token it found there (after
     /// whitespace) by its type name, or the tokenizer's own error.
     fn fail(&self, what: &str) -> mlua::Error {
-        let mut at = self.pos;
-        while at < self.s.len() && matches!(self.s[at], b' ' | b'\t' | b'\n' | b'\r') {
-            at += 1;
-        }
+        let at = self.token_start();
         let rest = &self.s[at..];
         let found = match rest.first() {
             None => "T_END",
@@ -293,14 +308,7 @@ impl JsonParser<'_> {
             Some(b'f') if rest.starts_with(b"false") => "T_BOOLEAN",
             Some(b'n') if rest.starts_with(b"null") => "T_NULL",
             Some(b'-' | b'0'..=b'9') => {
-                let end = rest
-                    .iter()
-                    .position(|c| !matches!(c, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
-                    .unwrap_or(rest.len());
-                let parses = std::str::from_utf8(&rest[..end])
-                    .ok()
-                    .is_some_and(|t| t.parse::<f64>().is_ok());
-                if parses {
+                if number_at(rest).is_some() {
                     "T_NUMBER"
                 } else {
                     "invalid number"
@@ -314,10 +322,7 @@ impl JsonParser<'_> {
     fn value(&mut self, lua: &Lua) -> mlua::Result<Value> {
         self.ws();
         let Some(&c) = self.s.get(self.pos) else {
-            return Err(mlua::Error::runtime(format!(
-                "Expected value but found T_END at character {}",
-                self.pos + 1
-            )));
+            return Err(self.fail("value")); // "... found T_END ..."
         };
         match c {
             b'{' => {
@@ -410,20 +415,9 @@ impl JsonParser<'_> {
                 Ok(null())
             }
             b'-' | b'0'..=b'9' => {
-                let start = self.pos;
-                while self.pos < self.s.len()
-                    && matches!(self.s[self.pos], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
-                {
-                    self.pos += 1;
-                }
-                std::str::from_utf8(&self.s[start..self.pos])
-                    .ok()
-                    .and_then(|t| t.parse::<f64>().ok())
-                    .map(Value::Number)
-                    .ok_or_else(|| {
-                        self.pos = start;
-                        self.fail("value")
-                    })
+                let (v, len) = number_at(&self.s[self.pos..]).ok_or_else(|| self.fail("value"))?;
+                self.pos += len;
+                Ok(Value::Number(v))
             }
             _ => Err(self.fail("value")),
         }

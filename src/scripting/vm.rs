@@ -549,7 +549,6 @@ const PRELUDE: &str = r#"
 local getinfo, setfenv, xpcall, type, tostring, setmetatable, error, rawget =
       debug.getinfo, setfenv, xpcall, type, tostring, setmetatable, error, rawget
 local G = _G
-local errmsg = __basalt_errmsg
 local raised = __basalt_raised
 local rawpcall, select, unpack = pcall, select, unpack
 local errtext = __basalt_errtext
@@ -585,7 +584,7 @@ local function handler(err)
     lvl = lvl + 1
   end
   if type(err) == 'userdata' then
-    err = {err = errmsg(err)}
+    err = {err = 'ERR ' .. errtext(err)}
   elseif type(err) ~= 'table' then
     err = {err = 'ERR ' .. tostring(err)}
   end
@@ -750,15 +749,6 @@ impl Vm {
                 })
             })?,
         )?;
-        g.set(
-            "__basalt_errmsg",
-            lua.create_function(|_, v: Value| {
-                Ok(match v {
-                    Value::Error(e) => format!("ERR {}", root_message(&e)),
-                    other => format!("ERR {other:?}"),
-                })
-            })?,
-        )?;
 
         // Redis never seeds it: the first script sees drand48's default state.
         let rng = std::rc::Rc::new(Rand48(Cell::new(0x1234_ABCD_330E)));
@@ -845,7 +835,6 @@ impl Vm {
             "__basalt_handler",
             "__basalt_prepare",
             "__basalt_loadlib",
-            "__basalt_errmsg",
             "__basalt_errtext",
             "__basalt_raised",
         ] {
@@ -1167,12 +1156,12 @@ unsafe fn raise_table(l: *mut ffi::lua_State) -> ! {
     ffi::lua_error(l)
 }
 
-/// A helper's numeric argument (Lua numbers truncate), or `otherwise` for another type.
-fn int_arg(v: &Value, otherwise: i64) -> i64 {
+/// A helper's numeric argument (Lua numbers truncate); None for another type.
+fn int_arg(v: &Value) -> Option<i64> {
     match v {
-        Value::Integer(i) => *i,
-        Value::Number(n) => *n as i64,
-        _ => otherwise,
+        Value::Integer(i) => Some(*i),
+        Value::Number(n) => Some(*n as i64),
+        _ => None,
     }
 }
 
@@ -1219,10 +1208,8 @@ fn register_redis(lua: &Lua, redis: &Table) -> mlua::Result<()> {
         if args.len() < 2 {
             return helper_failed(lua, "redis.log() requires two arguments or more.");
         }
-        let level = match &args[0] {
-            Value::Integer(i) => *i,
-            Value::Number(n) => *n as i64,
-            _ => return helper_failed(lua, "First argument must be a number (log level)."),
+        let Some(level) = int_arg(&args[0]) else {
+            return helper_failed(lua, "First argument must be a number (log level).");
         };
         if !(0..=3).contains(&level) {
             return helper_failed(lua, "Invalid debug level.");
@@ -1247,7 +1234,7 @@ fn register_redis(lua: &Lua, redis: &Table) -> mlua::Result<()> {
         if args.len() != 1 {
             return helper_failed(lua, "redis.setresp() requires one argument.");
         }
-        let p = match int_arg(&args[0], 0) {
+        let p = match int_arg(&args[0]).unwrap_or(0) {
             2 => Proto::Resp2,
             3 => Proto::Resp3,
             _ => return helper_failed(lua, "RESP version must be 2 or 3."),
@@ -1259,7 +1246,7 @@ fn register_redis(lua: &Lua, redis: &Table) -> mlua::Result<()> {
         if args.len() != 1 {
             return helper_failed(lua, "redis.set_repl() requires one argument.");
         }
-        let v = int_arg(&args[0], -1);
+        let v = int_arg(&args[0]).unwrap_or(-1);
         if !(0..=3).contains(&v) {
             return helper_failed(
                 lua,

@@ -151,8 +151,7 @@ pub struct Client {
     pub multi: Option<Vec<(&'static crate::command::table::Cmd, crate::command::Args)>>,
     /// A command was rejected while queueing: EXEC answers EXECABORT.
     pub multi_error: bool,
-    /// WATCH: the client's flag (its shards raise it on a change) and its watched keys (database, key, the deadline of a key
-    /// that was live with a TTL when WATCHed).
+    /// WATCH: the client's flag (its shards raise it on a change) and its watched keys.
     pub watching: Option<(crate::store::db::WatchFlag, Vec<WatchedKey>)>,
 }
 
