@@ -305,6 +305,37 @@ def generators():
     add()(lambda r: ["COPY", pick(r, KEYS), pick(r, KEYS), "DB", "1"] + pick(r, [[], ["REPLACE"]]))
     add()(lambda r: [pick(r, ["TOUCH", "UNLINK", "EXISTS"])] + [pick(r, KEYS) for _ in range(r.randint(1, 3))])
     add()(lambda r: ["LCS", pick(r, KEYS), pick(r, KEYS)] + pick(r, [[], ["LEN"], ["IDX"], ["IDX", "MINMATCHLEN", "1", "WITHMATCHLEN"]]))
+    # the command connection moves between databases (SELECT in MULTI lasts; in a script it
+    # is the script's own)
+    add()(lambda r: ["SELECT", pick(r, ["0", "1", "0", "1", "x", "16", "-1"])])
+    # relative expiry only with values that fail or expire at once (a TTL that stays would
+    # be read back differently), and absolute ones at the limits
+    bad_ttl = ["0", "-1", "x", "1.5", "", "9223372036854775807", "-9223372036854775808", "9223372036854775"]
+    add()(lambda r: ["SET", pick(r, KEYS), "v", pick(r, ["EX", "PX"]), pick(r, bad_ttl)] + pick(r, [[], ["NX"], ["KEEPTTL"], ["EX", "1"], ["GET"]]))
+    add()(lambda r: [pick(r, ["SETEX", "PSETEX"]), pick(r, KEYS), pick(r, bad_ttl), "v"])
+    add()(lambda r: ["GETEX", pick(r, KEYS), pick(r, ["EX", "PX", "EXAT", "PXAT"]), pick(r, bad_ttl)])
+    add()(lambda r: [pick(r, ["EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT"]), pick(r, KEYS), pick(r, bad_ttl)] + pick(r, [[], ["NX"], ["GT"], ["FOO"]]))
+    # indexes, offsets and increments at and past the integer limits
+    huge = lambda r: pick(r, ["9223372036854775807", "-9223372036854775808", "9223372036854775808", "4294967296", "-4294967297", "536870912", "1e3"])
+    add()(lambda r: [pick(r, ["GETRANGE", "LRANGE", "LTRIM", "ZRANGE", "ZREMRANGEBYRANK", "ZRANGESTORE"]), pick(r, KEYS), huge(r), huge(r)])
+    add()(lambda r: [pick(r, ["LINDEX", "LSET"]), pick(r, KEYS), huge(r)] + (["x"] if r.random() < 0.5 else []))
+    add()(lambda r: ["SETRANGE", pick(r, KEYS), huge(r), pick(r, ["", "x"])])
+    add()(lambda r: [pick(r, ["SETBIT", "GETBIT"]), pick(r, KEYS), huge(r), "1"])
+    add()(lambda r: [pick(r, ["BITCOUNT", "BITPOS"]), pick(r, KEYS)] + (["1"] if r.random() < 0.5 else []) + [huge(r), huge(r)] + pick(r, [[], ["BIT"], ["BYTE"]]))
+    add()(lambda r: [pick(r, ["INCRBY", "DECRBY", "HINCRBY"]), pick(r, KEYS)] + (["m1"] if r.random() < 0.3 else []) + [huge(r)])
+    add()(lambda r: [pick(r, ["INCRBYFLOAT", "HINCRBYFLOAT"]), pick(r, KEYS)] + (["m1"] if r.random() < 0.3 else []) + [pick(r, ["1e308", "-1e308", "0x10", " 1", "1 ", "5e-324", "1.7976931348623157e308", "0.1", "-0", "00012", "1e", ".5", "5."])])
+    add()(lambda r: [pick(r, ["LPOP", "RPOP", "SPOP", "ZPOPMIN"]), pick(r, KEYS), huge(r)])
+    add()(lambda r: ["LPOS", pick(r, KEYS), pick(r, MEMBERS)] + pick(r, [["RANK", "0"], ["RANK", "-9223372036854775807"], ["COUNT", "-1"], ["MAXLEN", "-1"], ["RANK"], ["FOO", "1"]]))
+    add()(lambda r: [pick(r, ["LMPOP", "ZMPOP"]), pick(r, ["0", "-1", "3", "x", "9223372036854775807"]), pick(r, KEYS), pick(r, ["LEFT", "MIN", "COUNT"])] + pick(r, [[], ["COUNT", "0"], ["COUNT", "-1"], ["COUNT", "1", "COUNT", "2"]]))
+    # option combinations Redis refuses
+    add()(lambda r: ["ZADD", pick(r, KEYS)] + pick(r, [["NX", "XX"], ["GT", "LT"], ["NX", "GT"], ["INCR", "GT"], ["INCR"], ["CH", "INCR", "XX"]])
+          + sum([[pick(r, SCORES), pick(r, MEMBERS)] for _ in range(r.randint(1, 2))], []))
+    add()(lambda r: ["SET", pick(r, KEYS), "v"] + pick(r, [["NX", "XX"], ["EX", "1", "PX", "1"], ["KEEPTTL", "EXAT", "1"], ["GET", "GET"], ["NX", "NX"], ["EXAT"], ["PXAT", "x"], ["FOO"]]))
+    add()(lambda r: ["GETEX", pick(r, KEYS)] + pick(r, [["PERSIST", "EX", "1"], ["EX"], ["FOO"], ["EXAT", "1", "PXAT", "1"], ["PERSIST", "PERSIST"]]))
+    add()(lambda r: [pick(r, ["HSET", "HMSET", "MSET", "MSETNX"]), pick(r, KEYS), "f"] + pick(r, [[], ["v", "g"]]))
+    add()(lambda r: pick(r, [["PING"], ["PING", "x"], ["PING", "a", "b"], ["ECHO", "x"], ["ECHO"], ["ECHO", "a", "b"]]))
+    # (not REFCOUNT: see the README's known differences)
+    add()(lambda r: ["OBJECT", pick(r, ["FREQ", "HELP", "FOO", "ENCODING"]), pick(r, KEYS)] + pick(r, [[], [], ["x"]]))
     return g
 
 
