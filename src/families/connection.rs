@@ -509,10 +509,48 @@ fn client_reply(c: &mut Client, a: Args) -> LocalFuture<'_> {
     })
 }
 
+/// `CLIENT TRACKINGINFO`: client-side caching (`CLIENT TRACKING`) is not implemented, so
+/// every connection answers as a Redis connection with tracking off does.
+fn client_trackinginfo(c: &mut Client, _a: Args) -> LocalFuture<'_> {
+    boxed(async move {
+        c.out.map(3);
+        c.out.bulk(b"flags");
+        c.out.set(1);
+        c.out.bulk(b"off");
+        c.out.bulk(b"redirect");
+        c.out.int(-1);
+        c.out.bulk(b"prefixes");
+        c.out.array(0);
+        Ok(())
+    })
+}
+
+/// `CLIENT GETREDIR`: -1, the answer of a connection without tracking.
+fn client_getredir(c: &mut Client, _a: Args) -> LocalFuture<'_> {
+    boxed(async move {
+        c.out.int(-1);
+        Ok(())
+    })
+}
+
+/// `CLIENT CACHING YES|NO`: Redis's error for a connection without OPTIN/OPTOUT tracking,
+/// which every basalt connection is.
+fn client_caching(_c: &mut Client, _a: Args) -> LocalFuture<'_> {
+    boxed(async move {
+        Err(CmdError::Static(
+            "ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled",
+        ))
+    })
+}
+
 fn client_help(c: &mut Client, _a: Args) -> LocalFuture<'_> {
     boxed(async move {
         let lines: &[&str] = &[
             "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "CACHING (YES|NO)",
+            "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+            "GETREDIR",
+            "    Return the client ID we are redirecting to when tracking is enabled.",
             "GETNAME",
             "    Return the name of the current connection.",
             "ID",
@@ -553,6 +591,8 @@ fn client_help(c: &mut Client, _a: Args) -> LocalFuture<'_> {
             "    Set client meta attr. Options are:",
             "    * LIB-NAME: the client lib name.",
             "    * LIB-VER: the client lib version.",
+            "TRACKINGINFO",
+            "    Report tracking status for the current connection.",
             "HELP",
             "    Print this help.",
         ];
@@ -576,6 +616,9 @@ static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "no-touch", arity: 3, flags: NOSCRIPT | LOADING | STALE, acl: CONN, group: "connection", since: "7.2.0", summary: "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.", syntax: "<ON | OFF>", run: Run::Conn(client_no_touch), ..CommandSpec::DEFAULT },
     CommandSpec { name: "reply", arity: 3, flags: NOSCRIPT | LOADING | STALE, acl: CONN, group: "connection", since: "3.2.0", summary: "Instructs the server whether to reply to commands.", syntax: "<ON | OFF | SKIP>", run: Run::Conn(client_reply), ..CommandSpec::DEFAULT },
     CommandSpec { name: "help", arity: 2, flags: LOADING | STALE, acl: CONN, group: "connection", since: "5.0.0", summary: "Returns helpful text about the different subcommands.", run: Run::Conn(client_help), ..CommandSpec::DEFAULT },
+    CommandSpec { name: "trackinginfo", arity: 2, flags: NOSCRIPT | LOADING | STALE, acl: CONN, group: "connection", since: "6.2.0", summary: "Returns information about server-assisted client-side caching for the connection.", run: Run::Conn(client_trackinginfo), ..CommandSpec::DEFAULT },
+    CommandSpec { name: "getredir", arity: 2, flags: NOSCRIPT | LOADING | STALE, acl: CONN, group: "connection", since: "6.0.0", summary: "Returns the client ID to which the connection's tracking notifications are redirected.", run: Run::Conn(client_getredir), ..CommandSpec::DEFAULT },
+    CommandSpec { name: "caching", arity: 3, flags: NOSCRIPT | LOADING | STALE, acl: CONN, group: "connection", since: "6.0.0", summary: "Instructs the server whether to track the keys in the next request.", syntax: "<YES | NO>", run: Run::Conn(client_caching), ..CommandSpec::DEFAULT },
 ];
 
 pub static COMMANDS: &[CommandSpec] = &[
