@@ -310,7 +310,7 @@ def generators():
     add()(lambda r: ["SELECT", pick(r, ["0", "1", "0", "1", "x", "16", "-1"])])
     # relative expiry only with values that fail or expire at once (a TTL that stays would
     # be read back differently), and absolute ones at the limits
-    bad_ttl = ["0", "-1", "x", "1.5", "", "9223372036854775807", "-9223372036854775808", "9223372036854775"]
+    bad_ttl = ["0", "-1", "x", "1.5", "", "9223372036854775807", "-9223372036854775808", "9223372036854775807000"]
     add()(lambda r: ["SET", pick(r, KEYS), "v", pick(r, ["EX", "PX"]), pick(r, bad_ttl)] + pick(r, [[], ["NX"], ["KEEPTTL"], ["EX", "1"], ["GET"]]))
     add()(lambda r: [pick(r, ["SETEX", "PSETEX"]), pick(r, KEYS), pick(r, bad_ttl), "v"])
     add()(lambda r: ["GETEX", pick(r, KEYS), pick(r, ["EX", "PX", "EXAT", "PXAT"]), pick(r, bad_ttl)])

@@ -1168,3 +1168,86 @@ fn latency_monitor_samples_a_slow_exec_of_fast_commands() {
     let command = latest.iter().find(|e| e.0 == "command");
     assert!(command.is_some_and(|e| e.2 >= 1 && e.3 >= e.2), "{latest:?}");
 }
+
+/// MEMORY USAGE measures what a key holds (its value's bytes dominate, big collections are
+/// sampled and extrapolated), MEMORY STATS counts the keys of every shard and database, and
+/// DOCTOR, PURGE and MALLOC-STATS answer with the allocator's real figures.
+#[test]
+fn memory_usage_stats_doctor_purge() {
+    let s = Server::start(&[]);
+    let mut con = s.conn();
+    let usage = |con: &mut redis::Connection, args: &[&str]| -> Option<i64> {
+        redis::cmd("MEMORY")
+            .arg("USAGE")
+            .arg(args)
+            .query(con)
+            .expect("MEMORY USAGE")
+    };
+    let _: () = redis::cmd("SET").arg("small").arg("x").query(&mut con).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("big")
+        .arg("v".repeat(10_000))
+        .query(&mut con)
+        .unwrap();
+    let small = usage(&mut con, &["small"]).unwrap();
+    let big = usage(&mut con, &["big"]).unwrap();
+    assert!((1..200).contains(&small), "{small}");
+    assert!((10_000..11_000).contains(&big), "{big}");
+    assert_eq!(usage(&mut con, &["missing"]), None);
+    // A hash table of 1,000 fields with 100-byte values: about 100 KB of pairs plus the
+    // table; sampled (5, the default, and 1) or measured whole, the same order of size.
+    let mut p = redis::pipe();
+    for i in 0..1000 {
+        p.cmd("HSET")
+            .arg("h")
+            .arg(format!("f{i:04}"))
+            .arg("v".repeat(100))
+            .ignore();
+    }
+    p.query::<()>(&mut con).unwrap();
+    for samples in [None, Some("1"), Some("0")] {
+        let args: Vec<&str> = match samples {
+            None => vec!["h"],
+            Some(n) => vec!["h", "SAMPLES", n],
+        };
+        let n = usage(&mut con, &args).unwrap();
+        assert!((100_000..200_000).contains(&n), "{args:?}: {n}");
+    }
+    // Keys on every shard, and one in another database.
+    for i in 0..20 {
+        let _: () = redis::cmd("SET").arg(format!("k{i}")).arg(i).query(&mut con).unwrap();
+    }
+    let _: () = redis::cmd("SELECT").arg(3).query(&mut con).unwrap();
+    let _: () = redis::cmd("SET").arg("other").arg("1").query(&mut con).unwrap();
+    let stats: Vec<redis::Value> = redis::cmd("MEMORY").arg("STATS").query(&mut con).unwrap();
+    let field = |name: &str| {
+        let i = stats
+            .iter()
+            .position(|v| *v == redis::Value::BulkString(name.as_bytes().to_vec()));
+        stats[i.unwrap_or_else(|| panic!("no {name} in {stats:?}")) + 1].clone()
+    };
+    assert_eq!(field("keys.count"), redis::Value::Int(24));
+    assert!(matches!(field("db.0"), redis::Value::Array(ref a) if a.len() == 6));
+    assert!(matches!(field("db.3"), redis::Value::Array(ref a) if a.len() == 6));
+    assert!(!stats.contains(&redis::Value::BulkString(b"db.1".to_vec())));
+    let redis::Value::Int(total) = field("total.allocated") else {
+        panic!("{stats:?}")
+    };
+    let redis::Value::Int(dataset) = field("dataset.bytes") else {
+        panic!("{stats:?}")
+    };
+    assert!(dataset > 100_000 && dataset < total, "{dataset} of {total}");
+    let purge: String = redis::cmd("MEMORY").arg("PURGE").query(&mut con).unwrap();
+    assert_eq!(purge, "OK");
+    let report: String = redis::cmd("MEMORY").arg("MALLOC-STATS").query(&mut con).unwrap();
+    assert!(
+        report.contains("Begin jemalloc statistics"),
+        "{}",
+        &report[..report.len().min(200)]
+    );
+    let doctor: String = redis::cmd("MEMORY").arg("DOCTOR").query(&mut con).unwrap();
+    assert!(
+        doctor.starts_with("Hi Sam") || doctor.starts_with("Sam, I detected"),
+        "{doctor}"
+    );
+}

@@ -9,6 +9,7 @@ pub mod hashes;
 pub mod introspection;
 pub mod keys;
 pub mod lists;
+pub mod memory;
 pub mod pubsub;
 pub mod scripting;
 pub mod server;
@@ -28,6 +29,7 @@ pub static ALL: &[&[CommandSpec]] = &[
     dump::COMMANDS,
     server::COMMANDS,
     introspection::COMMANDS,
+    memory::COMMANDS,
     lists::COMMANDS,
     hashes::COMMANDS,
     sets::COMMANDS,

@@ -127,6 +127,13 @@ impl Entry {
 /// The script cache shared by every shard.
 static REGISTRY: LazyLock<RwLock<HashMap<Sha, Entry>>> = LazyLock::new(|| RwLock::new(HashMap::new()));
 
+/// The number of cached scripts and the bytes of their bodies (INFO's
+/// `number_of_cached_scripts` and `used_memory_scripts_eval`, MEMORY DOCTOR).
+pub fn cache_stats() -> (usize, usize) {
+    let reg = REGISTRY.read().unwrap_or_else(|e| e.into_inner());
+    (reg.len(), reg.values().map(|e| e.body.len()).sum())
+}
+
 /// Bumped by SCRIPT FLUSH: each VM starts afresh (new globals, no compiled scripts) when it
 /// sees a newer generation, as Redis recreates its Lua state; so do the threads' maps.
 static GENERATION: AtomicU64 = AtomicU64::new(0);
@@ -239,11 +246,6 @@ pub fn note_function_scope(key: &str, declared_only: bool) {
 
 pub fn generation() -> u64 {
     GENERATION.load(Ordering::Acquire)
-}
-
-/// Memory the cached bodies take (INFO's used_memory_scripts approximation).
-pub fn cache_len() -> usize {
-    REGISTRY.read().map(|r| r.len()).unwrap_or(0)
 }
 
 /// The script running on one shard thread, if any. Scripts on different shards run in

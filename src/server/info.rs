@@ -23,6 +23,11 @@ pub static ACTIVE_EXPIRE: AtomicBool = AtomicBool::new(true);
 /// used_memory once start-up is done (Redis's used_memory_startup), taken by the first cron.
 static STARTUP_MEMORY: OnceLock<u64> = OnceLock::new();
 
+/// used_memory_startup: what the server held once started (0 before the first cron).
+pub fn startup_memory() -> u64 {
+    STARTUP_MEMORY.get().copied().unwrap_or(0)
+}
+
 /// Once per 1/hz seconds on every shard.
 pub fn cron(shard: &Rc<Shard>) {
     let local = &shard.local;
@@ -261,7 +266,7 @@ fn total_memory() -> u64 {
 }
 
 /// "jemalloc-5.3.0", as Redis names its allocator.
-fn allocator_name() -> String {
+pub fn allocator_name() -> String {
     match tikv_jemalloc_ctl::version::read() {
         Ok(v) => format!("jemalloc-{}", v.split('-').next().unwrap_or(v)),
         Err(_) => "jemalloc".to_string(),
@@ -453,6 +458,7 @@ pub fn render(shard: &Shard, snaps: &[ShardSnapshot], wanted: &[&str]) -> String
                 let dataset = used - overhead;
                 let net = used - startup;
                 let sys = total_memory();
+                let (scripts, scripts_bytes) = crate::scripting::cache_stats();
                 o.push_str("# Memory\r\n");
                 Section(&mut o)
                     .field("used_memory", used)
@@ -477,16 +483,16 @@ pub fn render(shard: &Shard, snaps: &[ShardSnapshot], wanted: &[&str]) -> String
                     .field("used_memory_lua", 0)
                     .field("used_memory_vm_eval", 0)
                     .field("used_memory_lua_human", "0B")
-                    .field("used_memory_scripts_eval", 0)
-                    .field("number_of_cached_scripts", 0)
+                    .field("used_memory_scripts_eval", scripts_bytes)
+                    .field("number_of_cached_scripts", scripts)
                     .field("number_of_functions", 0)
                     .field("number_of_libraries", 0)
                     .field("used_memory_vm_functions", 0)
                     .field("used_memory_vm_total", 0)
                     .field("used_memory_vm_total_human", "0B")
                     .field("used_memory_functions", 0)
-                    .field("used_memory_scripts", 0)
-                    .field("used_memory_scripts_human", "0B")
+                    .field("used_memory_scripts", scripts_bytes)
+                    .field("used_memory_scripts_human", memory::human(scripts_bytes as u64))
                     .field("maxmemory", cfg.maxmemory)
                     .field("maxmemory_human", memory::human(cfg.maxmemory))
                     .field("maxmemory_policy", cfg.maxmemory_policy.as_str())

@@ -316,6 +316,16 @@ impl Db {
     }
 
     /// The entry stored under `key` (expired or not), without touching it or counting it.
+    /// MEMORY STATS: the bytes of the keyspace's and the expiry table's buckets and nodes.
+    pub fn table_overhead(&self) -> (usize, usize) {
+        (self.keys.table_bytes(), self.expires.table_bytes())
+    }
+
+    /// MEMORY USAGE: what a key costs outside its value, its keyspace node and its name.
+    pub fn key_overhead(key: &[u8]) -> usize {
+        Dict::<Key, Entry>::node_bytes() + key.len()
+    }
+
     pub fn peek(&self, key: &[u8]) -> Option<&Entry> {
         self.keys.get(key)
     }

@@ -376,10 +376,17 @@ impl Hash {
     }
 
     pub fn heap_bytes(&self) -> usize {
+        self.heap_bytes_sampled(usize::MAX)
+    }
+
+    /// The heap bytes, a hash table's fields and values measured on the first `samples`
+    /// pairs and extrapolated (MEMORY USAGE).
+    pub fn heap_bytes_sampled(&self, samples: usize) -> usize {
         match &self.repr {
             Repr::Pack(p) => p.buf.len(),
             Repr::Table(t) => {
-                std::mem::size_of::<Table>() + t.table_bytes() + t.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+                let pairs = super::extrapolate(t.iter().map(|(k, v)| k.len() + v.len()), samples, t.len());
+                std::mem::size_of::<Table>() + t.table_bytes() + pairs
             }
         }
     }

@@ -820,12 +820,18 @@ impl List {
     }
 
     pub fn heap_bytes(&self) -> usize {
+        self.heap_bytes_sampled(usize::MAX)
+    }
+
+    /// The heap bytes, a quicklist's nodes measured on the first `samples` of them and
+    /// extrapolated, as Redis's MEMORY USAGE samples quicklist nodes.
+    pub fn heap_bytes_sampled(&self, samples: usize) -> usize {
         match &self.repr {
             Repr::Pack(n) => n.buf.capacity(),
             Repr::Quick(q) => {
                 std::mem::size_of::<Quick>()
                     + q.nodes.capacity() * std::mem::size_of::<Node>()
-                    + q.nodes.iter().map(|n| n.buf.capacity()).sum::<usize>()
+                    + super::extrapolate(q.nodes.iter().map(|n| n.buf.capacity()), samples, q.nodes.len())
             }
         }
     }

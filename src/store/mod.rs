@@ -107,3 +107,31 @@ impl Store {
         }
     }
 }
+
+/// The total of `len` sizes estimated from the first `samples` of `sizes` (all of them when
+/// `samples >= len`): Redis's MEMORY USAGE sampling, the average of a sample times the count.
+pub fn extrapolate(sizes: impl Iterator<Item = usize>, samples: usize, len: usize) -> usize {
+    let (n, bytes) = sizes.take(samples).fold((0usize, 0usize), |(n, b), s| (n + 1, b + s));
+    if n >= len {
+        bytes
+    } else {
+        (bytes as u128 * len as u128).checked_div(n as u128).unwrap_or(0) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::extrapolate;
+
+    #[test]
+    fn extrapolate_samples_and_scales() {
+        // All measured: the exact sum.
+        assert_eq!(extrapolate([3, 5, 7].into_iter(), usize::MAX, 3), 15);
+        assert_eq!(extrapolate([3, 5, 7].into_iter(), 3, 3), 15);
+        // Two of four measured (average 4): 16.
+        assert_eq!(extrapolate([3, 5, 100, 100].into_iter(), 2, 4), 16);
+        // Nothing to measure.
+        assert_eq!(extrapolate(std::iter::empty(), 5, 0), 0);
+        assert_eq!(extrapolate([1].into_iter(), 0, 1), 0);
+    }
+}

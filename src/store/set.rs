@@ -896,17 +896,17 @@ impl Set {
     }
 
     pub fn heap_bytes(&self) -> usize {
+        self.heap_bytes_sampled(16)
+    }
+
+    /// The heap bytes, a hash table's members measured on the first `samples` of them and
+    /// extrapolated, as Redis's MEMORY USAGE does (O(samples) whatever the size).
+    pub fn heap_bytes_sampled(&self, samples: usize) -> usize {
         match self {
             Set::Int(s) => s.heap_bytes(),
             Set::Pack(s) => s.heap_bytes(),
             Set::Hash(d) => {
-                // Members sampled, as Redis's MEMORY USAGE does: O(1) whatever the size.
-                const SAMPLES: usize = 16;
-                let (n, bytes) = d
-                    .iter()
-                    .take(SAMPLES)
-                    .fold((0usize, 0usize), |(n, b), (k, _)| (n + 1, b + k.len()));
-                let members = (bytes * d.len()).checked_div(n).unwrap_or(0);
+                let members = super::extrapolate(d.iter().map(|(k, _)| k.len()), samples, d.len());
                 std::mem::size_of::<Table>() + d.table_bytes() + members
             }
         }

@@ -205,11 +205,17 @@ impl Value {
     }
 
     pub fn heap_bytes(&self) -> usize {
+        self.heap_bytes_sampled(usize::MAX)
+    }
+
+    /// The heap bytes, the elements of a big collection measured on `samples` of them and
+    /// extrapolated (MEMORY USAGE's SAMPLES; `usize::MAX` measures them all).
+    pub fn heap_bytes_sampled(&self, samples: usize) -> usize {
         match self {
             Value::Str(s) => s.heap_bytes(),
-            Value::List(v) => v.heap_bytes(),
-            Value::Hash(v) => v.heap_bytes(),
-            Value::Set(v) => v.heap_bytes(),
+            Value::List(v) => v.heap_bytes_sampled(samples),
+            Value::Hash(v) => v.heap_bytes_sampled(samples),
+            Value::Set(v) => v.heap_bytes_sampled(samples),
             Value::ZSet(v) => v.heap_bytes(),
         }
     }
