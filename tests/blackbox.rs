@@ -1251,3 +1251,60 @@ fn memory_usage_stats_doctor_purge() {
         "{doctor}"
     );
 }
+
+/// WAIT with replicas asked for blocks as on a Redis primary without replicas: 0 after the
+/// timeout, counted in blocked_clients meanwhile; CLIENT UNBLOCK ends it (TIMEOUT: 0, ERROR:
+/// the UNBLOCKED error), and a client that leaves while waiting is no longer counted.
+#[test]
+fn wait_blocks_until_timeout_unblock_or_disconnect() {
+    let s = Server::start(&[]);
+    let mut con = s.conn();
+    let blocked = |con: &mut redis::Connection| info_field(&info(con, "clients"), "blocked_clients");
+    let start = std::time::Instant::now();
+    let n: i64 = redis::cmd("WAIT").arg(1).arg(200).query(&mut con).unwrap();
+    assert_eq!(n, 0);
+    assert!(start.elapsed() >= Duration::from_millis(150), "{:?}", start.elapsed());
+
+    for (mode, want) in [
+        ("TIMEOUT", ":0"),
+        ("ERROR", "-UNBLOCKED client unblocked via CLIENT UNBLOCK"),
+    ] {
+        let mut waiter = s.raw();
+        let id = waiter.cmd(&["CLIENT", "ID"]).str();
+        waiter.send(&["WAIT", "1", "0"]).unwrap();
+        let seen = poll(Duration::from_secs(5), || {
+            (blocked(&mut con).as_deref() == Some("1")).then_some(())
+        });
+        assert!(seen.is_some(), "WAIT never counted as blocked");
+        let unblocked: i64 = redis::cmd("CLIENT")
+            .arg("UNBLOCK")
+            .arg(&id)
+            .arg(mode)
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(unblocked, 1);
+        let reply = match waiter.read().unwrap() {
+            V::Int(n) => format!(":{n}"),
+            V::Err(e) => format!("-{e}"),
+            other => format!("{other:?}"),
+        };
+        assert_eq!(reply, want);
+        assert_eq!(waiter.cmd(&["PING"]).str(), "PONG");
+    }
+
+    let mut waiter = s.raw();
+    waiter.send(&["WAIT", "1", "0"]).unwrap();
+    assert!(
+        poll(Duration::from_secs(5), || (blocked(&mut con).as_deref() == Some("1"))
+            .then_some(()))
+        .is_some()
+    );
+    drop(waiter);
+    let left = poll(Duration::from_secs(5), || {
+        (blocked(&mut con).as_deref() == Some("0")).then_some(())
+    });
+    assert!(
+        left.is_some(),
+        "a client gone while in WAIT is still counted as blocked"
+    );
+}

@@ -15,12 +15,13 @@ use crate::command::{acl, flags::*, Args, CommandSpec, LocalFuture, Run};
 use crate::error::CmdError;
 use crate::persist::Effects;
 use crate::resp::Reply;
+use crate::server::blocking::Parked;
 use crate::server::client::Client;
 use crate::server::info::{needs_snapshots, render, sections, snapshot, ACTIVE_EXPIRE};
 use crate::server::stats::{
     add_latency, latency_cdf, LatencyMonitor, LatencySeries, SlowLog, LAZYFREED, LAZYFREE_PENDING,
 };
-use crate::server::unix_us;
+use crate::server::{unix_ms, unix_us};
 use crate::store::db::DbStats;
 use crate::store::{Db, Store};
 
@@ -904,6 +905,36 @@ fn debug(c: &mut Client, a: Args) -> LocalFuture<'_> {
 
 // ---- the table ---------------------------------------------------------------------------
 
+/// `WAIT numreplicas timeout`: basalt has no replicas, so none ever acknowledges, as for a
+/// Redis primary without replicas: 0 at once when none is asked for (or inside EXEC), else 0
+/// after `timeout` milliseconds (0: until CLIENT UNBLOCK or the client leaves).
+fn wait(c: &mut Client, a: Args) -> LocalFuture<'_> {
+    boxed(async move {
+        let numreplicas = a.int(1)?;
+        let timeout = match parse_i64(&a[2]) {
+            None => return Err(CmdError::Static("ERR timeout is not an integer or out of range")),
+            Some(t) if t < 0 => return Err(CmdError::Static("ERR timeout is negative")),
+            Some(t) => t as u64,
+        };
+        let now = unix_ms();
+        if timeout > i64::MAX as u64 - now {
+            return Err(CmdError::Static("ERR timeout is out of range"));
+        }
+        if numreplicas > 0 && !c.in_exec {
+            let deadline = if timeout == 0 { 0 } else { now + timeout };
+            match crate::server::blocking::park(c, deadline).await {
+                Parked::UnblockedError => {
+                    return Err(CmdError::Static("UNBLOCKED client unblocked via CLIENT UNBLOCK"))
+                }
+                Parked::Gone => c.close_after_reply = true,
+                Parked::Timeout => {}
+            }
+        }
+        c.out.int(0);
+        Ok(())
+    })
+}
+
 const SERVER: &str = "server";
 const ADMIN_CMD: u32 = ADMIN | NOSCRIPT | LOADING | STALE;
 
@@ -1159,6 +1190,19 @@ pub static COMMANDS: &[CommandSpec] = &[
         complexity: "O(N) where N is the count of clients watching or blocking on keys from both databases.",
         syntax: "index1 index2",
         run: Run::Conn(swapdb),
+        ..CommandSpec::DEFAULT
+    },
+    CommandSpec {
+        name: "wait",
+        arity: 3,
+        flags: NOSCRIPT,
+        acl: acl::CONNECTION,
+        group: "generic",
+        since: "3.0.0",
+        summary: "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.",
+        tips: &["request_policy:all_shards", "response_policy:agg_min"],
+        syntax: "numreplicas timeout",
+        run: Run::Conn(wait),
         ..CommandSpec::DEFAULT
     },
     CommandSpec {

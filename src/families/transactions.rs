@@ -200,102 +200,111 @@ fn exec(c: &mut Client, _a: Args) -> LocalFuture<'_> {
                 "EXECABORT Transaction discarded because of previous errors.",
             ));
         }
-        let n = c.shard.nshards;
-        let mut shards = Vec::new();
-        let mut inline = true;
-        for (cmd, args) in &queued {
-            match cmd.spec.run {
-                Run::Keyed(..) => {
-                    if cmd.spec.wide.is_some_and(|wide| wide(args)) {
-                        shards.extend(0..n);
-                    } else {
-                        let mut pos = Vec::new();
-                        // Key specs were checked when the command was queued.
-                        let _ = crate::command::keys::key_positions(cmd.spec.key_specs, args, &mut pos);
-                        shards.extend(pos.iter().map(|&p| shard_of(&args[p], n)));
-                    }
+        c.in_exec = true;
+        let r = run_queued(c, queued).await;
+        c.in_exec = false;
+        r
+    })
+}
+
+/// Runs a transaction's queued commands: atomically under one reservation of their shards,
+/// or command by command when one of them visits shards on its own.
+async fn run_queued(c: &mut Client, queued: Vec<(&'static Cmd, Args)>) -> Result<(), CmdError> {
+    let n = c.shard.nshards;
+    let mut shards = Vec::new();
+    let mut inline = true;
+    for (cmd, args) in &queued {
+        match cmd.spec.run {
+            Run::Keyed(..) => {
+                if cmd.spec.wide.is_some_and(|wide| wide(args)) {
+                    shards.extend(0..n);
+                } else {
+                    let mut pos = Vec::new();
+                    // Key specs were checked when the command was queued.
+                    let _ = crate::command::keys::key_positions(cmd.spec.key_specs, args, &mut pos);
+                    shards.extend(pos.iter().map(|&p| shard_of(&args[p], n)));
                 }
-                // Scripts may touch any key: they need every shard, and run under EXEC's
-                // reservation (see the Run::Script arm below).
-                Run::Script(_) => shards.extend(0..n),
-                _ => inline &= INLINE_CONN.contains(&cmd.full_name.as_str()),
             }
+            // Scripts may touch any key: they need every shard, and run under EXEC's
+            // reservation (see the Run::Script arm below).
+            Run::Script(_) => shards.extend(0..n),
+            _ => inline &= INLINE_CONN.contains(&cmd.full_name.as_str()),
         }
-        shards.sort_unstable();
-        shards.dedup();
-        if !inline {
-            return exec_stepwise(c, queued).await;
-        }
-        let sh = c.shard.clone();
-        let mut lent = sh.reserve(&shards).await?;
-        // Checked while the shards are held: no write to them can fall between the check
-        // and the commands.
-        if watch_failed(c) {
-            sh.release(lent).await;
-            unwatch_all(c).await;
-            c.out.null_array();
-            return Ok(());
-        }
-        let (databases, enc) = {
-            let cfg = sh.local.cfg.borrow();
-            (cfg.databases, cfg.enc)
-        };
-        let mut effects = Effects::new(sh.local.effects.borrow().is_enabled());
-        c.out.array(queued.len());
-        for (cmd, args) in queued {
-            let start = Instant::now();
-            match cmd.spec.run {
-                Run::Keyed(f, _) => {
-                    if sh.local.shared.persist.rewrite_in_progress.load(Ordering::Relaxed) {
-                        crate::persist::rewrite::before_command_lent(&mut lent, cmd, &args);
-                    }
-                    let mut ex = Exec {
-                        ks: Keyspace::Lent(&mut lent),
-                        db: c.db,
-                        now: unix_ms(),
-                        out: &mut c.out,
-                        effects: &mut effects,
-                        dirty: 0,
-                        no_touch: c.handle.no_touch.get(),
-                        databases,
-                        enc,
-                        may_block: false,
-                        block: None,
-                        serving: false,
-                    };
-                    let r = f(&mut ex, &args);
-                    let dirty = ex.dirty;
-                    if let Err(e) = &r {
-                        ex.out.error(&e.to_string());
-                    }
-                    drop(ex);
-                    for s in &shards {
-                        effects.take_expired(lent.store(*s));
-                    }
-                    sh.local.stats.borrow_mut().dirty += dirty;
-                    dispatch::record(&sh, cmd, start, r.as_ref().err(), dirty, &args, &BatchCtx::of(c));
-                }
-                Run::Script(call) => {
-                    let (l, e) = super::scripting::run_in_transaction(c, call, args.clone(), lent, effects).await?;
-                    (lent, effects) = (l, e);
-                    dispatch::record(&sh, cmd, start, None, 0, &args, &BatchCtx::of(c));
-                }
-                Run::Conn(f) => {
-                    let record_args = args.clone();
-                    let r = f(c, args).await;
-                    if let Err(e) = &r {
-                        c.out.error(&e.to_string());
-                    }
-                    dispatch::record(&sh, cmd, start, r.as_ref().err(), 0, &record_args, &BatchCtx::of(c));
-                }
-                Run::Container => c.out.error(&CmdError::WrongArity(cmd.full_name.clone()).to_string()),
-            }
-        }
-        sh.send_effects_atomic(effects);
+    }
+    shards.sort_unstable();
+    shards.dedup();
+    if !inline {
+        return exec_stepwise(c, queued).await;
+    }
+    let sh = c.shard.clone();
+    let mut lent = sh.reserve(&shards).await?;
+    // Checked while the shards are held: no write to them can fall between the check
+    // and the commands.
+    if watch_failed(c) {
         sh.release(lent).await;
         unwatch_all(c).await;
-        Ok(())
-    })
+        c.out.null_array();
+        return Ok(());
+    }
+    let (databases, enc) = {
+        let cfg = sh.local.cfg.borrow();
+        (cfg.databases, cfg.enc)
+    };
+    let mut effects = Effects::new(sh.local.effects.borrow().is_enabled());
+    c.out.array(queued.len());
+    for (cmd, args) in queued {
+        let start = Instant::now();
+        match cmd.spec.run {
+            Run::Keyed(f, _) => {
+                if sh.local.shared.persist.rewrite_in_progress.load(Ordering::Relaxed) {
+                    crate::persist::rewrite::before_command_lent(&mut lent, cmd, &args);
+                }
+                let mut ex = Exec {
+                    ks: Keyspace::Lent(&mut lent),
+                    db: c.db,
+                    now: unix_ms(),
+                    out: &mut c.out,
+                    effects: &mut effects,
+                    dirty: 0,
+                    no_touch: c.handle.no_touch.get(),
+                    databases,
+                    enc,
+                    may_block: false,
+                    block: None,
+                    serving: false,
+                };
+                let r = f(&mut ex, &args);
+                let dirty = ex.dirty;
+                if let Err(e) = &r {
+                    ex.out.error(&e.to_string());
+                }
+                drop(ex);
+                for s in &shards {
+                    effects.take_expired(lent.store(*s));
+                }
+                sh.local.stats.borrow_mut().dirty += dirty;
+                dispatch::record(&sh, cmd, start, r.as_ref().err(), dirty, &args, &BatchCtx::of(c));
+            }
+            Run::Script(call) => {
+                let (l, e) = super::scripting::run_in_transaction(c, call, args.clone(), lent, effects).await?;
+                (lent, effects) = (l, e);
+                dispatch::record(&sh, cmd, start, None, 0, &args, &BatchCtx::of(c));
+            }
+            Run::Conn(f) => {
+                let record_args = args.clone();
+                let r = f(c, args).await;
+                if let Err(e) = &r {
+                    c.out.error(&e.to_string());
+                }
+                dispatch::record(&sh, cmd, start, r.as_ref().err(), 0, &record_args, &BatchCtx::of(c));
+            }
+            Run::Container => c.out.error(&CmdError::WrongArity(cmd.full_name.clone()).to_string()),
+        }
+    }
+    sh.send_effects_atomic(effects);
+    sh.release(lent).await;
+    unwatch_all(c).await;
+    Ok(())
 }
 
 /// A transaction with commands that visit shards themselves: run command by command.

@@ -428,20 +428,59 @@ async fn wait(
     // Peeking does not consume what the client pipelined after the blocking command; an
     // end of stream (or CLIENT KILL's shutdown) means the client is gone. Once it sent more
     // data, we can only learn of a disconnect when the wait ends.
+    // Without the socket (a connection-level command), its descriptor is looked at every
+    // 100 ms instead, and CLIENT KILL's mark with it.
+    let handle = client.handle.clone();
     let gone = async {
         if let Some(stream) = conn {
             let mut b = [0u8; 1];
             if matches!(stream.peek(&mut b).await, Ok(0) | Err(_)) {
                 return Ended::Disconnected;
             }
+            futures_lite::future::pending::<()>().await;
         }
-        futures_lite::future::pending().await
+        loop {
+            glommio::timer::sleep(Duration::from_millis(100)).await;
+            if handle.killed.get() || peer_closed(handle.fd) {
+                return Ended::Disconnected;
+            }
+        }
     };
     let ended = woken.or(timer).or(unblocked).or(gone).await;
     client.handle.unblock.borrow_mut().take();
     client.handle.blocked.set(false);
     shared.blocked_clients.fetch_sub(1, Ordering::Relaxed);
     ended
+}
+
+/// The peer closed its end of `fd` (a read would return 0 bytes), or the socket failed.
+fn peer_closed(fd: i32) -> bool {
+    let mut b = [0u8; 1];
+    // SAFETY: a one-byte peek into a local buffer; MSG_DONTWAIT never blocks.
+    let n = unsafe { libc::recv(fd, b.as_mut_ptr().cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+    n == 0 || (n < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EAGAIN))
+}
+
+/// How a wait without a wake-up (WAIT) ended.
+pub enum Parked {
+    /// The deadline passed, or CLIENT UNBLOCK ... TIMEOUT.
+    Timeout,
+    /// CLIENT UNBLOCK ... ERROR.
+    UnblockedError,
+    /// The client went away.
+    Gone,
+}
+
+/// Blocks a client with nothing to wait for but the deadline (unix ms, 0 = forever), CLIENT
+/// UNBLOCK or its disconnect: WAIT, which no replica ever acknowledges. It counts in
+/// `blocked_clients` as Redis's BLOCKED_WAIT does.
+pub async fn park(client: &mut Client, deadline: u64) -> Parked {
+    let (_never, mut rx) = oneshot::channel::<Wake>();
+    match wait(client, deadline, &mut rx, None).await {
+        Ended::Unblocked(Unblock::Error) => Parked::UnblockedError,
+        Ended::Disconnected => Parked::Gone,
+        _ => Parked::Timeout,
+    }
 }
 
 /// Removes a finished waiter's registrations, in the background.

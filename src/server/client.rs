@@ -151,6 +151,9 @@ pub struct Client {
     pub multi: Option<Vec<(&'static crate::command::table::Cmd, crate::command::Args)>>,
     /// A command was rejected while queueing: EXEC answers EXECABORT.
     pub multi_error: bool,
+    /// EXEC is running the queued commands: a command that would block answers at once
+    /// (Redis's CLIENT_DENY_BLOCKING).
+    pub in_exec: bool,
     /// WATCH: the client's flag (its shards raise it on a change) and its watched keys.
     pub watching: Option<(crate::store::db::WatchFlag, Vec<WatchedKey>)>,
 }
@@ -169,6 +172,7 @@ impl Client {
             close_after_reply: false,
             multi: None,
             multi_error: false,
+            in_exec: false,
             watching: None,
         }
     }
