@@ -1220,3 +1220,61 @@ fn pipelined_writes_mixed_with_multi_shard_commands_replay_to_the_same_data() {
     assert_eq!(dump_typed(&mut n.raw()), before);
     n.shutdown();
 }
+
+/// WAITAOF (Redis 7.2): `[1, 0]` once an fsync covers the client's writes (under `always`
+/// and `everysec`), the numlocal refusal without an AOF, an immediate answer inside EXEC,
+/// `[.., 0]` after the timeout when replicas are asked for (there are none), and the writes
+/// it acknowledged are in the incremental file.
+#[test]
+fn waitaof_acknowledges_fsynced_writes() {
+    let d = Dir::new("waitaof");
+    let n = Node::start(&d.0, &[]);
+    let mut r = n.raw();
+    let pair = |v: V| match v {
+        V::Arr(a) if a.len() == 2 => (int(a[0].clone()), int(a[1].clone())),
+        other => panic!("not a pair: {other:?}"),
+    };
+    for policy in ["everysec", "always"] {
+        assert_eq!(r.cmd(&["CONFIG", "SET", "appendfsync", policy]).str(), "OK");
+        let key = format!("acked-{policy}");
+        assert_eq!(r.cmd(&["SET", &key, "v"]).str(), "OK");
+        assert_eq!(pair(r.cmd(&["WAITAOF", "1", "0", "0"])), (1, 0), "{policy}");
+        let text = std::fs::read(d.incr()).unwrap();
+        assert!(
+            text.windows(key.len()).any(|w| w == key.as_bytes()),
+            "{policy}: not in the AOF"
+        );
+    }
+    // Replicas asked for: none answers, the timeout ends it, the local fsync is reported.
+    assert_eq!(pair(r.cmd(&["WAITAOF", "1", "1", "50"])), (1, 0));
+    for (args, err) in [
+        (
+            ["WAITAOF", "2", "0", "0"],
+            "ERR value is out of range, value must between 0 and 1",
+        ),
+        (
+            ["WAITAOF", "x", "0", "0"],
+            "ERR value is not an integer or out of range",
+        ),
+        (
+            ["WAITAOF", "0", "-1", "0"],
+            "ERR value is out of range, must be positive",
+        ),
+        (["WAITAOF", "0", "0", "-1"], "ERR timeout is negative"),
+    ] {
+        assert_eq!(r.cmd(&args), V::Err(err.to_string()), "{args:?}");
+    }
+    // Inside EXEC it answers at once, even for replicas it cannot get.
+    assert_eq!(r.cmd(&["MULTI"]).str(), "OK");
+    assert_eq!(r.cmd(&["WAITAOF", "0", "1", "0"]).str(), "QUEUED");
+    match r.cmd(&["EXEC"]) {
+        V::Arr(a) => assert_eq!(pair(a[0].clone()).1, 0),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(r.cmd(&["CONFIG", "SET", "appendonly", "no"]).str(), "OK");
+    assert_eq!(
+        r.cmd(&["WAITAOF", "1", "0", "0"]),
+        V::Err("ERR WAITAOF cannot be used when numlocal is set but appendonly is disabled.".into())
+    );
+    assert_eq!(pair(r.cmd(&["WAITAOF", "0", "0", "0"])), (0, 0));
+}

@@ -911,25 +911,93 @@ fn debug(c: &mut Client, a: Args) -> LocalFuture<'_> {
 fn wait(c: &mut Client, a: Args) -> LocalFuture<'_> {
     boxed(async move {
         let numreplicas = a.int(1)?;
-        let timeout = match parse_i64(&a[2]) {
-            None => return Err(CmdError::Static("ERR timeout is not an integer or out of range")),
-            Some(t) if t < 0 => return Err(CmdError::Static("ERR timeout is negative")),
-            Some(t) => t as u64,
-        };
-        let now = unix_ms();
-        if timeout > i64::MAX as u64 - now {
-            return Err(CmdError::Static("ERR timeout is out of range"));
-        }
+        let deadline = ms_deadline(&a[2], unix_ms())?;
         if numreplicas > 0 && !c.in_exec {
-            let deadline = if timeout == 0 { 0 } else { now + timeout };
             match crate::server::blocking::park(c, deadline).await {
                 Parked::UnblockedError => {
                     return Err(CmdError::Static("UNBLOCKED client unblocked via CLIENT UNBLOCK"))
                 }
                 Parked::Gone => c.close_after_reply = true,
-                Parked::Timeout => {}
+                Parked::Timeout | Parked::UnblockedTimeout => {}
             }
         }
+        c.out.int(0);
+        Ok(())
+    })
+}
+
+/// A millisecond timeout as Redis's getTimeoutFromObjectOrReply reads it (UNIT_MILLISECONDS):
+/// the absolute deadline in unix ms, 0 for "forever".
+fn ms_deadline(arg: &[u8], now: u64) -> Result<u64, CmdError> {
+    match parse_i64(arg) {
+        None => Err(CmdError::Static("ERR timeout is not an integer or out of range")),
+        Some(t) if t < 0 => Err(CmdError::Static("ERR timeout is negative")),
+        Some(0) => Ok(0),
+        Some(t) if t as u64 > i64::MAX as u64 - now => Err(CmdError::Static("ERR timeout is out of range")),
+        Some(t) => Ok(now + t as u64),
+    }
+}
+
+const WAITAOF_NO_AOF: CmdError =
+    CmdError::Static("ERR WAITAOF cannot be used when numlocal is set but appendonly is disabled.");
+
+/// How often a WAITAOF waiting for the next fsync looks at the persistence core's progress.
+const WAITAOF_POLL_MS: u64 = 10;
+
+/// `WAITAOF numlocal numreplicas timeout` (Redis 7.2): `[local, replicas]`, where `local` is
+/// 1 once an fsync of the AOF covers every write acknowledged before the command (every
+/// client's, not only this one's: basalt keeps no per-client offset, so it may wait longer
+/// than Redis, never less) and `replicas` is always 0 (no replicas). Blocks until both are
+/// reached or the timeout passes; inside EXEC it answers at once.
+fn waitaof(c: &mut Client, a: Args) -> LocalFuture<'_> {
+    boxed(async move {
+        let numlocal = match parse_i64(&a[1]) {
+            None => return Err(CmdError::NotInteger),
+            Some(n @ 0..=1) => n,
+            Some(_) => {
+                return Err(CmdError::Static(
+                    "ERR value is out of range, value must between 0 and 1",
+                ))
+            }
+        };
+        let numreplicas = match parse_i64(&a[2]) {
+            Some(n) if n >= 0 => n,
+            _ => return Err(CmdError::Static("ERR value is out of range, must be positive")),
+        };
+        let deadline = ms_deadline(&a[3], unix_ms())?;
+        let aof_on = |c: &Client| c.shard.local.cfg.borrow().appendonly;
+        if numlocal == 1 && !aof_on(c) {
+            return Err(WAITAOF_NO_AOF);
+        }
+        // Every write before this command has its ticket once its batch is cut and written.
+        crate::persist::wait_durable(&c.shard.local, c.shard.id).await;
+        let target = crate::persist::TICKETS.load(Ordering::SeqCst);
+        let shared = c.shard.local.shared.clone();
+        let local = || (shared.persist.synced.load(Ordering::SeqCst) >= target) as i64;
+        while !c.in_exec && (numreplicas > 0 || local() < numlocal) {
+            let now = unix_ms();
+            if deadline != 0 && now >= deadline {
+                break;
+            }
+            let tick = now + WAITAOF_POLL_MS;
+            let until = if deadline == 0 { tick } else { tick.min(deadline) };
+            match crate::server::blocking::park(c, until).await {
+                Parked::Timeout => {}
+                Parked::UnblockedTimeout => break,
+                Parked::UnblockedError => {
+                    return Err(CmdError::Static("UNBLOCKED client unblocked via CLIENT UNBLOCK"))
+                }
+                Parked::Gone => {
+                    c.close_after_reply = true;
+                    break;
+                }
+            }
+            if numlocal == 1 && !aof_on(c) {
+                return Err(WAITAOF_NO_AOF);
+            }
+        }
+        c.out.array(2);
+        c.out.int(if aof_on(c) { local() } else { 0 });
         c.out.int(0);
         Ok(())
     })
@@ -1203,6 +1271,19 @@ pub static COMMANDS: &[CommandSpec] = &[
         tips: &["request_policy:all_shards", "response_policy:agg_min"],
         syntax: "numreplicas timeout",
         run: Run::Conn(wait),
+        ..CommandSpec::DEFAULT
+    },
+    CommandSpec {
+        name: "waitaof",
+        arity: 4,
+        flags: NOSCRIPT,
+        acl: acl::CONNECTION,
+        group: "generic",
+        since: "7.2.0",
+        summary: "Blocks until all of the preceding write commands sent by the connection are written to the append-only file of the master and/or replicas.",
+        tips: &["request_policy:all_shards", "response_policy:agg_min"],
+        syntax: "numlocal numreplicas timeout",
+        run: Run::Conn(waitaof),
         ..CommandSpec::DEFAULT
     },
     CommandSpec {

@@ -463,8 +463,10 @@ fn peer_closed(fd: i32) -> bool {
 
 /// How a wait without a wake-up (WAIT) ended.
 pub enum Parked {
-    /// The deadline passed, or CLIENT UNBLOCK ... TIMEOUT.
+    /// The deadline passed.
     Timeout,
+    /// CLIENT UNBLOCK ... TIMEOUT.
+    UnblockedTimeout,
     /// CLIENT UNBLOCK ... ERROR.
     UnblockedError,
     /// The client went away.
@@ -478,6 +480,7 @@ pub async fn park(client: &mut Client, deadline: u64) -> Parked {
     let (_never, mut rx) = oneshot::channel::<Wake>();
     match wait(client, deadline, &mut rx, None).await {
         Ended::Unblocked(Unblock::Error) => Parked::UnblockedError,
+        Ended::Unblocked(Unblock::Timeout) => Parked::UnblockedTimeout,
         Ended::Disconnected => Parked::Gone,
         _ => Parked::Timeout,
     }
