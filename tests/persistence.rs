@@ -1264,6 +1264,18 @@ fn waitaof_acknowledges_fsynced_writes() {
     ] {
         assert_eq!(r.cmd(&args), V::Err(err.to_string()), "{args:?}");
     }
+    // Waiting forever for a replica: a client that leaves is no longer counted as blocked.
+    let mut waiter = n.raw();
+    waiter.send(&["WAITAOF", "0", "1", "0"]).unwrap();
+    let blocked = |r: &mut Raw| r.info_field("clients", "blocked_clients");
+    let counted = common::poll(Duration::from_secs(5), || (blocked(&mut r) == "1").then_some(()));
+    assert!(counted.is_some(), "WAITAOF never counted as blocked");
+    drop(waiter);
+    let left = common::poll(Duration::from_secs(5), || (blocked(&mut r) == "0").then_some(()));
+    assert!(
+        left.is_some(),
+        "a client gone while in WAITAOF is still counted as blocked"
+    );
     // Inside EXEC it answers at once, even for replicas it cannot get.
     assert_eq!(r.cmd(&["MULTI"]).str(), "OK");
     assert_eq!(r.cmd(&["WAITAOF", "0", "1", "0"]).str(), "QUEUED");

@@ -995,6 +995,11 @@ fn waitaof(c: &mut Client, a: Args) -> LocalFuture<'_> {
             if numlocal == 1 && !aof_on(c) {
                 return Err(WAITAOF_NO_AOF);
             }
+            // Each park is shorter than the one that watches for a disconnect.
+            if crate::server::blocking::client_gone(&c.handle) {
+                c.close_after_reply = true;
+                break;
+            }
         }
         c.out.array(2);
         c.out.int(if aof_on(c) { local() } else { 0 });

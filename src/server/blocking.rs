@@ -441,7 +441,7 @@ async fn wait(
         }
         loop {
             glommio::timer::sleep(Duration::from_millis(100)).await;
-            if handle.killed.get() || peer_closed(handle.fd) {
+            if client_gone(&handle) {
                 return Ended::Disconnected;
             }
         }
@@ -453,12 +453,13 @@ async fn wait(
     ended
 }
 
-/// The peer closed its end of `fd` (a read would return 0 bytes), or the socket failed.
-fn peer_closed(fd: i32) -> bool {
+/// CLIENT KILL marked the client, or its peer closed the socket (a read would return 0
+/// bytes) or the socket failed.
+pub fn client_gone(handle: &crate::server::client::ClientHandle) -> bool {
     let mut b = [0u8; 1];
     // SAFETY: a one-byte peek into a local buffer; MSG_DONTWAIT never blocks.
-    let n = unsafe { libc::recv(fd, b.as_mut_ptr().cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
-    n == 0 || (n < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EAGAIN))
+    let n = unsafe { libc::recv(handle.fd, b.as_mut_ptr().cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+    handle.killed.get() || n == 0 || (n < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EAGAIN))
 }
 
 /// How a wait without a wake-up (WAIT) ended.
