@@ -170,6 +170,13 @@ def generators():
     add()(lambda r: ["GETBIT", pick(r, KEYS), pick(r, ["0", "7", "9", "31", "100", "-1"])])
     add()(lambda r: ["BITCOUNT", pick(r, KEYS)] + bit_range(r))
     add()(lambda r: ["BITPOS", pick(r, KEYS), pick(r, ["0", "1", "2"])] + bit_range(r))
+    # BITFIELD: every type width, #N offsets, overflow modes, fields past the string's end
+    bf_type = lambda r: pick(r, ["i1", "i5", "i8", "i16", "i63", "i64", "u1", "u7", "u8", "u32", "u63", "u64", "x8"])
+    bf_off = lambda r: pick(r, ["0", "3", "8", "13", "40", "#0", "#1", "#2", "-1", "x"])
+    bf_val = lambda r: pick(r, ["0", "1", "-1", "100", "-128", "255", "9223372036854775807", "-9223372036854775808", "x"])
+    bf_op = lambda r: pick(r, [["GET", bf_type(r), bf_off(r)], ["SET", bf_type(r), bf_off(r), bf_val(r)],
+                               ["INCRBY", bf_type(r), bf_off(r), bf_val(r)], ["OVERFLOW", pick(r, ["WRAP", "SAT", "FAIL", "x"])]])
+    add()(lambda r: [pick(r, ["BITFIELD", "BITFIELD", "BITFIELD_RO"]), pick(r, KEYS)] + sum([bf_op(r) for _ in range(r.randint(0, 4))], []))
     add()(lambda r: ["BITOP", pick(r, ["AND", "OR", "XOR", "NOT", "FOO"]), pick(r, KEYS)] + [pick(r, KEYS) for _ in range(r.randint(1, 3))])
     # lists
     add()(lambda r: [pick(r, ["LPUSH", "RPUSH", "LPUSHX", "RPUSHX"]), pick(r, KEYS)] + members(r))

@@ -1,7 +1,7 @@
 //! Bitmaps: SETBIT GETBIT BITCOUNT BITPOS BITOP, on strings, as Redis 7.0's bitops.c (bit 0
 //! is the most significant bit of the first byte; an integer-encoded string is read as its
 //! decimal text; the order in which arguments and keys are checked decides which error a
-//! client sees, and follows Redis). BITFIELD is not implemented.
+//! client sees, and follows Redis). BITFIELD and BITFIELD_RO as Redis's bitfieldGeneric.
 
 use crate::command::{acl, args::parse_i64, flags::*, Args, CommandSpec, Exec, KeySpec, Multi, NotifyFlags, Run};
 use crate::error::CmdError;
@@ -282,11 +282,300 @@ fn bitop(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
 
 // ---- table ---------------------------------------------------------------------------------
 
+// ---- BITFIELD -----------------------------------------------------------------------------
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Overflow {
+    Wrap,
+    Sat,
+    Fail,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FieldOp {
+    Get,
+    Set,
+    IncrBy,
+}
+
+/// One parsed BITFIELD operation.
+#[derive(Clone, Copy)]
+struct Field {
+    op: FieldOp,
+    signed: bool,
+    bits: u32,
+    offset: u64,
+    value: i64,
+    overflow: Overflow,
+}
+
+const BAD_FIELD_TYPE: CmdError = CmdError::Static(
+    "ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.",
+);
+const BAD_OFFSET: CmdError = CmdError::Static("ERR bit offset is not an integer or out of range");
+
+/// Redis's getBitfieldTypeFromArgument: `i1`..`i64` or `u1`..`u63` (lower case), the width
+/// read as a C string.
+fn field_type(arg: &[u8]) -> Result<(bool, u32), CmdError> {
+    let signed = match arg.first() {
+        Some(b'i') => true,
+        Some(b'u') => false,
+        _ => return Err(BAD_FIELD_TYPE),
+    };
+    match parse_i64(crate::error::c_str(&arg[1..], usize::MAX)) {
+        Some(n) if n >= 1 && n <= if signed { 64 } else { 63 } => Ok((signed, n as u32)),
+        _ => Err(BAD_FIELD_TYPE),
+    }
+}
+
+/// Redis's getBitOffsetFromArgument with `#N` (N times the field's width) allowed.
+fn field_offset(arg: &[u8], bits: u32) -> Result<u64, CmdError> {
+    let (digits, hash) = match arg.strip_prefix(b"#") {
+        Some(rest) => (rest, true),
+        None => (arg, false),
+    };
+    let mut n = parse_i64(digits).ok_or(BAD_OFFSET)?;
+    if hash {
+        n = n.wrapping_mul(bits as i64);
+    }
+    if n < 0 || ((n as u64) >> 3) >= PROTO_MAX_BULK_LEN as u64 {
+        return Err(BAD_OFFSET);
+    }
+    Ok(n as u64)
+}
+
+fn get_unsigned(p: &[u8], offset: u64, bits: u32) -> u64 {
+    (0..bits as u64).fold(0, |v, j| {
+        let o = offset + j;
+        v << 1 | (p[(o >> 3) as usize] >> (7 - (o & 7))) as u64 & 1
+    })
+}
+
+fn get_signed(p: &[u8], offset: u64, bits: u32) -> i64 {
+    let v = get_unsigned(p, offset, bits);
+    if bits < 64 && v & (1 << (bits - 1)) != 0 {
+        (v | u64::MAX << bits) as i64
+    } else {
+        v as i64
+    }
+}
+
+fn set_unsigned(p: &mut [u8], offset: u64, bits: u32, value: u64) {
+    for j in 0..bits as u64 {
+        let on = (value >> (bits as u64 - 1 - j)) & 1;
+        let o = offset + j;
+        let (byte, shift) = ((o >> 3) as usize, 7 - (o & 7));
+        p[byte] = (p[byte] & !(1 << shift)) | (on as u8) << shift;
+    }
+}
+
+/// Redis's checkUnsignedBitfieldOverflow: whether `value + incr` leaves `bits` bits, and
+/// the value WRAP or SAT makes of it.
+fn unsigned_overflow(value: u64, incr: i64, bits: u32, overflow: Overflow) -> Option<u64> {
+    let max = if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
+    let maxincr = max.wrapping_sub(value) as i64;
+    let minincr = value.wrapping_neg() as i64;
+    let wrap = || value.wrapping_add(incr as u64) & !(u64::MAX.checked_shl(bits).unwrap_or(0));
+    if value > max || (incr > 0 && incr > maxincr) {
+        Some(if overflow == Overflow::Sat { max } else { wrap() })
+    } else if incr < 0 && incr < minincr {
+        Some(if overflow == Overflow::Sat { 0 } else { wrap() })
+    } else {
+        None
+    }
+}
+
+/// Redis's checkSignedBitfieldOverflow, likewise.
+fn signed_overflow(value: i64, incr: i64, bits: u32, overflow: Overflow) -> Option<i64> {
+    let max = if bits == 64 { i64::MAX } else { (1i64 << (bits - 1)) - 1 };
+    let min = -max - 1;
+    let maxincr = (max as u64).wrapping_sub(value as u64) as i64;
+    let minincr = min.wrapping_sub(value);
+    let wrap = || {
+        let c = (value as u64).wrapping_add(incr as u64);
+        if bits == 64 {
+            c as i64
+        } else if c & (1 << (bits - 1)) != 0 {
+            (c | u64::MAX << bits) as i64
+        } else {
+            (c & !(u64::MAX << bits)) as i64
+        }
+    };
+    if value > max || (bits != 64 && incr > maxincr) || (value >= 0 && incr > 0 && incr > maxincr) {
+        Some(if overflow == Overflow::Sat { max } else { wrap() })
+    } else if value < min || (bits != 64 && incr < minincr) || (value < 0 && incr < 0 && incr < minincr) {
+        Some(if overflow == Overflow::Sat { min } else { wrap() })
+    } else {
+        None
+    }
+}
+
+/// A GET: up to 9 bytes from the field's first byte, zero-padded past the string's end, as
+/// Redis copies them, so a field may lie partly or wholly past the end.
+fn read_field(p: &[u8], f: &Field) -> i64 {
+    let mut buf = [0u8; 9];
+    for (b, &v) in buf.iter_mut().zip(p.get((f.offset >> 3) as usize..).unwrap_or(&[])) {
+        *b = v;
+    }
+    let at = f.offset & 7;
+    if f.signed {
+        get_signed(&buf, at, f.bits)
+    } else {
+        get_unsigned(&buf, at, f.bits) as i64
+    }
+}
+
+/// Parses every operation first (any error answers before anything runs), as Redis.
+fn parse_fields(a: &Args) -> Result<Vec<Field>, CmdError> {
+    let mut fields = Vec::new();
+    let mut overflow = Overflow::Wrap;
+    let mut j = 2;
+    while j < a.len() {
+        let rest = a.len() - j - 1;
+        let op = if a.is(j, "GET") && rest >= 2 {
+            FieldOp::Get
+        } else if a.is(j, "SET") && rest >= 3 {
+            FieldOp::Set
+        } else if a.is(j, "INCRBY") && rest >= 3 {
+            FieldOp::IncrBy
+        } else if a.is(j, "OVERFLOW") && rest >= 1 {
+            overflow = if a.is(j + 1, "WRAP") {
+                Overflow::Wrap
+            } else if a.is(j + 1, "SAT") {
+                Overflow::Sat
+            } else if a.is(j + 1, "FAIL") {
+                Overflow::Fail
+            } else {
+                return Err(CmdError::Static("ERR Invalid OVERFLOW type specified"));
+            };
+            j += 2;
+            continue;
+        } else {
+            return Err(CmdError::Syntax);
+        };
+        let (signed, bits) = field_type(&a[j + 1])?;
+        let offset = field_offset(&a[j + 2], bits)?;
+        let value = if op == FieldOp::Get { 0 } else { a.int(j + 3)? };
+        fields.push(Field {
+            op,
+            signed,
+            bits,
+            offset,
+            value,
+            overflow,
+        });
+        j += if op == FieldOp::Get { 3 } else { 4 };
+    }
+    Ok(fields)
+}
+
+/// `BITFIELD key [GET type offset | [OVERFLOW WRAP|SAT|FAIL] SET type offset value |
+/// INCRBY type offset increment ...]`: one reply per GET/SET/INCRBY (SET answers the old
+/// value, INCRBY the new one, a FAIL overflow a null and no write). A key written to grows
+/// with zero bytes up to the farthest bit written, FAIL or not.
+fn bitfield(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
+    bitfield_generic(ex, a, false)
+}
+
+/// `BITFIELD_RO key [GET type offset ...]`
+fn bitfield_ro(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
+    bitfield_generic(ex, a, true)
+}
+
+fn bitfield_generic(ex: &mut Exec<'_>, a: &Args, read_only: bool) -> Result<(), CmdError> {
+    let fields = parse_fields(a)?;
+    let key = &a[1];
+    let writes = fields.iter().filter(|f| f.op != FieldOp::Get).count();
+    if writes == 0 {
+        let mut scratch = itoa_buf::Buf::new();
+        let s = ex.read(key, Value::as_str)?;
+        let p = s.map_or(&[][..], |s| s.as_bytes(&mut scratch));
+        let values: Vec<i64> = fields.iter().map(|f| read_field(p, f)).collect();
+        ex.out.array(values.len());
+        for v in values {
+            ex.out.int(v);
+        }
+        return Ok(());
+    }
+    if read_only {
+        return Err(CmdError::Static("ERR BITFIELD_RO only supports the GET subcommand"));
+    }
+    let highest = fields
+        .iter()
+        .filter(|f| f.op != FieldOp::Get)
+        .map(|f| f.offset + f.bits as u64 - 1)
+        .max()
+        .unwrap_or(0);
+    let raw = ex
+        .write_or_create(key, Value::as_str, || Value::Str(Str::Raw(Vec::new())))?
+        .make_raw();
+    let need = (highest >> 3) as usize + 1;
+    if raw.len() < need {
+        raw.resize(need, 0);
+    }
+    let mut out = Vec::with_capacity(fields.len());
+    for f in &fields {
+        let reply = match (f.op, f.signed) {
+            // A GET may read past the farthest write, where the string did not grow.
+            (FieldOp::Get, _) => Some(read_field(raw, f)),
+            (op, true) => {
+                let old = get_signed(raw, f.offset, f.bits);
+                let (base, incr) = if op == FieldOp::IncrBy {
+                    (old, f.value)
+                } else {
+                    (f.value, 0)
+                };
+                let over = signed_overflow(base, incr, f.bits, f.overflow);
+                let new = over.unwrap_or(base.wrapping_add(incr));
+                if over.is_some() && f.overflow == Overflow::Fail {
+                    None
+                } else {
+                    set_unsigned(raw, f.offset, f.bits, new as u64);
+                    Some(if op == FieldOp::IncrBy { new } else { old })
+                }
+            }
+            (op, false) => {
+                let old = get_unsigned(raw, f.offset, f.bits);
+                let (base, incr) = if op == FieldOp::IncrBy {
+                    (old, f.value)
+                } else {
+                    (f.value as u64, 0)
+                };
+                let over = unsigned_overflow(base, incr, f.bits, f.overflow);
+                let new = over.unwrap_or(base.wrapping_add(incr as u64));
+                if over.is_some() && f.overflow == Overflow::Fail {
+                    None
+                } else {
+                    set_unsigned(raw, f.offset, f.bits, new);
+                    Some(if op == FieldOp::IncrBy { new as i64 } else { old as i64 })
+                }
+            }
+        };
+        out.push(reply);
+    }
+    ex.out.array(out.len());
+    for r in out {
+        match r {
+            Some(v) => ex.out.int(v),
+            None => ex.out.null(),
+        }
+    }
+    // Every SET and INCRBY counts as a change, a FAIL one included (Redis's `changes`).
+    ex.dirty += writes as u64;
+    ex.notify(NotifyFlags::STRING, "setbit", key);
+    ex.propagate_as_is(a);
+    Ok(())
+}
+
 const BIT: u32 = acl::BITMAP;
 const RO_ACCESS: &[&str] = &["RO", "ACCESS"];
 const RW_ACCESS_UPDATE: &[&str] = &["RW", "ACCESS", "UPDATE"];
 const OW_UPDATE: &[&str] = &["OW", "UPDATE"];
 const BITOP_KEYS: &[KeySpec] = &[KeySpec::one(2, OW_UPDATE), KeySpec::rest(3, 1, RO_ACCESS)];
+const BITFIELD_KEYS: &[KeySpec] = &[KeySpec {
+    notes: "This command allows both access and modification of the key",
+    ..KeySpec::one(1, &["RW", "ACCESS", "UPDATE", "VARIABLE_FLAGS"])
+}];
 
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
@@ -294,11 +583,50 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "getbit", arity: 3, flags: READONLY | FAST, acl: BIT, key_specs: &[KeySpec::one(1, RO_ACCESS)], group: "bitmap", since: "2.2.0", summary: "Returns a bit value by offset.", complexity: "O(1)", syntax: "key offset", run: Run::Keyed(getbit, Multi::Atomic), ..CommandSpec::DEFAULT },
     CommandSpec { name: "bitcount", arity: -2, flags: READONLY, acl: BIT, key_specs: &[KeySpec::one(1, RO_ACCESS)], group: "bitmap", since: "2.6.0", summary: "Counts the number of set bits (population counting) in a string.", complexity: "O(N)", syntax: "key [start end [BYTE | BIT]]", run: Run::Keyed(bitcount, Multi::Atomic), ..CommandSpec::DEFAULT },
     CommandSpec { name: "bitpos", arity: -3, flags: READONLY, acl: BIT, key_specs: &[KeySpec::one(1, RO_ACCESS)], group: "bitmap", since: "2.8.7", summary: "Finds the first set (1) or clear (0) bit in a string.", complexity: "O(N)", syntax: "key bit [start [end [BYTE | BIT]]]", run: Run::Keyed(bitpos, Multi::Atomic), ..CommandSpec::DEFAULT },
+    CommandSpec { name: "bitfield", arity: -2, flags: WRITE | DENYOOM, acl: BIT, key_specs: BITFIELD_KEYS, group: "bitmap", since: "3.2.0", summary: "Performs arbitrary bitfield integer operations on strings.", complexity: "O(1) for each subcommand specified", syntax: "key [GET encoding offset | [OVERFLOW <WRAP | SAT | FAIL>] <SET encoding offset value | INCRBY encoding offset increment> [GET encoding offset | [OVERFLOW <WRAP | SAT | FAIL>] <SET encoding offset value | INCRBY encoding offset increment> ...]]", run: Run::Keyed(bitfield, Multi::Atomic), ..CommandSpec::DEFAULT },
+    CommandSpec { name: "bitfield_ro", arity: -2, flags: READONLY | FAST, acl: BIT, key_specs: &[KeySpec::one(1, RO_ACCESS)], group: "bitmap", since: "6.0.0", summary: "Performs arbitrary read-only bitfield integer operations on strings.", complexity: "O(1) for each subcommand specified", syntax: "key [GET encoding offset [GET encoding offset ...]]", run: Run::Keyed(bitfield_ro, Multi::Atomic), ..CommandSpec::DEFAULT },
     CommandSpec { name: "bitop", arity: -4, flags: WRITE | DENYOOM, acl: BIT, key_specs: BITOP_KEYS, group: "bitmap", since: "2.6.0", summary: "Performs bitwise operations on multiple strings, and stores the result.", complexity: "O(N)", syntax: "operation destkey key [key ...]", run: Run::Keyed(bitop, Multi::Atomic), ..CommandSpec::DEFAULT },
 ];
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn bitfield_overflow_wraps_saturates_and_fails_as_redis() {
+        use super::{signed_overflow, unsigned_overflow, Overflow::*};
+        assert_eq!(signed_overflow(127, 1, 8, Wrap), Some(-128));
+        assert_eq!(signed_overflow(127, 1, 8, Sat), Some(127));
+        assert_eq!(signed_overflow(-128, -1, 8, Sat), Some(-128));
+        assert_eq!(signed_overflow(-128, -1, 8, Wrap), Some(127));
+        assert_eq!(signed_overflow(100, 27, 8, Wrap), None);
+        assert_eq!(signed_overflow(i64::MAX, 1, 64, Wrap), Some(i64::MIN));
+        assert_eq!(signed_overflow(i64::MAX, 1, 64, Sat), Some(i64::MAX));
+        // A SET checks the value alone (increment 0).
+        assert_eq!(signed_overflow(128, 0, 8, Wrap), Some(-128));
+        assert_eq!(unsigned_overflow(255, 1, 8, Wrap), Some(0));
+        assert_eq!(unsigned_overflow(255, 1, 8, Sat), Some(255));
+        assert_eq!(unsigned_overflow(0, -1, 8, Sat), Some(0));
+        assert_eq!(unsigned_overflow(0, -1, 8, Wrap), Some(255));
+        assert_eq!(unsigned_overflow(3, 1, 2, Fail), Some(0));
+        assert_eq!(
+            unsigned_overflow(u64::MAX, 0, 8, Sat),
+            Some(255),
+            "a negative SET saturates up"
+        );
+        assert_eq!(unsigned_overflow(1, 1, 63, Wrap), None);
+    }
+
+    #[test]
+    fn bitfield_fields_read_and_write_big_endian_bits() {
+        use super::{get_signed, get_unsigned, set_unsigned};
+        let mut p = [0u8; 3];
+        set_unsigned(&mut p, 4, 8, 0xab);
+        assert_eq!(p, [0x0a, 0xb0, 0]);
+        assert_eq!(get_unsigned(&p, 4, 8), 0xab);
+        assert_eq!(get_signed(&p, 4, 8), 0xab_u8 as i8 as i64);
+        assert_eq!(get_signed(&p, 4, 4), -6);
+    }
+
     use super::*;
 
     /// Bit by bit, the obvious way.
