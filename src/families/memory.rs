@@ -375,7 +375,7 @@ mod tests {
             startup: 1 << 20,
             dbs: Vec::new(),
             overhead_total: 1 << 20,
-            keys: 0,
+            keys: 10,
             mem,
         }
     }
