@@ -315,7 +315,6 @@ impl Db {
         self.keys.contains_key(key)
     }
 
-    /// The entry stored under `key` (expired or not), without touching it or counting it.
     /// MEMORY STATS: the bytes of the keyspace's and the expiry table's buckets and nodes.
     pub fn table_overhead(&self) -> (usize, usize) {
         (self.keys.table_bytes(), self.expires.table_bytes())
@@ -326,6 +325,7 @@ impl Db {
         Dict::<Key, Entry>::node_bytes() + key.len()
     }
 
+    /// The entry stored under `key` (expired or not), without touching it or counting it.
     pub fn peek(&self, key: &[u8]) -> Option<&Entry> {
         self.keys.get(key)
     }

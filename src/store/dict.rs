@@ -228,13 +228,13 @@ impl<K: Hash + Eq, V> Dict<K, V> {
         self.ht[0].size() + self.ht[1].size()
     }
 
-    /// Bytes used by the table structure itself: bucket arrays plus one node per entry
-    /// (not what keys and values own on the heap).
     /// The bytes of one entry's node (key and value inline, their own allocations not counted).
     pub const fn node_bytes() -> usize {
         mem::size_of::<Node<K, V>>()
     }
 
+    /// Bytes used by the table structure itself: bucket arrays plus one node per entry
+    /// (not what keys and values own on the heap).
     pub fn table_bytes(&self) -> usize {
         self.buckets() * mem::size_of::<Link<K, V>>() + self.len() * mem::size_of::<Node<K, V>>()
     }
