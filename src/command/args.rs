@@ -120,6 +120,27 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
     parse_canonical_i64(s)
 }
 
+/// Redis's getRangeLongFromObjectOrReply without a message: an integer in `min..=max`,
+/// else the not-an-integer error or one naming the range.
+pub fn int_in_range(s: &[u8], min: i64, max: i64) -> Result<i64, CmdError> {
+    match parse_i64(s) {
+        None => Err(CmdError::NotInteger),
+        Some(v) if (min..=max).contains(&v) => Ok(v),
+        Some(_) => Err(CmdError::Custom(format!(
+            "ERR value is out of range, value must between {min} and {max}"
+        ))),
+    }
+}
+
+/// Redis's getPositiveLongFromObjectOrReply: a non-negative integer, else one message for a
+/// non-number and a negative number alike.
+pub fn positive(s: &[u8]) -> Result<i64, CmdError> {
+    match parse_i64(s) {
+        Some(n) if n >= 0 => Ok(n),
+        _ => Err(CmdError::Static("ERR value is out of range, must be positive")),
+    }
+}
+
 /// Redis's string2d-like parse for scores and floats: strtod's grammar, but no leading
 /// space, no trailing bytes, and NaN refused.
 pub fn parse_f64(s: &[u8]) -> Option<f64> {

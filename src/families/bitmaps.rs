@@ -14,7 +14,12 @@ use crate::store::{Str, Value};
 /// Redis's getBitOffsetFromArgument: a non-negative integer whose byte fits in
 /// proto-max-bulk-len.
 fn bit_offset(arg: &[u8]) -> Result<u64, CmdError> {
-    match parse_i64(arg) {
+    checked_offset(parse_i64(arg))
+}
+
+/// An offset parsed (or not) from an argument, checked as getBitOffsetFromArgument does.
+fn checked_offset(offset: Option<i64>) -> Result<u64, CmdError> {
+    match offset {
         Some(o) if o >= 0 && ((o as u64) >> 3) < PROTO_MAX_BULK_LEN as u64 => Ok(o as u64),
         _ => Err(CmdError::Static("ERR bit offset is not an integer or out of range")),
     }
@@ -312,7 +317,6 @@ struct Field {
 const BAD_FIELD_TYPE: CmdError = CmdError::Static(
     "ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.",
 );
-const BAD_OFFSET: CmdError = CmdError::Static("ERR bit offset is not an integer or out of range");
 
 /// Redis's getBitfieldTypeFromArgument: `i1`..`i64` or `u1`..`u63` (lower case), the width
 /// read as a C string.
@@ -330,18 +334,10 @@ fn field_type(arg: &[u8]) -> Result<(bool, u32), CmdError> {
 
 /// Redis's getBitOffsetFromArgument with `#N` (N times the field's width) allowed.
 fn field_offset(arg: &[u8], bits: u32) -> Result<u64, CmdError> {
-    let (digits, hash) = match arg.strip_prefix(b"#") {
-        Some(rest) => (rest, true),
-        None => (arg, false),
-    };
-    let mut n = parse_i64(digits).ok_or(BAD_OFFSET)?;
-    if hash {
-        n = n.wrapping_mul(bits as i64);
-    }
-    if n < 0 || ((n as u64) >> 3) >= PROTO_MAX_BULK_LEN as u64 {
-        return Err(BAD_OFFSET);
-    }
-    Ok(n as u64)
+    checked_offset(match arg.strip_prefix(b"#") {
+        Some(n) => parse_i64(n).map(|n| n.wrapping_mul(bits as i64)),
+        None => parse_i64(arg),
+    })
 }
 
 fn get_unsigned(p: &[u8], offset: u64, bits: u32) -> u64 {

@@ -2,6 +2,7 @@
 //! HVALS HGETALL HRANDFIELD HSCAN, with Redis 7.2's replies (RESP2 and RESP3), error texts,
 //! encodings (`listpack` / `hashtable`, see [`crate::store::hash`]) and propagated effects.
 
+use crate::command::args::int_in_range;
 use crate::command::{acl, flags::*, Args, CommandSpec, Exec, KeySpec, Multi, Run};
 use crate::config::glob::glob_match;
 use crate::config::NotifyFlags;
@@ -292,12 +293,7 @@ fn hvals(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
 /// an array of [field, value] pairs.
 fn hrandfield(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     if a.len() >= 3 {
-        let l = a.int(2)?;
-        if l == i64::MIN {
-            return Err(CmdError::Static(
-                "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-            ));
-        }
+        let l = int_in_range(&a[2], -i64::MAX, i64::MAX)?;
         if a.len() > 4 || (a.len() == 4 && !a.is(3, "WITHVALUES")) {
             return Err(CmdError::Syntax);
         }

@@ -9,7 +9,7 @@
 
 use bytes::Bytes;
 
-use crate::command::args::{parse_i64, parse_timeout};
+use crate::command::args::{parse_i64, parse_timeout, positive};
 use crate::command::{acl, flags::*, Args, Begin, CommandSpec, Exec, Find, KeySpec, Multi, NotifyFlags, Run};
 use crate::error::CmdError;
 use crate::resp::Reply;
@@ -96,8 +96,6 @@ fn parse_range(arg: &[u8], min: i64, max: i64, msg: &'static str) -> Result<i64,
         _ => Err(CmdError::Static(msg)),
     }
 }
-
-const MUST_BE_POSITIVE: &str = "ERR value is out of range, must be positive";
 
 /// addListRangeReply: `start..=end` with negative indexes from the tail, clamped; reversed
 /// (from `end` down to `start`) when `reverse`.
@@ -431,7 +429,7 @@ fn pop_generic(ex: &mut Exec<'_>, a: &Args, end: End) -> Result<(), CmdError> {
         return Err(CmdError::WrongArity(name.into()));
     }
     let count = match a.len() {
-        3 => Some(parse_range(&a[2], 0, i64::MAX, MUST_BE_POSITIVE)? as usize),
+        3 => Some(positive(&a[2])? as usize),
         _ => None,
     };
     let key = &a[1];

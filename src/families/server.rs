@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::boxed;
-use crate::command::args::parse_i64;
+use crate::command::args::{int_in_range, parse_i64, positive};
 use crate::command::table::{self, Cmd};
 use crate::command::{acl, flags::*, Args, CommandSpec, LocalFuture, Run};
 use crate::error::CmdError;
@@ -913,13 +913,7 @@ fn wait(c: &mut Client, a: Args) -> LocalFuture<'_> {
         let numreplicas = a.int(1)?;
         let deadline = ms_deadline(&a[2], unix_ms())?;
         if numreplicas > 0 && !c.in_exec {
-            match crate::server::blocking::park(c, deadline).await {
-                Parked::UnblockedError => {
-                    return Err(CmdError::Static("UNBLOCKED client unblocked via CLIENT UNBLOCK"))
-                }
-                Parked::Gone => c.close_after_reply = true,
-                Parked::Timeout | Parked::UnblockedTimeout => {}
-            }
+            crate::server::blocking::park(c, deadline).await?;
         }
         c.out.int(0);
         Ok(())
@@ -951,19 +945,8 @@ const WAITAOF_POLL_MS: u64 = 10;
 /// reached or the timeout passes; inside EXEC it answers at once.
 fn waitaof(c: &mut Client, a: Args) -> LocalFuture<'_> {
     boxed(async move {
-        let numlocal = match parse_i64(&a[1]) {
-            None => return Err(CmdError::NotInteger),
-            Some(n @ 0..=1) => n,
-            Some(_) => {
-                return Err(CmdError::Static(
-                    "ERR value is out of range, value must between 0 and 1",
-                ))
-            }
-        };
-        let numreplicas = match parse_i64(&a[2]) {
-            Some(n) if n >= 0 => n,
-            _ => return Err(CmdError::Static("ERR value is out of range, must be positive")),
-        };
+        let numlocal = int_in_range(&a[1], 0, 1)?;
+        let numreplicas = positive(&a[2])?;
         let deadline = ms_deadline(&a[3], unix_ms())?;
         let aof_on = |c: &Client| c.shard.local.cfg.borrow().appendonly;
         if numlocal == 1 && !aof_on(c) {
@@ -981,24 +964,12 @@ fn waitaof(c: &mut Client, a: Args) -> LocalFuture<'_> {
             }
             let tick = now + WAITAOF_POLL_MS;
             let until = if deadline == 0 { tick } else { tick.min(deadline) };
-            match crate::server::blocking::park(c, until).await {
-                Parked::Timeout => {}
-                Parked::UnblockedTimeout => break,
-                Parked::UnblockedError => {
-                    return Err(CmdError::Static("UNBLOCKED client unblocked via CLIENT UNBLOCK"))
-                }
-                Parked::Gone => {
-                    c.close_after_reply = true;
-                    break;
-                }
+            // Each park looks at the client's descriptor as it starts.
+            if !matches!(crate::server::blocking::park(c, until).await?, Parked::Timeout) {
+                break;
             }
             if numlocal == 1 && !aof_on(c) {
                 return Err(WAITAOF_NO_AOF);
-            }
-            // Each park is shorter than the one that watches for a disconnect.
-            if crate::server::blocking::client_gone(&c.handle) {
-                c.close_after_reply = true;
-                break;
             }
         }
         c.out.array(2);

@@ -8,8 +8,9 @@
 
 use bytes::Bytes;
 
+use crate::command::args::{int_in_range, parse_i64, positive};
+use crate::command::Begin;
 use crate::command::{acl, flags::*, Args, CommandSpec, Exec, Find, KeySpec, Multi, Run};
-use crate::command::{args::parse_i64, Begin};
 use crate::config::glob::glob_match;
 use crate::config::NotifyFlags;
 use crate::error::CmdError;
@@ -342,13 +343,6 @@ fn spop_one(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     Ok(())
 }
 
-fn positive_count(arg: &[u8]) -> Result<u64, CmdError> {
-    match parse_i64(arg) {
-        Some(n) if n >= 0 => Ok(n as u64),
-        _ => Err(CmdError::Static("ERR value is out of range, must be positive")),
-    }
-}
-
 /// A random source for the set operations, drawn from the command's generator.
 fn rng(ex: &mut Exec<'_>) -> impl FnMut() -> u64 {
     let mut x = ex.rand() | 1;
@@ -361,7 +355,7 @@ fn rng(ex: &mut Exec<'_>) -> impl FnMut() -> u64 {
 }
 
 fn spop_count(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
-    let count = positive_count(&a[2])?;
+    let count = positive(&a[2])? as u64;
     let key = &a[1];
     let lim = ex.enc;
     let mut r = rng(ex);
@@ -440,15 +434,7 @@ fn srandmember(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
         }
         return Ok(());
     }
-    let l = match parse_i64(&a[2]) {
-        Some(l) if l != i64::MIN => l,
-        Some(_) => {
-            return Err(CmdError::Static(
-                "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-            ))
-        }
-        None => return Err(CmdError::NotInteger),
-    };
+    let l = int_in_range(&a[2], -i64::MAX, i64::MAX)?;
     let (count, uniq) = (l.unsigned_abs(), l >= 0);
     let mut r = rng(ex);
     if ex.read(key, Value::as_set)?.is_none() {

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use crate::command::acl;
-use crate::command::args::{parse_f64, parse_i64, parse_timeout};
+use crate::command::args::{int_in_range, parse_f64, parse_i64, parse_timeout, positive};
 use crate::command::flags::*;
 use crate::command::{Args, Begin, CommandSpec, Exec, Find, KeySpec, Multi, Run};
 use crate::config::glob_match;
@@ -27,7 +27,6 @@ use crate::store::Value;
 const NAN_ERR: CmdError = CmdError::Static("ERR resulting score is not a number (NaN)");
 const SCORE_RANGE_ERR: CmdError = CmdError::Static("ERR min or max is not a float");
 const LEX_RANGE_ERR: CmdError = CmdError::Static("ERR min or max not valid string range item");
-const POSITIVE_ERR: CmdError = CmdError::Static("ERR value is out of range, must be positive");
 
 /// A score argument as Redis's getDoubleFromObject: strtod's grammar over the whole
 /// argument, no leading space, no NaN, and overflow/underflow (ERANGE) refused.
@@ -102,14 +101,6 @@ fn lex_range<'a>(min: &'a [u8], max: &'a [u8]) -> Result<LexRange<'a>, CmdError>
         min: lex_item(min).ok_or(LEX_RANGE_ERR)?,
         max: lex_item(max).ok_or(LEX_RANGE_ERR)?,
     })
-}
-
-/// Redis's getPositiveLongFromObjectOrReply.
-fn positive(s: &[u8]) -> Result<i64, CmdError> {
-    match parse_i64(s) {
-        Some(n) if n >= 0 => Ok(n),
-        _ => Err(POSITIVE_ERR),
-    }
 }
 
 /// Redis's getRangeLongFromObjectOrReply(1, LONG_MAX) with a message for both failures.
@@ -1231,12 +1222,7 @@ fn zrandmember(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
         }
         return Ok(());
     }
-    let l = parse_i64(&a[2]).ok_or(CmdError::NotInteger)?;
-    if l == i64::MIN {
-        return Err(CmdError::Static(
-            "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-        ));
-    }
+    let l = int_in_range(&a[2], -i64::MAX, i64::MAX)?;
     if a.len() > 4 || (a.len() == 4 && !a.is(3, "WITHSCORES")) {
         return Err(CmdError::Syntax);
     }

@@ -314,9 +314,7 @@ pub async fn run(
                     cleanup(client, &waiter, &shards);
                     match other {
                         Ended::Disconnected => client.close_after_reply = true,
-                        Ended::Unblocked(Unblock::Error) => {
-                            return Err(CmdError::Static("UNBLOCKED client unblocked via CLIENT UNBLOCK"))
-                        }
+                        Ended::Unblocked(Unblock::Error) => return Err(UNBLOCKED),
                         _ => timeout_reply(client),
                     }
                     return Ok(());
@@ -428,8 +426,8 @@ async fn wait(
     // Peeking does not consume what the client pipelined after the blocking command; an
     // end of stream (or CLIENT KILL's shutdown) means the client is gone. Once it sent more
     // data, we can only learn of a disconnect when the wait ends.
-    // Without the socket (a connection-level command), its descriptor is looked at every
-    // 100 ms instead, and CLIENT KILL's mark with it.
+    // Without the socket (a connection-level command), its descriptor is looked at when
+    // the wait starts and every 100 ms, and CLIENT KILL's mark with it.
     let handle = client.handle.clone();
     let gone = async {
         if let Some(stream) = conn {
@@ -440,10 +438,10 @@ async fn wait(
             futures_lite::future::pending::<()>().await;
         }
         loop {
-            glommio::timer::sleep(Duration::from_millis(100)).await;
             if client_gone(&handle) {
                 return Ended::Disconnected;
             }
+            glommio::timer::sleep(Duration::from_millis(100)).await;
         }
     };
     let ended = woken.or(timer).or(unblocked).or(gone).await;
@@ -455,35 +453,40 @@ async fn wait(
 
 /// CLIENT KILL marked the client, or its peer closed the socket (a read would return 0
 /// bytes) or the socket failed.
-pub fn client_gone(handle: &crate::server::client::ClientHandle) -> bool {
+fn client_gone(handle: &crate::server::client::ClientHandle) -> bool {
     let mut b = [0u8; 1];
     // SAFETY: a one-byte peek into a local buffer; MSG_DONTWAIT never blocks.
     let n = unsafe { libc::recv(handle.fd, b.as_mut_ptr().cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
     handle.killed.get() || n == 0 || (n < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EAGAIN))
 }
 
-/// How a wait without a wake-up (WAIT) ended.
+/// CLIENT UNBLOCK ... ERROR's reply to the blocked command.
+const UNBLOCKED: CmdError = CmdError::Static("UNBLOCKED client unblocked via CLIENT UNBLOCK");
+
+/// How a wait without a wake-up (WAIT, WAITAOF) ended, when it did not end with CLIENT
+/// UNBLOCK ... ERROR (the `Err` of [`park`]).
 pub enum Parked {
     /// The deadline passed.
     Timeout,
     /// CLIENT UNBLOCK ... TIMEOUT.
-    UnblockedTimeout,
-    /// CLIENT UNBLOCK ... ERROR.
-    UnblockedError,
-    /// The client went away.
+    Unblocked,
+    /// The client went away (its connection closes after the reply, as for a blocked pop).
     Gone,
 }
 
 /// Blocks a client with nothing to wait for but the deadline (unix ms, 0 = forever), CLIENT
 /// UNBLOCK or its disconnect: WAIT, which no replica ever acknowledges. It counts in
 /// `blocked_clients` as Redis's BLOCKED_WAIT does.
-pub async fn park(client: &mut Client, deadline: u64) -> Parked {
+pub async fn park(client: &mut Client, deadline: u64) -> Result<Parked, CmdError> {
     let (_never, mut rx) = oneshot::channel::<Wake>();
     match wait(client, deadline, &mut rx, None).await {
-        Ended::Unblocked(Unblock::Error) => Parked::UnblockedError,
-        Ended::Unblocked(Unblock::Timeout) => Parked::UnblockedTimeout,
-        Ended::Disconnected => Parked::Gone,
-        _ => Parked::Timeout,
+        Ended::Unblocked(Unblock::Error) => Err(UNBLOCKED),
+        Ended::Unblocked(Unblock::Timeout) => Ok(Parked::Unblocked),
+        Ended::Disconnected => {
+            client.close_after_reply = true;
+            Ok(Parked::Gone)
+        }
+        _ => Ok(Parked::Timeout),
     }
 }
 
