@@ -35,6 +35,9 @@
 #   DATA_SIZE     redis-benchmark -d (default unset: 3 bytes)
 #   SERVER_CPU / CLIENT_CPU   pinning (default 0 / 1; unpinned when unavailable)
 #   BENCH_TIMEOUT seconds one redis-benchmark run may take (default 600)
+#   TLS=1         benchmark over TLS with client certificates (mTLS): both servers get a
+#                 TLS port and the same certificates (made here with openssl), redis-benchmark
+#                 connects with --tls --cacert --cert --key
 #   QUICK=1       smoke mode for CI: 2000 requests, 1 round, no warm-up (~5 s)
 #   OUT=file      also write the table as Markdown
 #
@@ -82,6 +85,8 @@ SERVER_CPU="${SERVER_CPU:-0}"
 CLIENT_CPU="${CLIENT_CPU:-1}"
 BENCH_TIMEOUT="${BENCH_TIMEOUT:-600}"
 OUT="${OUT:-}"
+TLS="${TLS:-0}"
+[ "$TLS" = "0" ] && TLS=""
 REDIS_SERVER="${REDIS_SERVER:-redis-server}"
 REDIS_BENCHMARK="${REDIS_BENCHMARK:-redis-benchmark}"
 BASALT_ARGS="${BASALT_ARGS-"--shards 1"}"
@@ -122,16 +127,43 @@ read -ra common <<<"$COMMON_ARGS"
 
 redis_port=$(free_port)
 basalt_port=$(free_port)
+redis_tls=() basalt_tls=() bench_tls=()
+if [ -n "$TLS" ]; then
+    command -v openssl >/dev/null || die "TLS=1 needs openssl"
+    pki="$LIB_TMP/pki"
+    mkdir -p "$pki"
+    (
+        cd "$pki"
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=bench CA" \
+            -keyout ca.key -out ca.crt
+        for who in server client; do
+            openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$who" -keyout "$who.key" -out "$who.csr"
+            printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nkeyUsage=digitalSignature\nextendedKeyUsage=%s\n' \
+                "$([ $who = server ] && echo serverAuth || echo clientAuth)" >"$who.ext"
+            openssl x509 -req -in "$who.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile "$who.ext" -out "$who.crt"
+        done
+    ) >/dev/null 2>&1 || die "openssl could not make the test certificates"
+    redis_tls_port=$(free_port)
+    basalt_tls_port=$(free_port)
+    tls_args=(--tls-cert-file "$pki/server.crt" --tls-key-file "$pki/server.key" --tls-ca-cert-file "$pki/ca.crt")
+    redis_tls=(--tls-port "$redis_tls_port" "${tls_args[@]}")
+    basalt_tls=(--tls-port "$basalt_tls_port" "${tls_args[@]}")
+    bench_tls=(--tls --cacert "$pki/ca.crt" --cert "$pki/client.crt" --key "$pki/client.key")
+fi
 start_server redis "$redis_port" "$SERVER_CPU" "$REDIS_SERVER" --port "$redis_port" --save '' --appendonly no \
-    "${common[@]}" "${redis_extra[@]}"
+    "${common[@]}" "${redis_tls[@]}" "${redis_extra[@]}"
 redis_pid=$SERVER_PID
 start_server basalt "$basalt_port" "$SERVER_CPU" "$BASALT" --port "$basalt_port" --save '' --appendonly no \
-    "${common[@]}" "${basalt_extra[@]}"
+    "${common[@]}" "${basalt_tls[@]}" "${basalt_extra[@]}"
 basalt_pid=$SERVER_PID
 wait_for_ping "$redis_port" redis 10 "$redis_pid" || die "redis-server did not start"
 wait_for_ping "$basalt_port" basalt 20 "$basalt_pid" || die "basalt did not start"
 
 port_of() { if [ "$1" = redis ]; then echo "$redis_port"; else echo "$basalt_port"; fi; }
+# The port redis-benchmark measures: the TLS one with TLS=1.
+bench_port_of() {
+    if [ -z "$TLS" ]; then port_of "$1"; elif [ "$1" = redis ]; then echo "$redis_tls_port"; else echo "$basalt_tls_port"; fi
+}
 
 # The script for the evalsha test, loaded into both (same body, same SHA1).
 SCRIPT_SHA=""
@@ -161,8 +193,8 @@ bench() {
     [ -n "$CLIENT_CPU" ] && pin=(taskset -c "$CLIENT_CPU")
     [ -n "$KEYSPACE" ] && extra+=(-r "$KEYSPACE")
     [ -n "$DATA_SIZE" ] && extra+=(-d "$DATA_SIZE")
-    if ! run_child timeout "$BENCH_TIMEOUT" "${pin[@]}" "$REDIS_BENCHMARK" -h 127.0.0.1 -p "$(port_of "$server")" \
-        -q -c "$CLIENTS" -n "$n" -P "$p" --csv "${extra[@]}" "${what[@]}" >"$out" 2>"$out.err"; then
+    if ! run_child timeout "$BENCH_TIMEOUT" "${pin[@]}" "$REDIS_BENCHMARK" -h 127.0.0.1 -p "$(bench_port_of "$server")" \
+        "${bench_tls[@]}" -q -c "$CLIENTS" -n "$n" -P "$p" --csv "${extra[@]}" "${what[@]}" >"$out" 2>"$out.err"; then
         log "redis-benchmark -t $tests -P $p against $server failed: $(tr '\n' ' ' <"$out.err" | cut -c1-300)"
         kill -0 "$(pid_of "$server")" 2>/dev/null || { tail -n 30 "$LIB_TMP/$server.log" >&2; die "$server died"; }
         return 1
@@ -184,7 +216,7 @@ parse_csv() {
 }
 
 n_tests=$(tr ',' '\n' <<<"$TESTS" | grep -c .)
-log "settings: $CLIENTS clients, $REQUESTS requests (x min(P, $PIPELINE_SCALE) pipelined), pipelines {$PIPELINES}, tests $TESTS, $ROUNDS rounds${KEYSPACE:+, -r $KEYSPACE}${DATA_SIZE:+, -d $DATA_SIZE}"
+log "settings: ${TLS:+TLS (mTLS), }$CLIENTS clients, $REQUESTS requests (x min(P, $PIPELINE_SCALE) pipelined), pipelines {$PIPELINES}, tests $TESTS, $ROUNDS rounds${KEYSPACE:+, -r $KEYSPACE}${DATA_SIZE:+, -d $DATA_SIZE}"
 
 if [ "$WARMUP" != 0 ]; then
     warm=$((REQUESTS / 10 < 1000 ? 1000 : REQUESTS / 10))

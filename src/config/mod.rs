@@ -15,15 +15,15 @@
 //! - `Ignored`: accepted so existing files load; [`Config::warnings`] lists the ones set to a
 //!   non-default value so the server can log them once at start.
 //! - `Refused`: honouring it silently would lose data or weaken security (`daemonize yes`,
-//!   `replicaof`, `tls-*`, `rename-command`, `user`...). At its default value it is harmless;
+//!   `replicaof`, `tls-key-file-pass`, `rename-command`, `user`...). At its default value it is harmless;
 //!   any other value stops the server at start with a message naming the option and why.
 //!
 //! Lifecycle: `main` calls [`Config::from_args`] (Redis's exact argv grammar), logs
 //! [`Config::warnings`], and wraps the result in a [`SharedConfig`]. Shards cache the values they
 //! use on the hot path and re-read them when [`SharedConfig::generation`] changes.
 //!
-//! Differences from Redis 7.0 on purpose: `port` and `bind` cannot be changed by CONFIG SET
-//! (the shards' listeners are set up once); `set-max-listpack-*` (Redis 7.2) and basalt's
+//! Differences from Redis 7.0 on purpose: `port`, `tls-port` and `bind` cannot be changed by
+//! CONFIG SET (the shards' listeners are set up once); `set-max-listpack-*` (Redis 7.2) and basalt's
 //! `shards` and `placement` are extra parameters.
 //!
 //! Paths: like Redis (which `chdir`s when it reads `dir`), a relative `dir` is relative to the
@@ -73,6 +73,20 @@ pub struct Config {
     pub maxclients: u32,
     /// `requirepass`: the default user's password, `None` = no AUTH needed.
     pub requirepass: Option<Vec<u8>>,
+
+    // --- TLS ------------------------------------------------------------------------------------
+    /// 0 = no TLS listener. With a TLS port, `port 0` means no plain TCP listener (Redis's
+    /// TLS-only setup); without one, `port 0` lets the kernel pick a TCP port.
+    pub tls_port: u16,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    pub tls_ca_cert_file: Option<PathBuf>,
+    pub tls_ca_cert_dir: Option<PathBuf>,
+    pub tls_auth_clients: TlsAuthClients,
+    /// `tls-protocols`: "TLSv1.2 TLSv1.3" by default (empty).
+    pub tls_protocols: String,
+    pub tls_session_caching: bool,
+    pub tls_session_cache_size: u32,
 
     // --- Process -----------------------------------------------------------------------------
     /// Always false once loaded: `daemonize yes` is refused.
@@ -214,6 +228,16 @@ config_enum! {
         EverySec = "everysec",
         Always = "always",
         No = "no",
+    }
+}
+
+config_enum! {
+    /// `tls-auth-clients`: whether TLS clients must present a certificate signed by the
+    /// configured CA (`yes`), may (`optional`), or are not asked (`no`).
+    pub enum TlsAuthClients {
+        No = "no",
+        Yes = "yes",
+        Optional = "optional",
     }
 }
 
@@ -544,6 +568,15 @@ impl Default for Config {
             tcp_keepalive: 0,
             maxclients: 0,
             requirepass: None,
+            tls_port: 0,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_ca_cert_file: None,
+            tls_ca_cert_dir: None,
+            tls_auth_clients: TlsAuthClients::Yes,
+            tls_protocols: String::new(),
+            tls_session_caching: true,
+            tls_session_cache_size: 0,
             daemonize: false,
             supervised: Supervised::No,
             pidfile: None,

@@ -11,7 +11,7 @@ use super::lex::{format_memory, parse_ll, parse_memory, repr, split_spaces, strt
 use super::rewrite::Rewriter;
 use super::{
     ClientOutputBufferLimits, Config, Fsync, LogLevel, MaxmemoryPolicy, NotifyFlags, ObufLimit, Placement,
-    ProtectedAction, Supervised,
+    ProtectedAction, Supervised, TlsAuthClients,
 };
 
 /// A stored value of a non-special parameter.
@@ -394,8 +394,8 @@ const WHY_PROCESS: &str = "a process detail basalt does not need";
 const WHY_FSYNC: &str = "basalt's persistence core schedules its own writes and fsyncs";
 const WHY_ACL: &str = "ACLs are not implemented yet (only requirepass)";
 
-const WHY_TLS: &str = "basalt does not support TLS yet and will not pretend to: remove the \
-    tls-* options and connect over plain TCP (through a TLS-terminating proxy if needed)";
+const WHY_CIPHERS: &str = "basalt's TLS (rustls) offers only modern AEAD cipher suites \
+    (AES-GCM and ChaCha20-Poly1305 with ECDHE), in its own order of preference";
 
 const SHUTDOWN_FLAGS: &[(&str, u32)] = &[("default", 0), ("save", 1), ("nosave", 2), ("now", 4), ("force", 8)];
 const SHUTDOWN_NO_SAVE: &[&str] = &[
@@ -430,27 +430,33 @@ pub static PARAMS: &[Param] = &[
         .ignored("basalt has no unix socket"),
     opt_string("bind-source-addr").ignored(WHY_REPL),
     uint("socket-mark-id", 0, UINT_MAX, 0).immutable().ignored(WHY_PROCESS),
-    // ---- TLS (refused) ------------------------------------------------------------------
-    int("tls-port", 0, 65535, 0).refused(WHY_TLS),
-    int("tls-session-cache-size", 0, INT_MAX, 20 * 1024).refused(WHY_TLS),
-    int("tls-session-cache-timeout", 0, INT_MAX, 300).refused(WHY_TLS),
-    boolean("tls-cluster", false).refused(WHY_TLS),
-    boolean("tls-replication", false).refused(WHY_TLS),
-    enumeration("tls-auth-clients", &[("no", 0), ("yes", 1), ("optional", 2)], 1).refused(WHY_TLS),
-    boolean("tls-prefer-server-ciphers", false).refused(WHY_TLS),
-    boolean("tls-session-caching", true).refused(WHY_TLS),
-    opt_string("tls-cert-file").refused(WHY_TLS),
-    opt_string("tls-key-file").refused(WHY_TLS),
-    opt_string("tls-key-file-pass").refused(WHY_TLS),
-    opt_string("tls-client-cert-file").refused(WHY_TLS),
-    opt_string("tls-client-key-file").refused(WHY_TLS),
-    opt_string("tls-client-key-file-pass").refused(WHY_TLS),
-    opt_string("tls-dh-params-file").refused(WHY_TLS),
-    opt_string("tls-ca-cert-file").refused(WHY_TLS),
-    opt_string("tls-ca-cert-dir").refused(WHY_TLS),
-    opt_string("tls-protocols").refused(WHY_TLS),
-    opt_string("tls-ciphers").refused(WHY_TLS),
-    opt_string("tls-ciphersuites").refused(WHY_TLS),
+    // ---- TLS ------------------------------------------------------------------------------
+    int("tls-port", 0, 65535, 0).immutable().field(field!(int tls_port)),
+    int("tls-session-cache-size", 0, INT_MAX, 20 * 1024).field(field!(int tls_session_cache_size)),
+    int("tls-session-cache-timeout", 0, INT_MAX, 300)
+        .ignored("rustls's session cache keeps a session until newer ones push it out"),
+    boolean("tls-cluster", false).ignored(WHY_CLUSTER),
+    boolean("tls-replication", false).ignored(WHY_REPL),
+    enumeration("tls-auth-clients", TlsAuthClients::NAMES, TlsAuthClients::Yes as u32)
+        .field(field!(enum tls_auth_clients)),
+    boolean("tls-prefer-server-ciphers", false).ignored(WHY_CIPHERS),
+    boolean("tls-session-caching", true).field(field!(bool tls_session_caching)),
+    opt_string("tls-cert-file").field(field!(str tls_cert_file)),
+    opt_string("tls-key-file").field(field!(str tls_key_file)),
+    opt_string("tls-key-file-pass").with(SENSITIVE).refused(
+        "basalt cannot read encrypted private keys: decrypt the key once \
+         (openssl pkey -in key.pem -out plain.pem), point tls-key-file at it and remove tls-key-file-pass",
+    ),
+    opt_string("tls-client-cert-file").ignored(WHY_REPL),
+    opt_string("tls-client-key-file").ignored(WHY_REPL),
+    opt_string("tls-client-key-file-pass").with(SENSITIVE).ignored(WHY_REPL),
+    opt_string("tls-dh-params-file")
+        .ignored("basalt's TLS negotiates ECDHE key exchange only; DH parameters are not used"),
+    opt_string("tls-ca-cert-file").field(field!(str tls_ca_cert_file)),
+    opt_string("tls-ca-cert-dir").field(field!(str tls_ca_cert_dir)),
+    opt_string("tls-protocols").field(field!(str tls_protocols)),
+    opt_string("tls-ciphers").ignored(WHY_CIPHERS),
+    opt_string("tls-ciphersuites").ignored(WHY_CIPHERS),
     // ---- Process ------------------------------------------------------------------------
     boolean("daemonize", false)
         .immutable()

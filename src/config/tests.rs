@@ -592,10 +592,10 @@ fn errors_point_at_the_line() {
 
 #[test]
 fn refused_options_name_the_option_and_the_fix() {
-    let e = conf_err("tls-port 1\nport 1\ndaemonize yes\n");
+    let e = conf_err("tls-key-file-pass x\nport 1\ndaemonize yes\n");
     assert_eq!(
         e.line,
-        Some((1, "tls-port 1".to_string())),
+        Some((1, "tls-key-file-pass x".to_string())),
         "the first refused line is reported"
     );
     let e = conf_err("port 1\ndaemonize yes\n");
@@ -617,9 +617,7 @@ fn refused_options_name_the_option_and_the_fix() {
         ("replicaof 10.0.0.1 6379", "replica"),
         ("slaveof 10.0.0.1 6379", "replica"),
         ("cluster-enabled yes", "cluster"),
-        ("tls-port 6380", "TLS"),
-        ("tls-cert-file /x.crt", "TLS"),
-        ("tls-replication yes", "TLS"),
+        ("tls-key-file-pass secret", "encrypted private keys"),
         ("unixsocket /tmp/redis.sock", "unix"),
         ("aclfile /etc/users.acl", "ACL"),
         ("min-replicas-to-write 1", "replicas"),
@@ -875,12 +873,19 @@ fn set_error_texts_match_redis() {
     }
     assert_eq!(c, Config::default(), "no failed CONFIG SET changed anything");
 
-    let e = set(&mut c, &[("tls-port", "6380")]).unwrap_err();
+    let e = set(&mut c, &[("tls-key-file-pass", "secret")]).unwrap_err();
     assert!(
-        e.starts_with("ERR CONFIG SET failed (possibly related to argument 'tls-port') - not supported by basalt:"),
+        e.starts_with(
+            "ERR CONFIG SET failed (possibly related to argument 'tls-key-file-pass') - not supported by basalt:"
+        ),
         "{e}"
     );
-    set(&mut c, &[("tls-port", "0")]).unwrap();
+    set(&mut c, &[("tls-key-file-pass", "")]).unwrap();
+    let e = set(&mut c, &[("tls-port", "6380")]).unwrap_err();
+    assert_eq!(
+        e,
+        "ERR CONFIG SET failed (possibly related to argument 'tls-port') - can't set immutable config"
+    );
     let e = set(&mut c, &[("min-slaves-to-write", "2")]).unwrap_err();
     assert!(e.contains("argument 'min-slaves-to-write'"), "{e}");
 }

@@ -378,8 +378,30 @@ fn config_set(c: &mut Client, a: Args) -> LocalFuture<'_> {
         // `appendonly yes` is refused without anything having changed.
         let mut trial = shared.config.read().clone();
         trial.set_as(&pairs, local).map_err(CmdError::Custom)?;
+        // A changed tls-* parameter rebuilds the TLS configuration (Redis's applyTlsCfg):
+        // new connections get it; one that does not load changes nothing.
+        let tls_param = pairs.iter().find(|(name, _)| {
+            crate::server::tls::PARAMS
+                .iter()
+                .any(|p| name.eq_ignore_ascii_case(p.as_bytes()))
+        });
+        let new_tls = match tls_param {
+            Some((name, _)) if trial.tls_port != 0 => {
+                Some(crate::server::tls::server_config(&trial).map_err(|e| {
+                    tracing::warn!("Failed to configure TLS: {e}");
+                    CmdError::Custom(format!(
+                        "ERR CONFIG SET failed (possibly related to argument '{}') - Unable to update TLS configuration. Check server logs.",
+                        String::from_utf8_lossy(name).to_ascii_lowercase()
+                    ))
+                })?)
+            }
+            _ => None,
+        };
         let aof_before = shared.config.read().appendonly;
         shared.config.set_as(&pairs, local).map_err(CmdError::Custom)?;
+        if let Some(tls) = new_tls {
+            *shared.tls.write().unwrap_or_else(|e| e.into_inner()) = Some(tls);
+        }
         // Every shard takes the new values before the reply: the next command, wherever it
         // runs, sees them (as in Redis, where CONFIG SET applies at once).
         c.shard.hop_all(|sh| sh.local.refresh_config()).await?;

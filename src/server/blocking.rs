@@ -259,7 +259,7 @@ pub async fn run(
     client: &mut Client,
     cmd: &'static Cmd,
     args: Args,
-    conn: Option<&glommio::net::TcpStream>,
+    conn: Option<&crate::server::tls::Conn>,
     blocked: &mut std::time::Duration,
 ) -> Result<(), CmdError> {
     let mut positions = Vec::new();
@@ -401,7 +401,7 @@ async fn wait(
     client: &mut Client,
     deadline: u64,
     rx: &mut oneshot::Receiver<Wake>,
-    conn: Option<&glommio::net::TcpStream>,
+    conn: Option<&crate::server::tls::Conn>,
 ) -> Ended {
     let shared = client.shard.local.shared.clone();
     let (utx, urx) = oneshot::channel::<Unblock>();

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
 use bytes::BytesMut;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::AsyncReadExt;
 use glommio::net::TcpStream;
 
 use crate::command::table::Cmd;
@@ -15,6 +15,7 @@ use crate::command::{flags, Args};
 use crate::resp::{parse_request_with_auth, Parsed};
 use crate::server::client::{Client, ClientHandle};
 use crate::server::dispatch::Pipeline;
+use crate::server::tls::{Conn, TlsStream};
 use crate::server::{unix_ms, unix_us};
 use crate::shard::Shard;
 
@@ -34,12 +35,28 @@ fn is_loopback_peer(addr: std::net::SocketAddr) -> bool {
 const MIN_READ: usize = 4096;
 const MAX_READ: usize = 256 * 1024;
 
-pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
+/// Serves a connection accepted on a plain port, or on the TLS port (`tls`): its handshake
+/// comes first, and a client that fails it is logged and closed (as Redis does).
+pub async fn serve(shard: Rc<Shard>, stream: TcpStream, tls: bool) {
     let local = &shard.local;
     let shared = local.shared.clone();
     let _ = stream.set_nodelay(true);
     let (Ok(addr), Ok(laddr)) = (stream.peer_addr(), stream.local_addr()) else {
         return;
+    };
+    let mut stream = if tls {
+        let Some(config) = shared.tls.read().unwrap_or_else(|e| e.into_inner()).clone() else {
+            return;
+        };
+        match TlsStream::accept(stream, config).await {
+            Ok(t) => Conn::Tls(Box::new(t)),
+            Err(e) => {
+                tracing::debug!("Error accepting a client connection: {e} (addr={addr} laddr={laddr})");
+                return;
+            }
+        }
+    } else {
+        Conn::Plain(stream)
     };
     let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
     let now = unix_ms();
@@ -104,7 +121,7 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     shared.connected_clients.fetch_sub(1, Ordering::SeqCst);
 }
 
-async fn serve_client(client: &mut Client, stream: &mut TcpStream) {
+async fn serve_client(client: &mut Client, stream: &mut Conn) {
     let shard = client.shard.clone();
     let local = &shard.local;
     let handle = client.handle.clone();
@@ -225,7 +242,7 @@ fn reuse(mut buf: BytesMut) -> BytesMut {
 
 /// A MONITOR client: write the lines other connections feed it until it goes away. A
 /// second reader on a duplicate of the socket notices the disconnect.
-async fn monitor_loop(stream: &mut TcpStream, handle: &Rc<ClientHandle>) {
+async fn monitor_loop(stream: &mut Conn, handle: &Rc<ClientHandle>) {
     // SAFETY: dup returns a new descriptor we own and hand to the reader stream.
     let fd2 = unsafe { libc::dup(stream.as_raw_fd()) };
     if fd2 >= 0 {

@@ -419,7 +419,7 @@ impl Pipeline {
         &mut self,
         client: &mut Client,
         requests: Vec<Vec<Bytes>>,
-        conn: Option<&glommio::net::TcpStream>,
+        conn: Option<&crate::server::tls::Conn>,
     ) {
         self.last_end = None;
         for argv in requests {
@@ -452,7 +452,7 @@ impl Pipeline {
         }
     }
 
-    async fn one(&mut self, client: &mut Client, args: Args, conn: Option<&glommio::net::TcpStream>) {
+    async fn one(&mut self, client: &mut Client, args: Args, conn: Option<&crate::server::tls::Conn>) {
         let chained = self.last_end.take();
         // Pub/Sub pushes that arrived before this command go before its reply.
         if client.handle.pubsub.needs_wait() {

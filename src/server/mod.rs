@@ -10,6 +10,7 @@ pub mod listener;
 pub mod memory;
 pub mod pubsub;
 pub mod stats;
+pub mod tls;
 
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -63,6 +64,9 @@ pub struct ServerShared {
     pub config_file: String,
     /// Who is subscribed to what on which shard: PUBLISH counts and routes without a hop.
     pub pubsub: pubsub::Directory,
+    /// The TLS configuration new TLS connections get (built from the `tls-*` parameters at
+    /// start and by CONFIG SET); `None` without a TLS port.
+    pub tls: std::sync::RwLock<Option<Arc<rustls::ServerConfig>>>,
 }
 
 impl ServerShared {
@@ -107,6 +111,7 @@ impl ServerShared {
                 .unwrap_or_default(),
             config_file,
             pubsub: pubsub::Directory::new(nshards),
+            tls: std::sync::RwLock::new(None),
         }
     }
 

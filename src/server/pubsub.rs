@@ -44,8 +44,8 @@ use std::sync::RwLock;
 use std::task::{Poll, Waker};
 use std::time::Instant;
 
+use crate::server::tls::{Conn, Session};
 use bytes::Bytes;
-use glommio::net::TcpStream;
 
 use crate::config::{NotifyFlags, ObufLimit};
 use crate::resp::Reply;
@@ -739,16 +739,30 @@ enum Sent {
 
 /// Writes pending pushes with nonblocking sends on the socket (one syscall per batch, as
 /// Redis writes): no io_uring submission, and the connection's pending peek stays armed.
-fn send_pending(fd: i32, handle: &ClientHandle, sh: &Shard) -> Sent {
+/// Under TLS the pushes are sealed first and the session's backlog is what is sent.
+fn send_pending(fd: i32, handle: &ClientHandle, sh: &Shard, tls: Option<&mut Session>) -> Sent {
     let mut p = handle.pubsub.pending.borrow_mut();
+    // Output bytes count as the client's, before encryption (as Redis counts SSL_write's).
+    let plain = tls.is_none();
+    let out: &mut Vec<u8> = match tls {
+        None => &mut p,
+        Some(session) => {
+            if session.seal(&p).is_err() {
+                return Sent::Failed;
+            }
+            sh.local.stats.borrow_mut().net_output_bytes += p.len() as u64;
+            p.clear();
+            &mut session.out
+        }
+    };
     let mut off = 0;
-    while off < p.len() {
+    while off < out.len() {
         // SAFETY: the buffer outlives the call; fd is this connection's open socket.
         let n = unsafe {
             libc::send(
                 fd,
-                p[off..].as_ptr().cast(),
-                p.len() - off,
+                out[off..].as_ptr().cast(),
+                out.len() - off,
                 libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
             )
         };
@@ -765,38 +779,41 @@ fn send_pending(fd: i32, handle: &ClientHandle, sh: &Shard) -> Sent {
         }
     }
     if off > 0 {
-        sh.local.stats.borrow_mut().net_output_bytes += off as u64;
-        p.drain(..off);
+        if plain {
+            sh.local.stats.borrow_mut().net_output_bytes += off as u64;
+        }
+        out.drain(..off);
     }
-    if p.is_empty() {
+    if out.is_empty() {
         handle.omem.set(0);
         handle.pubsub.soft_since.set(None);
-        if p.capacity() > 64 * 1024 {
-            *p = Vec::new();
+        if out.capacity() > 64 * 1024 {
+            *out = Vec::new();
         }
         Sent::All
     } else {
-        handle.omem.set(p.len());
+        handle.omem.set(out.len());
         Sent::Blocked
     }
 }
 
 /// Waits until the socket has input, writing pushes as they come. False when the client
-/// is gone. The read that follows finds data at once; no read is ever abandoned.
-pub async fn wait_input(stream: &mut TcpStream, handle: &ClientHandle, sh: &Shard) -> bool {
-    use futures_lite::AsyncWriteExt;
+/// is gone. The read that follows finds data at once; no read is ever abandoned. (Under
+/// TLS, input may be a record that holds no request; the read then waits for one.)
+pub async fn wait_input(stream: &mut Conn, handle: &ClientHandle, sh: &Shard) -> bool {
     use std::os::fd::AsRawFd;
     let fd = stream.as_raw_fd();
     loop {
         {
             // One peek per round, kept in flight while pushes are sent directly.
+            let (socket, mut tls) = stream.split();
             let mut b = [0u8; 1];
-            let mut readable = std::pin::pin!(async { matches!(stream.peek(&mut b).await, Ok(n) if n > 0) });
+            let mut readable = std::pin::pin!(async { matches!(socket.peek(&mut b).await, Ok(n) if n > 0) });
             loop {
                 if handle.killed.get() {
                     return false;
                 }
-                match send_pending(fd, handle, sh) {
+                match send_pending(fd, handle, sh, tls.as_deref_mut()) {
                     Sent::All => {}
                     Sent::Blocked => break,
                     Sent::Failed => return false,
@@ -822,9 +839,10 @@ pub async fn wait_input(stream: &mut TcpStream, handle: &ClientHandle, sh: &Shar
                 }
             }
         }
-        // The socket is full (a slow reader): wait for it to drain with an ordinary write.
+        // The socket is full (a slow reader): wait for it to drain with an ordinary write
+        // (under TLS, of the sealed backlog and of nothing new).
         let pending = std::mem::take(&mut *handle.pubsub.pending.borrow_mut());
-        handle.pubsub.in_flight.set(pending.len());
+        handle.pubsub.in_flight.set(pending.len() + stream.backlog());
         sh.local.stats.borrow_mut().net_output_bytes += pending.len() as u64;
         // A killed client's write may wait forever on a full socket: the kill ends it
         // (the connection closes, so the abandoned write loses nothing).

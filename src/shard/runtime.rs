@@ -365,27 +365,27 @@ fn install_signals(shared: Arc<ServerShared>) {
     }
 }
 
-/// Runs the server until shutdown. Returns the process exit code.
-pub fn start(config: Config) -> Result<i32, StartError> {
-    check_io_uring()?;
-    check_memlock()?;
-    let plan = plan(&config)?;
-    let nshards = plan.shards;
-
-    // Bind every address once per shard, in this thread, so `port 0` resolves to one port.
+/// Binds `port` on every `bind` address once per shard, adding the sockets to each shard's
+/// list (`tls` marks those of the TLS port). Returns the port bound (the kernel's pick for 0).
+fn bind_all(
+    config: &Config,
+    mut port: u16,
+    nshards: usize,
+    tls: bool,
+    fds: &mut [Vec<(RawFd, bool)>],
+) -> Result<u16, StartError> {
+    let kind = if tls { "TLS" } else { "TCP" };
     let backlog = config.tcp_backlog as i32;
-    let mut port = config.port;
-    let mut fds: Vec<Vec<RawFd>> = vec![Vec::new(); nshards];
     for spec in &config.bind {
         let bind = listener::parse_bind(spec).map_err(StartError)?;
         if port != 0 {
             if let Err(e) = listener::probe_exclusive(std::net::SocketAddr::new(bind.ip, port)) {
                 if bind.optional {
-                    tracing::warn!("Warning: Could not create server TCP listening socket {spec}:{port}: {e}");
+                    tracing::warn!("Warning: Could not create server {kind} listening socket {spec}:{port}: {e}");
                     continue;
                 }
                 return Err(StartError(format!(
-                    "Could not create server TCP listening socket {spec}:{port}: {e}"
+                    "Could not create server {kind} listening socket {spec}:{port}: {e}"
                 )));
             }
         }
@@ -404,19 +404,44 @@ pub fn start(config: Config) -> Result<i32, StartError> {
                         unsafe { libc::close(fd) };
                     }
                     if bind.optional {
-                        tracing::warn!("Warning: Could not create server TCP listening socket {spec}:{port}: {e}");
+                        tracing::warn!("Warning: Could not create server {kind} listening socket {spec}:{port}: {e}");
                         break;
                     }
                     return Err(StartError(format!(
-                        "Could not create server TCP listening socket {spec}:{port}: {e}"
+                        "Could not create server {kind} listening socket {spec}:{port}: {e}"
                     )));
                 }
             }
         }
         for (i, fd) in bound.into_iter().enumerate() {
-            fds[i].push(fd);
+            fds[i].push((fd, tls));
         }
     }
+    Ok(port)
+}
+
+/// Runs the server until shutdown. Returns the process exit code.
+pub fn start(config: Config) -> Result<i32, StartError> {
+    check_io_uring()?;
+    check_memlock()?;
+    let plan = plan(&config)?;
+    let nshards = plan.shards;
+
+    // Bind every address once per shard, in this thread, so `port 0` resolves to one port.
+    // With a TLS port, `port 0` means no plain listener (Redis's TLS-only setup).
+    let mut fds: Vec<Vec<(RawFd, bool)>> = vec![Vec::new(); nshards];
+    let mut port = config.port;
+    if config.tls_port == 0 || port != 0 {
+        port = bind_all(&config, port, nshards, false, &mut fds)?;
+    }
+    let tls = if config.tls_port != 0 {
+        let tls = crate::server::tls::server_config(&config)
+            .map_err(|e| StartError(format!("Failed to configure TLS: {e}")))?;
+        bind_all(&config, config.tls_port, nshards, true, &mut fds)?;
+        Some(tls)
+    } else {
+        None
+    };
     if fds[0].is_empty() {
         return Err(StartError(
             "Failed listening on any address (check the bind setting)".into(),
@@ -433,6 +458,7 @@ pub fn start(config: Config) -> Result<i32, StartError> {
     let shared_config = SharedConfig::new(config);
     let shared = Arc::new(ServerShared::new(shared_config, nshards, plan.description.clone()));
     shared.port.store(port as usize, Ordering::SeqCst);
+    *shared.tls.write().unwrap_or_else(|e| e.into_inner()) = tls;
     install_signals(shared.clone());
     crate::server::memory::refresh(&shared);
 
@@ -524,7 +550,8 @@ pub fn start(config: Config) -> Result<i32, StartError> {
 /// A shard's endpoints, created at start-up.
 struct ShardIo {
     core: Arc<persist::Core>,
-    listen_fds: Vec<RawFd>,
+    /// Listening sockets, and whether each is the TLS port's.
+    listen_fds: Vec<(RawFd, bool)>,
     /// This shard's part of the AOF being loaded, when there is one.
     load_rx: Option<futures_channel::oneshot::Receiver<Store>>,
 }
@@ -596,7 +623,7 @@ async fn shard_main(
         .detach();
     }
     let mut accepts = Vec::new();
-    for fd in listen_fds {
+    for (fd, tls) in listen_fds {
         // SAFETY: a listening socket created by `listener::listen`, owned from here on.
         let l = unsafe { TcpListener::from_raw_fd(fd) };
         let shard = shard.clone();
@@ -604,7 +631,7 @@ async fn shard_main(
             loop {
                 match l.accept().await {
                     Ok(stream) => {
-                        glommio::spawn_local(crate::server::conn::serve(shard.clone(), stream)).detach();
+                        glommio::spawn_local(crate::server::conn::serve(shard.clone(), stream, tls)).detach();
                     }
                     Err(e) => {
                         tracing::warn!("accept failed: {e}");

@@ -301,8 +301,9 @@ impl V {
 }
 
 /// A raw TCP connection speaking RESP by hand: for exact error texts, RESP3 bytes, garbage.
-pub struct Raw {
-    pub r: BufReader<TcpStream>,
+/// Over another stream (a TLS session) it speaks the same.
+pub struct Raw<S: Read + Write = TcpStream> {
+    pub r: BufReader<S>,
 }
 
 impl Raw {
@@ -327,7 +328,9 @@ impl Raw {
         let _ = self.r.get_ref().set_read_timeout(Some(d));
         let _ = self.r.get_ref().set_write_timeout(Some(d));
     }
+}
 
+impl<S: Read + Write> Raw<S> {
     pub fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
         self.r.get_mut().write_all(b)
     }

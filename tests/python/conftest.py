@@ -55,9 +55,10 @@ def redis_server_bin():
 class Server:
     """One server process: `kind` is "basalt" or "redis"."""
 
-    def __init__(self, kind, password=None):
+    def __init__(self, kind, password=None, extra=()):
         self.kind = kind
         self.password = password
+        self.extra = list(extra)
         self.host = "127.0.0.1"
         self.port = None
         self.proc = None
@@ -80,6 +81,7 @@ class Server:
                   "--dir", self.dir]
         if self.password:
             common += ["--requirepass", self.password]
+        common += self.extra
         if self.kind == "basalt":
             return [basalt_bin(), "--shards", str(SHARDS)] + common
         return [redis_server_bin()] + common
@@ -156,8 +158,8 @@ class Server:
             c.close()
 
 
-def _server_fixture(kind, password):
-    s = Server(kind, password).start()
+def _server_fixture(kind, password, extra=()):
+    s = Server(kind, password, extra).start()
     try:
         yield s
     finally:
