@@ -25,6 +25,7 @@ fn main() {
         eprintln!("Can't open the log file: {e}");
         std::process::exit(1);
     }
+    basalt::logging::crash_on_panic();
     for w in config.warnings() {
         tracing::warn!("{w}");
     }

@@ -533,6 +533,78 @@ fn kill9_loses_no_acknowledged_write_always() {
     kill_during_load("always");
 }
 
+/// A bug's panic on one shard (DEBUG PANIC) ends the whole process at once, with a report in
+/// the log, instead of leaving the other shards to wait on the dead one; restarted, it has
+/// every write it acknowledged, including those other connections made on other shards.
+#[test]
+fn a_panic_ends_the_process_and_loses_no_acknowledged_write() {
+    let d = Dir::new("panic");
+    let extra = ["--appendfsync", "everysec", "--enable-debug-command", "yes"];
+    let mut n = Node::start(&d.0, &extra);
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let writers: Vec<_> = (0..3)
+        .map(|t| {
+            let (stop, acked, port) = (stop.clone(), acked.clone(), n.port);
+            std::thread::spawn(move || {
+                let Ok(mut r) = Raw::connect(port) else { return };
+                r.set_timeout(Duration::from_secs(5));
+                for i in 0.. {
+                    let k = format!("p{t}:{i}");
+                    if stop.load(Ordering::Relaxed) || r.send(&["SET", &k, "v"]).is_err() {
+                        return;
+                    }
+                    match r.read() {
+                        Ok(V::Simple(s)) if s == "OK" => acked.lock().unwrap().push(k),
+                        _ => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut r = n.raw();
+    let _ = r.send(&["DEBUG", "PANIC"]);
+    assert!(
+        r.read().is_err(),
+        "DEBUG PANIC gets no reply: the connection ends with the process"
+    );
+    let mut child = n.child.take().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the process outlived the panic:\n{}",
+            n.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(!status.success(), "{status}");
+    let log = n.log_text();
+    assert!(
+        log.contains("BASALT BUG REPORT") && log.contains("DEBUG PANIC called"),
+        "{log}"
+    );
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        let _ = w.join();
+    }
+    let acked = std::mem::take(&mut *acked.lock().unwrap());
+    assert!(acked.len() > 100, "the load ran: {}", acked.len());
+    let n = Node::start(&d.0, &extra);
+    let mut r = n.raw();
+    let lost = acked
+        .iter()
+        .filter(|k| bulk(r.cmd(&["GET", k])).as_deref() != Some("v"))
+        .count();
+    assert_eq!(lost, 0, "{lost} of {} acknowledged writes lost", acked.len());
+    drop(r);
+    n.shutdown();
+}
+
 #[test]
 fn info_persistence_has_redis_fields_with_real_values() {
     let d = Dir::new("info");

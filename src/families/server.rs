@@ -870,7 +870,7 @@ fn latency_help(c: &mut Client, _a: Args) -> LocalFuture<'_> {
 
 const DEBUG_NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
 
-/// `DEBUG <subcommand> [arg ...]`: SLEEP, SET-ACTIVE-EXPIRE, LOG and HELP. Redis's other
+/// `DEBUG <subcommand> [arg ...]`: SLEEP, SET-ACTIVE-EXPIRE, LOG, PANIC and HELP. Redis's other
 /// subcommands inspect or break its internals and answer the unknown-subcommand error here.
 fn debug(c: &mut Client, a: Args) -> LocalFuture<'_> {
     boxed(async move {
@@ -893,6 +893,8 @@ fn debug(c: &mut Client, a: Args) -> LocalFuture<'_> {
                 &[
                     "LOG <message>",
                     "    Write <message> to the server log.",
+                    "PANIC",
+                    "    Crash the server simulating a panic.",
                     "SET-ACTIVE-EXPIRE <0|1>",
                     "    Setting it to 0 disables expiring keys in background when they are not",
                     "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
@@ -919,6 +921,9 @@ fn debug(c: &mut Client, a: Args) -> LocalFuture<'_> {
                 tracing::warn!("DEBUG LOG: {}", String::from_utf8_lossy(&a[2]));
                 c.out.ok();
             }
+            // A bug's panic on purpose, on this client's shard: the process ends there
+            // (`logging::crash_on_panic`), as Redis's DEBUG PANIC.
+            (b"panic", 2) => panic!("DEBUG PANIC called at Unix time {}", crate::server::unix_ms() / 1000),
             _ => return Err(CmdError::sub_syntax(&a[1], "DEBUG")),
         }
         Ok(())

@@ -890,7 +890,7 @@ impl Vm {
         });
         // A panic (a bug in a handler) must not keep shards held forever: the shards go
         // back and the client gets an error; the VM is rebuilt for the next run.
-        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.execute(&code, &mut out)));
+        let run = crate::logging::catch_panic(|| self.execute(&code, &mut out));
         HOOK.with(|h| *h.borrow_mut() = None);
         let err = match run {
             Ok(err) => err,
@@ -1443,7 +1443,7 @@ unsafe extern "C-unwind" fn lua_redis_pcall(l: *mut ffi::lua_State) -> c_int {
 /// Called by Lua only. Every Rust value is dropped when `redis_call_raw` returns, so none
 /// is live when `lua_error` longjmps; a panic is caught before it reaches Lua's frames.
 unsafe fn redis_call_entry(l: *mut ffi::lua_State, raise: bool) -> c_int {
-    let failed = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| redis_call_raw(l))) {
+    let failed = match crate::logging::catch_panic(|| redis_call_raw(l)) {
         Ok(failed) => failed,
         Err(_) => {
             push_error_table(l, b"ERR internal error while running the command");
