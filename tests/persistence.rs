@@ -1355,6 +1355,32 @@ fn waitaof_acknowledges_fsynced_writes() {
         V::Arr(a) => assert_eq!(pair(a[0].clone()).1, 0),
         other => panic!("{other:?}"),
     }
+    // Only the client's own writes count (Redis's per-client offset): under `no` nothing is
+    // ever fsynced, so a client that wrote waits out its timeout; one that never wrote, or
+    // whose writes were fsynced before, does not wait for it.
+    let mut reader = n.raw();
+    assert_eq!(r.cmd(&["CONFIG", "SET", "appendfsync", "no"]).str(), "OK");
+    assert_eq!(pair(reader.cmd(&["WAITAOF", "1", "0", "2000"])), (1, 0));
+    assert_eq!(r.cmd(&["SET", "unsynced", "v"]).str(), "OK");
+    assert_eq!(pair(r.cmd(&["WAITAOF", "1", "0", "100"])), (0, 0));
+    assert_eq!(bulk(reader.cmd(&["GET", "unsynced"])).as_deref(), Some("v"));
+    assert_eq!(pair(reader.cmd(&["WAITAOF", "1", "0", "2000"])), (1, 0));
+    let mut pipelined = n.raw();
+    pipelined
+        .write_all(
+            &[
+                common::encode(&[b"SET", b"k2", b"v"]),
+                common::encode(&[b"WAITAOF", b"1", b"0", b"100"]),
+            ]
+            .concat(),
+        )
+        .unwrap();
+    assert_eq!(pipelined.read().unwrap().str(), "OK");
+    assert_eq!(
+        pair(pipelined.read().unwrap()),
+        (0, 0),
+        "a write earlier in the same batch counts"
+    );
     assert_eq!(r.cmd(&["CONFIG", "SET", "appendonly", "no"]).str(), "OK");
     assert_eq!(
         r.cmd(&["WAITAOF", "1", "0", "0"]),

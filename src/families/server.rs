@@ -979,9 +979,10 @@ fn waitaof(c: &mut Client, a: Args) -> LocalFuture<'_> {
         if numlocal == 1 && !aof_on(c) {
             return Err(WAITAOF_NO_AOF);
         }
-        // Every write before this command has its ticket once its batch is cut and written.
-        crate::persist::wait_durable(&c.shard.local, c.shard.id).await;
-        let target = crate::persist::TICKETS.load(Ordering::SeqCst);
+        // The client's writes, those earlier in this batch included, have tickets below
+        // its `woff` once they are written; other clients' later writes are not waited for.
+        c.wait_durable().await;
+        let target = c.woff;
         let shared = c.shard.local.shared.clone();
         let local = || (shared.persist.synced.load(Ordering::SeqCst) >= target) as i64;
         while !c.in_exec && (numreplicas > 0 || local() < numlocal) {

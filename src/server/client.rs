@@ -156,6 +156,12 @@ pub struct Client {
     pub in_exec: bool,
     /// WATCH: the client's flag (its shards raise it on a change) and its watched keys.
     pub watching: Option<(crate::store::db::WatchFlag, Vec<WatchedKey>)>,
+    /// A command that may write ran since the last wait for durability: the replies wait
+    /// for it (conn.rs), and WAITAOF waits for it first.
+    pub wrote: bool,
+    /// Every write of this client has a persistence ticket below this (Redis's `woff`, the
+    /// offset WAITAOF waits to see fsynced); 0 for a client that never wrote.
+    pub woff: u64,
 }
 
 impl Client {
@@ -174,6 +180,17 @@ impl Client {
             multi_error: false,
             in_exec: false,
             watching: None,
+            wrote: false,
+            woff: 0,
+        }
+    }
+
+    /// Holds the replies to this client's writes until they are durable as `appendfsync`
+    /// asks, and records the ticket that covers them (`woff`).
+    pub async fn wait_durable(&mut self) {
+        if std::mem::take(&mut self.wrote) {
+            crate::persist::wait_durable(&self.shard.local, self.shard.id).await;
+            self.woff = crate::persist::TICKETS.load(std::sync::atomic::Ordering::SeqCst);
         }
     }
 

@@ -192,9 +192,7 @@ async fn serve_client(client: &mut Client, stream: &mut Conn) {
         if !requests.is_empty() {
             pipeline.run(client, requests, Some(&*stream)).await;
             // A reply to a write leaves only once the write is in the AOF as appendfsync asks.
-            if pipeline.take_wrote() {
-                crate::persist::wait_durable(local, shard.id).await;
-            }
+            client.wait_durable().await;
         }
         if let Some(e) = protocol_error {
             tracing::debug!(client = %handle.addr, "protocol error: {e}");

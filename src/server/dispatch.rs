@@ -387,8 +387,6 @@ struct PendingRun {
 
 pub struct Pipeline {
     run: PendingRun,
-    /// A command that may write ran: its reply waits until the write is durable.
-    wrote: bool,
     /// When the previous command of this batch ended, if it ran inline and nothing came
     /// between: the next inline command starts there instead of reading the clock again.
     last_end: Option<Instant>,
@@ -401,18 +399,12 @@ impl Default for Pipeline {
                 target: usize::MAX,
                 cmds: Vec::new(),
             },
-            wrote: false,
             last_end: None,
         }
     }
 }
 
 impl Pipeline {
-    /// True (once) if a command that may write ran since the last call.
-    pub fn take_wrote(&mut self) -> bool {
-        std::mem::take(&mut self.wrote)
-    }
-
     /// Runs a batch of requests read together, appending replies to `client.out` in order.
     /// `conn` is the client's socket, which a blocked command watches for a disconnect.
     pub async fn run(
@@ -468,8 +460,9 @@ impl Pipeline {
             Route::Keyed { cmd, .. } | Route::MultiShard { cmd, .. } | Route::Conn(cmd) | Route::Script { cmd, .. },
         ) = &route
         {
-            // EXEC (and the scripts) carry the writes of the commands they run.
-            self.wrote |= cmd.spec.has(flags::WRITE | flags::MAY_REPLICATE)
+            // EXEC (and the scripts) carry the writes of the commands they run; the reply
+            // waits until they are durable (`Client::wait_durable`).
+            client.wrote |= cmd.spec.has(flags::WRITE | flags::MAY_REPLICATE)
                 || cmd.spec.name == "exec"
                 || matches!(cmd.spec.run, Run::Script(call) if !call.read_only);
         }
