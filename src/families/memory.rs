@@ -26,36 +26,48 @@ const DEFAULT_SAMPLES: usize = 5;
 /// whose TTL has passed but that is still stored is measured, not expired.
 fn memory_usage(c: &mut Client, a: Args) -> LocalFuture<'_> {
     boxed(async move {
-        let mut samples = DEFAULT_SAMPLES;
-        let mut i = 3;
-        while i < a.len() {
-            if !(a.is(i, "SAMPLES") && i + 1 < a.len()) {
-                return Err(CmdError::Syntax);
-            }
-            samples = match a.int(i + 1)? {
-                n if n < 0 => return Err(CmdError::Syntax),
-                0 => usize::MAX,
-                n => n as usize,
-            };
-            i += 2;
-        }
+        let samples = usage_samples(&a)?;
         let (db, key): (usize, Bytes) = (c.db, a.bytes(2).clone());
         let usage = c
             .shard
             .hop(shard_of(&key, c.shard.nshards), move |sh| {
-                sh.with_store(|st| {
-                    st.dbs[db]
-                        .peek(&key)
-                        .map(|e| Db::key_overhead(&key) + e.value.heap_bytes_sampled(samples))
-                })
+                sh.with_store(|st| key_usage(&st.dbs[db], &key, samples))
             })
             .await?;
-        match usage {
-            Some(n) => c.out.int(n as i64),
-            None => c.out.null(),
-        }
+        reply_usage(&mut c.out, usage);
         Ok(())
     })
+}
+
+/// MEMORY USAGE's `SAMPLES count` (0: every element).
+pub fn usage_samples(a: &Args) -> Result<usize, CmdError> {
+    let mut samples = DEFAULT_SAMPLES;
+    let mut i = 3;
+    while i < a.len() {
+        if !(a.is(i, "SAMPLES") && i + 1 < a.len()) {
+            return Err(CmdError::Syntax);
+        }
+        samples = match a.int(i + 1)? {
+            n if n < 0 => return Err(CmdError::Syntax),
+            0 => usize::MAX,
+            n => n as usize,
+        };
+        i += 2;
+    }
+    Ok(samples)
+}
+
+/// A key's bytes as MEMORY USAGE counts them, `None` when it is not stored.
+pub fn key_usage(db: &Db, key: &[u8], samples: usize) -> Option<usize> {
+    db.peek(key)
+        .map(|e| Db::key_overhead(key) + e.value.heap_bytes_sampled(samples))
+}
+
+pub fn reply_usage(out: &mut crate::resp::Reply, usage: Option<usize>) {
+    match usage {
+        Some(n) => out.int(n as i64),
+        None => out.null(),
+    }
 }
 
 /// What MEMORY STATS and MEMORY DOCTOR report (Redis's redisMemOverhead).

@@ -1621,7 +1621,8 @@ fn call(ctx: &mut RunCtx, args: &Args) -> Result<(), String> {
     }
     // With one shard every key is held and there is no scope to learn.
     if ctx.lent().nshards() > 1
-        && (matches!(cmd.spec.run, Run::Keyed(..)) || matches!(cmd.full_name.as_str(), "keys" | "dbsize"))
+        && (matches!(cmd.spec.run, Run::Keyed(..))
+            || matches!(cmd.full_name.as_str(), "keys" | "dbsize" | "memory|usage"))
     {
         check_reach(ctx, cmd, args)?;
     }
@@ -1735,8 +1736,9 @@ fn check_reach(ctx: &mut RunCtx, cmd: &Cmd, args: &Args) -> Result<(), String> {
 }
 
 /// The connection-level commands a script may call: those that touch only the script's own
-/// connection state, and KEYS and DBSIZE, which read the shards the script already holds
-/// (channels_redis flushes with `redis.call('keys', prefix .. '*')`). The others visit
+/// connection state, KEYS and DBSIZE, which read the shards the script already holds
+/// (channels_redis flushes with `redis.call('keys', prefix .. '*')`), and MEMORY USAGE,
+/// which reads its key's shard (held, as for any key command). The others visit
 /// shards on their own, which they cannot do while the script holds every shard.
 fn conn_command(ctx: &mut RunCtx, cmd: &Cmd, args: &Args, out: &mut Reply) -> Result<(), CmdError> {
     match cmd.full_name.as_str() {
@@ -1757,6 +1759,16 @@ fn conn_command(ctx: &mut RunCtx, cmd: &Cmd, args: &Args, out: &mut Reply) -> Re
             for k in &found {
                 out.bulk(k);
             }
+            Ok(())
+        }
+        // The key's shard is held (check_reach saw to it).
+        "memory|usage" => {
+            use crate::families::memory;
+            let samples = memory::usage_samples(args)?;
+            let db = ctx.db;
+            let lent = ctx.lent();
+            let store = lent.store(crate::shard::slot::shard_of(&args[2], lent.nshards()));
+            memory::reply_usage(out, memory::key_usage(&store.dbs[db], &args[2], samples));
             Ok(())
         }
         "dbsize" => {
