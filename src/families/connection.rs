@@ -193,7 +193,8 @@ fn reset(c: &mut Client, _a: Args) -> LocalFuture<'_> {
         c.multi_error = false;
         c.handle.multi_len.set(-1);
         crate::families::transactions::unwatch_all(c).await;
-        crate::server::pubsub::unsubscribe_all(&c.shard, &c.handle);
+        crate::server::pubsub::unsubscribe_all(&c.shard, &c.handle, false);
+        crate::server::pubsub::settle_unsubscribes(&c.shard, &c.handle).await;
         *c.handle.name.borrow_mut() = None;
         c.handle.no_evict.set(false);
         c.handle.no_touch.set(false);

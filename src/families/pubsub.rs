@@ -42,9 +42,10 @@ fn sub(c: &mut Client, a: &Args, kind: Kind) {
     ps::subscribe(&sh, &c.handle, &mut c.out, kind, names(a));
 }
 
-fn unsub(c: &mut Client, a: &Args, kind: Kind) {
+async fn unsub(c: &mut Client, a: &Args, kind: Kind) {
     let sh = c.shard.clone();
     ps::unsubscribe(&sh, &c.handle, &mut c.out, kind, names(a));
+    ps::settle_unsubscribes(&sh, &c.handle).await;
 }
 
 /// `SUBSCRIBE channel [channel ...]`
@@ -58,7 +59,7 @@ fn subscribe(c: &mut Client, a: Args) -> LocalFuture<'_> {
 /// `UNSUBSCRIBE [channel [channel ...]]`
 fn unsubscribe(c: &mut Client, a: Args) -> LocalFuture<'_> {
     boxed(async move {
-        unsub(c, &a, Kind::Channel);
+        unsub(c, &a, Kind::Channel).await;
         Ok(())
     })
 }
@@ -74,7 +75,7 @@ fn psubscribe(c: &mut Client, a: Args) -> LocalFuture<'_> {
 /// `PUNSUBSCRIBE [pattern [pattern ...]]`
 fn punsubscribe(c: &mut Client, a: Args) -> LocalFuture<'_> {
     boxed(async move {
-        unsub(c, &a, Kind::Pattern);
+        unsub(c, &a, Kind::Pattern).await;
         Ok(())
     })
 }
@@ -90,7 +91,7 @@ fn ssubscribe(c: &mut Client, a: Args) -> LocalFuture<'_> {
 /// `SUNSUBSCRIBE [shardchannel [shardchannel ...]]`
 fn sunsubscribe(c: &mut Client, a: Args) -> LocalFuture<'_> {
     boxed(async move {
-        unsub(c, &a, Kind::Shard);
+        unsub(c, &a, Kind::Shard).await;
         Ok(())
     })
 }

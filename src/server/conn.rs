@@ -112,7 +112,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, tls: bool) {
     let mut client = Client::new(shard.clone(), handle.clone(), authenticated);
     serve_client(&mut client, &mut stream).await;
     crate::families::transactions::unwatch_in_background(&mut client);
-    crate::server::pubsub::unsubscribe_all(&shard, &handle);
+    crate::server::pubsub::unsubscribe_all(&shard, &handle, true);
     if handle.monitor.get() {
         local.clients.borrow_mut().monitors.retain(|h| h.id != id);
         shared.monitors.fetch_sub(1, Ordering::SeqCst);

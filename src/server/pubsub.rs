@@ -159,7 +159,9 @@ impl Directory {
         STAMP.fetch_add(1, Ordering::SeqCst) + 1
     }
 
-    fn sub(&self, kind: Kind, name: &[u8], shard: usize) {
+    /// Uncounts one subscription of shard `shard`; returns the stamp of its end: messages
+    /// counted with a stamp below it counted the subscription.
+    fn sub(&self, kind: Kind, name: &[u8], shard: usize) -> u64 {
         let mut t = self.write();
         let empty = match kind {
             Kind::Channel => t.channels.get_mut(name),
@@ -174,6 +176,7 @@ impl Directory {
             t.remove(kind, name);
         }
         self.total.fetch_sub(1, Ordering::SeqCst);
+        STAMP.fetch_add(1, Ordering::SeqCst) + 1
     }
 
     /// Receivers of a message on `channel` per shard (added into `per`) and the stamp that
@@ -320,8 +323,9 @@ impl ClientSubs {
     }
 }
 
-/// A subscriber on this shard with the stamp of its subscription.
-type Subs = Vec<(Rc<ClientHandle>, u64)>;
+/// A subscriber on this shard with the stamps of its subscription and of its end
+/// (`u64::MAX` while subscribed): it receives the messages counted between the two.
+type Subs = Vec<(Rc<ClientHandle>, u64, u64)>;
 
 /// One shard's subscriptions, by name (the clients of this shard only), and its outboxes.
 #[derive(Default)]
@@ -336,6 +340,12 @@ pub struct Registry {
     draining: Vec<bool>,
     /// Connections waiting for an outbox to get below [`OUTBOX_LIMIT`].
     room: Vec<Waker>,
+    /// Per destination shard: messages ever put in its outbox.
+    sent: Vec<u64>,
+    /// Per source shard: messages ever delivered here from its outbox.
+    received: Vec<u64>,
+    /// Unsubscribing connections waiting for messages in flight to arrive.
+    arrivals: Vec<Waker>,
 }
 
 /// A message (PUBLISH, SPUBLISH or a keyspace event) on its way to a shard's subscribers.
@@ -389,7 +399,7 @@ pub fn subscribe(sh: &Shard, handle: &Rc<ClientHandle>, out: &mut Reply, kind: K
                 .map(kind)
                 .entry(name.clone())
                 .or_default()
-                .push((handle.clone(), stamp));
+                .push((handle.clone(), stamp, u64::MAX));
         }
         out.push(3);
         out.bulk(match kind {
@@ -402,25 +412,70 @@ pub fn subscribe(sh: &Shard, handle: &Rc<ClientHandle>, out: &mut Reply, kind: K
     }
 }
 
+/// Ends one subscription in the directory and the connection's set; its registry entry
+/// stays, marked with the end's stamp, so that the messages counted before the end still
+/// reach it ([`settle_unsubscribes`] then removes it).
 fn unsubscribe_one(sh: &Shard, handle: &ClientHandle, kind: Kind, name: &[u8]) -> bool {
     if !handle.pubsub.set(kind).borrow_mut().remove(name) {
         return false;
     }
-    sh.local.shared.pubsub.sub(kind, name, sh.id);
+    let end = sh.local.shared.pubsub.sub(kind, name, sh.id);
     handle.pubsub.total.set(handle.pubsub.total.get() - 1);
     let mut reg = sh.local.pubsub.borrow_mut();
-    let map = reg.map(kind);
-    if let Some(subs) = map.get_mut(name) {
-        subs.retain(|(h, _)| h.id != handle.id);
-        if subs.is_empty() {
-            map.remove(name);
+    if let Some(subs) = reg.map(kind).get_mut(name) {
+        for s in subs.iter_mut().filter(|s| s.0.id == handle.id && s.2 == u64::MAX) {
+            s.2 = end;
         }
     }
     true
 }
 
+/// Removes the registry entries of the connection's ended subscriptions.
+fn purge_ended(sh: &Shard, handle: &ClientHandle) {
+    let mut reg = sh.local.pubsub.borrow_mut();
+    for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {
+        reg.map(kind).retain(|_, subs| {
+            subs.retain(|s| s.0.id != handle.id || s.2 == u64::MAX);
+            !subs.is_empty()
+        });
+    }
+}
+
+/// After (P|S)UNSUBSCRIBE or RESET: waits until every message counted while the ended
+/// subscriptions were still counted has reached this shard (so it goes out before the
+/// confirmations, as in Redis, where PUBLISH delivers before it replies), then removes them.
+/// A message published before the unsubscribe arrived is in a shard's outbox to here by the
+/// time a hop reaches that shard: the wait is one hop per shard and the outboxes' drains.
+pub async fn settle_unsubscribes(sh: &Rc<Shard>, handle: &ClientHandle) {
+    if sh.nshards > 1 {
+        let me = sh.id;
+        for src in (0..sh.nshards).filter(|&s| s != me) {
+            let Ok(sent) = sh
+                .hop(src, move |other| {
+                    other.local.pubsub.borrow().sent.get(me).copied().unwrap_or(0)
+                })
+                .await
+            else {
+                continue;
+            };
+            std::future::poll_fn(|cx| {
+                let mut reg = sh.local.pubsub.borrow_mut();
+                if reg.received.get(src).copied().unwrap_or(0) >= sent || sh.local.shared.is_shutting_down() {
+                    Poll::Ready(())
+                } else {
+                    reg.arrivals.push(cx.waker().clone());
+                    Poll::Pending
+                }
+            })
+            .await;
+        }
+    }
+    purge_ended(sh, handle);
+}
+
 /// Unsubscribes from each name (every subscription of `kind` when `names` is empty), one
-/// confirmation per name; with nothing to unsubscribe from, one with a null name.
+/// confirmation per name; with nothing to unsubscribe from, one with a null name. The
+/// caller then awaits [`settle_unsubscribes`].
 pub fn unsubscribe(sh: &Shard, handle: &ClientHandle, out: &mut Reply, kind: Kind, names: &[Bytes]) {
     let verb: &[u8] = match kind {
         Kind::Channel => b"unsubscribe",
@@ -450,16 +505,19 @@ pub fn unsubscribe(sh: &Shard, handle: &ClientHandle, out: &mut Reply, kind: Kin
     }
 }
 
-/// RESET and disconnect: drop every subscription without replies.
-pub fn unsubscribe_all(sh: &Shard, handle: &ClientHandle) {
-    if handle.pubsub.total.get() == 0 {
-        return;
-    }
-    for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {
-        let names = handle.pubsub.set(kind).borrow().order.clone();
-        for n in names {
-            unsubscribe_one(sh, handle, kind, &n);
+/// RESET and disconnect: end every subscription without replies (RESET then awaits
+/// [`settle_unsubscribes`]; a connection that is gone has its entries removed at once).
+pub fn unsubscribe_all(sh: &Shard, handle: &ClientHandle, gone: bool) {
+    if handle.pubsub.total.get() > 0 {
+        for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {
+            let names = handle.pubsub.set(kind).borrow().order.clone();
+            for n in names {
+                unsubscribe_one(sh, handle, kind, &n);
+            }
         }
+    }
+    if gone {
+        purge_ended(sh, handle);
     }
 }
 
@@ -551,8 +609,8 @@ fn deliver(sh: &Shard, ev: &Event) -> usize {
             &ev.channel,
             &ev.message,
         );
-        for (h, stamp) in subs {
-            if *stamp <= ev.seen {
+        for (h, stamp, end) in subs {
+            if *stamp <= ev.seen && ev.seen < *end {
                 append(sh, h, &f, limit);
                 n += 1;
             }
@@ -562,8 +620,8 @@ fn deliver(sh: &Shard, ev: &Event) -> usize {
         for (pattern, subs) in reg.patterns.iter() {
             if crate::config::glob::glob_match(pattern, &ev.channel, false) {
                 let f = frame(b"pmessage", Some(pattern), &ev.channel, &ev.message);
-                for (h, stamp) in subs {
-                    if *stamp <= ev.seen {
+                for (h, stamp, end) in subs {
+                    if *stamp <= ev.seen && ev.seen < *end {
                         append(sh, h, &f, limit);
                         n += 1;
                     }
@@ -600,9 +658,11 @@ fn route(sh: &Rc<Shard>, ev: Event, per: &[u32]) {
                 reg.outbox.resize_with(sh.nshards, Vec::new);
                 reg.outbox_bytes.resize(sh.nshards, 0);
                 reg.draining.resize(sh.nshards, false);
+                reg.sent.resize(sh.nshards, 0);
             }
             reg.outbox_bytes[dest] += ev.channel.len() + ev.message.len() + 64;
             reg.outbox[dest].push(ev.clone());
+            reg.sent[dest] += 1;
             if !reg.draining[dest] {
                 reg.draining[dest] = true;
                 kick.push(dest);
@@ -637,10 +697,19 @@ async fn drain_outbox(sh: Rc<Shard>, dest: usize) {
             return;
         }
         // A shard that is gone (shutdown) has no subscribers left to serve.
+        let from = sh.id;
         let _ = sh
             .hop(dest, move |sh| {
                 for ev in &batch {
                     deliver(sh, ev);
+                }
+                let mut reg = sh.local.pubsub.borrow_mut();
+                if reg.received.len() < sh.nshards {
+                    reg.received.resize(sh.nshards, 0);
+                }
+                reg.received[from] += batch.len() as u64;
+                for w in reg.arrivals.drain(..) {
+                    w.wake();
                 }
             })
             .await;
