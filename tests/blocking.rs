@@ -403,3 +403,65 @@ fn time_spent_blocked_is_not_command_time() {
         .unwrap_or_else(|| panic!("no p99.9 in {line}"));
     assert!(p99_9 < 100_000.0, "{line}");
 }
+
+/// CLIENT PAUSE WRITE holds commands that may write (SET, EVAL, EXEC of a write
+/// transaction), counted as blocked, while reads (GET, EVAL_RO, EXEC of reads) go on;
+/// UNPAUSE lets the held ones run, in order. CLIENT PAUSE ALL holds everything until its
+/// timeout, and a held client that leaves is not counted any more.
+#[test]
+fn client_pause_write_and_all() {
+    let s = Server::start(&[]);
+    let mut admin = s.raw();
+    admin.cmd(&["SET", "k", "before"]);
+    // Queued before the pause (queueing a write during it is held too, as in Redis).
+    let mut writers: Vec<Raw> = (0..3).map(|_| s.raw()).collect();
+    writers[2].cmd(&["MULTI"]);
+    writers[2].cmd(&["INCR", "n"]);
+    assert_eq!(
+        admin.cmd(&["CLIENT", "PAUSE", "100000", "WRITE"]),
+        V::Simple("OK".into())
+    );
+    let mut reader = s.raw();
+    assert_eq!(reader.cmd(&["GET", "k"]), V::Bulk(b"before".to_vec()));
+    assert_eq!(
+        reader.cmd(&["EVAL_RO", "return redis.call('get', KEYS[1])", "1", "k"]),
+        V::Bulk(b"before".to_vec())
+    );
+    reader.cmd(&["MULTI"]);
+    reader.cmd(&["GET", "k"]);
+    assert_eq!(reader.cmd(&["EXEC"]), V::Arr(vec![V::Bulk(b"before".to_vec())]));
+    writers[0].send(&["SET", "k", "after"]).unwrap();
+    writers[1]
+        .send(&["EVAL", "return redis.call('incr', KEYS[1])", "1", "n"])
+        .unwrap();
+    writers[2].send(&["EXEC"]).unwrap();
+    await_blocked(&s, 3);
+    assert_eq!(
+        reader.cmd(&["GET", "k"]),
+        V::Bulk(b"before".to_vec()),
+        "no held write ran"
+    );
+    assert_eq!(admin.cmd(&["CLIENT", "UNPAUSE"]), V::Simple("OK".into()));
+    assert_eq!(writers[0].read().unwrap(), V::Simple("OK".into()));
+    assert!(matches!(writers[1].read().unwrap(), V::Int(_)));
+    assert!(matches!(writers[2].read().unwrap(), V::Arr(_)));
+    assert_eq!(reader.cmd(&["GET", "n"]), V::Bulk(b"2".to_vec()));
+    await_blocked(&s, 0);
+
+    // ALL: even reads wait, until the timeout ends the pause.
+    assert_eq!(admin.cmd(&["CLIENT", "PAUSE", "1500"]), V::Simple("OK".into()));
+    let mut held = s.raw();
+    held.set_timeout(Duration::from_millis(200));
+    held.send(&["GET", "k"]).unwrap();
+    assert!(held.read().is_err(), "a read answered during CLIENT PAUSE ALL");
+    let mut gone = s.raw();
+    gone.send(&["GET", "k"]).unwrap();
+    drop(gone);
+    held.set_timeout(PATIENCE);
+    assert_eq!(
+        held.read().unwrap(),
+        V::Bulk(b"after".to_vec()),
+        "answered once the pause ended"
+    );
+    await_blocked(&s, 0);
+}

@@ -345,6 +345,34 @@ fn client_info(c: &mut Client, _a: Args) -> LocalFuture<'_> {
     })
 }
 
+/// `CLIENT PAUSE timeout [WRITE | ALL]`: holds every client's commands (ALL, the default),
+/// or those that may write (WRITE), for `timeout` milliseconds, server-wide; the held
+/// commands run once the pause ends (see `dispatch::wait_unpaused`).
+fn client_pause(c: &mut Client, a: Args) -> LocalFuture<'_> {
+    boxed(async move {
+        let all = match a.len() {
+            5.. => return Err(CmdError::sub_syntax(&a[1], "CLIENT")),
+            4 if a.is(3, "WRITE") => false,
+            4 if a.is(3, "ALL") => true,
+            4 => return Err(CmdError::Static("ERR CLIENT PAUSE mode must be WRITE or ALL")),
+            _ => true,
+        };
+        let end = super::server::ms_deadline(&a[2], unix_ms())?;
+        c.shard.local.shared.pause.pause(end, all);
+        c.out.ok();
+        Ok(())
+    })
+}
+
+/// `CLIENT UNPAUSE`: ends the pause; the held commands run.
+fn client_unpause(c: &mut Client, _a: Args) -> LocalFuture<'_> {
+    boxed(async move {
+        c.shard.local.shared.pause.unpause();
+        c.out.ok();
+        Ok(())
+    })
+}
+
 /// `CLIENT UNBLOCK client-id [TIMEOUT | ERROR]`: ends another client's blocking command,
 /// as if it timed out, or with an -UNBLOCKED error.
 fn client_unblock(c: &mut Client, a: Args) -> LocalFuture<'_> {
@@ -584,6 +612,8 @@ fn client_help(c: &mut Client, _a: Args) -> LocalFuture<'_> {
             "    Protect current client connection from eviction.",
             "NO-TOUCH (ON|OFF)",
             "    Will not touch LRU/LFU stats when this mode is on.",
+            "PAUSE <timeout> [WRITE|ALL]",
+            "    Suspend all, or just write, clients for <timeout> milliseconds.",
             "REPLY (ON|OFF|SKIP)",
             "    Control the replies sent to the current connection.",
             "SETNAME <name>",
@@ -594,6 +624,8 @@ fn client_help(c: &mut Client, _a: Args) -> LocalFuture<'_> {
             "    * LIB-VER: the client lib version.",
             "TRACKINGINFO",
             "    Report tracking status for the current connection.",
+            "UNPAUSE",
+            "    Stop the current client pause, resuming traffic.",
             "HELP",
             "    Print this help.",
         ];
@@ -612,6 +644,8 @@ static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "list", arity: -2, flags: ADMIN | NOSCRIPT | LOADING | STALE, acl: CONN, group: "connection", since: "2.4.0", summary: "Lists open connections.", complexity: "O(N) where N is the number of client connections", syntax: "[TYPE <NORMAL | MASTER | REPLICA | PUBSUB>] [ID client-id [client-id ...]]", tips: &["nondeterministic_output"], run: Run::Conn(client_list), ..CommandSpec::DEFAULT },
     CommandSpec { name: "info", arity: 2, flags: NOSCRIPT | LOADING | STALE, acl: CONN, group: "connection", since: "6.2.0", summary: "Returns information about the connection.", tips: &["nondeterministic_output"], run: Run::Conn(client_info), ..CommandSpec::DEFAULT },
     CommandSpec { name: "unblock", arity: -3, flags: ADMIN | NOSCRIPT | LOADING | STALE, acl: CONN, group: "connection", since: "5.0.0", summary: "Unblocks a client blocked by a blocking command from a different connection.", complexity: "O(log N) where N is the number of client connections", syntax: "client-id [TIMEOUT | ERROR]", run: Run::Conn(client_unblock), ..CommandSpec::DEFAULT },
+    CommandSpec { name: "pause", arity: -3, flags: ADMIN | NOSCRIPT | LOADING | STALE, acl: CONN, group: "connection", since: "3.0.0", summary: "Suspends commands processing.", syntax: "timeout [WRITE | ALL]", run: Run::Conn(client_pause), ..CommandSpec::DEFAULT },
+    CommandSpec { name: "unpause", arity: 2, flags: ADMIN | NOSCRIPT | LOADING | STALE, acl: CONN, group: "connection", since: "6.2.0", summary: "Resumes processing commands from paused clients.", complexity: "O(N) Where N is the number of paused clients", run: Run::Conn(client_unpause), ..CommandSpec::DEFAULT },
     CommandSpec { name: "kill", arity: -3, flags: ADMIN | NOSCRIPT | LOADING | STALE, acl: CONN, group: "connection", since: "2.4.0", summary: "Terminates open connections.", complexity: "O(N) where N is the number of client connections", syntax: "<ip:port | <[ID client-id] | [TYPE <NORMAL | MASTER | SLAVE | REPLICA | PUBSUB>] | [USER username] | [ADDR ip:port] | [LADDR ip:port] | [SKIPME <YES | NO>] | [MAXAGE maxage]> [[ID client-id] | [TYPE <NORMAL | MASTER | SLAVE | REPLICA | PUBSUB>] | [USER username] | [ADDR ip:port] | [LADDR ip:port] | [SKIPME <YES | NO>] | [MAXAGE maxage] ...]>", run: Run::Conn(client_kill), ..CommandSpec::DEFAULT },
     CommandSpec { name: "no-evict", arity: 3, flags: ADMIN | NOSCRIPT | LOADING | STALE, acl: CONN, group: "connection", since: "7.0.0", summary: "Sets the client eviction mode of the connection.", syntax: "<ON | OFF>", run: Run::Conn(client_no_evict), ..CommandSpec::DEFAULT },
     CommandSpec { name: "no-touch", arity: 3, flags: NOSCRIPT | LOADING | STALE, acl: CONN, group: "connection", since: "7.2.0", summary: "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.", syntax: "<ON | OFF>", run: Run::Conn(client_no_touch), ..CommandSpec::DEFAULT },

@@ -949,7 +949,7 @@ fn wait(c: &mut Client, a: Args) -> LocalFuture<'_> {
 
 /// A millisecond timeout as Redis's getTimeoutFromObjectOrReply reads it (UNIT_MILLISECONDS):
 /// the absolute deadline in unix ms, 0 for "forever".
-fn ms_deadline(arg: &[u8], now: u64) -> Result<u64, CmdError> {
+pub fn ms_deadline(arg: &[u8], now: u64) -> Result<u64, CmdError> {
     match parse_i64(arg) {
         None => Err(CmdError::Static("ERR timeout is not an integer or out of range")),
         Some(t) if t < 0 => Err(CmdError::Static("ERR timeout is negative")),

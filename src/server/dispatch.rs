@@ -385,6 +385,41 @@ struct PendingRun {
     cmds: Vec<(&'static Cmd, Args)>,
 }
 
+/// Redis's is_may_replicate_command for a command line (EXEC: see [`exec_writes`]).
+fn may_write(cmd: &Cmd) -> bool {
+    cmd.spec.has(flags::WRITE | flags::MAY_REPLICATE) || matches!(cmd.spec.run, Run::Script(call) if !call.read_only)
+}
+
+/// EXEC of a transaction that queued a command that may write.
+fn exec_writes(client: &Client, cmd: &Cmd) -> bool {
+    cmd.spec.name == "exec"
+        && client
+            .multi
+            .as_ref()
+            .is_some_and(|q| q.iter().any(|(c, _)| may_write(c)))
+}
+
+/// How often a command held by CLIENT PAUSE looks again (UNPAUSE has no wake-up).
+const PAUSE_POLL_MS: u64 = 10;
+
+/// Holds a command while CLIENT PAUSE applies to it, counted in `blocked_clients` as Redis's
+/// postponed clients are. False when the client went away (or CLIENT UNBLOCK ... ERROR
+/// answered it): the command is not run.
+async fn wait_unpaused(client: &mut Client, writes: bool) -> bool {
+    while let Some(end) = client.shard.local.shared.pause.holds(writes) {
+        let until = end.min(super::unix_ms() + PAUSE_POLL_MS);
+        match super::blocking::park(client, until).await {
+            Ok(super::blocking::Parked::Gone) => return false,
+            Ok(_) => {}
+            Err(e) => {
+                client.out.error(&e.to_string());
+                return false;
+            }
+        }
+    }
+    true
+}
+
 pub struct Pipeline {
     run: PendingRun,
     /// When the previous command of this batch ended, if it ran inline and nothing came
@@ -462,9 +497,22 @@ impl Pipeline {
         {
             // EXEC (and the scripts) carry the writes of the commands they run; the reply
             // waits until they are durable (`Client::wait_durable`).
-            client.wrote |= cmd.spec.has(flags::WRITE | flags::MAY_REPLICATE)
-                || cmd.spec.name == "exec"
-                || matches!(cmd.spec.run, Run::Script(call) if !call.read_only);
+            let writes = may_write(cmd);
+            client.wrote |= writes || cmd.spec.name == "exec";
+            // CLIENT PAUSE holds the command (before MULTI queues it, as in Redis).
+            if client
+                .shard
+                .local
+                .shared
+                .pause
+                .holds(writes || exec_writes(client, cmd))
+                .is_some()
+            {
+                self.flush(client).await;
+                if !wait_unpaused(client, writes || exec_writes(client, cmd)).await {
+                    return;
+                }
+            }
         }
         // MONITOR shows commands once they ran (with the database they left selected), as
         // Redis 7's call() does; commands rejected before running are not shown.

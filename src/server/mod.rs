@@ -64,6 +64,8 @@ pub struct ServerShared {
     pub config_file: String,
     /// Who is subscribed to what on which shard: PUBLISH counts and routes without a hop.
     pub pubsub: pubsub::Directory,
+    /// CLIENT PAUSE: until when (unix ms, 0: not paused) and what.
+    pub pause: Pause,
     /// The TLS configuration new TLS connections get (built from the `tls-*` parameters at
     /// start and by CONFIG SET); `None` without a TLS port.
     pub tls: std::sync::RwLock<Option<Arc<rustls::ServerConfig>>>,
@@ -112,6 +114,7 @@ impl ServerShared {
             config_file,
             pubsub: pubsub::Directory::new(nshards),
             tls: std::sync::RwLock::new(None),
+            pause: Pause::default(),
         }
     }
 
@@ -302,4 +305,52 @@ pub fn random_hex(len: usize) -> String {
     let mut s: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     s.truncate(len);
     s
+}
+
+/// CLIENT PAUSE's state: one relaxed load on every command when no pause is set.
+#[derive(Default)]
+pub struct Pause {
+    /// Unix ms the pause ends at; 0 when there is none.
+    end: AtomicU64,
+    /// 1: writes are paused (WRITE), 2: every command (ALL).
+    what: std::sync::atomic::AtomicU8,
+    /// Serializes PAUSE and UNPAUSE (readers use the atomics).
+    change: Mutex<()>,
+}
+
+impl Pause {
+    /// Redis's pauseClients: the stronger of the two kinds and the later of the two ends.
+    pub fn pause(&self, end: u64, all: bool) {
+        let _g = self.change.lock().unwrap_or_else(|e| e.into_inner());
+        self.what.fetch_max(if all { 2 } else { 1 }, Ordering::SeqCst);
+        if self.end.fetch_max(end, Ordering::SeqCst).max(end) == 0 {
+            // A zero timeout pauses nothing (Redis unpauses at its next check).
+            self.what.store(0, Ordering::SeqCst);
+        }
+    }
+
+    pub fn unpause(&self) {
+        let _g = self.change.lock().unwrap_or_else(|e| e.into_inner());
+        self.end.store(0, Ordering::SeqCst);
+        self.what.store(0, Ordering::SeqCst);
+    }
+
+    /// Whether a command (`writes`: it may write or replicate) must wait now, and until when.
+    pub fn holds(&self, writes: bool) -> Option<u64> {
+        let end = self.end.load(Ordering::Relaxed);
+        if end == 0 {
+            return None;
+        }
+        let now = unix_ms();
+        if now >= end {
+            // Expired (Redis's checkClientPauseTimeoutAndReturnIfPaused).
+            let _g = self.change.lock().unwrap_or_else(|e| e.into_inner());
+            if self.end.load(Ordering::SeqCst) == end {
+                self.end.store(0, Ordering::SeqCst);
+                self.what.store(0, Ordering::SeqCst);
+            }
+            return None;
+        }
+        (writes || self.what.load(Ordering::SeqCst) == 2).then_some(end)
+    }
 }
