@@ -217,8 +217,9 @@ fn to_dense(s: &mut Vec<u8>) -> Result<(), Corrupt> {
             p += 2;
         } else {
             let (runlen, value) = (val_len(b), val_value(b));
+            // Redis 7.0.15 fails here (7.0.0 stopped and checked the count).
             if runlen + idx > REGISTERS {
-                break;
+                return Err(Corrupt);
             }
             for _ in 0..runlen {
                 set_register(regs, idx, value);
@@ -381,7 +382,7 @@ fn merge(max: &mut [u8], s: &[u8]) -> Result<(), Corrupt> {
         } else {
             let (runlen, value) = (val_len(b), val_value(b));
             if runlen + i > REGISTERS {
-                break;
+                return Err(Corrupt);
             }
             for m in &mut max[i..i + runlen] {
                 *m = (*m).max(value);
@@ -770,7 +771,7 @@ const PFMERGE_KEYS: &[KeySpec] = &[
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "pfadd", arity: -2, flags: WRITE | DENYOOM | FAST, acl: HLL, key_specs: &[KeySpec::one(1, &["RW", "INSERT"])], group: "hyperloglog", since: "2.8.9", summary: "Adds the specified elements to the specified HyperLogLog.", complexity: "O(1) to add every element.", syntax: "key [element [element ...]]", run: Run::Keyed(pfadd, Multi::Atomic), ..CommandSpec::DEFAULT },
-    CommandSpec { name: "pfcount", arity: -2, flags: READONLY, acl: HLL, key_specs: PFCOUNT_KEYS, group: "hyperloglog", since: "2.8.9", summary: "Return the approximated cardinality of the set(s) observed by the HyperLogLog at key(s).", complexity: "O(1) with a very small average constant time when called with a single key. O(N) with N being the number of keys, and much bigger constant times, when called with multiple keys.", syntax: "key [key ...]", run: Run::Keyed(pfcount, Multi::Atomic), ..CommandSpec::DEFAULT },
+    CommandSpec { name: "pfcount", arity: -2, flags: READONLY | MAY_REPLICATE, acl: HLL, key_specs: PFCOUNT_KEYS, group: "hyperloglog", since: "2.8.9", summary: "Return the approximated cardinality of the set(s) observed by the HyperLogLog at key(s).", complexity: "O(1) with a very small average constant time when called with a single key. O(N) with N being the number of keys, and much bigger constant times, when called with multiple keys.", syntax: "key [key ...]", run: Run::Keyed(pfcount, Multi::Atomic), ..CommandSpec::DEFAULT },
     CommandSpec { name: "pfmerge", arity: -2, flags: WRITE | DENYOOM, acl: HLL, key_specs: PFMERGE_KEYS, group: "hyperloglog", since: "2.8.9", summary: "Merge N different HyperLogLogs into a single one.", complexity: "O(N) to merge N HyperLogLogs, but with high constant times.", syntax: "destkey sourcekey [sourcekey ...]", run: Run::Keyed(pfmerge, Multi::Atomic), ..CommandSpec::DEFAULT },
     CommandSpec { name: "pfdebug", arity: 3, flags: WRITE | DENYOOM | ADMIN, acl: HLL, key_specs: &[KeySpec::one(2, &["RW", "ACCESS"])], group: "hyperloglog", since: "2.8.9", summary: "Internal commands for debugging HyperLogLog values", complexity: "N/A", syntax: "subcommand key", run: Run::Keyed(pfdebug, Multi::Atomic), ..CommandSpec::DEFAULT },
     CommandSpec { name: "pfselftest", arity: 1, flags: ADMIN, acl: HLL, group: "hyperloglog", since: "2.8.9", summary: "An internal command for testing HyperLogLog values", complexity: "N/A", run: Run::Conn(pfselftest), ..CommandSpec::DEFAULT },
@@ -909,6 +910,11 @@ mod tests {
         bad[HDR_SIZE + 1] = 0xfe;
         assert_eq!(to_dense(&mut bad), Err(Corrupt));
         assert_eq!(count(&bad), Err(Corrupt));
+        // So is one whose VAL runs past the last register.
+        let mut bad = new_hll();
+        bad.push(val_op(2, 1));
+        assert_eq!(to_dense(&mut bad), Err(Corrupt));
+        assert_eq!(merge(&mut [0; REGISTERS], &bad), Err(Corrupt));
     }
 
     #[test]
