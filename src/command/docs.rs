@@ -515,6 +515,7 @@ pub fn reply_docs(out: &mut Reply, spec: &CommandSpec, full_name: &str) {
         .filter(|s| !s.is_empty())
         .count()
         + 1
+        + usize::from(!spec.doc_flags.is_empty())
         + usize::from(!args.is_empty())
         + usize::from(!spec.subcommands.is_empty());
     out.map(fields);
@@ -531,6 +532,13 @@ pub fn reply_docs(out: &mut Reply, spec: &CommandSpec, full_name: &str) {
     if !spec.complexity.is_empty() {
         out.bulk(b"complexity");
         out.bulk(spec.complexity.as_bytes());
+    }
+    if !spec.doc_flags.is_empty() {
+        out.bulk(b"doc_flags");
+        out.set(spec.doc_flags.len());
+        for f in spec.doc_flags {
+            out.simple(f);
+        }
     }
     if !args.is_empty() {
         out.bulk(b"arguments");

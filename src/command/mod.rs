@@ -177,6 +177,8 @@ pub struct CommandSpec {
     /// The argument grammar as Redis's docs write it ("key value [NX | XX] ..."): COMMAND DOCS reads it.
     pub syntax: &'static str,
     pub tips: &'static [&'static str],
+    /// Redis's doc_flags, as COMMAND DOCS names them ("syscmd", "deprecated").
+    pub doc_flags: &'static [&'static str],
     pub run: Run,
     pub subcommands: &'static [CommandSpec],
     /// For key specs flagged VARIABLE_FLAGS: the flags a given command line really gives its
@@ -204,6 +206,7 @@ impl CommandSpec {
         complexity: "O(1)",
         syntax: "",
         tips: &[],
+        doc_flags: &[],
         run: Run::Container,
         subcommands: &[],
         key_flags: None,

@@ -6,6 +6,7 @@ pub mod bitmaps;
 pub mod connection;
 pub mod dump;
 pub mod hashes;
+pub mod hyperloglog;
 pub mod introspection;
 pub mod keys;
 pub mod lists;
@@ -25,6 +26,7 @@ pub static ALL: &[&[CommandSpec]] = &[
     connection::COMMANDS,
     strings::COMMANDS,
     bitmaps::COMMANDS,
+    hyperloglog::COMMANDS,
     keys::COMMANDS,
     dump::COMMANDS,
     server::COMMANDS,

@@ -191,6 +191,7 @@ impl CachedConfig {
                 set_max_listpack_value: c.set_max_listpack_value,
                 zset_max_listpack_entries: c.zset_max_listpack_entries,
                 zset_max_listpack_value: c.zset_max_listpack_value,
+                hll_sparse_max_bytes: c.hll_sparse_max_bytes,
             },
             notify: c.notify_keyspace_events.0,
             pubsub_obuf: c.client_output_buffer_limit.pubsub,

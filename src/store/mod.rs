@@ -16,7 +16,8 @@ pub use db::{Db, Entry, Key, Touch};
 pub use value::{Str, Value};
 
 /// The thresholds at which collections leave their compact encodings (Redis's
-/// `*-max-listpack-*`, `set-max-intset-entries`, `list-max-listpack-size`), as CONFIG SET
+/// `*-max-listpack-*`, `set-max-intset-entries`, `list-max-listpack-size`,
+/// `hll-sparse-max-bytes`), as CONFIG SET
 /// last left them. Commands carry a copy (see `Exec::enc`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EncodingLimits {
@@ -30,6 +31,8 @@ pub struct EncodingLimits {
     pub set_max_listpack_value: usize,
     pub zset_max_listpack_entries: usize,
     pub zset_max_listpack_value: usize,
+    /// A sparse HyperLogLog that would grow past this many bytes turns dense.
+    pub hll_sparse_max_bytes: usize,
 }
 
 impl Default for EncodingLimits {
@@ -45,6 +48,7 @@ impl Default for EncodingLimits {
             set_max_listpack_value: 64,
             zset_max_listpack_entries: 128,
             zset_max_listpack_value: 64,
+            hll_sparse_max_bytes: 3000,
         }
     }
 }
