@@ -162,6 +162,39 @@ fn push_zeros(seq: &mut Vec<u8>, len: usize) {
     }
 }
 
+/// One opcode of a sparse representation.
+enum Op {
+    /// ZERO: this many registers at 0 (up to 64).
+    Zero(usize),
+    /// XZERO: this many registers at 0 (up to 16384).
+    XZero(usize),
+    /// VAL: `len` registers at `value`.
+    Val { value: u8, len: usize },
+}
+
+/// The opcodes of a sparse HLL, in order (an XZERO cut short reads its missing byte as 0,
+/// as Redis reads the string's terminating zero).
+fn ops(s: &[u8]) -> impl Iterator<Item = Op> + '_ {
+    let mut p = HDR_SIZE;
+    std::iter::from_fn(move || {
+        let b = *s.get(p)?;
+        Some(if is_zero(b) {
+            p += 1;
+            Op::Zero(zero_len(b))
+        } else if is_xzero(b) {
+            let n = xzero_len(s, p);
+            p += 2;
+            Op::XZero(n)
+        } else {
+            p += 1;
+            Op::Val {
+                value: val_value(b),
+                len: val_len(b),
+            }
+        })
+    })
+}
+
 /// createHLLObject: an empty sparse HLL (one XZERO:16384), its cached cardinality 0.
 fn new_hll() -> Vec<u8> {
     let mut s = Vec::with_capacity(HDR_SIZE + 2);
@@ -206,26 +239,20 @@ fn to_dense(s: &mut Vec<u8>) -> Result<(), Corrupt> {
     dense[..HDR_SIZE].copy_from_slice(&s[..HDR_SIZE]);
     dense[ENC] = DENSE;
     let regs = &mut dense[HDR_SIZE..];
-    let (mut idx, mut p) = (0usize, HDR_SIZE);
-    while p < s.len() {
-        let b = s[p];
-        if is_zero(b) {
-            idx += zero_len(b);
-            p += 1;
-        } else if is_xzero(b) {
-            idx += xzero_len(s, p);
-            p += 2;
-        } else {
-            let (runlen, value) = (val_len(b), val_value(b));
-            // Redis 7.0.15 fails here (7.0.0 stopped and checked the count).
-            if runlen + idx > REGISTERS {
-                return Err(Corrupt);
+    let mut idx = 0usize;
+    for op in ops(s) {
+        match op {
+            Op::Zero(n) | Op::XZero(n) => idx += n,
+            Op::Val { value, len } => {
+                // Redis 7.0.15 fails here (7.0.0 stopped and checked the count).
+                if len + idx > REGISTERS {
+                    return Err(Corrupt);
+                }
+                for _ in 0..len {
+                    set_register(regs, idx, value);
+                    idx += 1;
+                }
             }
-            for _ in 0..runlen {
-                set_register(regs, idx, value);
-                idx += 1;
-            }
-            p += 1;
         }
     }
     if idx != REGISTERS {
@@ -370,25 +397,19 @@ fn merge(max: &mut [u8], s: &[u8]) -> Result<(), Corrupt> {
         }
         return Ok(());
     }
-    let (mut i, mut p) = (0usize, HDR_SIZE);
-    while p < s.len() {
-        let b = s[p];
-        if is_zero(b) {
-            i += zero_len(b);
-            p += 1;
-        } else if is_xzero(b) {
-            i += xzero_len(s, p);
-            p += 2;
-        } else {
-            let (runlen, value) = (val_len(b), val_value(b));
-            if runlen + i > REGISTERS {
-                return Err(Corrupt);
+    let mut i = 0usize;
+    for op in ops(s) {
+        match op {
+            Op::Zero(n) | Op::XZero(n) => i += n,
+            Op::Val { value, len } => {
+                if len + i > REGISTERS {
+                    return Err(Corrupt);
+                }
+                for m in &mut max[i..i + len] {
+                    *m = (*m).max(value);
+                }
+                i += len;
             }
-            for m in &mut max[i..i + runlen] {
-                *m = (*m).max(value);
-            }
-            i += runlen;
-            p += 1;
         }
     }
     if i == REGISTERS {
@@ -414,25 +435,14 @@ fn dense_histogram(regs: &[u8], h: &mut Histogram) {
 
 /// hllSparseRegHisto; false when the runs do not cover exactly the registers.
 fn sparse_histogram(s: &[u8], h: &mut Histogram) -> bool {
-    let (mut idx, mut p) = (0usize, HDR_SIZE);
-    while p < s.len() {
-        let b = s[p];
-        if is_zero(b) {
-            let n = zero_len(b);
-            idx += n;
-            h[0] += n as u64;
-            p += 1;
-        } else if is_xzero(b) {
-            let n = xzero_len(s, p);
-            idx += n;
-            h[0] += n as u64;
-            p += 2;
-        } else {
-            let n = val_len(b);
-            idx += n;
-            h[val_value(b) as usize] += n as u64;
-            p += 1;
-        }
+    let mut idx = 0usize;
+    for op in ops(s) {
+        let (value, n) = match op {
+            Op::Zero(n) | Op::XZero(n) => (0, n),
+            Op::Val { value, len } => (value, len),
+        };
+        idx += n;
+        h[value as usize] += n as u64;
     }
     idx == REGISTERS
 }
@@ -647,19 +657,12 @@ fn pfdebug(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
             return Err(CmdError::Static("ERR HLL encoding is not sparse"));
         }
         let mut text = String::new();
-        let mut p = HDR_SIZE;
-        while p < raw.len() {
-            let b = raw[p];
-            if is_zero(b) {
-                text += &format!("z:{} ", zero_len(b));
-                p += 1;
-            } else if is_xzero(b) {
-                text += &format!("Z:{} ", xzero_len(raw, p));
-                p += 2;
-            } else {
-                text += &format!("v:{},{} ", val_value(b), val_len(b));
-                p += 1;
-            }
+        for op in ops(raw) {
+            text += &match op {
+                Op::Zero(n) => format!("z:{n} "),
+                Op::XZero(n) => format!("Z:{n} "),
+                Op::Val { value, len } => format!("v:{value},{len} "),
+            };
         }
         ex.out.bulk(text.trim_matches(' ').as_bytes());
     } else if sub.eq_ignore_ascii_case(b"encoding") {
