@@ -239,25 +239,11 @@ fn to_dense(s: &mut Vec<u8>) -> Result<(), Corrupt> {
     dense[..HDR_SIZE].copy_from_slice(&s[..HDR_SIZE]);
     dense[ENC] = DENSE;
     let regs = &mut dense[HDR_SIZE..];
-    let mut idx = 0usize;
-    for op in ops(s) {
-        match op {
-            Op::Zero(n) | Op::XZero(n) => idx += n,
-            Op::Val { value, len } => {
-                // Redis 7.0.15 fails here (7.0.0 stopped and checked the count).
-                if len + idx > REGISTERS {
-                    return Err(Corrupt);
-                }
-                for _ in 0..len {
-                    set_register(regs, idx, value);
-                    idx += 1;
-                }
-            }
+    for_each_val(s, |first, len, value| {
+        for i in first..first + len {
+            set_register(regs, i, value);
         }
-    }
-    if idx != REGISTERS {
-        return Err(Corrupt);
-    }
+    })?;
     *s = dense;
     Ok(())
 }
@@ -397,6 +383,17 @@ fn merge(max: &mut [u8], s: &[u8]) -> Result<(), Corrupt> {
         }
         return Ok(());
     }
+    for_each_val(s, |first, len, value| {
+        for m in &mut max[first..first + len] {
+            *m = (*m).max(value);
+        }
+    })
+}
+
+/// Calls `f(first register, run length, value)` for each VAL run of a sparse HLL; Corrupt
+/// when a run ends past the last register (Redis 7.0.15 fails there; 7.0.0 stopped and
+/// checked the count) or the runs do not cover exactly the registers.
+fn for_each_val(s: &[u8], mut f: impl FnMut(usize, usize, u8)) -> Result<(), Corrupt> {
     let mut i = 0usize;
     for op in ops(s) {
         match op {
@@ -405,9 +402,7 @@ fn merge(max: &mut [u8], s: &[u8]) -> Result<(), Corrupt> {
                 if len + i > REGISTERS {
                     return Err(Corrupt);
                 }
-                for m in &mut max[i..i + len] {
-                    *m = (*m).max(value);
-                }
+                f(i, len, value);
                 i += len;
             }
         }
