@@ -538,23 +538,32 @@ fn pfadd(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     Ok(())
 }
 
+/// Raises `max` to the registers of every HLL among `keys` (missing keys count as empty);
+/// whether one of them was dense.
+fn union_into(ex: &mut Exec<'_>, keys: &[bytes::Bytes], max: &mut [u8]) -> Result<bool, CmdError> {
+    let mut dense = false;
+    for key in keys {
+        let Some(s) = ex.read(key, Value::as_str)? else {
+            continue;
+        };
+        let mut scratch = itoa_buf::Buf::new();
+        let p = s.as_bytes(&mut scratch);
+        if !is_hll(p) {
+            return Err(NOT_HLL);
+        }
+        dense |= p[ENC] == DENSE;
+        merge(max, p).map_err(|_| CORRUPT)?;
+    }
+    Ok(dense)
+}
+
 /// `PFCOUNT key [key ...]`: one key answers its cached cardinality, computing and storing
 /// it when stale (a change of the string, so propagated and touching WATCH); several keys
 /// answer the cardinality of their union and change nothing.
 fn pfcount(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     if a.len() > 2 {
         let mut max = vec![0u8; REGISTERS];
-        for key in &a.as_slice()[1..] {
-            let Some(s) = ex.read(key, Value::as_str)? else {
-                continue;
-            };
-            let mut scratch = itoa_buf::Buf::new();
-            let p = s.as_bytes(&mut scratch);
-            if !is_hll(p) {
-                return Err(NOT_HLL);
-            }
-            merge(&mut max, p).map_err(|_| CORRUPT)?;
-        }
+        union_into(ex, &a.as_slice()[1..], &mut max)?;
         ex.out.int(count_raw(&max) as i64);
         return Ok(());
     }
@@ -584,19 +593,7 @@ fn pfcount(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
 /// Its event is `pfadd`, as Redis's. Atomic across shards.
 fn pfmerge(ex: &mut Exec<'_>, a: &Args) -> Result<(), CmdError> {
     let mut max = vec![0u8; REGISTERS];
-    let mut use_dense = false;
-    for key in &a.as_slice()[1..] {
-        let Some(s) = ex.read(key, Value::as_str)? else {
-            continue;
-        };
-        let mut scratch = itoa_buf::Buf::new();
-        let p = s.as_bytes(&mut scratch);
-        if !is_hll(p) {
-            return Err(NOT_HLL);
-        }
-        use_dense |= p[ENC] == DENSE;
-        merge(&mut max, p).map_err(|_| CORRUPT)?;
-    }
+    let use_dense = union_into(ex, &a.as_slice()[1..], &mut max)?;
     let dst = &a[1];
     let max_bytes = ex.enc.hll_sparse_max_bytes;
     let s = ex.write_or_create(dst, Value::as_str, || Value::Str(Str::Raw(new_hll())))?;
