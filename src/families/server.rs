@@ -966,9 +966,8 @@ const WAITAOF_NO_AOF: CmdError =
 const WAITAOF_POLL_MS: u64 = 10;
 
 /// `WAITAOF numlocal numreplicas timeout` (Redis 7.2): `[local, replicas]`, where `local` is
-/// 1 once an fsync of the AOF covers every write acknowledged before the command (every
-/// client's, not only this one's: basalt keeps no per-client offset, so it may wait longer
-/// than Redis, never less) and `replicas` is always 0 (no replicas). Blocks until both are
+/// 1 once an fsync of the AOF covers the client's own writes (its `woff`, see
+/// `Client::wait_durable`) and `replicas` is always 0 (no replicas). Blocks until both are
 /// reached or the timeout passes; inside EXEC it answers at once.
 fn waitaof(c: &mut Client, a: Args) -> LocalFuture<'_> {
     boxed(async move {
