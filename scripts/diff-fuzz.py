@@ -178,6 +178,13 @@ def generators():
                                ["INCRBY", bf_type(r), bf_off(r), bf_val(r)], ["OVERFLOW", pick(r, ["WRAP", "SAT", "FAIL", "x"])]])
     add()(lambda r: [pick(r, ["BITFIELD", "BITFIELD", "BITFIELD_RO"]), pick(r, KEYS)] + sum([bf_op(r) for _ in range(r.randint(0, 4))], []))
     add()(lambda r: ["BITOP", pick(r, ["AND", "OR", "XOR", "NOT", "FOO"]), pick(r, KEYS)] + [pick(r, KEYS) for _ in range(r.randint(1, 3))])
+    # HyperLogLog: small adds, now and then enough to turn dense; counts and merges over
+    # several keys (other types answer WRONGTYPE, plain strings the not-an-HLL error)
+    pf_elems = lambda r: [b"e%d" % r.randrange(100000) for _ in range(r.randint(200, 2500))] if r.random() < 0.1 else members(r, 0, 6)
+    add()(lambda r: ["PFADD", pick(r, KEYS)] + pf_elems(r))
+    add()(lambda r: ["PFCOUNT"] + [pick(r, KEYS) for _ in range(r.randint(1, 3))])
+    add()(lambda r: ["PFMERGE", pick(r, KEYS)] + [pick(r, KEYS) for _ in range(r.randint(0, 3))])
+    add()(lambda r: ["PFDEBUG", "ENCODING", pick(r, KEYS)])
     # lists
     add()(lambda r: [pick(r, ["LPUSH", "RPUSH", "LPUSHX", "RPUSHX"]), pick(r, KEYS)] + members(r))
     add()(lambda r: [pick(r, ["LPOP", "RPOP"]), pick(r, KEYS)] + pick(r, [[], ["1"], ["3"], ["0"], ["-1"]]))
