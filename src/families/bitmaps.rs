@@ -506,9 +506,12 @@ fn bitfield_generic(ex: &mut Exec<'_>, a: &Args, read_only: bool) -> Result<(), 
         .write_or_create(key, Value::as_str, || Value::Str(Str::Raw(Vec::new())))?
         .make_raw();
     let need = (highest >> 3) as usize + 1;
-    if raw.len() < need {
+    let grew = raw.len() < need;
+    if grew {
         raw.resize(need, 0);
     }
+    // Redis's `changes`: the writes that grew the string or changed the field.
+    let mut changes = 0u64;
     let mut out = Vec::with_capacity(fields.len());
     for f in &fields {
         let reply = match (f.op, f.signed) {
@@ -527,6 +530,7 @@ fn bitfield_generic(ex: &mut Exec<'_>, a: &Args, read_only: bool) -> Result<(), 
                     None
                 } else {
                     set_unsigned(raw, f.offset, f.bits, new as u64);
+                    changes += (grew || old != new) as u64;
                     Some(if op == FieldOp::IncrBy { new } else { old })
                 }
             }
@@ -543,6 +547,7 @@ fn bitfield_generic(ex: &mut Exec<'_>, a: &Args, read_only: bool) -> Result<(), 
                     None
                 } else {
                     set_unsigned(raw, f.offset, f.bits, new);
+                    changes += (grew || old != new) as u64;
                     Some(if op == FieldOp::IncrBy { new as i64 } else { old as i64 })
                 }
             }
@@ -556,9 +561,13 @@ fn bitfield_generic(ex: &mut Exec<'_>, a: &Args, read_only: bool) -> Result<(), 
             None => ex.out.null(),
         }
     }
-    // Every SET and INCRBY counts as a change, a FAIL one included (Redis's `changes`).
-    ex.dirty += writes as u64;
-    ex.notify(NotifyFlags::STRING, "setbit", key);
+    // As Redis 7.0.15: the event (and the dirty count) only for real changes; a FAIL, or a
+    // write of the value already there, is none. The command still goes to the AOF, which
+    // replays it to the same bytes (Redis leaves out one that only created or grew the key).
+    ex.dirty += changes;
+    if changes > 0 {
+        ex.notify(NotifyFlags::STRING, "setbit", key);
+    }
     ex.propagate_as_is(a);
     Ok(())
 }
