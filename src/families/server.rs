@@ -378,13 +378,12 @@ fn config_set(c: &mut Client, a: Args) -> LocalFuture<'_> {
         // `appendonly yes` is refused without anything having changed.
         let mut trial = shared.config.read().clone();
         trial.set_as(&pairs, local).map_err(CmdError::Custom)?;
-        // A changed tls-* parameter rebuilds the TLS configuration (Redis's applyTlsCfg):
-        // new connections get it; one that does not load changes nothing.
-        let tls_param = pairs.iter().find(|(name, _)| {
-            crate::server::tls::PARAMS
-                .iter()
-                .any(|p| name.eq_ignore_ascii_case(p.as_bytes()))
-        });
+        // A changed tls-* parameter rebuilds the TLS configuration (Redis applies
+        // applyTlsCfg to every one of them): new connections get it; one that does not load
+        // changes nothing.
+        let tls_param = pairs
+            .iter()
+            .find(|(name, _)| name.len() > 4 && name[..4].eq_ignore_ascii_case(b"tls-"));
         let new_tls = match tls_param {
             Some((name, _)) if trial.tls_port != 0 => {
                 Some(crate::server::tls::server_config(&trial).map_err(|e| {

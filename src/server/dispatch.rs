@@ -497,19 +497,12 @@ impl Pipeline {
         {
             // EXEC (and the scripts) carry the writes of the commands they run; the reply
             // waits until they are durable (`Client::wait_durable`).
-            let writes = may_write(cmd);
+            let writes = may_write(cmd) || exec_writes(client, cmd);
             client.wrote |= writes || cmd.spec.name == "exec";
             // CLIENT PAUSE holds the command (before MULTI queues it, as in Redis).
-            if client
-                .shard
-                .local
-                .shared
-                .pause
-                .holds(writes || exec_writes(client, cmd))
-                .is_some()
-            {
+            if client.shard.local.shared.pause.holds(writes).is_some() {
                 self.flush(client).await;
-                if !wait_unpaused(client, writes || exec_writes(client, cmd)).await {
+                if !wait_unpaused(client, writes).await {
                     return;
                 }
             }

@@ -27,18 +27,6 @@ use crate::config::{Config, TlsAuthClients};
 /// Raw bytes read from the socket at a time.
 const RAW_READ: usize = 64 * 1024;
 
-/// The parameters that shape the rustls configuration: CONFIG SET of one of them rebuilds it.
-pub const PARAMS: &[&str] = &[
-    "tls-cert-file",
-    "tls-key-file",
-    "tls-ca-cert-file",
-    "tls-ca-cert-dir",
-    "tls-auth-clients",
-    "tls-protocols",
-    "tls-session-caching",
-    "tls-session-cache-size",
-];
-
 /// Builds the server's TLS configuration, checking what Redis's tlsConfigure checks (in its
 /// order); the error is the log line that says what is wrong.
 pub fn server_config(cfg: &Config) -> Result<Arc<ServerConfig>, String> {
